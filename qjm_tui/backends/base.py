@@ -1,0 +1,190 @@
+"""The small interface every backend adapter implements.
+
+The engine drives backends only through :class:`ExecutionBackend`, so it can be tested with a
+scripted fake and never depends on Qiskit's job classes. An adapter classifies its own failures
+by raising :class:`~qjm_tui.core.errors.BackendLimitReached` (wait for a slot),
+:class:`~qjm_tui.core.errors.TransientBackendError` (retry with backoff) or
+:class:`~qjm_tui.core.errors.PermanentBackendError` (fail the job, keep the message).
+
+Results cross this interface as plain JSON-ready dicts, one per circuit, in the shape of
+``qiskit.result.ExperimentResult.to_dict()`` with complex numbers as ``[re, im]`` pairs, so the
+store can keep them without pickling and ``qiskit.result.Result.from_dict`` can rebuild them.
+"""
+
+from __future__ import annotations
+
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Job states as adapters report them. "done", "failed" and "cancelled" are final.
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINAL_STATES = frozenset({DONE, FAILED, CANCELLED})
+
+
+@dataclass(frozen=True)
+class BackendLimits:
+    """What a backend accepts; ``None`` means unknown or unlimited."""
+
+    max_experiments_per_job: int | None = None
+    max_shots: int | None = None
+    max_concurrent_jobs: int | None = None
+    #: circuits x shots in one job
+    max_executions: int | None = None
+
+
+@dataclass(frozen=True)
+class JobStatusInfo:
+    """A backend job's state. ``retryable`` marks a failure worth running again."""
+
+    state: str
+    message: str | None = None
+    retryable: bool = False
+
+
+@dataclass
+class JobPayload:
+    """One backend job's work: its circuits, shots, options and tags.
+
+    ``qpy`` carries the circuits already serialised (the store needs that form anyway), so
+    adapters that ship circuits to another process reuse it instead of serialising twice.
+    """
+
+    circuits: Sequence[Any]
+    shots: int | None
+    run_options: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    qpy: bytes | None = None
+
+    def qpy_bytes(self) -> bytes:
+        """The circuits as QPY bytes, made once on first use."""
+        if self.qpy is None:
+            self.qpy = circuits_to_qpy(self.circuits)
+        return self.qpy
+
+
+class ExecutionBackend(ABC):
+    """A backend as the engine sees it.
+
+    ``spec`` is the string that recreates this backend through the registry (stored with the
+    job set so a new process can retrieve and resume it). ``inline_submit`` says whether
+    ``submit`` returns quickly (local work handed to an executor); if not, the engine calls it
+    from a small thread pool so slow submissions overlap.
+    """
+
+    spec: str = ""
+    inline_submit: bool = True
+    #: seconds between status polls when the adapter has no completion callbacks
+    poll_interval: float = 1.0
+
+    def __init__(self) -> None:
+        self._listener: Callable[[], None] | None = None
+
+    @abstractmethod
+    def limits(self) -> BackendLimits:
+        """The backend's limits, as far as they are known."""
+
+    @abstractmethod
+    def submit(self, payload: JobPayload) -> str:
+        """Start one job and return its backend job id."""
+
+    @abstractmethod
+    def status(self, job_id: str) -> JobStatusInfo:
+        """The job's current state."""
+
+    @abstractmethod
+    def result(self, job_id: str) -> list[dict[str, Any]]:
+        """The finished job's per-circuit result dicts, in submission order."""
+
+    @abstractmethod
+    def cancel(self, job_id: str) -> bool:
+        """Ask the backend to cancel the job; True if it was (or already is) stopped."""
+
+    def target(self) -> Any | None:
+        """A Qiskit ``BackendV2`` (or ``None``) used to validate and transpile circuits."""
+        return None
+
+    def find(self, tags: Sequence[str]) -> list[str]:
+        """Backend job ids carrying every tag; empty where the backend cannot search."""
+        return []
+
+    def can_reattach(self) -> bool:
+        """Whether jobs survive this process, so a new one can reattach to them by id."""
+        return False
+
+    def set_listener(self, listener: Callable[[], None] | None) -> None:
+        """Register a callback the adapter calls (from any thread) when a job may have changed.
+
+        The engine uses it to wake its poller at once instead of waiting a poll interval.
+        """
+        self._listener = listener
+
+    def _notify(self) -> None:
+        listener = self._listener
+        if listener is not None:
+            listener()
+
+    def describe(self) -> dict[str, Any]:
+        """A short, secret-free description for listings."""
+        return {"spec": self.spec, "limits": self.limits().__dict__}
+
+    def close(self) -> None:
+        """Release executors, sessions and files."""
+
+
+def circuits_to_qpy(circuits: Sequence[Any]) -> bytes:
+    """Serialise circuits to QPY bytes."""
+    from qiskit import qpy
+
+    buffer = io.BytesIO()
+    qpy.dump(list(circuits), buffer)
+    return buffer.getvalue()
+
+
+def circuits_from_qpy(data: bytes) -> list[Any]:
+    """Load circuits from QPY bytes."""
+    from qiskit import qpy
+
+    return list(qpy.load(io.BytesIO(data)))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, complex | np.complexfloating):
+        return [float(value.real), float(value.imag)]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if hasattr(value, "to_dict"):
+        return _jsonable(value.to_dict())
+    if hasattr(value, "data") and isinstance(value.data, np.ndarray):
+        return _jsonable(value.data)
+    return value
+
+
+def experiments_from_result(result: Any) -> list[dict[str, Any]]:
+    """Per-circuit JSON-ready dicts from a ``qiskit.result.Result`` (or its dict)."""
+    raw = result if isinstance(result, dict) else result.to_dict()
+    out = []
+    for exp in raw.get("results", []):
+        exp = dict(exp)
+        data = exp.get("data")
+        if data is not None and not isinstance(data, dict):
+            data = data.to_dict()
+        exp["data"] = _jsonable(data or {})
+        header = exp.get("header")
+        if header is not None and not isinstance(header, dict):
+            header = header.to_dict()
+        exp["header"] = _jsonable(header or {})
+        out.append({k: _jsonable(v) for k, v in exp.items()})
+    return out

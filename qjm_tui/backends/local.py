@@ -1,0 +1,291 @@
+"""Local simulators (Aer, BasicSimulator) run on a ``concurrent.futures`` executor.
+
+By default jobs run on a warm process pool with one worker per core: Aer's Python-side circuit
+assembly holds the GIL, so threads barely overlap it, while processes do. Circuits travel to the
+workers as QPY (the form the store keeps anyway) and results come back as JSON-ready dicts.
+``executor="threads"`` runs jobs in this process (no serialisation; best for small runs), and
+any ``concurrent.futures.Executor`` (a Dask ``distributed.Client`` is one) can be passed in.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import math
+import multiprocessing
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from qjm_tui.backends.base import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    BackendLimits,
+    ExecutionBackend,
+    JobPayload,
+    JobStatusInfo,
+    circuits_from_qpy,
+    experiments_from_result,
+)
+from qjm_tui.core.errors import PermanentBackendError, TransientBackendError
+
+# -- what runs inside a worker ---------------------------------------------------------------
+
+_SIMULATORS: dict[str, Any] = {}
+
+
+def make_simulator(kind: str) -> Any:
+    """Build (once per process) the Qiskit simulator for a local spec such as ``aer`` or
+    ``aer:fake_manila`` or ``basic``."""
+    sim = _SIMULATORS.get(kind)
+    if sim is not None:
+        return sim
+    if kind == "basic":
+        from qiskit.providers.basic_provider import BasicSimulator
+
+        sim = BasicSimulator()
+    elif kind == "aer":
+        from qiskit_aer import AerSimulator
+
+        sim = AerSimulator()
+    elif kind.startswith("aer:"):
+        from qiskit_aer import AerSimulator
+
+        from qjm_tui.backends.devices import fake_device
+
+        sim = AerSimulator.from_backend(fake_device(kind.split(":", 1)[1]))
+    else:
+        raise PermanentBackendError(f"unknown local simulator {kind!r}")
+    _SIMULATORS[kind] = sim
+    return sim
+
+
+def run_local_job(kind: str, circuits_or_qpy: Any, shots: int | None,
+                  run_options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run one job's circuits on the simulator and return per-circuit result dicts.
+
+    Module-level so process pools and Dask can ship it by reference.
+    """
+    circuits = circuits_from_qpy(circuits_or_qpy) if isinstance(circuits_or_qpy, bytes) \
+        else circuits_or_qpy
+    sim = make_simulator(kind)
+    options = dict(run_options)
+    if shots is not None:
+        options["shots"] = shots
+    try:
+        result = sim.run(list(circuits), **options).result()
+    except Exception as exc:
+        raise PermanentBackendError(f"{type(exc).__name__}: {exc}") from None
+    experiments = experiments_from_result(result)
+    failed = [(i, e.get("status")) for i, e in enumerate(experiments) if not e.get("success", True)]
+    if failed and len(failed) == len(experiments):
+        raise PermanentBackendError(f"the simulator failed every circuit: {failed[0][1]}")
+    return experiments
+
+
+def _warm(kind: str) -> int:
+    make_simulator(kind)
+    return os.getpid()
+
+
+# -- shared executors ------------------------------------------------------------------------
+
+_POOL_LOCK = threading.Lock()
+_PROCESS_POOL: ProcessPoolExecutor | None = None
+_THREAD_POOL: ThreadPoolExecutor | None = None
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Hide ``__main__`` from multiprocessing while workers start.
+
+    Workers started by forkserver re-import the parent's main script, which runs a user's
+    unguarded script a second time in every worker. Our workers only ever run this module's
+    functions, so they have no need of it.
+    """
+    main = sys.modules.get("__main__")
+    saved_file = getattr(main, "__file__", None)
+    saved_spec = getattr(main, "__spec__", None)
+    try:
+        if saved_file is not None:
+            del main.__file__
+        main.__spec__ = None
+        yield
+    finally:
+        if saved_file is not None:
+            main.__file__ = saved_file
+        main.__spec__ = saved_spec
+
+
+def shared_process_pool(workers: int | None = None, kind: str = "aer") -> ProcessPoolExecutor:
+    """The process-wide warm pool (forkserver: workers never inherit our threads or sockets).
+
+    Every worker is started here, at once, so none is started later with the main module
+    visible; a pool broken by a crashed worker is replaced.
+    """
+    global _PROCESS_POOL
+    with _POOL_LOCK:
+        if _PROCESS_POOL is not None and getattr(_PROCESS_POOL, "_broken", False):
+            _PROCESS_POOL.shutdown(wait=False, cancel_futures=True)
+            _PROCESS_POOL = None
+        if _PROCESS_POOL is None:
+            count = workers or default_workers()
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["qiskit", "qiskit_aer", "qjm_tui.backends.local"])
+            with _main_module_hidden():
+                pool = ProcessPoolExecutor(count, mp_context=ctx)
+                for _ in range(count):
+                    pool.submit(_warm, kind)
+            _PROCESS_POOL = pool
+        return _PROCESS_POOL
+
+
+def shared_thread_pool(workers: int | None = None) -> ThreadPoolExecutor:
+    """The process-wide thread pool for ``executor="threads"``."""
+    global _THREAD_POOL
+    with _POOL_LOCK:
+        if _THREAD_POOL is None:
+            _THREAD_POOL = ThreadPoolExecutor(workers or default_workers(),
+                                              thread_name_prefix="qjm-sim")
+        return _THREAD_POOL
+
+
+@atexit.register
+def _shutdown_pools() -> None:
+    for pool in (_PROCESS_POOL, _THREAD_POOL):
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+# -- the adapter -----------------------------------------------------------------------------
+
+
+class LocalBackend(ExecutionBackend):
+    """A local simulator behind an executor.
+
+    ``executor`` is ``"processes"`` (default), ``"threads"``, or any ``Executor`` object.
+    ``job_size`` caps circuits per job so the executor has work to spread; by default the
+    experiments are cut into about eight jobs per worker.
+    """
+
+    inline_submit = True
+    poll_interval = 0.5
+
+    def __init__(self, kind: str = "aer", executor: str | Executor = "processes",
+                 workers: int | None = None, job_size: int | None = None,
+                 max_shots: int | None = None) -> None:
+        super().__init__()
+        self.kind = kind
+        self.spec = kind
+        self.workers = workers or default_workers()
+        self.job_size = job_size
+        self.max_shots = max_shots
+        if isinstance(executor, str):
+            if executor == "processes":
+                self._executor: Executor = shared_process_pool(self.workers, kind)
+                self._ships_qpy = True
+            elif executor == "threads":
+                self._executor = shared_thread_pool(self.workers)
+                self._ships_qpy = False
+            else:
+                raise PermanentBackendError(
+                    f"unknown executor {executor!r}; use 'processes', 'threads' or a Dask address"
+                )
+            self.executor_name = executor
+        else:
+            self._executor = executor
+            self._ships_qpy = True
+            self.executor_name = type(executor).__name__
+        self._futures: dict[str, Future[list[dict[str, Any]]]] = {}
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+        self._target_backend: Any | None = None
+
+    def limits(self) -> BackendLimits:
+        return BackendLimits(max_experiments_per_job=self.job_size, max_shots=self.max_shots)
+
+    def preferred_job_size(self, n_experiments: int) -> int:
+        """Circuits per job when neither the user nor the backend sets a maximum."""
+        return max(1, min(500, math.ceil(n_experiments / (self.workers * 8))))
+
+    def target(self) -> Any:
+        if self._target_backend is None:
+            self._target_backend = make_simulator(self.kind)
+        return self._target_backend
+
+    def submit(self, payload: JobPayload) -> str:
+        work = payload.qpy_bytes() if self._ships_qpy else list(payload.circuits)
+        try:
+            future = self._executor.submit(run_local_job, self.kind, work, payload.shots,
+                                           payload.run_options)
+        except BrokenProcessPool:
+            if self.executor_name != "processes":
+                raise TransientBackendError("the executor is broken") from None
+            self._executor = shared_process_pool(self.workers, self.kind)
+            future = self._executor.submit(run_local_job, self.kind, work, payload.shots,
+                                           payload.run_options)
+        job_id = f"local-{os.getpid()}-{next(self._ids)}"
+        with self._lock:
+            self._futures[job_id] = future
+        future.add_done_callback(lambda _f: self._notify())
+        return job_id
+
+    def _future(self, job_id: str) -> Future[list[dict[str, Any]]]:
+        with self._lock:
+            future = self._futures.get(job_id)
+        if future is None:
+            raise PermanentBackendError(
+                f"local job {job_id} is not known to this process (local jobs end with the "
+                "process that ran them)"
+            )
+        return future
+
+    def status(self, job_id: str) -> JobStatusInfo:
+        future = self._future(job_id)
+        if future.cancelled():
+            return JobStatusInfo(CANCELLED)
+        if not future.done():
+            return JobStatusInfo(RUNNING if future.running() else QUEUED)
+        exc = future.exception()
+        if exc is None:
+            return JobStatusInfo(DONE)
+        retryable = not isinstance(exc, PermanentBackendError)
+        detail = str(exc) if isinstance(exc, PermanentBackendError) else \
+            "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return JobStatusInfo(FAILED, detail, retryable=retryable)
+
+    def result(self, job_id: str) -> list[dict[str, Any]]:
+        future = self._future(job_id)
+        try:
+            return future.result()
+        finally:
+            with self._lock:
+                self._futures.pop(job_id, None)
+
+    def cancel(self, job_id: str) -> bool:
+        with self._lock:
+            future = self._futures.get(job_id)
+        if future is None:
+            return True
+        return future.cancel() or future.done()
+
+    def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec, "executor": self.executor_name, "workers": self.workers,
+                "limits": self.limits().__dict__}

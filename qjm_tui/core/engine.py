@@ -1,0 +1,560 @@
+"""The background submission engine: pacing, retries, polling, cancel, events.
+
+One :class:`JobSetRunner` thread drives one job set. It submits jobs in order while the backend
+has free slots (its concurrent-job limit, and any "limit reached" answer), retries passing
+failures with bounded exponential backoff and jitter, never retries a permanent failure, polls
+the jobs in flight, stores each job's results as soon as that job is done, and can be cancelled
+at any moment. Every state change is written to the store first and then published as an event.
+
+Time comes from a :class:`Clock`, so tests drive retries and backoff with :class:`FakeClock`
+instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from qjm_tui.backends.base import (
+    CANCELLED as B_CANCELLED,
+)
+from qjm_tui.backends.base import (
+    DONE as B_DONE,
+)
+from qjm_tui.backends.base import (
+    FAILED as B_FAILED,
+)
+from qjm_tui.backends.base import (
+    RUNNING as B_RUNNING,
+)
+from qjm_tui.backends.base import (
+    ExecutionBackend,
+    JobPayload,
+    circuits_from_qpy,
+)
+from qjm_tui.core import store as st
+from qjm_tui.core.errors import (
+    BackendLimitReached,
+    PermanentBackendError,
+    TransientBackendError,
+)
+from qjm_tui.core.events import (
+    EventBus,
+    JobRetryScheduled,
+    JobSetFinished,
+    JobSetStateChanged,
+    JobStatusChanged,
+)
+from qjm_tui.core.inputs import strip_ansi
+
+log = logging.getLogger(__name__)
+
+#: seconds between the owner's heartbeats, which also pick up cancel requests from other processes
+HEARTBEAT_INTERVAL = 1.0
+
+
+class Clock:
+    """Real time: monotonic seconds, and waiting on an event."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        return event.wait(timeout)
+
+
+class FakeClock(Clock):
+    """Time that moves only when the engine waits: tests see every delay without sleeping."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.t = start
+        self.waits: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        if event.is_set():
+            return True
+        self.waits.append(timeout)
+        self.t += timeout
+        return False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How passing failures are retried.
+
+    A job is submitted at most ``max_attempts`` times. The n-th retry waits
+    ``min(max_delay, base_delay * 2**(n-1))`` reduced by up to ``jitter`` of itself, so many
+    clients retrying at once spread out instead of hitting the service together.
+    """
+
+    max_attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    jitter: float = 0.5
+    #: consecutive transient errors while polling or fetching before the job is resubmitted
+    max_poll_errors: int = 8
+    #: how long to wait for a free slot after "limit reached" when no job of ours finishes
+    limit_wait: float = 5.0
+
+    def delay(self, retry: int, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based)."""
+        bound = min(self.max_delay, self.base_delay * (2 ** (retry - 1)))
+        return bound * (1.0 - self.jitter * rng.random())
+
+
+def backend_job_status_text(status: str) -> str:
+    """A human phrase for a store status, as the original report worded it."""
+    return {
+        st.PENDING: "job is waiting to be submitted",
+        st.SUBMITTING: "job is being submitted",
+        st.QUEUED: "job is queued",
+        st.RUNNING: "job is actively running",
+        st.DONE: "job has successfully run",
+        st.FAILED: "job incurred error",
+        st.CANCELLED: "job has been cancelled",
+    }.get(status, status)
+
+
+class JobSetRunner(threading.Thread):
+    """Drives one job set to completion on one backend.
+
+    ``circuits`` are the job set's circuits in memory when this process created it; on resume
+    they are ``None`` and each job's circuits are read back from the store.
+    """
+
+    def __init__(
+        self,
+        store: st.Store,
+        bus: EventBus,
+        job_set_id: str,
+        backend: ExecutionBackend,
+        *,
+        circuits: Sequence[Any] | None = None,
+        jobs: Sequence[st.JobRow] | None = None,
+        clock: Clock | None = None,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+        max_concurrent: int | None = None,
+        blocks_ready: Callable[[int, int], bytes | None] | None = None,
+        on_exit: Callable[[JobSetRunner], None] | None = None,
+    ) -> None:
+        super().__init__(name=f"qjm-runner-{job_set_id}", daemon=True)
+        self.store = store
+        self.bus = bus
+        self.job_set_id = job_set_id
+        self.backend = backend
+        self.circuits = circuits
+        self.clock = clock or Clock()
+        self.policy = policy or RetryPolicy()
+        self.rng = rng or random.Random()
+        self._blocks_ready = blocks_ready
+        self._on_exit = on_exit
+        self._wake = threading.Event()
+        self._cancel = threading.Event()
+        self.finished = threading.Event()
+        self.final_state: str | None = None
+        self.error: BaseException | None = None
+
+        row = store.get_job_set(job_set_id)
+        self.shots = row.shots
+        self.run_options = row.run_options
+        self.tags = row.tags
+        all_jobs = list(jobs) if jobs is not None else store.jobs(job_set_id)
+        self.jobs: dict[int, st.JobRow] = {j.index: j for j in all_jobs}
+        limit = backend.limits().max_concurrent_jobs
+        caps = [c for c in (limit, max_concurrent) if c]
+        self.max_in_flight = min(caps) if caps else None
+
+        self._pending: deque[int] = deque()
+        self._delayed: list[tuple[float, int]] = []
+        self._in_flight: dict[int, str] = {}
+        self._submitting: dict[int, Future[str]] = {}
+        self._fetching: dict[int, Future[list[dict[str, Any]]]] = {}
+        self._poll_errors: dict[int, int] = {}
+        self._slot_wait_until = 0.0
+        self._pool: ThreadPoolExecutor | None = None
+        self._last_heartbeat = 0.0
+
+    # -- control -----------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop submitting, cancel every job in flight, and finish as cancelled."""
+        self._cancel.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Something may have changed (called by the backend from any thread)."""
+        self._wake.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    # -- main loop ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._prepare()
+            self._loop()
+            self._finish()
+        except BaseException as exc:  # recorded so wait() can report it
+            log.exception("runner for %s failed", self.job_set_id)
+            self.error = exc
+            try:
+                self.store.update_job_set(self.job_set_id, state=st.SET_FAILED, finished=time.time())
+                self.final_state = st.SET_FAILED
+                self.bus.publish(JobSetFinished(self.job_set_id, st.SET_FAILED))
+            except Exception:
+                log.exception("could not record the failure of %s", self.job_set_id)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self.backend.set_listener(None)
+            self.finished.set()
+            if self._on_exit is not None:
+                self._on_exit(self)
+
+    def _prepare(self) -> None:
+        self.backend.set_listener(self.wake)
+        if not self.backend.inline_submit:
+            workers = min(self.max_in_flight or 8, 8)
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"qjm-io-{self.job_set_id}")
+        self.store.claim(self.job_set_id)
+        self._last_heartbeat = self.clock.now()
+        self.bus.publish(JobSetStateChanged(self.job_set_id, st.SET_RUNNING))
+        for index in sorted(self.jobs):
+            job = self.jobs[index]
+            if job.status == st.PENDING:
+                self._pending.append(index)
+            elif job.status == st.SUBMITTING:
+                self._recover_submitting(job)
+            elif job.status in (st.QUEUED, st.RUNNING):
+                if job.backend_job_id and self.backend.can_reattach():
+                    self._in_flight[index] = job.backend_job_id
+                else:
+                    self._set_status(index, st.PENDING, backend_job_id=None)
+                    self._pending.append(index)
+
+    def _recover_submitting(self, job: st.JobRow) -> None:
+        """A crash between writing the intent and recording the id: find the job or redo it."""
+        found = []
+        if self.backend.can_reattach():
+            try:
+                found = self.backend.find([job.client_tag])
+            except Exception as exc:
+                log.warning("could not search for %s: %s", job.client_tag, exc)
+        if found:
+            self._set_status(job.index, st.QUEUED, backend_job_id=found[0])
+            self._in_flight[job.index] = found[0]
+        else:
+            self._set_status(job.index, st.PENDING, backend_job_id=None)
+            self._pending.append(job.index)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            if self.cancelled:
+                self._cancel_everything()
+            else:
+                self._release_delayed()
+                self._submit_ready()
+            self._collect_submissions()
+            self._poll()
+            self._collect_fetches()
+            self._heartbeat()
+            if not (self._pending or self._delayed or self._in_flight or self._submitting
+                    or self._fetching):
+                return
+            self.clock.wait(self._wake, self._next_timeout())
+
+    def _next_timeout(self) -> float:
+        timeout = self.backend.poll_interval if (self._in_flight or self._submitting
+                                                 or self._fetching) else 1.0
+        now = self.clock.now()
+        if self._delayed:
+            timeout = min(timeout, max(0.0, self._delayed[0][0] - now))
+        if self._pending and self._slot_wait_until > now:
+            timeout = min(timeout, self._slot_wait_until - now)
+        return max(timeout, 0.0)
+
+    def _heartbeat(self) -> None:
+        now = self.clock.now()
+        if now - self._last_heartbeat >= HEARTBEAT_INTERVAL:
+            self._last_heartbeat = now
+            if self.store.heartbeat(self.job_set_id) and not self.cancelled:
+                self.cancel()
+
+    # -- submission --------------------------------------------------------------------------
+
+    def _slots_free(self) -> bool:
+        if self.clock.now() < self._slot_wait_until:
+            return False
+        if self.max_in_flight is None:
+            return True
+        return len(self._in_flight) + len(self._submitting) < self.max_in_flight
+
+    def _release_delayed(self) -> None:
+        now = self.clock.now()
+        ready = []
+        while self._delayed and self._delayed[0][0] <= now:
+            ready.append(heapq.heappop(self._delayed)[1])
+        for index in sorted(ready, reverse=True):
+            self._pending.appendleft(index)
+
+    def _submit_ready(self) -> None:
+        while self._pending and self._slots_free():
+            index = self._pending[0]
+            payload = self._payload(index)
+            if payload is None:  # its circuits are still being stored
+                return
+            self._pending.popleft()
+            job = self.jobs[index]
+            self._set_status(index, st.SUBMITTING, attempts=job.attempts + 1,
+                             submitted=time.time())
+            if self._pool is None:
+                try:
+                    job_id = self.backend.submit(payload)
+                except Exception as exc:
+                    self._submit_failed(index, exc)
+                    if isinstance(exc, BackendLimitReached):
+                        return
+                    continue
+                self._submitted(index, job_id)
+            else:
+                future = self._pool.submit(self.backend.submit, payload)
+                future.add_done_callback(lambda _f: self._wake.set())
+                self._submitting[index] = future
+
+    def _payload(self, index: int) -> JobPayload | None:
+        job = self.jobs[index]
+        tags = [*self.tags, job.client_tag]
+        if self._blocks_ready is not None:
+            block = self._blocks_ready(job.start, job.stop)
+            if block is None:
+                return None
+        else:
+            block = None
+        if self.circuits is not None:
+            circuits = self.circuits[job.start:job.stop]
+            exact = (block or None) if job.round == 0 else None
+            return JobPayload(circuits, job.shots, dict(self.run_options), tags, qpy=exact)
+        blocks = self.store.circuit_blocks(self.job_set_id, job.start, job.stop)
+        if len(blocks) == 1 and blocks[0][0] == job.start and blocks[0][1] == job.stop:
+            qpy = blocks[0][2]
+            return JobPayload(circuits_from_qpy(qpy), job.shots, dict(self.run_options), tags, qpy=qpy)
+        circuits: list[Any] = []
+        for start, _stop, qpy in blocks:
+            loaded = circuits_from_qpy(qpy)
+            circuits.extend(loaded[max(job.start - start, 0):job.stop - start])
+        if len(circuits) != job.size:
+            raise PermanentBackendError(
+                f"the circuits of experiments {job.start}-{job.stop - 1} are not in the store "
+                "(the process that created the job set ended before storing them); run them again"
+            )
+        return JobPayload(circuits, job.shots, dict(self.run_options), tags)
+
+    def _collect_submissions(self) -> None:
+        for index, future in list(self._submitting.items()):
+            if not future.done():
+                continue
+            del self._submitting[index]
+            try:
+                job_id = future.result()
+            except Exception as exc:
+                self._submit_failed(index, exc)
+                continue
+            if self.cancelled:
+                self._try_cancel(job_id)
+                self._set_status(index, st.CANCELLED, backend_job_id=job_id, finished=time.time())
+                continue
+            self._submitted(index, job_id)
+
+    def _submitted(self, index: int, job_id: str) -> None:
+        self._in_flight[index] = job_id
+        self._poll_errors.pop(index, None)
+        self._set_status(index, st.QUEUED, backend_job_id=job_id)
+
+    def _submit_failed(self, index: int, exc: BaseException) -> None:
+        message = _message(exc)
+        if isinstance(exc, BackendLimitReached):
+            # Not the job's fault: give the attempt back and wait for a slot.
+            job = self.jobs[index]
+            self._set_status(index, st.PENDING, attempts=max(job.attempts - 1, 0))
+            self._pending.appendleft(index)
+            self._slot_wait_until = self.clock.now() + self.policy.limit_wait
+            return
+        if isinstance(exc, TransientBackendError):
+            self._retry_later(index, message)
+            return
+        self._fail(index, message)
+
+    def _retry_later(self, index: int, message: str) -> None:
+        job = self.jobs[index]
+        if job.attempts >= self.policy.max_attempts:
+            self._fail(index, f"gave up after {job.attempts} attempts; last error: {message}")
+            return
+        retry = job.retries + 1
+        delay = self.policy.delay(retry, self.rng)
+        self._set_status(index, st.PENDING, backend_job_id=None, retries=retry, last_error=message)
+        heapq.heappush(self._delayed, (self.clock.now() + delay, index))
+        self.bus.publish(JobRetryScheduled(self.job_set_id, index, job.attempts + 1, delay, message))
+
+    def _fail(self, index: int, message: str) -> None:
+        self._in_flight.pop(index, None)
+        self._set_status(index, st.FAILED, last_error=message, finished=time.time())
+
+    # -- polling and results -----------------------------------------------------------------
+
+    def _poll(self) -> None:
+        for index, job_id in list(self._in_flight.items()):
+            if index in self._fetching:
+                continue
+            try:
+                info = self.backend.status(job_id)
+            except Exception as exc:
+                self._poll_error(index, exc)
+                continue
+            self._poll_errors.pop(index, None)
+            if info.state == B_DONE:
+                self._fetch(index, job_id)
+            elif info.state == B_FAILED:
+                del self._in_flight[index]
+                message = info.message or "the backend reported the job failed"
+                if info.retryable:
+                    self._retry_later(index, message)
+                else:
+                    self._fail(index, message)
+            elif info.state == B_CANCELLED:
+                del self._in_flight[index]
+                if self.cancelled:
+                    self._set_status(index, st.CANCELLED, finished=time.time())
+                else:
+                    self._retry_later(index, info.message or "the job was cancelled outside qjm")
+            elif info.state == B_RUNNING and self.jobs[index].status != st.RUNNING:
+                self._set_status(index, st.RUNNING)
+
+    def _poll_error(self, index: int, exc: BaseException) -> None:
+        if isinstance(exc, PermanentBackendError):
+            self._in_flight.pop(index, None)
+            self._fail(index, _message(exc))
+            return
+        count = self._poll_errors.get(index, 0) + 1
+        self._poll_errors[index] = count
+        if count >= self.policy.max_poll_errors:
+            self._poll_errors.pop(index, None)
+            del self._in_flight[index]
+            self._retry_later(index, f"lost track of the job: {_message(exc)}")
+
+    def _fetch(self, index: int, job_id: str) -> None:
+        if self._pool is None:
+            try:
+                experiments = self.backend.result(job_id)
+            except Exception as exc:
+                self._fetch_failed(index, exc)
+                return
+            self._store_result(index, experiments)
+        else:
+            future = self._pool.submit(self.backend.result, job_id)
+            future.add_done_callback(lambda _f: self._wake.set())
+            self._fetching[index] = future
+
+    def _collect_fetches(self) -> None:
+        for index, future in list(self._fetching.items()):
+            if not future.done():
+                continue
+            del self._fetching[index]
+            try:
+                experiments = future.result()
+            except Exception as exc:
+                self._fetch_failed(index, exc)
+                continue
+            self._store_result(index, experiments)
+
+    def _fetch_failed(self, index: int, exc: BaseException) -> None:
+        if isinstance(exc, PermanentBackendError):
+            self._in_flight.pop(index, None)
+            self._fail(index, _message(exc))
+        else:
+            self._poll_error(index, exc)
+
+    def _store_result(self, index: int, experiments: list[dict[str, Any]]) -> None:
+        job = self.jobs[index]
+        self._in_flight.pop(index, None)
+        if len(experiments) != job.size:
+            self._fail(index, f"the backend returned {len(experiments)} results for "
+                              f"{job.size} circuits")
+            return
+        self.store.finish_job(self.job_set_id, job, experiments)
+        self._record(index, st.DONE, finished=time.time(), last_error=None)
+
+    # -- cancel and finish -------------------------------------------------------------------
+
+    def _cancel_everything(self) -> None:
+        for index in list(self._pending) + [i for _, i in self._delayed]:
+            self._set_status(index, st.CANCELLED, finished=time.time())
+        self._pending.clear()
+        self._delayed.clear()
+        for index, job_id in list(self._in_flight.items()):
+            if index in self._fetching:
+                continue  # already done; let its results land
+            self._try_cancel(job_id)
+            del self._in_flight[index]
+            self._set_status(index, st.CANCELLED, finished=time.time())
+
+    def _try_cancel(self, job_id: str) -> None:
+        try:
+            self.backend.cancel(job_id)
+        except Exception as exc:
+            log.warning("cancelling backend job %s failed: %s", job_id, exc)
+
+    def _finish(self) -> None:
+        counts: dict[str, int] = {}
+        for job in self.jobs.values():
+            counts[job.status] = counts.get(job.status, 0) + 1
+        if self.cancelled and counts.get(st.CANCELLED):
+            state = st.SET_CANCELLED
+        elif counts.get(st.FAILED) or counts.get(st.CANCELLED):
+            state = st.SET_PARTIAL if counts.get(st.DONE) else st.SET_FAILED
+        else:
+            state = st.SET_DONE
+        self.store.update_job_set(self.job_set_id, state=state, finished=time.time())
+        self.final_state = state
+        self.bus.publish(JobSetStateChanged(self.job_set_id, state))
+        self.bus.publish(JobSetFinished(self.job_set_id, state))
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def _set_status(self, index: int, status: str, **fields: Any) -> None:
+        self.store.update_job(self.job_set_id, index, status=status, **fields)
+        self._record(index, status, **fields)
+
+    def _record(self, index: int, status: str, **fields: Any) -> None:
+        old = self.jobs[index]
+        values = {"status": status, **{k: v for k, v in fields.items() if k != "idx"}}
+        self.jobs[index] = _replace(old, values)
+        if old.status != status:
+            self.bus.publish(JobStatusChanged(self.job_set_id, index, old.status, status,
+                                              self.jobs[index].backend_job_id,
+                                              self.jobs[index].last_error))
+
+
+def _replace(job: st.JobRow, values: dict[str, Any]) -> st.JobRow:
+    from dataclasses import replace
+
+    return replace(job, **values)
+
+
+def _message(exc: BaseException) -> str:
+    text = strip_ansi(str(exc)).strip()
+    return text or type(exc).__name__

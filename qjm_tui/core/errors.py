@@ -1,0 +1,77 @@
+"""Errors raised by qjm.
+
+The names mirror the original IBMQJobManager's so code written against it keeps working.
+Every error qjm raises for bad input or a bad state is a :class:`JobManagerError`, so a caller
+can catch one class. Backend adapters classify their own failures with the three
+``Backend*Error`` classes; the engine decides from the class whether to wait, retry or give up.
+"""
+
+from __future__ import annotations
+
+
+class JobManagerError(Exception):
+    """Base class for every error qjm raises."""
+
+
+class JobManagerInvalidStateError(JobManagerError):
+    """An operation is not valid in the job set's current state."""
+
+
+class JobManagerTimeoutError(JobManagerError):
+    """Waiting for a job set (or its results) took longer than the timeout."""
+
+
+class JobManagerJobNotFound(JobManagerError):
+    """No job holds the requested experiment."""
+
+
+class JobManagerUnknownJobSet(JobManagerError):
+    """No job set with that id (or id prefix) is in the store."""
+
+
+class JobManagerInputError(JobManagerError):
+    """The experiments, options or files given to qjm are not valid.
+
+    ``location`` names where the problem is (a file, ``file:line:col``, or ``experiment 12``)
+    so a person can go straight to it.
+    """
+
+    def __init__(self, message: str, location: str | None = None) -> None:
+        self.location = location
+        super().__init__(f"{location}: {message}" if location else message)
+
+
+class UnknownBackendError(JobManagerInputError):
+    """A backend spec string names no known backend."""
+
+
+class BackendConfigurationError(JobManagerError):
+    """A backend cannot be set up: missing credentials, missing package, bad config."""
+
+
+class StoreError(JobManagerError):
+    """The store file cannot be used (corrupt, foreign, newer schema, not writable)."""
+
+
+class ManagedResultDataNotAvailable(JobManagerError):
+    """The result data asked for is not available (the experiment failed or was cancelled)."""
+
+
+class BackendError(Exception):
+    """Base class for failures an adapter reports to the engine.
+
+    Not a JobManagerError: these never reach a user directly; the engine records them on the
+    job and the user sees the job's status and ``error_messages()``.
+    """
+
+
+class BackendLimitReached(BackendError):
+    """The backend refuses more jobs right now; wait for a slot and submit again."""
+
+
+class TransientBackendError(BackendError):
+    """A passing failure (network, service busy); the same call may work if retried."""
+
+
+class PermanentBackendError(BackendError):
+    """A failure that retrying cannot fix (invalid circuit, unknown job); keep the message."""

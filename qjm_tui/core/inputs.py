@@ -1,0 +1,233 @@
+"""Load and validate experiments before anything is submitted.
+
+Circuits come from OpenQASM 2, OpenQASM 3 and QPY files, or as Python objects. Every problem
+is reported as a :class:`JobManagerInputError` that names where it is (``file:line:col`` for
+OpenQASM, ``experiment 12 ('bell')`` for circuits) and what to do about it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from qjm_tui.core.errors import JobManagerInputError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_QASM_VERSION = re.compile(r"^\s*OPENQASM\s+(\d+)(?:\.\d+)?\s*;", re.MULTILINE)
+_POSITION = re.compile(r"(\d+),(\d+):\s*(.*)", re.DOTALL)
+_ANTLR_POSITION = re.compile(r"line (\d+):(\d+)\s+(.*)")
+_QPY_MAGIC = b"QISKIT"
+
+
+def strip_ansi(text: str) -> str:
+    """Remove terminal colour codes (Qiskit puts them in some error texts)."""
+    return _ANSI.sub("", text)
+
+
+def load_circuit_file(path: str | os.PathLike[str]) -> list[Any]:
+    """Load every circuit in an OpenQASM 2, OpenQASM 3 or QPY file.
+
+    Circuits without a name are named after the file (``bell`` or ``bell[3]``) so results can
+    be looked up by name.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise JobManagerInputError("no such file", str(path)) from None
+    except IsADirectoryError:
+        raise JobManagerInputError("is a directory, not a circuit file", str(path)) from None
+    except OSError as exc:
+        raise JobManagerInputError(f"cannot read: {exc.strerror}", str(path)) from None
+    if not data.strip():
+        raise JobManagerInputError("the file is empty", str(path))
+    if data.startswith(_QPY_MAGIC):
+        circuits = _load_qpy(data, path)
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise JobManagerInputError(
+                "neither OpenQASM text nor a QPY file (it is binary but has no QPY header)", str(path)
+            ) from None
+        circuits = _load_qasm(text, path)
+    if not circuits:
+        raise JobManagerInputError("the file holds no circuits", str(path))
+    for i, circuit in enumerate(circuits):
+        if not circuit.name or circuit.name.startswith("circuit-"):
+            circuit.name = path.stem if len(circuits) == 1 else f"{path.stem}[{i}]"
+    return circuits
+
+
+def load_circuit_files(paths: Iterable[str | os.PathLike[str]]) -> list[Any]:
+    """Load several files, keeping the order of the files and of the circuits within each."""
+    circuits: list[Any] = []
+    for path in paths:
+        circuits.extend(load_circuit_file(path))
+    if not circuits:
+        raise JobManagerInputError("no circuit files were given")
+    return circuits
+
+
+def _load_qpy(data: bytes, path: Path) -> list[Any]:
+    from qiskit import qpy
+
+    try:
+        loaded = qpy.load(io.BytesIO(data))
+    except Exception as exc:  # qpy raises struct/QpyError/ValueError for damaged files
+        detail = strip_ansi(str(exc)) or type(exc).__name__
+        raise JobManagerInputError(f"not a readable QPY file (truncated or damaged: {detail})",
+                                   str(path)) from None
+    from qiskit import QuantumCircuit
+
+    circuits = [c for c in loaded if isinstance(c, QuantumCircuit)]
+    if len(circuits) != len(loaded):
+        raise JobManagerInputError("holds pulse schedules; qjm runs circuits only", str(path))
+    return circuits
+
+
+def _load_qasm(text: str, path: Path) -> list[Any]:
+    match = _QASM_VERSION.search(text)
+    if match is None:
+        raise JobManagerInputError(
+            "not OpenQASM (no 'OPENQASM 2.0;' or 'OPENQASM 3.0;' header) and not QPY", f"{path}:1:1"
+        )
+    version = match.group(1)
+    if version == "2":
+        return [_load_qasm2(text, path)]
+    if version == "3":
+        return [_load_qasm3(text, path)]
+    line = text[: match.start(1)].count("\n") + 1
+    raise JobManagerInputError(f"unsupported OpenQASM version {version}", f"{path}:{line}:1")
+
+
+def _load_qasm2(text: str, path: Path) -> Any:
+    from qiskit import qasm2
+
+    try:
+        return qasm2.loads(text, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+    except qasm2.QASM2Error as exc:
+        message = strip_ansi(str(exc)).strip().strip('"')
+        message = message.removeprefix("<input>:")
+        found = _POSITION.match(message)
+        if found:
+            line, col, rest = found.groups()
+            raise JobManagerInputError(rest.strip(), f"{path}:{line}:{int(col) + 1}") from None
+        raise JobManagerInputError(message, str(path)) from None
+
+
+def _load_qasm3(text: str, path: Path) -> Any:
+    from qiskit import qasm3
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return qasm3.loads(text)
+    except Exception as exc:
+        # The OpenQASM 3 parser reports syntax errors on stderr ("line L:C message") and raises
+        # an empty error; the converter raises "L,C: message". Take whichever names a place.
+        for source in (captured.getvalue(), strip_ansi(str(exc))):
+            for line_text in source.splitlines():
+                found = _ANTLR_POSITION.search(line_text)
+                if found:
+                    line, col, rest = found.groups()
+                    raise JobManagerInputError(rest.strip(), f"{path}:{line}:{int(col) + 1}") from None
+            found = _POSITION.search(source.strip().strip('"'))
+            if found:
+                line, col, rest = found.groups()
+                raise JobManagerInputError(rest.strip(), f"{path}:{line}:{int(col) + 1}") from None
+        if "qiskit_qasm3_import" in str(exc):
+            raise JobManagerInputError(
+                "reading OpenQASM 3 needs the 'qiskit-qasm3-import' package", str(path)
+            ) from None
+        detail = strip_ansi(str(exc)).strip() or type(exc).__name__
+        raise JobManagerInputError(f"not valid OpenQASM 3: {detail}", str(path)) from None
+
+
+def normalize_experiments(experiments: Any) -> list[Any]:
+    """A list of ``QuantumCircuit`` from one circuit, a sequence of circuits, or file paths."""
+    from qiskit import QuantumCircuit
+
+    if isinstance(experiments, QuantumCircuit):
+        return [experiments]
+    if isinstance(experiments, (str, os.PathLike)):
+        return load_circuit_file(experiments)
+    if not isinstance(experiments, Iterable):
+        raise JobManagerInputError(
+            f"experiments must be circuits or circuit files, not {type(experiments).__name__}"
+        )
+    circuits: list[Any] = []
+    for i, item in enumerate(experiments):
+        if isinstance(item, QuantumCircuit):
+            circuits.append(item)
+        elif isinstance(item, (str, os.PathLike)):
+            circuits.extend(load_circuit_file(item))
+        else:
+            raise JobManagerInputError(
+                f"is a {type(item).__name__}; qjm runs QuantumCircuit objects or circuit files",
+                f"experiment {i}",
+            )
+    if not circuits:
+        raise JobManagerInputError("there are no experiments to run")
+    return circuits
+
+
+def validate_shots(shots: Any) -> int | None:
+    """``None`` or a positive integer; anything else is a clear error."""
+    if shots is None:
+        return None
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
+        raise JobManagerInputError(f"shots must be a positive integer, got {shots!r}")
+    return int(shots)
+
+
+def _label(index: int, circuit: Any) -> str:
+    return f"experiment {index} ({circuit.name!r})"
+
+
+def validate_for_target(circuits: Sequence[Any], target: Any, backend_name: str) -> None:
+    """Raise if any circuit is wider than the backend or uses operations it cannot run."""
+    if target is None:
+        return
+    width = getattr(target, "num_qubits", None)
+    supported = set(getattr(target, "operation_names", ()) or ())
+    always = {"barrier", "measure", "delay", "reset", "store", "if_else", "while_loop", "for_loop",
+              "switch_case", "break_loop", "continue_loop", "box"}
+    for i, circuit in enumerate(circuits):
+        if width is not None and circuit.num_qubits > width:
+            raise JobManagerInputError(
+                f"uses {circuit.num_qubits} qubits but backend {backend_name} has {width}",
+                _label(i, circuit),
+            )
+        if supported:
+            missing = sorted({inst.operation.name for inst in circuit.data} - supported - always)
+            if missing:
+                raise JobManagerInputError(
+                    f"uses {', '.join(missing)}, which backend {backend_name} cannot run; "
+                    "pass transpile=True (or --transpile) to translate it for the backend",
+                    _label(i, circuit),
+                )
+
+
+def transpile_for(circuits: Sequence[Any], target_backend: Any, backend_name: str) -> list[Any]:
+    """Transpile for the backend, keeping each circuit's name."""
+    from qiskit import transpile
+
+    width = getattr(getattr(target_backend, "target", None), "num_qubits", None)
+    for i, circuit in enumerate(circuits):
+        if width is not None and circuit.num_qubits > width:
+            raise JobManagerInputError(
+                f"uses {circuit.num_qubits} qubits but backend {backend_name} has {width}",
+                _label(i, circuit),
+            )
+    try:
+        out = transpile(list(circuits), backend=target_backend)
+    except Exception as exc:
+        raise JobManagerInputError(f"cannot be transpiled for {backend_name}: "
+                                   f"{strip_ansi(str(exc))}") from None
+    return list(out) if isinstance(out, list) else [out]

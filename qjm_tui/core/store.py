@@ -1,0 +1,522 @@
+"""The SQLite store: the single source of truth for job sets.
+
+One file, WAL mode, every state change one short transaction. Everything a user sees can be
+rebuilt from this file alone, which is what makes retrieval after a restart, and watching a job
+set run by another process, work. Each thread gets its own connection.
+
+Tables:
+- ``meta``: ``app`` and ``schema_version``; a file without them is refused, never overwritten.
+- ``job_sets``: one row per job set (name, tags, backend spec, options, state, owner process).
+- ``jobs``: one row per backend job (experiment range, shots round, backend id, status, attempts).
+- ``circuit_blocks``: the circuits as QPY, one block per first-round job, for resuming.
+- ``results``: one row per experiment and shots round, the result dict as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qjm_tui.core.errors import JobManagerUnknownJobSet, StoreError
+
+APP_ID = "qjm"
+SCHEMA_VERSION = 1
+
+# Store-level job statuses. "pending" has not been submitted; "submitting" has its intent
+# written but no backend id yet (the window a crash can leave behind).
+PENDING, SUBMITTING, QUEUED, RUNNING = "pending", "submitting", "queued", "running"
+DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
+JOB_FINAL = frozenset({DONE, FAILED, CANCELLED})
+JOB_ACTIVE = frozenset({SUBMITTING, QUEUED, RUNNING})
+
+# Job-set states. "interrupted" is derived on read: "running" but its owner is gone.
+SET_RUNNING, SET_DONE, SET_PARTIAL = "running", "done", "partial"
+SET_FAILED, SET_CANCELLED, SET_INTERRUPTED = "failed", "cancelled", "interrupted"
+SET_FINAL = frozenset({SET_DONE, SET_PARTIAL, SET_FAILED, SET_CANCELLED})
+
+#: a running job set whose owner has not written a heartbeat for this long is interrupted
+HEARTBEAT_STALE_SECONDS = 60.0
+
+_MIGRATIONS: list[str] = [
+    # version 1
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE job_sets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        backend TEXT NOT NULL,
+        shots INTEGER,
+        run_options TEXT NOT NULL DEFAULT '{}',
+        n_experiments INTEGER NOT NULL,
+        experiment_names TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        finished REAL,
+        owner_host TEXT,
+        owner_pid INTEGER,
+        heartbeat REAL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE jobs (
+        job_set_id TEXT NOT NULL REFERENCES job_sets(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        start INTEGER NOT NULL,
+        stop INTEGER NOT NULL,
+        shots INTEGER,
+        round INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        backend_job_id TEXT,
+        client_tag TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        retries INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        submitted REAL,
+        finished REAL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (job_set_id, idx)
+    );
+    CREATE TABLE circuit_blocks (
+        job_set_id TEXT NOT NULL REFERENCES job_sets(id) ON DELETE CASCADE,
+        start INTEGER NOT NULL,
+        stop INTEGER NOT NULL,
+        qpy BLOB NOT NULL,
+        PRIMARY KEY (job_set_id, start)
+    );
+    CREATE TABLE results (
+        job_set_id TEXT NOT NULL REFERENCES job_sets(id) ON DELETE CASCADE,
+        experiment INTEGER NOT NULL,
+        round INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (job_set_id, experiment, round)
+    );
+    CREATE INDEX job_sets_created ON job_sets(created);
+    """,
+]
+
+
+@dataclass(frozen=True)
+class JobSetRow:
+    """A job set as stored."""
+
+    id: str
+    name: str
+    tags: list[str]
+    backend: str
+    shots: int | None
+    run_options: dict[str, Any]
+    n_experiments: int
+    experiment_names: list[str]
+    state: str
+    created: float
+    updated: float
+    finished: float | None
+    owner_host: str | None
+    owner_pid: int | None
+    heartbeat: float | None
+    cancel_requested: bool = False
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A backend job as stored."""
+
+    job_set_id: str
+    index: int
+    start: int
+    stop: int
+    shots: int | None
+    round: int
+    status: str
+    backend_job_id: str | None
+    client_tag: str
+    attempts: int
+    retries: int
+    last_error: str | None
+    submitted: float | None
+    finished: float | None
+    updated: float
+
+    @property
+    def size(self) -> int:
+        """How many experiments the job holds."""
+        return self.stop - self.start
+
+
+def default_store_path() -> Path:
+    """``$QJM_HOME/qjm.sqlite``, else the platform's user data directory for qjm."""
+    home = os.environ.get("QJM_HOME")
+    if home:
+        return Path(home).expanduser() / "qjm.sqlite"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("qjm", appauthor=False)) / "qjm.sqlite"
+
+
+def new_job_set_id() -> str:
+    """A fresh job-set id: time-ordered, so listings sort naturally, and unique."""
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Store:
+    """Access to one store file. Safe to share between threads; each gets a connection."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_store_path()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.host = socket.gethostname()
+        self._open_and_migrate()
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA busy_timeout = 30000")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction (BEGIN IMMEDIATE takes the write lock up front)."""
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            for conn in self._connections:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._connections.clear()
+        self._local = threading.local()
+
+    def _open_and_migrate(self) -> None:
+        if self.path.exists() and self.path.is_dir():
+            raise StoreError(f"{self.path}: is a directory, not a qjm store")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.path.parent}: cannot create the store folder ({exc})") from exc
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with open(self.path, "rb") as fh:
+                if fh.read(16) != b"SQLite format 3\x00":
+                    raise StoreError(
+                        f"{self.path}: not a qjm store (not an SQLite file); "
+                        "move it away or set QJM_HOME to another folder"
+                    )
+        try:
+            conn = self._connect()
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self.journal_mode = str(mode).lower()
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot be read as a qjm store ({exc})") from exc
+        if tables and "meta" not in tables:
+            raise StoreError(
+                f"{self.path}: an SQLite file that is not a qjm store; "
+                "move it away or set QJM_HOME to another folder"
+            )
+        version = 0
+        if tables:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("app") != APP_ID:
+                raise StoreError(f"{self.path}: belongs to {meta.get('app')!r}, not qjm")
+            version = int(meta.get("schema_version", 0))
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: written by a newer qjm (schema {version}, this qjm knows "
+                    f"{SCHEMA_VERSION}); upgrade qjm"
+                )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._tx() as tx:
+                for statement in _split_sql(_MIGRATIONS[target - 1]):
+                    tx.execute(statement)
+                tx.execute("INSERT OR REPLACE INTO meta VALUES ('app', ?)", (APP_ID,))
+                tx.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(target),))
+
+    # -- job sets ----------------------------------------------------------------------------
+
+    def create_job_set(
+        self,
+        *,
+        job_set_id: str,
+        name: str,
+        tags: Sequence[str],
+        backend: str,
+        shots: int | None,
+        run_options: dict[str, Any],
+        experiment_names: Sequence[str],
+        jobs: Sequence[tuple[int, int, int, int | None, int]],
+        circuit_blocks: Iterable[tuple[int, int, bytes]],
+    ) -> None:
+        """Write a whole new job set, its jobs and its circuits in one transaction.
+
+        ``jobs`` holds ``(index, start, stop, shots, round)``; ``circuit_blocks`` holds
+        ``(start, stop, qpy)``. Either everything is stored or nothing is.
+        """
+        now = time.time()
+        with self._tx() as tx:
+            tx.execute(
+                "INSERT INTO job_sets (id, name, tags, backend, shots, run_options, n_experiments,"
+                " experiment_names, state, created, updated, owner_host, owner_pid, heartbeat)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (job_set_id, name, json.dumps(list(tags)), backend, shots,
+                 json.dumps(run_options), len(experiment_names), json.dumps(list(experiment_names)),
+                 SET_RUNNING, now, now, self.host, os.getpid(), now),
+            )
+            tx.executemany(
+                "INSERT INTO jobs (job_set_id, idx, start, stop, shots, round, status, client_tag,"
+                " updated) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(job_set_id, i, a, b, s, r, PENDING, f"qjm:{job_set_id}:{i}", now)
+                 for (i, a, b, s, r) in jobs],
+            )
+            tx.executemany(
+                "INSERT INTO circuit_blocks (job_set_id, start, stop, qpy) VALUES (?,?,?,?)",
+                [(job_set_id, a, b, sqlite3.Binary(q)) for (a, b, q) in circuit_blocks],
+            )
+
+    def add_circuit_block(self, job_set_id: str, start: int, stop: int, qpy: bytes) -> None:
+        """Store one block of circuits (used while a large set is written in a pipeline)."""
+        with self._tx() as tx:
+            tx.execute(
+                "INSERT OR REPLACE INTO circuit_blocks (job_set_id, start, stop, qpy) VALUES (?,?,?,?)",
+                (job_set_id, start, stop, sqlite3.Binary(qpy)),
+            )
+
+    def circuit_blocks(self, job_set_id: str, start: int, stop: int) -> list[tuple[int, int, bytes]]:
+        """The stored blocks overlapping experiments ``start`` to ``stop - 1``, in order."""
+        rows = self._connect().execute(
+            "SELECT start, stop, qpy FROM circuit_blocks WHERE job_set_id=? AND start < ? AND stop > ?"
+            " ORDER BY start",
+            (job_set_id, stop, start),
+        ).fetchall()
+        return [(a, b, bytes(q)) for a, b, q in rows]
+
+    def get_job_set(self, job_set_id: str) -> JobSetRow:
+        """The job set with exactly this id; raises JobManagerUnknownJobSet."""
+        row = self._connect().execute("SELECT * FROM job_sets WHERE id=?", (job_set_id,)).fetchone()
+        if row is None:
+            raise JobManagerUnknownJobSet(f"no job set with id {job_set_id!r} in {self.path}")
+        return self._job_set_row(row)
+
+    def resolve_id(self, prefix: str) -> str:
+        """The one job-set id starting with ``prefix``; clear errors for none or several."""
+        if not prefix:
+            raise JobManagerUnknownJobSet("an empty job-set id matches nothing")
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._connect().execute(
+            "SELECT id FROM job_sets WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 6", (escaped + "%",)
+        ).fetchall()
+        ids = [r[0] for r in rows]
+        if prefix in ids:
+            return prefix
+        if not ids:
+            raise JobManagerUnknownJobSet(f"no job set id starts with {prefix!r} in {self.path}")
+        if len(ids) > 1:
+            shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+            raise JobManagerUnknownJobSet(
+                f"job-set id prefix {prefix!r} is ambiguous: it matches {shown}; give more characters"
+            )
+        return ids[0]
+
+    def list_job_sets(self, name: str | None = None) -> list[JobSetRow]:
+        """All job sets, newest first, optionally only those with this exact name."""
+        sql = "SELECT * FROM job_sets"
+        args: tuple[Any, ...] = ()
+        if name is not None:
+            sql += " WHERE name=?"
+            args = (name,)
+        rows = self._connect().execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
+        return [self._job_set_row(r) for r in rows]
+
+    def effective_state(self, row: JobSetRow, now: float | None = None) -> str:
+        """The row's state, with "interrupted" for a running set whose owner is gone."""
+        if row.state != SET_RUNNING:
+            return row.state
+        now = time.time() if now is None else now
+        if row.owner_host == self.host and row.owner_pid is not None:
+            if row.owner_pid != os.getpid() and not process_alive(row.owner_pid):
+                return SET_INTERRUPTED
+        if row.heartbeat is not None and now - row.heartbeat > HEARTBEAT_STALE_SECONDS:
+            return SET_INTERRUPTED
+        return SET_RUNNING
+
+    def update_job_set(self, job_set_id: str, **fields: Any) -> None:
+        """Set columns of a job set (tags and run_options are JSON-encoded here)."""
+        if not fields:
+            return
+        for key in ("tags", "run_options", "experiment_names"):
+            if key in fields:
+                fields[key] = json.dumps(fields[key])
+        fields["updated"] = time.time()
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self._tx() as tx:
+            cur = tx.execute(f"UPDATE job_sets SET {cols} WHERE id=?", (*fields.values(), job_set_id))
+            if cur.rowcount == 0:
+                raise JobManagerUnknownJobSet(f"no job set with id {job_set_id!r} in {self.path}")
+
+    def claim(self, job_set_id: str) -> None:
+        """Mark this process as the job set's owner and its state running."""
+        now = time.time()
+        self.update_job_set(job_set_id, state=SET_RUNNING, owner_host=self.host,
+                            owner_pid=os.getpid(), heartbeat=now, finished=None,
+                            cancel_requested=0)
+
+    def heartbeat(self, job_set_id: str) -> bool:
+        """Record that the owner is alive; returns whether a cancel was requested."""
+        with self._tx() as tx:
+            tx.execute("UPDATE job_sets SET heartbeat=? WHERE id=?", (time.time(), job_set_id))
+            row = tx.execute("SELECT cancel_requested FROM job_sets WHERE id=?",
+                             (job_set_id,)).fetchone()
+        return bool(row and row[0])
+
+    def delete_job_set(self, job_set_id: str) -> None:
+        """Remove a job set and everything it holds."""
+        with self._tx() as tx:
+            tx.execute("DELETE FROM job_sets WHERE id=?", (job_set_id,))
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def jobs(self, job_set_id: str) -> list[JobRow]:
+        """The job set's jobs in index order."""
+        rows = self._connect().execute(
+            "SELECT job_set_id, idx, start, stop, shots, round, status, backend_job_id, client_tag,"
+            " attempts, retries, last_error, submitted, finished, updated FROM jobs"
+            " WHERE job_set_id=? ORDER BY idx",
+            (job_set_id,),
+        ).fetchall()
+        return [JobRow(*r) for r in rows]
+
+    def status_counts(self, job_set_id: str) -> dict[str, int]:
+        """How many jobs are in each status."""
+        rows = self._connect().execute(
+            "SELECT status, COUNT(*) FROM jobs WHERE job_set_id=? GROUP BY status", (job_set_id,)
+        ).fetchall()
+        return dict(rows)
+
+    def update_job(self, job_set_id: str, index: int, **fields: Any) -> None:
+        """Set columns of one job in one transaction."""
+        fields["updated"] = time.time()
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self._tx() as tx:
+            tx.execute(f"UPDATE jobs SET {cols} WHERE job_set_id=? AND idx=?",
+                       (*fields.values(), job_set_id, index))
+
+    def update_jobs(self, job_set_id: str, indices: Sequence[int], **fields: Any) -> None:
+        """Set the same columns on several jobs in one transaction."""
+        fields["updated"] = time.time()
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self._tx() as tx:
+            tx.executemany(f"UPDATE jobs SET {cols} WHERE job_set_id=? AND idx=?",
+                           [(*fields.values(), job_set_id, i) for i in indices])
+
+    def finish_job(self, job_set_id: str, job: JobRow, experiments: Sequence[dict[str, Any]]) -> None:
+        """Store a done job's per-experiment results and mark it done, atomically.
+
+        Results are keyed by (experiment, round), so storing the same job twice (a resumed
+        run racing a late result) replaces rather than double-counts.
+        """
+        now = time.time()
+        with self._tx() as tx:
+            tx.executemany(
+                "INSERT OR REPLACE INTO results (job_set_id, experiment, round, data) VALUES (?,?,?,?)",
+                [(job_set_id, job.start + offset, job.round, json.dumps(exp, separators=(",", ":")))
+                 for offset, exp in enumerate(experiments)],
+            )
+            tx.execute(
+                "UPDATE jobs SET status=?, finished=?, updated=?, last_error=NULL"
+                " WHERE job_set_id=? AND idx=?",
+                (DONE, now, now, job_set_id, job.index),
+            )
+
+    # -- results -----------------------------------------------------------------------------
+
+    def results(self, job_set_id: str, experiments: Sequence[int] | None = None
+                ) -> dict[int, list[dict[str, Any]]]:
+        """Stored result dicts by experiment, each a list ordered by shots round."""
+        conn = self._connect()
+        if experiments is None:
+            rows = conn.execute(
+                "SELECT experiment, round, data FROM results WHERE job_set_id=?"
+                " ORDER BY experiment, round", (job_set_id,)
+            ).fetchall()
+        else:
+            rows = []
+            wanted = sorted(set(experiments))
+            for i in range(0, len(wanted), 500):
+                part = wanted[i:i + 500]
+                marks = ",".join("?" * len(part))
+                rows += conn.execute(
+                    f"SELECT experiment, round, data FROM results WHERE job_set_id=?"
+                    f" AND experiment IN ({marks}) ORDER BY experiment, round",
+                    (job_set_id, *part),
+                ).fetchall()
+        out: dict[int, list[dict[str, Any]]] = {}
+        for experiment, _round, data in rows:
+            out.setdefault(experiment, []).append(json.loads(data))
+        return out
+
+    def result_count(self, job_set_id: str) -> int:
+        """How many (experiment, round) results are stored."""
+        return self._connect().execute(
+            "SELECT COUNT(*) FROM results WHERE job_set_id=?", (job_set_id,)
+        ).fetchone()[0]
+
+    def last_change(self) -> float:
+        """The latest update time over all job sets and jobs (for watchers)."""
+        conn = self._connect()
+        a = conn.execute("SELECT MAX(updated) FROM job_sets").fetchone()[0] or 0.0
+        b = conn.execute("SELECT MAX(updated) FROM jobs").fetchone()[0] or 0.0
+        return max(a, b)
+
+    @staticmethod
+    def _job_set_row(row: tuple[Any, ...]) -> JobSetRow:
+        (id_, name, tags, backend, shots, run_options, n, names, state, created, updated,
+         finished, host, pid, heartbeat, cancel_requested) = row
+        return JobSetRow(id_, name, json.loads(tags), backend, shots, json.loads(run_options), n,
+                         json.loads(names), state, created, updated, finished, host, pid, heartbeat,
+                         bool(cancel_requested))
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
