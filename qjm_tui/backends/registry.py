@@ -10,12 +10,15 @@ from qjm_tui.core.errors import UnknownBackendError
 KNOWN_SPECS = ("aer", "aer:<device>", "basic")
 
 
-def resolve(backend: Any, **options: Any) -> ExecutionBackend:
-    """An adapter for ``backend``: a spec string, an adapter, or a Qiskit backend object."""
+def resolve(backend: Any, config: Any = None) -> ExecutionBackend:
+    """An adapter for ``backend``: a spec string, an adapter, or a Qiskit backend object.
+
+    ``config`` (a :class:`qjm_tui.config.Config`) supplies the executor and per-backend limits.
+    """
     if isinstance(backend, ExecutionBackend):
         return backend
     if isinstance(backend, str):
-        return resolve_spec(backend, **options)
+        return resolve_spec(backend, config)
     if hasattr(backend, "run"):
         from qjm_tui.backends.qiskit_backend import QiskitBackendAdapter
 
@@ -25,8 +28,11 @@ def resolve(backend: Any, **options: Any) -> ExecutionBackend:
     )
 
 
-def resolve_spec(spec: str, **options: Any) -> ExecutionBackend:
+def resolve_spec(spec: str, config: Any = None) -> ExecutionBackend:
     """An adapter for a spec string such as ``aer``, ``aer:fake_manila`` or ``basic``."""
+    options: dict[str, Any] = {}
+    if config is not None:
+        options["executor"] = config.executor
     spec = spec.strip()
     kind, _, _arg = spec.partition(":")
     if kind in ("aer", "basic"):

@@ -14,6 +14,7 @@ from typing import Any
 
 from qjm_tui.backends.base import ExecutionBackend, circuits_to_qpy
 from qjm_tui.backends.registry import resolve
+from qjm_tui.config import Config, load_config
 from qjm_tui.core import store as st
 from qjm_tui.core.engine import Clock, JobSetRunner, RetryPolicy
 from qjm_tui.core.errors import (
@@ -32,8 +33,6 @@ from qjm_tui.core.inputs import (
 )
 from qjm_tui.core.jobset import ManagedJobSet
 from qjm_tui.core.split import plan_jobs
-
-DEFAULT_SHOTS = 1024
 
 
 class _BlockTracker:
@@ -66,14 +65,17 @@ class JobManager:
     """
 
     def __init__(self, store: st.Store | str | os.PathLike[str] | None = None, *,
-                 retry_policy: RetryPolicy | None = None, clock: Clock | None = None,
-                 default_backend: str = "aer", default_shots: int = DEFAULT_SHOTS) -> None:
+                 config: Config | None = None, retry_policy: RetryPolicy | None = None,
+                 clock: Clock | None = None) -> None:
+        self.config = config if config is not None else load_config()
+        if store is None:
+            store = self.config.store_path()
         self.store = store if isinstance(store, st.Store) else st.Store(store)
         self.bus = EventBus()
-        self.retry_policy = retry_policy or RetryPolicy()
+        self.retry_policy = retry_policy or self.config.retry_policy()
         self.clock = clock
-        self.default_backend = default_backend
-        self.default_shots = default_shots
+        self.default_backend = self.config.default_backend
+        self.default_shots = self.config.default_shots
         self._runners: dict[str, JobSetRunner] = {}
         self._lock = threading.Lock()
 
@@ -202,7 +204,7 @@ class JobManager:
     # -- internals used by ManagedJobSet -----------------------------------------------------
 
     def _adapter(self, backend: Any) -> ExecutionBackend:
-        return resolve(backend)
+        return resolve(backend, config=self.config)
 
     def _start(self, job_set_id: str, adapter: ExecutionBackend, **kwargs: Any) -> JobSetRunner:
         runner = JobSetRunner(self.store, self.bus, job_set_id, adapter, clock=self.clock,

@@ -1,0 +1,216 @@
+"""Configuration: a TOML file plus environment overrides.
+
+The file is ``$QJM_CONFIG``, else ``config.toml`` in the platform's user config folder for qjm.
+Environment variables win over the file: ``QJM_HOME`` (store folder), ``QJM_BACKEND``,
+``QJM_SHOTS``, ``QJM_EXECUTOR``. Example::
+
+    default_backend = "aer"
+    default_shots = 4000
+    executor = "processes"          # or "threads", or "dask://127.0.0.1:8786"
+    store = "~/qjm/qjm.sqlite"
+
+    [backends."ibm-runtime:ibm_brisbane"]
+    max_experiments_per_job = 100
+    max_concurrent_jobs = 3
+
+    [retry]
+    max_attempts = 5
+    base_delay = 1.0
+    max_delay = 60.0
+
+    [ibm]
+    token = "..."                   # better: QISKIT_IBM_TOKEN; the file must then be chmod 600
+    instance = "hub/group/project"
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qjm_tui.core.errors import JobManagerInputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+SECRET_KEYS = frozenset({"token", "api_key", "password", "secret"})
+_RETRY_KEYS = {"max_attempts": int, "base_delay": float, "max_delay": float, "jitter": float,
+               "max_poll_errors": int, "limit_wait": float}
+_BACKEND_KEYS = {"max_experiments_per_job": int, "max_shots": int, "max_concurrent_jobs": int,
+                 "max_executions": int}
+
+
+class ConfigError(JobManagerInputError):
+    """The configuration file is not valid; the message names the file and the key."""
+
+
+def config_path() -> Path:
+    """Where the configuration file is looked for."""
+    explicit = os.environ.get("QJM_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("qjm", appauthor=False)) / "config.toml"
+
+
+def log_path() -> Path:
+    """Where qjm writes its log (background runs write here)."""
+    import platformdirs
+
+    home = os.environ.get("QJM_HOME")
+    base = Path(home).expanduser() if home else Path(platformdirs.user_log_dir("qjm", appauthor=False))
+    return base / "qjm.log"
+
+
+@dataclass
+class Config:
+    """The effective configuration."""
+
+    default_backend: str = "aer"
+    default_shots: int = 1024
+    executor: str = "processes"
+    store: Path | None = None
+    backends: dict[str, dict[str, int]] = field(default_factory=dict)
+    retry: dict[str, float] = field(default_factory=dict)
+    ibm: dict[str, str] = field(default_factory=dict)
+    source: Path | None = None
+
+    def store_path(self) -> Path:
+        """The store file: ``QJM_HOME`` wins, then the file's ``store``, then the default."""
+        from qjm_tui.core.store import default_store_path
+
+        if os.environ.get("QJM_HOME") or self.store is None:
+            return default_store_path()
+        return self.store
+
+    def backend_limits(self, spec: str) -> dict[str, int]:
+        """Limits the user set for this backend spec (they narrow what the backend declares)."""
+        return dict(self.backends.get(spec, {}))
+
+    def retry_policy(self) -> Any:
+        """The engine's RetryPolicy with the user's settings applied."""
+        from qjm_tui.core.engine import RetryPolicy
+
+        return RetryPolicy(**self.retry)
+
+    def masked(self) -> dict[str, Any]:
+        """The configuration as a dict with every secret replaced by ``***``."""
+        return {
+            "config_file": str(self.source) if self.source else None,
+            "default_backend": self.default_backend,
+            "default_shots": self.default_shots,
+            "executor": self.executor,
+            "store": str(self.store_path()),
+            "log": str(log_path()),
+            "backends": self.backends,
+            "retry": self.retry,
+            "ibm": {k: ("***" if k in SECRET_KEYS and v else v) for k, v in self.ibm.items()},
+        }
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the configuration file (if any) and apply environment overrides."""
+    file = Path(path).expanduser() if path is not None else config_path()
+    raw: dict[str, Any] = {}
+    if file.exists():
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}", str(file)) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", str(file)) from None
+    config = _from_dict(raw, file if file.exists() else None)
+    _apply_env(config)
+    if config.source is not None and any(k in SECRET_KEYS for k in config.ibm):
+        _warn_if_readable(config.source)
+    return config
+
+
+def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
+    where = str(source) if source else "configuration"
+    known = {"default_backend", "default_shots", "executor", "store", "backends", "retry", "ibm"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})", where)
+    config = Config(source=source)
+    if "default_backend" in raw:
+        config.default_backend = _typed(raw, "default_backend", str, where)
+    if "default_shots" in raw:
+        config.default_shots = _positive(raw, "default_shots", where)
+    if "executor" in raw:
+        config.executor = _typed(raw, "executor", str, where)
+    if "store" in raw:
+        config.store = Path(_typed(raw, "store", str, where)).expanduser()
+    backends = raw.get("backends", {})
+    if not isinstance(backends, dict):
+        raise ConfigError("[backends] must be a table of backend specs", where)
+    for spec, limits in backends.items():
+        if not isinstance(limits, dict):
+            raise ConfigError(f"[backends.{spec!r}] must be a table", where)
+        for key in limits:
+            if key not in _BACKEND_KEYS:
+                raise ConfigError(f"unknown key {key!r} in [backends.{spec!r}] "
+                                  f"(known: {', '.join(_BACKEND_KEYS)})", where)
+        config.backends[spec] = {k: _positive(limits, k, f"{where} [backends.{spec!r}]")
+                                 for k in limits}
+    retry = raw.get("retry", {})
+    if not isinstance(retry, dict):
+        raise ConfigError("[retry] must be a table", where)
+    for key, value in retry.items():
+        kind = _RETRY_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"unknown key {key!r} in [retry] (known: {', '.join(_RETRY_KEYS)})", where)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"[retry] {key} must be a non-negative number, got {value!r}", where)
+        config.retry[key] = kind(value)
+    ibm = raw.get("ibm", {})
+    if not isinstance(ibm, dict) or not all(isinstance(v, str) for v in ibm.values()):
+        raise ConfigError("[ibm] must be a table of strings", where)
+    config.ibm = dict(ibm)
+    return config
+
+
+def _typed(raw: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    value = raw[key]
+    if not isinstance(value, kind):
+        raise ConfigError(f"{key} must be a {kind.__name__}, got {value!r}", where)
+    return value
+
+
+def _positive(raw: dict[str, Any], key: str, where: str) -> int:
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}", where)
+    return value
+
+
+def _apply_env(config: Config) -> None:
+    if os.environ.get("QJM_BACKEND"):
+        config.default_backend = os.environ["QJM_BACKEND"]
+    if os.environ.get("QJM_EXECUTOR"):
+        config.executor = os.environ["QJM_EXECUTOR"]
+    shots = os.environ.get("QJM_SHOTS")
+    if shots:
+        if not shots.isdigit() or int(shots) < 1:
+            raise ConfigError(f"QJM_SHOTS must be a positive integer, got {shots!r}", "environment")
+        config.default_shots = int(shots)
+
+
+def _warn_if_readable(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        warnings.warn(
+            f"{path} holds a token and can be read by other users; run: chmod 600 {path}",
+            stacklevel=3,
+        )
