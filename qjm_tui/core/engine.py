@@ -313,7 +313,7 @@ class JobSetRunner(threading.Thread):
             self._pending.appendleft(index)
 
     def _submit_ready(self) -> None:
-        while self._pending and self._slots_free():
+        while self._pending and self._slots_free() and not self.cancelled:
             index = self._pending[0]
             payload = self._payload(index)
             if payload is None:  # its circuits are still being stored

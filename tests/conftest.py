@@ -1,0 +1,57 @@
+"""Shared fixtures: an isolated store and config per test, and small circuits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from qiskit import QuantumCircuit
+
+from qjm_tui import JobManager
+from qjm_tui.config import Config
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own QJM_HOME and no user config file."""
+    home = tmp_path / "qjm-home"
+    monkeypatch.setenv("QJM_HOME", str(home))
+    monkeypatch.setenv("QJM_CONFIG", str(tmp_path / "no-such-config.toml"))
+    for var in ("QJM_BACKEND", "QJM_SHOTS", "QJM_EXECUTOR", "QISKIT_IBM_TOKEN", "QISKIT_IBM_INSTANCE"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store.sqlite"
+
+
+@pytest.fixture
+def manager(store_path: Path) -> JobManager:
+    """A manager on the threads executor (no pool start-up cost in small tests)."""
+    jm = JobManager(store_path, config=Config(executor="threads"))
+    yield jm
+    jm.close(cancel=True)
+
+
+def bell(name: str = "bell", flip: bool = False) -> QuantumCircuit:
+    """A Bell-pair circuit; with ``flip`` an X first, so it measures only 01/10."""
+    qc = QuantumCircuit(2, 2, name=name)
+    if flip:
+        qc.x(0)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure([0, 1], [0, 1])
+    return qc
+
+
+def basis_state(bits: str, name: str | None = None) -> QuantumCircuit:
+    """A circuit that deterministically measures ``bits`` (qubit 0 is the rightmost bit)."""
+    n = len(bits)
+    qc = QuantumCircuit(n, n, name=name or f"basis_{bits}")
+    for i, bit in enumerate(reversed(bits)):
+        if bit == "1":
+            qc.x(i)
+    qc.measure(range(n), range(n))
+    return qc
