@@ -165,10 +165,12 @@ def _jsonable(value: Any) -> Any:
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
+    # quantum_info objects (Statevector, Operator, DensityMatrix) keep their matrix in .data;
+    # their to_dict() would give a ket dict that Result cannot read back.
+    if isinstance(getattr(value, "data", None), np.ndarray):
+        return _jsonable(value.data)
     if hasattr(value, "to_dict"):
         return _jsonable(value.to_dict())
-    if hasattr(value, "data") and isinstance(value.data, np.ndarray):
-        return _jsonable(value.data)
     return value
 
 
