@@ -170,7 +170,7 @@ def test_transient_submit_errors_back_off_exponentially_with_jitter(store: st.St
     bus.subscribe(events.append)
     runner = run_set(store, backend, clock, job_set_id, policy, bus)
     assert runner.final_state == st.SET_DONE
-    gaps = [b - a for a, b in zip(backend.attempt_times, backend.attempt_times[1:])]
+    gaps = [b - a for a, b in zip(backend.attempt_times, backend.attempt_times[1:], strict=False)]
     # retry n waits between half and all of base * 2**(n-1)
     for n, gap in enumerate(gaps, start=1):
         bound = 2.0 * 2 ** (n - 1)

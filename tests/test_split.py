@@ -35,7 +35,7 @@ def test_plan_covers_every_experiment_in_order_within_every_limit(
         jobs = [j for j in plan if j.round == round_index]
         # contiguous, in order, covering 0..n-1 exactly once per round
         assert jobs[0].start == 0 and jobs[-1].stop == n
-        for a, b in zip(jobs, jobs[1:]):
+        for a, b in zip(jobs, jobs[1:], strict=False):
             assert a.stop == b.start
         for job in jobs:
             assert job.size >= 1

@@ -315,7 +315,12 @@ class JobSetRunner(threading.Thread):
     def _submit_ready(self) -> None:
         while self._pending and self._slots_free() and not self.cancelled:
             index = self._pending[0]
-            payload = self._payload(index)
+            try:
+                payload = self._payload(index)
+            except PermanentBackendError as exc:
+                self._pending.popleft()
+                self._fail(index, _message(exc))
+                continue
             if payload is None:  # its circuits are still being stored
                 return
             self._pending.popleft()

@@ -21,6 +21,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _QASM_VERSION = re.compile(r"^\s*OPENQASM\s+(\d+)(?:\.\d+)?\s*;", re.MULTILINE)
 _POSITION = re.compile(r"(\d+),(\d+):\s*(.*)", re.DOTALL)
 _ANTLR_POSITION = re.compile(r"line (\d+):(\d+)\s+(.*)")
+_PARSER_POSITION = re.compile(r"L(\d+):C(\d+):\s*(.*)", re.DOTALL)
 _QPY_MAGIC = b"QISKIT"
 
 
@@ -50,6 +51,8 @@ def load_circuit_file(path: str | os.PathLike[str]) -> list[Any]:
         circuits = _load_qpy(data, path)
     else:
         try:
+            if b"\x00" in data:
+                raise UnicodeDecodeError("utf-8", data, 0, 1, "NUL byte")
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise JobManagerInputError(
@@ -129,9 +132,24 @@ def _load_qasm3(text: str, path: Path) -> Any:
         with contextlib.redirect_stderr(captured):
             return qasm3.loads(text)
     except Exception as exc:
-        # The OpenQASM 3 parser reports syntax errors on stderr ("line L:C message") and raises
-        # an empty error; the converter raises "L,C: message". Take whichever names a place.
-        for source in (captured.getvalue(), strip_ansi(str(exc))):
+        # The parser raises an empty error whose cause says "L<line>:C<col>: message"; the
+        # converter raises "L,C: message"; ANTLR may print "line L:C message" to stderr.
+        chain = []
+        cause: BaseException | None = exc
+        while cause is not None and len(chain) < 5:
+            chain.append(strip_ansi(str(cause)))
+            cause = cause.__cause__ or cause.__context__
+        token = _offending_token(exc)
+        if token is not None:
+            line, col, text = token
+            raise JobManagerInputError(f"syntax error at {text!r} (is a ';' or bracket missing "
+                                       "just before it?)", f"{path}:{line}:{col + 1}") from None
+        for text in chain:
+            found = _PARSER_POSITION.search(text)
+            if found:
+                line, col, rest = found.groups()
+                raise JobManagerInputError(rest.strip(), f"{path}:{line}:{int(col) + 1}") from None
+        for source in (captured.getvalue(), chain[0]):
             for line_text in source.splitlines():
                 found = _ANTLR_POSITION.search(line_text)
                 if found:
@@ -147,6 +165,20 @@ def _load_qasm3(text: str, path: Path) -> Any:
             ) from None
         detail = strip_ansi(str(exc)).strip() or type(exc).__name__
         raise JobManagerInputError(f"not valid OpenQASM 3: {detail}", str(path)) from None
+
+
+def _offending_token(exc: BaseException) -> tuple[int, int, str] | None:
+    """Where ANTLR stopped, from the recognition error the OpenQASM 3 parser wraps."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        for arg in getattr(seen, "args", ()):
+            token = getattr(arg, "offendingToken", None)
+            if token is not None and getattr(token, "line", None) is not None:
+                return int(token.line), int(token.column), str(token.text)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def normalize_experiments(experiments: Any) -> list[Any]:
