@@ -315,3 +315,16 @@ def test_cancel_request_from_another_process_is_picked_up(store: st.Store) -> No
     backend = ScriptedBackend(clock, max_concurrent=1, polls_to_finish=10, on_submit=request_cancel)
     runner = run_set(store, backend, clock, job_set_id)
     assert runner.final_state == st.SET_CANCELLED
+
+
+def test_results_are_stored_as_each_job_finishes_not_in_order(store: st.Store) -> None:
+    clock = FakeClock()
+    backend = ScriptedBackend(
+        clock, status_script={"job-0": [JobStatusInfo(QUEUED)] * 4})
+    job_set_id = make_set(store, 3)
+    events: list[Any] = []
+    bus = EventBus()
+    bus.subscribe(events.append)
+    run_set(store, backend, clock, job_set_id, bus=bus)
+    done_order = [e.job_index for e in events if isinstance(e, JobStatusChanged) and e.new == st.DONE]
+    assert done_order == [1, 2, 0]
