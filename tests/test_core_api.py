@@ -332,3 +332,20 @@ def test_results_are_plain_json_in_the_store(manager: JobManager) -> None:
     stored = manager.store.results(job_set.job_set_id())
     json.dumps(stored)  # nothing pickled, nothing opaque
     assert stored[0][0]["shots"] == 8
+
+
+def test_counts_are_formatted_exactly_as_qiskit_formats_them(manager: JobManager) -> None:
+    from qiskit import ClassicalRegister, QuantumRegister
+    from qiskit_aer import AerSimulator
+
+    q = QuantumRegister(3)
+    a, b = ClassicalRegister(1, "a"), ClassicalRegister(2, "b")
+    qc = QuantumCircuit(q, a, b, name="two-registers")
+    qc.x(0)
+    qc.h(2)
+    qc.measure(q[0], a[0])
+    qc.measure([q[1], q[2]], b)
+    ours = manager.run([qc], backend="aer", shots=300, seed_simulator=5).results(timeout=60).get_counts(0)
+    theirs = AerSimulator().run(qc, shots=300, seed_simulator=5).result().get_counts(0)
+    assert ours == theirs
+    assert all(" " in key for key in ours)

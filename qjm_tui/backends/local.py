@@ -36,7 +36,7 @@ from qjm_tui.backends.base import (
     circuits_from_qpy,
     experiments_from_result,
 )
-from qjm_tui.core.errors import PermanentBackendError, TransientBackendError
+from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError, TransientBackendError
 
 # -- what runs inside a worker ---------------------------------------------------------------
 
@@ -174,13 +174,56 @@ def _shutdown_pools() -> None:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
+# -- Dask ------------------------------------------------------------------------------------
+
+_DASK_CLIENTS: dict[str, Any] = {}
+
+
+def _is_dask_client(obj: Any) -> bool:
+    return type(obj).__name__ == "Client" and type(obj).__module__.startswith("distributed")
+
+
+def dask_executor(where: Any) -> Executor:
+    """A ``concurrent.futures`` executor on a Dask cluster.
+
+    ``where`` is ``"dask://HOST:PORT"`` (a client to that scheduler is made once per process and
+    reused) or a ``distributed.Client``. Tasks are submitted impure: two jobs with the same
+    circuits are two runs, never one cached result.
+    """
+    try:
+        import distributed
+    except ImportError:
+        raise BackendConfigurationError(
+            "executor 'dask://...' needs the 'distributed' package: pip install distributed"
+        ) from None
+    if isinstance(where, str):
+        address = where[len("dask://"):]
+        if not address:
+            raise BackendConfigurationError("executor 'dask://' names no scheduler; "
+                                            "write it as dask://HOST:PORT")
+        with _POOL_LOCK:
+            client = _DASK_CLIENTS.get(address)
+            if client is None or client.status in ("closed", "closing"):
+                try:
+                    client = distributed.Client(f"tcp://{address}" if "://" not in address else address,
+                                                timeout=10, set_as_default=False)
+                except OSError as exc:
+                    raise BackendConfigurationError(
+                        f"cannot reach the Dask scheduler at {address}: {exc}") from None
+                _DASK_CLIENTS[address] = client
+    else:
+        client = where
+    return client.get_executor(pure=False)
+
+
 # -- the adapter -----------------------------------------------------------------------------
 
 
 class LocalBackend(ExecutionBackend):
     """A local simulator behind an executor.
 
-    ``executor`` is ``"processes"`` (default), ``"threads"``, or any ``Executor`` object.
+    ``executor`` is ``"processes"`` (default), ``"threads"``, ``"dask://HOST:PORT"``, a Dask
+    ``distributed.Client``, or any ``concurrent.futures.Executor``.
     ``job_size`` caps circuits per job so the executor has work to spread; by default the
     experiments are cut into about eight jobs per worker.
     """
@@ -204,11 +247,19 @@ class LocalBackend(ExecutionBackend):
             elif executor == "threads":
                 self._executor = shared_thread_pool(self.workers)
                 self._ships_qpy = False
+            elif executor.startswith("dask://"):
+                self._executor = dask_executor(executor)
+                self._ships_qpy = True
             else:
-                raise PermanentBackendError(
-                    f"unknown executor {executor!r}; use 'processes', 'threads' or a Dask address"
+                raise BackendConfigurationError(
+                    f"unknown executor {executor!r}; use 'processes', 'threads' or "
+                    "'dask://HOST:PORT' (the address of a Dask scheduler)"
                 )
             self.executor_name = executor
+        elif _is_dask_client(executor):
+            self._executor = dask_executor(executor)
+            self._ships_qpy = True
+            self.executor_name = f"dask:{executor.scheduler.address}"
         else:
             self._executor = executor
             self._ships_qpy = True
@@ -232,15 +283,18 @@ class LocalBackend(ExecutionBackend):
 
     def submit(self, payload: JobPayload) -> str:
         work = payload.qpy_bytes() if self._ships_qpy else list(payload.circuits)
+        options = dict(payload.run_options)
+        if self.kind.startswith("aer") and self.executor_name in ("processes", "threads"):
+            # Aer would start one OpenMP thread per core in every worker; with one worker per
+            # core they only fight each other.
+            options.setdefault("max_parallel_threads", max(1, default_workers() // self.workers))
         try:
-            future = self._executor.submit(run_local_job, self.kind, work, payload.shots,
-                                           payload.run_options)
+            future = self._executor.submit(run_local_job, self.kind, work, payload.shots, options)
         except BrokenProcessPool:
             if self.executor_name != "processes":
                 raise TransientBackendError("the executor is broken") from None
             self._executor = shared_process_pool(self.workers, self.kind)
-            future = self._executor.submit(run_local_job, self.kind, work, payload.shots,
-                                           payload.run_options)
+            future = self._executor.submit(run_local_job, self.kind, work, payload.shots, options)
         job_id = f"local-{os.getpid()}-{next(self._ids)}"
         with self._lock:
             self._futures[job_id] = future

@@ -110,7 +110,16 @@ class ManagedResults:
 
     def get_counts(self, experiment: Any) -> dict[str, int]:
         """Histogram of measured bitstrings, as ``Result.get_counts`` formats it."""
-        return self._result_of(experiment).get_counts(0)
+        index, exp = self._experiment(experiment)
+        counts = (exp.get("data") or {}).get("counts")
+        if counts is None:
+            raise ManagedResultDataNotAvailable(f"experiment {index} has no counts (was it measured?)")
+        from qiskit.result import Counts
+
+        # What Result.get_counts does, without building a Result per experiment.
+        header = exp.get("header") or {}
+        keep = {k: v for k, v in header.items() if k in ("time_taken", "creg_sizes", "memory_slots")}
+        return Counts(counts, **keep)
 
     def get_memory(self, experiment: Any) -> list[Any]:
         """Per-shot measurements (run with ``memory=True``)."""
