@@ -237,7 +237,7 @@ def validate_for_target(circuits: Sequence[Any], target: Any, backend_name: str)
                 _label(i, circuit),
             )
         if supported:
-            missing = sorted({inst.operation.name for inst in circuit.data} - supported - always)
+            missing = sorted(set(circuit.count_ops()) - supported - always)
             if missing:
                 raise JobManagerInputError(
                     f"uses {', '.join(missing)}, which backend {backend_name} cannot run; "
