@@ -20,7 +20,12 @@ Environment variables win over the file: ``QJM_HOME`` (store folder), ``QJM_BACK
 
     [ibm]
     token = "..."                   # better: QISKIT_IBM_TOKEN; the file must then be chmod 600
-    instance = "hub/group/project"
+    instance = "hub/group/project"  # or QISKIT_IBM_INSTANCE
+    # channel = "ibm_quantum_platform", url = "...", account = "<saved account name>"
+
+``executor`` may also be set to an executor object in code (``Config(executor=dask_client)``).
+Limits in ``[backends."<spec>"]`` apply to that exact spec; ``[backends.<kind>]`` (such as
+``[backends.emulator]``) to every spec of that kind without its own table.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 SECRET_KEYS = frozenset({"token", "api_key", "password", "secret"})
 _RETRY_KEYS = {"max_attempts": int, "base_delay": float, "max_delay": float, "jitter": float,
                "max_poll_errors": int, "limit_wait": float}
+_IBM_KEYS = ("token", "instance", "channel", "url", "account")
 _BACKEND_KEYS = {"max_experiments_per_job": int, "max_shots": int, "max_concurrent_jobs": int,
                  "max_executions": int}
 
@@ -76,7 +82,8 @@ class Config:
 
     default_backend: str = "aer"
     default_shots: int = 1024
-    executor: str = "processes"
+    #: "processes", "threads", "dask://HOST:PORT", or an executor object (a Dask Client)
+    executor: Any = "processes"
     store: Path | None = None
     backends: dict[str, dict[str, int]] = field(default_factory=dict)
     retry: dict[str, float] = field(default_factory=dict)
@@ -101,13 +108,20 @@ class Config:
 
         return RetryPolicy(**self.retry)
 
+    def __repr__(self) -> str:
+        # The dataclass repr would print the [ibm] token.
+        ibm = {k: ("***" if k in SECRET_KEYS and v else v) for k, v in self.ibm.items()}
+        return (f"Config(default_backend={self.default_backend!r}, default_shots={self.default_shots!r}, "
+                f"executor={self.executor!r}, store={self.store!r}, backends={self.backends!r}, "
+                f"retry={self.retry!r}, ibm={ibm!r}, source={self.source!r})")
+
     def masked(self) -> dict[str, Any]:
         """The configuration as a dict with every secret replaced by ``***``."""
         return {
             "config_file": str(self.source) if self.source else None,
             "default_backend": self.default_backend,
             "default_shots": self.default_shots,
-            "executor": self.executor,
+            "executor": self.executor if isinstance(self.executor, str) else repr(self.executor),
             "store": str(self.store_path()),
             "log": str(log_path()),
             "backends": self.backends,
@@ -174,6 +188,9 @@ def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
     ibm = raw.get("ibm", {})
     if not isinstance(ibm, dict) or not all(isinstance(v, str) for v in ibm.values()):
         raise ConfigError("[ibm] must be a table of strings", where)
+    for key in ibm:
+        if key not in _IBM_KEYS:
+            raise ConfigError(f"unknown key {key!r} in [ibm] (known: {', '.join(_IBM_KEYS)})", where)
     config.ibm = dict(ibm)
     return config
 

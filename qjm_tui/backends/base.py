@@ -190,3 +190,70 @@ def experiments_from_result(result: Any) -> list[dict[str, Any]]:
         exp["header"] = _jsonable(header or {})
         out.append({k: _jsonable(v) for k, v in exp.items()})
     return out
+
+
+def narrow_limits(declared: BackendLimits, configured: dict[str, int]) -> BackendLimits:
+    """The tighter of what a backend declares and what the user configured, field by field."""
+    values = {}
+    for name, own in declared.__dict__.items():
+        mine = configured.get(name)
+        values[name] = own if mine is None else (mine if own is None else min(own, mine))
+    return BackendLimits(**values)
+
+
+class ConfiguredBackend(ExecutionBackend):
+    """An adapter seen through the user's configured limits (which only ever narrow).
+
+    Every call and attribute goes to the wrapped adapter; only :meth:`limits` differs.
+    """
+
+    def __init__(self, inner: ExecutionBackend, configured: dict[str, int]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.configured = dict(configured)
+        self.spec = inner.spec
+        self.inline_submit = inner.inline_submit
+        self.poll_interval = inner.poll_interval
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes this wrapper lacks (preferred_job_size, submissions, ...).
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def limits(self) -> BackendLimits:
+        return narrow_limits(self.inner.limits(), self.configured)
+
+    def submit(self, payload: JobPayload) -> str:
+        return self.inner.submit(payload)
+
+    def status(self, job_id: str) -> JobStatusInfo:
+        return self.inner.status(job_id)
+
+    def result(self, job_id: str) -> list[dict[str, Any]]:
+        return self.inner.result(job_id)
+
+    def cancel(self, job_id: str) -> bool:
+        return self.inner.cancel(job_id)
+
+    def target(self) -> Any | None:
+        return self.inner.target()
+
+    def find(self, tags: Sequence[str]) -> list[str]:
+        return self.inner.find(tags)
+
+    def can_reattach(self) -> bool:
+        return self.inner.can_reattach()
+
+    def set_listener(self, listener: Callable[[], None] | None) -> None:
+        self.inner.set_listener(listener)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inner.describe(), "limits": self.limits().__dict__,
+                "configured_limits": dict(self.configured)}
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __repr__(self) -> str:
+        return f"ConfiguredBackend({self.inner!r}, {self.configured!r})"

@@ -430,7 +430,8 @@ class JobSetRunner(threading.Thread):
             except Exception as exc:
                 self._poll_error(index, exc)
                 continue
-            self._poll_errors.pop(index, None)
+            if info.state != B_DONE:  # a done job's error count goes on until its result is in
+                self._poll_errors.pop(index, None)
             if info.state == B_DONE:
                 self._fetch(index, job_id)
             elif info.state == B_FAILED:

@@ -1,0 +1,205 @@
+"""IBM Quantum through the legacy qiskit-ibm-provider (``ibm-provider:<backend>``).
+
+Kept in its own module and imported only when such a spec is used: qiskit-ibm-provider is
+deprecated (it warns on import) and pins qiskit to the 1.x line. Each qjm job is one
+``IBMBackend.run(circuits, shots=..., job_tags=[...])`` job; a new process reattaches with
+``provider.backend.retrieve_job(id)`` and finds unrecorded jobs with
+``provider.backend.jobs(job_tags=...)``. Results are qiskit ``Result`` objects, converted with
+:func:`~qjm_tui.backends.base.experiments_from_result`. Credentials: see
+:mod:`qjm_tui.backends.ibm_common` (the provider takes ``token``, ``instance`` and ``url``).
+
+What is exercised where: IBM has retired the service endpoint this package talks to, so nothing
+here has been run against IBM Quantum by qjm's tests. The tests drive the provider's real
+``IBMBackend.run``, ``IBMCircuitJob.status/result/cancel`` and
+``IBMBackendService.retrieve_job/jobs`` over a stubbed runtime client (the provider's transport
+object, answering with the provider's own JSON shapes from a local Aer run), so everything from
+this adapter down to the HTTP layer is real; the HTTP layer and the service are not.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from qjm_tui.backends.base import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    BackendLimits,
+    ExecutionBackend,
+    JobPayload,
+    JobStatusInfo,
+    experiments_from_result,
+)
+from qjm_tui.backends.ibm_common import IBMCredentials, resolve_credentials, scrub
+from qjm_tui.backends.ibm_runtime import classify
+from qjm_tui.backends.qiskit_backend import _limits_of
+from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError
+
+_STATES = {"INITIALIZING": QUEUED, "VALIDATING": QUEUED, "QUEUED": QUEUED, "RUNNING": RUNNING,
+           "DONE": DONE, "ERROR": FAILED, "CANCELLED": CANCELLED}
+
+
+def import_provider() -> Any:
+    """The ``qiskit_ibm_provider`` module, imported without its deprecation warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import qiskit_ibm_provider
+        except ImportError as exc:
+            raise BackendConfigurationError(
+                f"ibm-provider:<backend> needs qiskit-ibm-provider: pip install "
+                f"'qiskit-ibm-provider>=0.11,<0.12' ({exc})") from None
+    return qiskit_ibm_provider
+
+
+class IBMProviderBackend(ExecutionBackend):
+    """A backend reached through ``qiskit_ibm_provider.IBMProvider``.
+
+    ``provider`` may be passed in (an ``IBMProvider`` or an object with its methods); otherwise
+    one is made on first use from the resolved credentials.
+    """
+
+    inline_submit = False
+    poll_interval = 5.0
+
+    def __init__(self, name: str, config: Any = None, *, provider: Any = None) -> None:
+        super().__init__()
+        self.name = name
+        self.spec = f"ibm-provider:{name}"
+        self._provider = provider
+        self._credentials: IBMCredentials | None = None
+        if provider is None:
+            self._credentials = resolve_credentials(config, self.spec)
+        self._backend: Any = None
+        self._jobs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        where = self._credentials.source if self._credentials else "given provider"
+        return f"IBMProviderBackend({self.name!r}, {where})"
+
+    def provider(self) -> Any:
+        """The ``IBMProvider``, logged in on first use."""
+        with self._lock:
+            if self._provider is None:
+                module = import_provider()
+                assert self._credentials is not None
+                kwargs = self._credentials.service_kwargs()
+                kwargs.pop("channel", None)
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", DeprecationWarning)
+                        self._provider = module.IBMProvider(**kwargs)
+                except Exception as exc:
+                    raise BackendConfigurationError(scrub(
+                        f"cannot log in with qiskit-ibm-provider using the credentials from "
+                        f"{self._credentials.source} (its IBM Quantum endpoint has been retired; "
+                        f"ibm-runtime:{self.name} is the supported path): "
+                        f"{type(exc).__name__}: {exc}", self._credentials)) from None
+            return self._provider
+
+    def backend(self) -> Any:
+        """The provider's ``IBMBackend``."""
+        if self._backend is None:
+            try:
+                self._backend = self.provider().get_backend(self.name)
+            except BackendConfigurationError:
+                raise
+            except Exception as exc:
+                raise BackendConfigurationError(scrub(
+                    f"the provider has no backend {self.name!r}: {type(exc).__name__}: {exc}",
+                    self._credentials)) from None
+        return self._backend
+
+    def target(self) -> Any:
+        return self.backend()
+
+    def limits(self) -> BackendLimits:
+        return _limits_of(self.backend())
+
+    def can_reattach(self) -> bool:
+        return True
+
+    def submit(self, payload: JobPayload) -> str:
+        options = dict(payload.run_options)
+        if payload.shots is not None:
+            options["shots"] = payload.shots
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                job = self.backend().run(list(payload.circuits), job_tags=list(payload.tags), **options)
+        except BackendConfigurationError:
+            raise
+        except Exception as exc:
+            raise classify(exc, self._credentials, "submitting the job") from None
+        job_id = str(job.job_id())
+        with self._lock:
+            self._jobs[job_id] = job
+        return job_id
+
+    def _job(self, job_id: str) -> Any:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            try:
+                job = self.provider().backend.retrieve_job(job_id)
+            except Exception as exc:
+                raise classify(exc, self._credentials, f"reattaching to job {job_id}") from None
+            with self._lock:
+                self._jobs[job_id] = job
+        return job
+
+    def status(self, job_id: str) -> JobStatusInfo:
+        job = self._job(job_id)
+        try:
+            status = job.status()
+        except Exception as exc:
+            raise classify(exc, self._credentials, f"asking the status of job {job_id}") from None
+        state = _STATES.get(str(getattr(status, "name", status)).upper(), QUEUED)
+        if state != FAILED:
+            return JobStatusInfo(state)
+        try:
+            message = str(job.error_message() or "")
+        except Exception:
+            message = ""
+        return JobStatusInfo(FAILED, scrub(message or "the job failed on IBM Quantum", self._credentials))
+
+    def result(self, job_id: str) -> list[dict[str, Any]]:
+        job = self._job(job_id)
+        try:
+            result = job.result()
+        except Exception as exc:
+            raise classify(exc, self._credentials, f"fetching the result of job {job_id}") from None
+        if result is None:
+            raise PermanentBackendError(f"job {job_id} has no result")
+        with self._lock:
+            self._jobs.pop(job_id, None)
+        return experiments_from_result(result)
+
+    def cancel(self, job_id: str) -> bool:
+        try:
+            return bool(self._job(job_id).cancel())
+        except Exception:
+            return False
+
+    def find(self, tags: Sequence[str]) -> list[str]:
+        wanted = list(tags)
+        try:
+            jobs = self.provider().backend.jobs(job_tags=wanted, backend_name=self.name, limit=50)
+        except Exception as exc:
+            raise classify(exc, self._credentials, f"searching jobs tagged {wanted}") from None
+        found = []
+        for job in jobs:
+            job_tags = job.tags() if callable(getattr(job, "tags", None)) else getattr(job, "tags", [])
+            if set(wanted) <= set(job_tags or []):
+                found.append(str(job.job_id()))
+        return found
+
+    def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec, "via": "qiskit-ibm-provider",
+                "credentials": None if self._credentials is None else self._credentials.source}
