@@ -6,6 +6,7 @@ for the module and torn down after it.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,7 +125,7 @@ def test_identical_jobs_are_separate_runs(client: Any) -> None:
     qc.measure(0, 0)
     backend = LocalBackend("aer", executor=client)
     ids = [backend.submit(JobPayload([qc], 1000)) for _ in range(4)]
-    outcomes = [backend.result(i)[0]["data"]["counts"].get("0x0", 0) for i in ids]
+    outcomes = [json.loads(backend.result(i)[0])["data"]["counts"].get("0x0", 0) for i in ids]
     assert len(set(outcomes)) > 1
     assert all(abs(o - 500) < 6 * math.sqrt(250) for o in outcomes)
 

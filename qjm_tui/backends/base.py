@@ -97,8 +97,8 @@ class ExecutionBackend(ABC):
         """The job's current state."""
 
     @abstractmethod
-    def result(self, job_id: str) -> list[dict[str, Any]]:
-        """The finished job's per-circuit result dicts, in submission order."""
+    def result(self, job_id: str) -> list[dict[str, Any] | str]:
+        """The finished job's per-circuit result dicts (or their JSON text), in order."""
 
     @abstractmethod
     def cancel(self, job_id: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
+import json
 import math
 import multiprocessing
 import os
@@ -70,10 +71,12 @@ def make_simulator(kind: str) -> Any:
 
 
 def run_local_job(kind: str, circuits_or_qpy: Any, shots: int | None,
-                  run_options: dict[str, Any]) -> list[dict[str, Any]]:
+                  run_options: dict[str, Any], as_text: bool = False) -> list[Any]:
     """Run one job's circuits on the simulator and return per-circuit result dicts.
 
-    Module-level so process pools and Dask can ship it by reference.
+    With ``as_text`` each result is its JSON text instead: a worker process serialises it once,
+    in parallel, and the store keeps that text as it is. Module-level so process pools and
+    Dask can ship it by reference.
     """
     circuits = circuits_from_qpy(circuits_or_qpy) if isinstance(circuits_or_qpy, bytes) \
         else circuits_or_qpy
@@ -89,6 +92,8 @@ def run_local_job(kind: str, circuits_or_qpy: Any, shots: int | None,
     failed = [(i, e.get("status")) for i, e in enumerate(experiments) if not e.get("success", True)]
     if failed and len(failed) == len(experiments):
         raise PermanentBackendError(f"the simulator failed every circuit: {failed[0][1]}")
+    if as_text:
+        return [json.dumps(e, separators=(",", ":")) for e in experiments]
     return experiments
 
 
@@ -288,13 +293,16 @@ class LocalBackend(ExecutionBackend):
             # Aer would start one OpenMP thread per core in every worker; with one worker per
             # core they only fight each other.
             options.setdefault("max_parallel_threads", max(1, default_workers() // self.workers))
+        as_text = self._ships_qpy
         try:
-            future = self._executor.submit(run_local_job, self.kind, work, payload.shots, options)
+            future = self._executor.submit(run_local_job, self.kind, work, payload.shots, options,
+                                           as_text)
         except BrokenProcessPool:
             if self.executor_name != "processes":
                 raise TransientBackendError("the executor is broken") from None
             self._executor = shared_process_pool(self.workers, self.kind)
-            future = self._executor.submit(run_local_job, self.kind, work, payload.shots, options)
+            future = self._executor.submit(run_local_job, self.kind, work, payload.shots, options,
+                                           as_text)
         job_id = f"local-{os.getpid()}-{next(self._ids)}"
         with self._lock:
             self._futures[job_id] = future

@@ -20,7 +20,7 @@ from qjm_tui.core.errors import (
     JobManagerJobNotFound,
     JobManagerTimeoutError,
 )
-from qjm_tui.core.results import ManagedResults, merge_rounds, not_found
+from qjm_tui.core.results import ManagedResults, not_found
 
 if TYPE_CHECKING:
     from qjm_tui.core.manager import JobManager
@@ -353,10 +353,10 @@ class ManagedJobSet:
         if not partial:
             self.wait(timeout)
         row = self._row()
-        stored = self._store.results(self._id)
+        stored = self._store.raw_results(self._id)
         rounds = 1 + max((j.round for j in self._store.jobs(self._id)), default=0)
-        experiments = {i: merge_rounds(parts) for i, parts in stored.items() if len(parts) == rounds}
-        return ManagedResults(self._id, row.backend, experiments, row.n_experiments,
+        complete = {i: parts for i, parts in stored.items() if len(parts) == rounds}
+        return ManagedResults(self._id, row.backend, complete, row.n_experiments,
                               self.experiment_index, self._why_missing)
 
     def _why_missing(self, index: int) -> str:

@@ -7,6 +7,7 @@ counts added, memory joined, shots summed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -48,24 +49,37 @@ class ManagedResults:
         self,
         job_set_id: str,
         backend_name: str,
-        experiments: dict[int, dict[str, Any]],
+        experiments: dict[int, list[str]],
         n_experiments: int,
         resolve: Callable[[Any], int],
         why_missing: Callable[[int], str],
     ) -> None:
+        """``experiments`` maps an index to its stored results (JSON text, one per shots
+        round); each is parsed the first time it is asked for."""
         self.job_set_id = job_set_id
         self.backend_name = backend_name
-        self._experiments = experiments
+        self._raw = experiments
+        self._parsed: dict[int, dict[str, Any]] = {}
         self._n = n_experiments
         self._resolve = resolve
         self._why_missing = why_missing
         self._single: dict[int, Any] = {}
 
+    def _parse(self, index: int) -> dict[str, Any] | None:
+        exp = self._parsed.get(index)
+        if exp is None:
+            parts = self._raw.get(index)
+            if parts is None:
+                return None
+            exp = merge_rounds([json.loads(part) for part in parts])
+            self._parsed[index] = exp
+        return exp
+
     @property
     def success(self) -> bool:
         """True when every experiment has a successful result."""
-        return len(self._experiments) == self._n and all(
-            e.get("success", True) for e in self._experiments.values()
+        return len(self._raw) == self._n and all(
+            self._parse(i).get("success", True) for i in self._raw  # type: ignore[union-attr]
         )
 
     def __len__(self) -> int:
@@ -73,11 +87,11 @@ class ManagedResults:
 
     def available(self) -> list[int]:
         """Indices of the experiments that have results."""
-        return sorted(self._experiments)
+        return sorted(self._raw)
 
     def _experiment(self, experiment: Any) -> tuple[int, dict[str, Any]]:
         index = self._resolve(experiment)
-        exp = self._experiments.get(index)
+        exp = self._parse(index)
         if exp is None:
             raise ManagedResultDataNotAvailable(
                 f"no result for experiment {index}: {self._why_missing(index)}"
@@ -154,7 +168,7 @@ class ManagedResults:
 
     def combine_results(self) -> Any:
         """Every experiment in one ``qiskit.result.Result``, in the global order."""
-        missing = [i for i in range(self._n) if i not in self._experiments]
+        missing = [i for i in range(self._n) if i not in self._raw]
         if missing:
             raise ManagedResultDataNotAvailable(
                 f"{len(missing)} of {self._n} experiments have no result (first: experiment "
@@ -162,11 +176,11 @@ class ManagedResults:
             )
         from qiskit.result import Result
 
-        return Result.from_dict(self._result_dict([self._experiments[i] for i in range(self._n)]))
+        return Result.from_dict(self._result_dict([self._parse(i) for i in range(self._n)]))
 
     def to_dict(self) -> dict[str, Any]:
         """Every available experiment as a ``Result``-shaped dict (for export)."""
-        return self._result_dict([self._experiments[i] for i in sorted(self._experiments)])
+        return self._result_dict([self._parse(i) for i in sorted(self._raw)])
 
 
 def not_found(experiment: Any, n: int) -> JobManagerJobNotFound:

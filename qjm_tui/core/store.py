@@ -450,8 +450,12 @@ class Store:
             tx.executemany(f"UPDATE jobs SET {cols} WHERE job_set_id=? AND idx=?",
                            [(*fields.values(), job_set_id, i) for i in indices])
 
-    def finish_job(self, job_set_id: str, job: JobRow, experiments: Sequence[dict[str, Any]]) -> None:
+    def finish_job(self, job_set_id: str, job: JobRow,
+                   experiments: Sequence[dict[str, Any] | str]) -> None:
         """Store a done job's per-experiment results and mark it done, atomically.
+
+        Each result is a dict or its JSON text (adapters that run elsewhere send text, so it
+        is serialised once, where it was made).
 
         Results are keyed by (experiment, round), so storing the same job twice (a resumed
         run racing a late result) replaces rather than double-counts.
@@ -460,7 +464,8 @@ class Store:
         with self._tx() as tx:
             tx.executemany(
                 "INSERT OR REPLACE INTO results (job_set_id, experiment, round, data) VALUES (?,?,?,?)",
-                [(job_set_id, job.start + offset, job.round, json.dumps(exp, separators=(",", ":")))
+                [(job_set_id, job.start + offset, job.round,
+                  exp if isinstance(exp, str) else json.dumps(exp, separators=(",", ":")))
                  for offset, exp in enumerate(experiments)],
             )
             tx.execute(
@@ -474,6 +479,12 @@ class Store:
     def results(self, job_set_id: str, experiments: Sequence[int] | None = None
                 ) -> dict[int, list[dict[str, Any]]]:
         """Stored result dicts by experiment, each a list ordered by shots round."""
+        raw = self.raw_results(job_set_id, experiments)
+        return {i: [json.loads(part) for part in parts] for i, parts in raw.items()}
+
+    def raw_results(self, job_set_id: str, experiments: Sequence[int] | None = None
+                    ) -> dict[int, list[str]]:
+        """Stored results as JSON text by experiment, each a list ordered by shots round."""
         conn = self._connect()
         if experiments is None:
             rows = conn.execute(
@@ -491,9 +502,9 @@ class Store:
                     f" AND experiment IN ({marks}) ORDER BY experiment, round",
                     (job_set_id, *part),
                 ).fetchall()
-        out: dict[int, list[dict[str, Any]]] = {}
+        out: dict[int, list[str]] = {}
         for experiment, _round, data in rows:
-            out.setdefault(experiment, []).append(json.loads(data))
+            out.setdefault(experiment, []).append(data)
         return out
 
     def result_count(self, job_set_id: str) -> int:
