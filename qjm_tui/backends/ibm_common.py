@@ -19,7 +19,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from qjm_tui.core.errors import BackendConfigurationError
+from qjm_tui.backends.base import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobStatusInfo
+from qjm_tui.core.errors import (
+    BackendConfigurationError,
+    BackendLimitReached,
+    PermanentBackendError,
+    TransientBackendError,
+)
 
 DEFAULT_CHANNEL = "ibm_quantum_platform"
 
@@ -119,3 +125,45 @@ def scrub(text: str, credentials: IBMCredentials | None) -> str:
         if token:
             text = text.replace(token, "***")
     return text
+
+
+_STATES = {"INITIALIZING": QUEUED, "QUEUED": QUEUED, "VALIDATING": QUEUED, "RUNNING": RUNNING,
+           "DONE": DONE, "ERROR": FAILED, "CANCELLED": CANCELLED}
+
+
+def classify(exc: BaseException, credentials: IBMCredentials | None, doing: str) -> Exception:
+    """The engine's error class for a qiskit-ibm-runtime (or network) failure, token scrubbed."""
+    text = scrub(f"{doing}: {type(exc).__name__}: {exc}", credentials)
+    status = getattr(exc, "status_code", None)
+    lowered = text.lower()
+    if status == 429 or "too many" in lowered or "limit of" in lowered or "reached the limit" in lowered:
+        return BackendLimitReached(text)
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)) or (
+            isinstance(status, int) and (status >= 500 or status in (408, 409))):
+        return TransientBackendError(text)
+    name = type(exc).__name__
+    if name in ("IBMNotAuthorizedError", "IBMInputValueError", "IBMBackendValueError",
+                "IBMAccountError", "QiskitError", "ValueError", "TypeError"):
+        return PermanentBackendError(text)
+    if name in ("RequestsApiError", "IBMApiError", "IBMBackendApiError", "ConnectionError",
+                "ReadTimeout", "ConnectTimeout", "RuntimeJobTimeoutError"):
+        return TransientBackendError(text)
+    return PermanentBackendError(text)
+
+
+def ibm_job_status(job: Any, job_id: str, credentials: IBMCredentials | None) -> JobStatusInfo:
+    """A runtime or provider job's state; a failure says why, and whether a rerun may help."""
+    try:
+        status = job.status()
+    except Exception as exc:
+        raise classify(exc, credentials, f"asking the status of job {job_id}") from None
+    state = _STATES.get(str(getattr(status, "name", status)).upper(), QUEUED)
+    if state != FAILED:
+        return JobStatusInfo(state)
+    try:
+        message = str(job.error_message() or "")
+    except Exception:
+        message = ""
+    message = scrub(message or "IBM Quantum reported the job failed", credentials)
+    retryable = any(w in message.lower() for w in ("internal", "timed out", "temporar", "try again"))
+    return JobStatusInfo(FAILED, message, retryable=retryable)

@@ -24,24 +24,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from qjm_tui.backends.base import (
-    CANCELLED,
-    DONE,
-    FAILED,
-    QUEUED,
-    RUNNING,
     BackendLimits,
     ExecutionBackend,
     JobPayload,
     JobStatusInfo,
     experiments_from_result,
 )
-from qjm_tui.backends.ibm_common import IBMCredentials, resolve_credentials, scrub
-from qjm_tui.backends.ibm_runtime import classify
+from qjm_tui.backends.ibm_common import IBMCredentials, classify, ibm_job_status, resolve_credentials, scrub
 from qjm_tui.backends.qiskit_backend import _limits_of
 from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError
-
-_STATES = {"INITIALIZING": QUEUED, "VALIDATING": QUEUED, "QUEUED": QUEUED, "RUNNING": RUNNING,
-           "DONE": DONE, "ERROR": FAILED, "CANCELLED": CANCELLED}
 
 
 def import_provider() -> Any:
@@ -155,19 +146,7 @@ class IBMProviderBackend(ExecutionBackend):
         return job
 
     def status(self, job_id: str) -> JobStatusInfo:
-        job = self._job(job_id)
-        try:
-            status = job.status()
-        except Exception as exc:
-            raise classify(exc, self._credentials, f"asking the status of job {job_id}") from None
-        state = _STATES.get(str(getattr(status, "name", status)).upper(), QUEUED)
-        if state != FAILED:
-            return JobStatusInfo(state)
-        try:
-            message = str(job.error_message() or "")
-        except Exception:
-            message = ""
-        return JobStatusInfo(FAILED, scrub(message or "the job failed on IBM Quantum", self._credentials))
+        return ibm_job_status(self._job(job_id), job_id, self._credentials)
 
     def result(self, job_id: str) -> list[dict[str, Any]]:
         job = self._job(job_id)

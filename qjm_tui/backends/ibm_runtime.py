@@ -31,29 +31,20 @@ from typing import Any
 import numpy as np
 
 from qjm_tui.backends.base import (
-    CANCELLED,
-    DONE,
-    FAILED,
-    QUEUED,
-    RUNNING,
     BackendLimits,
     ExecutionBackend,
     JobPayload,
     JobStatusInfo,
 )
-from qjm_tui.backends.ibm_common import IBMCredentials, resolve_credentials, scrub
+from qjm_tui.backends.ibm_common import IBMCredentials, classify, ibm_job_status, resolve_credentials, scrub
 from qjm_tui.backends.qiskit_backend import _limits_of
 from qjm_tui.core.errors import (
     BackendConfigurationError,
-    BackendLimitReached,
     PermanentBackendError,
-    TransientBackendError,
 )
 
 #: a tag marking jobs whose results should keep per-shot memory (so a reattaching process knows)
 MEMORY_TAG = "qjm:memory"
-_STATES = {"INITIALIZING": QUEUED, "QUEUED": QUEUED, "VALIDATING": QUEUED, "RUNNING": RUNNING,
-           "DONE": DONE, "ERROR": FAILED, "CANCELLED": CANCELLED}
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -121,29 +112,6 @@ def pub_result_to_experiment(pub_result: Any, header: dict[str, Any], memory: bo
             "memory_slots": slots,
         },
     }
-
-
-# -- errors ----------------------------------------------------------------------------------
-
-
-def classify(exc: BaseException, credentials: IBMCredentials | None, doing: str) -> Exception:
-    """The engine's error class for a qiskit-ibm-runtime (or network) failure, token scrubbed."""
-    text = scrub(f"{doing}: {type(exc).__name__}: {exc}", credentials)
-    status = getattr(exc, "status_code", None)
-    lowered = text.lower()
-    if status == 429 or "too many" in lowered or "limit of" in lowered or "reached the limit" in lowered:
-        return BackendLimitReached(text)
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)) or (
-            isinstance(status, int) and (status >= 500 or status in (408, 409))):
-        return TransientBackendError(text)
-    name = type(exc).__name__
-    if name in ("IBMNotAuthorizedError", "IBMInputValueError", "IBMBackendValueError",
-                "IBMAccountError", "QiskitError", "ValueError", "TypeError"):
-        return PermanentBackendError(text)
-    if name in ("RequestsApiError", "IBMApiError", "IBMBackendApiError", "ConnectionError",
-                "ReadTimeout", "ConnectTimeout", "RuntimeJobTimeoutError"):
-        return TransientBackendError(text)
-    return PermanentBackendError(text)
 
 
 # -- the adapter -----------------------------------------------------------------------------
@@ -267,22 +235,7 @@ class IBMRuntimeBackend(ExecutionBackend):
         return job
 
     def status(self, job_id: str) -> JobStatusInfo:
-        job = self._job(job_id)
-        try:
-            status = job.status()
-        except Exception as exc:
-            raise classify(exc, self._credentials, f"asking the status of job {job_id}") from None
-        name = str(getattr(status, "name", status)).upper()
-        state = _STATES.get(name, QUEUED)
-        if state != FAILED:
-            return JobStatusInfo(state)
-        try:
-            message = str(job.error_message() or "")
-        except Exception:
-            message = ""
-        message = scrub(message or "IBM Quantum reported the job failed", self._credentials)
-        retryable = any(w in message.lower() for w in ("internal", "timed out", "temporar", "try again"))
-        return JobStatusInfo(FAILED, message, retryable=retryable)
+        return ibm_job_status(self._job(job_id), job_id, self._credentials)
 
     def _headers_for(self, job_id: str, job: Any, n: int, data: list[Any]) -> list[dict[str, Any]]:
         with self._lock:
