@@ -51,6 +51,7 @@ check what the "service" saw rather than what the client believes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -58,8 +59,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ from qjm_tui.core.errors import (
     TransientBackendError,
     UnknownBackendError,
 )
+from qjm_tui.core.store import immediate_transaction
 
 _FLOAT_KEYS = ("latency", "queue", "run", "fault_rate", "submit_error", "fail", "lose", "status_error")
 _INT_KEYS = ("max_jobs", "advertise", "max_per_job", "max_shots", "seed")
@@ -214,16 +215,8 @@ class EmulatorBackend(ExecutionBackend):
             self._local.conn = conn
         return conn
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self._conn())
 
     @staticmethod
     def _in_flight(tx: sqlite3.Connection, now: float) -> int:

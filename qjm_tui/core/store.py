@@ -14,6 +14,7 @@ Tables:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -154,6 +155,22 @@ class JobRow:
         return self.stop - self.start
 
 
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One short write transaction on an autocommit connection.
+
+    ``BEGIN IMMEDIATE`` takes the write lock up front, so two writers wait for each other at
+    the start (within the busy timeout) instead of failing half-way.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def default_store_path() -> Path:
     """``$QJM_HOME/qjm.sqlite``, else the platform's user data directory for qjm."""
     home = os.environ.get("QJM_HOME")
@@ -206,18 +223,8 @@ class Store:
                 self._connections.append(conn)
         return conn
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction (BEGIN IMMEDIATE takes the write lock up front)."""
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return immediate_transaction(self._connect())
 
     def close(self) -> None:
         """Close every connection this store opened."""
