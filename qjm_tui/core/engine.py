@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from qjm_tui.backends.base import (
@@ -147,7 +147,6 @@ class JobSetRunner(threading.Thread):
         rng: random.Random | None = None,
         max_concurrent: int | None = None,
         blocks_ready: Callable[[int, int], bytes | None] | None = None,
-        on_exit: Callable[[JobSetRunner], None] | None = None,
     ) -> None:
         super().__init__(name=f"qjm-runner-{job_set_id}", daemon=True)
         self.store = store
@@ -159,7 +158,6 @@ class JobSetRunner(threading.Thread):
         self.policy = policy or RetryPolicy()
         self.rng = rng or random.Random()
         self._blocks_ready = blocks_ready
-        self._on_exit = on_exit
         self._wake = threading.Event()
         self._cancel = threading.Event()
         self.finished = threading.Event()
@@ -222,8 +220,6 @@ class JobSetRunner(threading.Thread):
                 self._pool.shutdown(wait=False, cancel_futures=True)
             self.backend.set_listener(None)
             self.finished.set()
-            if self._on_exit is not None:
-                self._on_exit(self)
 
     def _prepare(self) -> None:
         self.backend.set_listener(self.wake)
@@ -548,17 +544,11 @@ class JobSetRunner(threading.Thread):
     def _record(self, index: int, status: str, **fields: Any) -> None:
         old = self.jobs[index]
         values = {"status": status, **{k: v for k, v in fields.items() if k != "idx"}}
-        self.jobs[index] = _replace(old, values)
+        self.jobs[index] = replace(old, **values)
         if old.status != status:
             self.bus.publish(JobStatusChanged(self.job_set_id, index, old.status, status,
                                               self.jobs[index].backend_job_id,
                                               self.jobs[index].last_error))
-
-
-def _replace(job: st.JobRow, values: dict[str, Any]) -> st.JobRow:
-    from dataclasses import replace
-
-    return replace(job, **values)
 
 
 def _message(exc: BaseException) -> str:

@@ -208,14 +208,11 @@ class JobManager:
 
     def _start(self, job_set_id: str, adapter: ExecutionBackend, **kwargs: Any) -> JobSetRunner:
         runner = JobSetRunner(self.store, self.bus, job_set_id, adapter, clock=self.clock,
-                              policy=self.retry_policy, on_exit=self._runner_exited, **kwargs)
+                              policy=self.retry_policy, **kwargs)
         with self._lock:
             self._runners[job_set_id] = runner
         runner.start()
         return runner
-
-    def _runner_exited(self, runner: JobSetRunner) -> None:
-        del runner  # kept in _runners so wait() can read its outcome
 
     def _runner(self, job_set_id: str) -> JobSetRunner | None:
         with self._lock:
