@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from qjm_tui.core.errors import UnknownBackendError
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the fake provider's notes that some devices' error values are not typical."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"qiskit_ibm_runtime\.")
+        yield
 
 
 @functools.lru_cache(maxsize=1)
@@ -18,7 +29,8 @@ def _provider() -> Any:
 @functools.lru_cache(maxsize=1)
 def device_names() -> tuple[str, ...]:
     """Every fake device name, such as ``fake_manila``."""
-    return tuple(sorted(b.name for b in _provider().backends()))
+    with _quiet():
+        return tuple(sorted(b.name for b in _provider().backends()))
 
 
 def fake_device(name: str) -> Any:
@@ -27,4 +39,5 @@ def fake_device(name: str) -> Any:
     if wanted not in device_names():
         known = ", ".join(device_names())
         raise UnknownBackendError(f"unknown device {name!r} for aer:<device>; known devices: {known}")
-    return _provider().backend(wanted)
+    with _quiet():
+        return _provider().backend(wanted)
