@@ -349,3 +349,14 @@ def test_counts_are_formatted_exactly_as_qiskit_formats_them(manager: JobManager
     theirs = AerSimulator().run(qc, shots=300, seed_simulator=5).result().get_counts(0)
     assert ours == theirs
     assert all(" " in key for key in ours)
+
+
+def test_finished_runs_let_go_of_circuits_and_connections(manager: JobManager) -> None:
+    """A long session (the TUI, a notebook) must not pile up circuits or SQLite handles."""
+    for _ in range(5):
+        job_set = manager.run([bell(f"b{i}") for i in range(4)], backend="aer",
+                              max_experiments_per_job=2, shots=5)
+        job_set.wait(60)
+        runner = manager._runner(job_set.job_set_id())
+        assert runner is not None and runner.circuits is None
+    assert len(manager.store._connections) <= 2

@@ -219,6 +219,11 @@ class JobSetRunner(threading.Thread):
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             self.backend.set_listener(None)
+            # A finished runner stays reachable (wait() reads its outcome): let go of the
+            # circuits and this thread's store connection so long sessions do not pile them up.
+            self.circuits = None
+            self._blocks_ready = None
+            self.store.release_thread_connection()
             self.finished.set()
 
     def _prepare(self) -> None:

@@ -237,6 +237,17 @@ class Store:
             self._connections.clear()
         self._local = threading.local()
 
+    def release_thread_connection(self) -> None:
+        """Close the calling thread's connection (a thread that is about to end calls this)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        conn.close()
+
     def _open_and_migrate(self) -> None:
         if self.path.exists() and self.path.is_dir():
             raise StoreError(f"{self.path}: is a directory, not a qjm store")
