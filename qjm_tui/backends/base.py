@@ -82,7 +82,7 @@ class ExecutionBackend(ABC):
     poll_interval: float = 1.0
 
     def __init__(self) -> None:
-        self._listener: Callable[[], None] | None = None
+        self._listeners: list[Callable[[], None]] = []
 
     @abstractmethod
     def limits(self) -> BackendLimits:
@@ -116,16 +116,20 @@ class ExecutionBackend(ABC):
         """Whether jobs survive this process, so a new one can reattach to them by id."""
         return False
 
-    def set_listener(self, listener: Callable[[], None] | None) -> None:
+    def add_listener(self, listener: Callable[[], None]) -> None:
         """Register a callback the adapter calls (from any thread) when a job may have changed.
 
         The engine uses it to wake its poller at once instead of waiting a poll interval.
+        Several runners may share one adapter, so each adds and removes its own.
         """
-        self._listener = listener
+        self._listeners = [*self._listeners, listener]
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        """Stop calling ``listener``."""
+        self._listeners = [x for x in self._listeners if x is not listener]
 
     def _notify(self) -> None:
-        listener = self._listener
-        if listener is not None:
+        for listener in self._listeners:
             listener()
 
     def describe(self) -> dict[str, Any]:
@@ -245,8 +249,11 @@ class ConfiguredBackend(ExecutionBackend):
     def can_reattach(self) -> bool:
         return self.inner.can_reattach()
 
-    def set_listener(self, listener: Callable[[], None] | None) -> None:
-        self.inner.set_listener(listener)
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        self.inner.add_listener(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        self.inner.remove_listener(listener)
 
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "limits": self.limits().__dict__,

@@ -218,7 +218,7 @@ class JobSetRunner(threading.Thread):
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
-            self.backend.set_listener(None)
+            self.backend.remove_listener(self.wake)
             # A finished runner stays reachable (wait() reads its outcome): let go of the
             # circuits and this thread's store connection so long sessions do not pile them up.
             self.circuits = None
@@ -227,7 +227,7 @@ class JobSetRunner(threading.Thread):
             self.finished.set()
 
     def _prepare(self) -> None:
-        self.backend.set_listener(self.wake)
+        self.backend.add_listener(self.wake)
         if not self.backend.inline_submit:
             workers = min(self.max_in_flight or 8, 8)
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"qjm-io-{self.job_set_id}")
