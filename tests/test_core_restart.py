@@ -97,11 +97,13 @@ job_set.wait()
 
 def test_sigkill_half_way_then_resume_in_a_new_process(isolated_home: Path) -> None:
     env = _env(isolated_home)
+    errors = (isolated_home.parent / "killed-stderr.txt").open("w+")
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(KILLED_SCRIPT)], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=errors, text=True)
     try:
         job_set_id = proc.stdout.readline().strip()
-        assert job_set_id, proc.stderr.read()
+        errors.seek(0)
+        assert job_set_id, errors.read()
         store = st.Store(isolated_home / "qjm.sqlite")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -114,16 +116,18 @@ def test_sigkill_half_way_then_resume_in_a_new_process(isolated_home: Path) -> N
     finally:
         if proc.poll() is None:
             proc.kill()
+    errors.close()
     done_before = store.status_counts(job_set_id).get(st.DONE, 0)
-    assert 10 <= done_before < 60, f"the kill must land half-way, it came after {done_before} of 60 jobs"
+    assert 10 <= done_before < 60, (f"the kill must land half-way, it came after {done_before} of 60 "
+                                    f"jobs; {store.status_counts(job_set_id)}")
     done_jobs_before = {j.index: j.finished for j in store.jobs(job_set_id) if j.status == st.DONE}
 
     with JobManager(isolated_home / "qjm.sqlite", config=Config(executor="threads")) as jm:
         job_set = jm.retrieve_job_set(job_set_id)
-        assert job_set.state() == "interrupted"
+        assert job_set.state() == "interrupted", store.get_job_set(job_set_id)
         job_set.resume()
         results = job_set.results(timeout=300)
-        assert results.success
+        assert results.success, job_set.report()
         for i in range(60):
             expected = format(i % 8, "03b")
             assert results.get_counts(i) == {expected: 50_000}
