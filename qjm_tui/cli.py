@@ -167,8 +167,9 @@ def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         from rich.table import Table
 
         table = Table(box=None, header_style="bold", pad_edge=False)
-        for i, header in enumerate(headers):
-            table.add_column(header, no_wrap=i == 0, overflow="fold")
+        for header in headers:
+            # One line per row, however narrow the terminal: long names end in an ellipsis.
+            table.add_column(header, no_wrap=True, overflow="ellipsis")
         for row in rows:
             table.add_row(*row)
         Console(file=sys.stdout).print(table)
@@ -613,7 +614,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _print_histogram(manager, job_set, results, index)
     _out("")
     _out(f"Job set id: {jid}")
-    _out(f"More: qjm show {jid} | qjm results {jid} --experiment {wanted[0]}")
+    _out(f"More:  qjm show {jid}\n       qjm results {jid} --experiment {wanted[0]}")
     return _outcome(job_set, state, quiet=True) if state != "done" else EXIT_OK
 
 
@@ -666,11 +667,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
         job_text = f"{jobs['done']}/{jobs['total']}"
         if jobs["failed"]:
             job_text += f" ({jobs['failed']} failed)"
-        created = (s["created"] or "")[:19].replace("T", " ")
+        # The id starts with the creation time, so the table does not repeat it (--json has it).
         table.append([s["id"], s["name"], s["state"], job_text,
-                      f"{s['experiments_done']}/{s['experiments']}", s["backend"], created,
+                      f"{s['experiments_done']}/{s['experiments']}", s["backend"],
                       ",".join(s["tags"])])
-    _print_table(["ID", "NAME", "STATE", "JOBS", "EXPERIMENTS", "BACKEND", "CREATED", "TAGS"], table)
+    _print_table(["ID", "NAME", "STATE", "JOBS", "EXPS", "BACKEND", "TAGS"], table)
     return EXIT_OK
 
 

@@ -329,7 +329,7 @@ def test_ls_lists_and_filters(capsys: pytest.CaptureFixture[str], files: dict[st
     code, out, _ = qjm(capsys, "ls")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["ID", "NAME", "STATE", "JOBS", "EXPERIMENTS", "BACKEND", "CREATED", "TAGS"]
+    assert lines[0].split() == ["ID", "NAME", "STATE", "JOBS", "EXPS", "BACKEND", "TAGS"]
     assert [line.split()[0] for line in lines[1:]] == [failed, second, first]  # newest first
     assert "3/3" in lines[2] and "12/12" in lines[2] and "basic" in lines[2] and "x,y" in lines[2]
     assert "(1 failed)" in lines[1]
