@@ -286,7 +286,7 @@ class _BarView(_NullView):
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}",
-                       table_column=Column(max_width=32, no_wrap=True, overflow="ellipsis")),
+                       table_column=Column(max_width=20, no_wrap=True, overflow="ellipsis")),
             BarColumn(bar_width=None),
             TextColumn("{task.fields[detail]}", table_column=Column(no_wrap=True)),
             console=Console(file=sys.stderr),
@@ -329,7 +329,8 @@ def _view(mode: str, job_set: ManagedJobSet) -> _NullView:
     if mode == "none":
         return _NullView()
     if mode == "bar":
-        return _BarView(_label(job_set))
+        # the line above the bar already names the id; the bar keeps its width for progress
+        return _BarView(job_set.name())
     return _LineView(job_set.job_set_id())
 
 
