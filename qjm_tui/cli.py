@@ -107,26 +107,11 @@ def _note(text: str) -> None:
     _err(f"qjm: {text}")
 
 
-class _JSONEncoder(json.JSONEncoder):
-    """JSON for what Qiskit results hold: complex numbers as [re, im], numpy values, dates."""
-
-    def default(self, o: Any) -> Any:
-        if isinstance(o, complex):
-            return [o.real, o.imag]
-        if hasattr(o, "tolist"):  # numpy arrays and numpy scalars
-            return o.tolist()
-        if isinstance(o, (dt.datetime, dt.date)):
-            return o.isoformat()
-        if isinstance(o, (set, frozenset)):
-            return sorted(o)
-        if hasattr(o, "to_dict"):
-            return o.to_dict()
-        return super().default(o)
-
-
 def to_json(data: Any, indent: int | None = 2) -> str:
-    """``data`` as JSON text, with the encoder that handles Qiskit's result values."""
-    return json.dumps(data, cls=_JSONEncoder, indent=indent)
+    """``data`` as JSON text, with Qiskit's result values (complex, numpy, dates) converted."""
+    from qjm_tui.backends.base import jsonable
+
+    return json.dumps(jsonable(data), indent=indent)
 
 
 def _print_json(data: Any) -> None:

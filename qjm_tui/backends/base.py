@@ -13,6 +13,7 @@ store can keep them without pickling and ``qiskit.result.Result.from_dict`` can 
 
 from __future__ import annotations
 
+import datetime
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -156,25 +157,32 @@ def circuits_from_qpy(data: bytes) -> list[Any]:
     return list(qpy.load(io.BytesIO(data)))
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with everything JSON cannot hold turned into what it can: complex numbers as
+    ``[re, im]`` (the form ``Result.from_dict`` reads back), numpy values as plain numbers and
+    lists, dates as ISO text, objects with ``to_dict`` as their dict."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, complex | np.complexfloating):
         return [float(value.real), float(value.imag)]
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(jsonable(v) for v in value)
     # quantum_info objects (Statevector, Operator, DensityMatrix) keep their matrix in .data;
     # their to_dict() would give a ket dict that Result cannot read back.
     if isinstance(getattr(value, "data", None), np.ndarray):
-        return _jsonable(value.data)
+        return jsonable(value.data)
     if hasattr(value, "to_dict"):
-        return _jsonable(value.to_dict())
+        return jsonable(value.to_dict())
     return value
 
 
@@ -187,12 +195,12 @@ def experiments_from_result(result: Any) -> list[dict[str, Any]]:
         data = exp.get("data")
         if data is not None and not isinstance(data, dict):
             data = data.to_dict()
-        exp["data"] = _jsonable(data or {})
+        exp["data"] = jsonable(data or {})
         header = exp.get("header")
         if header is not None and not isinstance(header, dict):
             header = header.to_dict()
-        exp["header"] = _jsonable(header or {})
-        out.append({k: _jsonable(v) for k, v in exp.items()})
+        exp["header"] = jsonable(header or {})
+        out.append({k: jsonable(v) for k, v in exp.items()})
     return out
 
 
