@@ -26,6 +26,15 @@ import numpy as np
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINAL_STATES = frozenset({DONE, FAILED, CANCELLED})
 
+#: ``qiskit.providers.JobStatus`` names (also used by IBM's job classes) as adapter states
+QISKIT_JOB_STATES = {"INITIALIZING": QUEUED, "QUEUED": QUEUED, "VALIDATING": QUEUED,
+                     "RUNNING": RUNNING, "DONE": DONE, "ERROR": FAILED, "CANCELLED": CANCELLED}
+
+
+def state_of_qiskit_status(status: Any) -> str:
+    """The adapter state for a Qiskit job status (an enum member or its name)."""
+    return QISKIT_JOB_STATES.get(str(getattr(status, "name", status)).upper(), QUEUED)
+
 
 @dataclass(frozen=True)
 class BackendLimits:

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from qjm_tui.backends.base import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobStatusInfo
+from qjm_tui.backends.base import FAILED, JobStatusInfo, state_of_qiskit_status
 from qjm_tui.core.errors import (
     BackendConfigurationError,
     BackendLimitReached,
@@ -127,10 +127,6 @@ def scrub(text: str, credentials: IBMCredentials | None) -> str:
     return text
 
 
-_STATES = {"INITIALIZING": QUEUED, "QUEUED": QUEUED, "VALIDATING": QUEUED, "RUNNING": RUNNING,
-           "DONE": DONE, "ERROR": FAILED, "CANCELLED": CANCELLED}
-
-
 def classify(exc: BaseException, credentials: IBMCredentials | None, doing: str) -> Exception:
     """The engine's error class for a qiskit-ibm-runtime (or network) failure, token scrubbed."""
     text = scrub(f"{doing}: {type(exc).__name__}: {exc}", credentials)
@@ -157,7 +153,7 @@ def ibm_job_status(job: Any, job_id: str, credentials: IBMCredentials | None) ->
         status = job.status()
     except Exception as exc:
         raise classify(exc, credentials, f"asking the status of job {job_id}") from None
-    state = _STATES.get(str(getattr(status, "name", status)).upper(), QUEUED)
+    state = state_of_qiskit_status(status)
     if state != FAILED:
         return JobStatusInfo(state)
     try:

@@ -7,23 +7,19 @@ import threading
 from typing import Any
 
 from qjm_tui.backends.base import (
-    CANCELLED,
-    DONE,
     FAILED,
-    QUEUED,
-    RUNNING,
     BackendLimits,
     ExecutionBackend,
     JobPayload,
     JobStatusInfo,
     experiments_from_result,
+    state_of_qiskit_status,
 )
 from qjm_tui.core.errors import PermanentBackendError, TransientBackendError
 
 
 def _limits_of(backend: Any) -> BackendLimits:
     max_circuits = getattr(backend, "max_circuits", None)
-    options = getattr(backend, "options", None)
     max_shots = None
     config = getattr(backend, "configuration", None)
     if callable(config):
@@ -33,7 +29,6 @@ def _limits_of(backend: Any) -> BackendLimits:
             max_circuits = max_circuits or getattr(conf, "max_experiments", None)
         except Exception:
             pass
-    del options
     return BackendLimits(max_experiments_per_job=max_circuits or None, max_shots=max_shots or None)
 
 
@@ -85,18 +80,10 @@ class QiskitBackendAdapter(ExecutionBackend):
         return job
 
     def status(self, job_id: str) -> JobStatusInfo:
-        from qiskit.providers import JobStatus
-
-        status = self._job(job_id).status()
-        if status == JobStatus.DONE:
-            return JobStatusInfo(DONE)
-        if status == JobStatus.ERROR:
+        state = state_of_qiskit_status(self._job(job_id).status())
+        if state == FAILED:
             return JobStatusInfo(FAILED, "the backend reported an error")
-        if status == JobStatus.CANCELLED:
-            return JobStatusInfo(CANCELLED)
-        if status == JobStatus.RUNNING:
-            return JobStatusInfo(RUNNING)
-        return JobStatusInfo(QUEUED)
+        return JobStatusInfo(state)
 
     def result(self, job_id: str) -> list[dict[str, Any]]:
         try:
