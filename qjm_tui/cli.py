@@ -485,6 +485,17 @@ def _log(text: str) -> None:
     _err(f"{dt.datetime.now().isoformat(timespec='seconds')} qjm[{os.getpid()}]: {text}")
 
 
+def _cancel_on_interrupt(job_set: ManagedJobSet) -> int:
+    """Ctrl-C while following a set this process runs: cancel it, keep what finished."""
+    jid = job_set.job_set_id()
+    job_set.cancel()
+    with contextlib.suppress(JobManagerError):
+        job_set.wait(timeout=15)
+    _note(f"interrupted: job set {jid} cancelled; finished jobs keep their results, "
+          f"`qjm retry {jid}` runs the rest")
+    return EXIT_INTERRUPTED
+
+
 def _drive(args: argparse.Namespace, manager: JobManager, job_set: ManagedJobSet, started: str) -> int:
     """Wait for a job set this process runs, then report: the tail of run, retry and resume."""
     jid = job_set.job_set_id()
@@ -510,12 +521,7 @@ def _drive(args: argparse.Namespace, manager: JobManager, job_set: ManagedJobSet
     try:
         state = follow(job_set, mode)
     except KeyboardInterrupt:
-        job_set.cancel()
-        with contextlib.suppress(JobManagerError):
-            job_set.wait(timeout=15)
-        _note(f"interrupted: job set {jid} cancelled; finished jobs keep their results, "
-              f"`qjm retry {jid}` runs the rest")
-        return EXIT_INTERRUPTED
+        return _cancel_on_interrupt(job_set)
     code = _outcome(job_set, state, quiet=mode == "none")
     if args.json:
         _print_json(job_set_summary(manager, job_set))
@@ -587,11 +593,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         state = follow(job_set, _progress_mode(args))
     except KeyboardInterrupt:
-        job_set.cancel()
-        with contextlib.suppress(JobManagerError):
-            job_set.wait(timeout=15)
-        _note(f"interrupted: job set {jid} cancelled")
-        return EXIT_INTERRUPTED
+        return _cancel_on_interrupt(job_set)
     _out(job_set.report(detailed=args.detailed))
     results = job_set.results(partial=True)
     wanted = args.show if args.show else [i for i in (5, 6, 7) if i < args.circuits] or [0]

@@ -269,7 +269,7 @@ class LocalBackend(ExecutionBackend):
             self._executor = executor
             self._ships_qpy = True
             self.executor_name = type(executor).__name__
-        self._futures: dict[str, Future[list[dict[str, Any]]]] = {}
+        self._futures: dict[str, Future[list[Any]]] = {}
         self._ids = itertools.count()
         self._lock = threading.Lock()
         self._target_backend: Any | None = None
@@ -293,23 +293,22 @@ class LocalBackend(ExecutionBackend):
             # Aer would start one OpenMP thread per core in every worker; with one worker per
             # core they only fight each other.
             options.setdefault("max_parallel_threads", max(1, default_workers() // self.workers))
-        as_text = self._ships_qpy
+        # Workers in other processes send results back as JSON text (see run_local_job).
+        job = (run_local_job, self.kind, work, payload.shots, options, self._ships_qpy)
         try:
-            future = self._executor.submit(run_local_job, self.kind, work, payload.shots, options,
-                                           as_text)
+            future = self._executor.submit(*job)
         except BrokenProcessPool:
             if self.executor_name != "processes":
                 raise TransientBackendError("the executor is broken") from None
             self._executor = shared_process_pool(self.workers, self.kind)
-            future = self._executor.submit(run_local_job, self.kind, work, payload.shots, options,
-                                           as_text)
+            future = self._executor.submit(*job)
         job_id = f"local-{os.getpid()}-{next(self._ids)}"
         with self._lock:
             self._futures[job_id] = future
         future.add_done_callback(lambda _f: self._notify())
         return job_id
 
-    def _future(self, job_id: str) -> Future[list[dict[str, Any]]]:
+    def _future(self, job_id: str) -> Future[list[Any]]:
         with self._lock:
             future = self._futures.get(job_id)
         if future is None:
@@ -333,7 +332,7 @@ class LocalBackend(ExecutionBackend):
             "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return JobStatusInfo(FAILED, detail, retryable=retryable)
 
-    def result(self, job_id: str) -> list[dict[str, Any]]:
+    def result(self, job_id: str) -> list[Any]:
         future = self._future(job_id)
         try:
             return future.result()
