@@ -59,6 +59,7 @@ from qjm_tui.core.errors import (
     JobManagerTimeoutError,
     JobManagerUnknownJobSet,
 )
+from qjm_tui.views import duration, histogram_lines, iso
 
 if TYPE_CHECKING:
     from qjm_tui.core.jobset import ManagedJobSet, Progress
@@ -118,25 +119,6 @@ def _print_json(data: Any) -> None:
     _out(to_json(data))
 
 
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return dt.datetime.fromtimestamp(timestamp, tz=dt.timezone.utc).astimezone().isoformat(
-        timespec="seconds")
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
 def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
@@ -164,27 +146,6 @@ def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
 
 
-def histogram_lines(counts: dict[str, int], width: int = 40, max_rows: int = 16) -> list[str]:
-    """Counts as horizontal bars, most frequent outcome first."""
-    if not counts:
-        return ["  (no counts)"]
-    unicode_ok = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").startswith("utf")
-    full, partials = ("█", " ▏▎▍▌▋▊▉") if unicode_ok else ("#", " " * 8)
-    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    top = max(counts.values())
-    key_width = max(len(k) for k, _ in ordered[:max_rows])
-    count_width = len(str(top))
-    lines = []
-    for outcome, count in ordered[:max_rows]:
-        eighths = int(round(count / top * width * 8)) if top else 0
-        bar = full * (eighths // 8) + (partials[eighths % 8] if eighths % 8 else "")
-        lines.append(f"  {outcome.rjust(key_width)} {str(count).rjust(count_width)} {bar}".rstrip())
-    rest = ordered[max_rows:]
-    if rest:
-        lines.append(f"  ... {len(rest)} more outcomes with {sum(c for _, c in rest)} shots")
-    return lines
-
-
 # -- job-set views ---------------------------------------------------------------------------
 
 
@@ -200,8 +161,8 @@ def job_set_summary(manager: JobManager, job_set: ManagedJobSet, jobs: bool = Fa
         "state": p.state,
         "shots": row.shots,
         "run_options": row.run_options,
-        "created": _iso(row.created),
-        "finished": _iso(row.finished) if p.state in ("done", "partial", "failed", "cancelled") else None,
+        "created": iso(row.created),
+        "finished": iso(row.finished) if p.state in ("done", "partial", "failed", "cancelled") else None,
         "elapsed": round(p.elapsed, 3),
         "eta": None if p.eta is None else round(p.eta, 3),
         "experiments": p.experiments,
@@ -255,9 +216,9 @@ class _LineView(_NullView):
         self._last_key, self._last_time = key, now
         extra = "".join(f", {n} {label}" for n, label in
                         ((p.failed, "failed"), (p.cancelled, "cancelled"), (p.retries, "retries")) if n)
-        eta = f", about {_duration(p.eta)} left" if p.eta and not final else ""
+        eta = f", about {duration(p.eta)} left" if p.eta and not final else ""
         _note(f"{self.job_set_id}: {p.state}: {p.done}/{p.total_jobs} jobs done{extra}, "
-              f"{p.experiments_done}/{p.experiments} experiments, {_duration(p.elapsed)}{eta}")
+              f"{p.experiments_done}/{p.experiments} experiments, {duration(p.elapsed)}{eta}")
 
 
 class _BarView(_NullView):
@@ -295,9 +256,9 @@ class _BarView(_NullView):
             parts.append(f"[yellow]{p.cancelled} cancelled[/]")
         if p.retries:
             parts.append(f"{p.retries} retries")
-        parts.append(_duration(p.elapsed))
+        parts.append(duration(p.elapsed))
         if p.eta and not final:
-            parts.append(f"~{_duration(p.eta)} left")
+            parts.append(f"~{duration(p.eta)} left")
         if final:
             parts.append(p.state)
         self._progress.update(self._task, total=p.total_jobs, completed=p.finished_jobs,
@@ -361,7 +322,7 @@ def _outcome(job_set: ManagedJobSet, state: str, quiet: bool = False) -> int:
     if state == "done":
         if not quiet:
             _note(f"job set {jid} done: {p.total_jobs} jobs, {p.experiments} experiments "
-                  f"in {_duration(p.elapsed)}")
+                  f"in {duration(p.elapsed)}")
         return EXIT_OK
     _note(f"job set {jid} {state}: {p.done} of {p.total_jobs} jobs done, {p.failed} failed, "
           f"{p.cancelled} cancelled; {p.experiments_done}/{p.experiments} experiments have results")

@@ -487,11 +487,12 @@ def test_to_json_handles_complex_and_numpy() -> None:
 
 
 def test_histogram_lines() -> None:
-    lines = histogram_lines({"00": 30, "11": 60, "01": 1}, width=20)
-    assert lines[0].split()[:2] == ["11", "60"] and lines[1].split()[:2] == ["00", "30"]
-    assert len(lines[0].split()[2]) == 20
+    lines = histogram_lines({"00": 30, "11": 60, "01": 1}, width=20, unicode=True)
+    assert lines[0].split()[:3] == ["11", "60", "65.9%"] and lines[1].split()[:2] == ["00", "30"]
+    assert len(lines[0].split()[3]) == 20
     many = histogram_lines({format(i, "06b"): i + 1 for i in range(40)}, max_rows=5)
-    assert len(many) == 6 and "35 more outcomes" in many[-1]
+    # the four most frequent, then one bar for the other 36, so the rows add up to every shot
+    assert len(many) == 5 and many[-1].split()[:3] == ["other", "(36)", str(sum(range(1, 37)))]
 
 
 # -- waiting and control ---------------------------------------------------------------------

@@ -1,25 +1,40 @@
-"""Small frozen dataclasses describing state changes, and the bus that delivers them.
+"""Typed events describing every change to a job set, and the bus that delivers them.
 
-The engine publishes an event for every state change; the CLI's progress bar and the TUI
-subscribe. Subscribers are called on the engine's thread, so they must be quick and must not
-touch a UI directly (the TUI turns them into messages with ``post_message``).
+Every change is written to the store first and then published here: the CLI's progress and the
+app's live views subscribe. The bus stamps each event with a sequence number (1, 2, 3... per bus,
+with no gaps, so a subscriber can tell it missed nothing) and a time. Subscribers are called on
+the publishing thread, in sequence order, so they must be quick and must never touch a UI
+directly (the app merges them into a dict and repaints from a timer).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Event:
-    """Base class: something happened to a job set."""
+    """Base class: something happened to a job set. ``seq`` and ``time`` are set by the bus."""
 
     job_set_id: str
+    seq: int = field(default=0, kw_only=True)
+    time: float = field(default=0.0, kw_only=True)
+
+
+@dataclass(frozen=True)
+class JobSetCreated(Event):
+    """A new job set and its jobs are in the store (its circuits may still be being stored)."""
+
+    name: str
+    backend: str
+    n_jobs: int
+    n_experiments: int
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,13 @@ class JobRetryScheduled(Event):
 
 
 @dataclass(frozen=True)
+class JobsReset(Event):
+    """Jobs went back to pending so they run again (retry of failed jobs, or resume)."""
+
+    job_indices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class JobSetStateChanged(Event):
     """The job set as a whole moved to a new state (running, done, failed, cancelled...)."""
 
@@ -57,34 +79,71 @@ class JobSetFinished(Event):
     state: str
 
 
+@dataclass(frozen=True)
+class CancelRequested(Event):
+    """Someone asked for the set to be cancelled (this process, or another through the store)."""
+
+
+@dataclass(frozen=True)
+class JobSetRenamed(Event):
+    """The job set's name changed."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class JobSetTagsChanged(Event):
+    """The job set's tags changed."""
+
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JobSetDeleted(Event):
+    """The job set and everything it held left the store."""
+
+
 Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    """Thread-safe publish/subscribe. A failing subscriber is logged, never fatal."""
+    """Thread-safe publish/subscribe, in order and numbered. A failing subscriber is logged,
+    never fatal.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    ``clock`` gives the time stamped on events (injectable, so screens can be snapshotted).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        # Re-entrant: a subscriber may publish (delivery happens under the lock, to keep order).
+        self._lock = threading.RLock()
         self._subscribers: list[Subscriber] = []
+        self._seq = 0
+        self._clock = clock
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last event published (0 before the first)."""
+        return self._seq
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback`` for every event; returns a function that unsubscribes."""
         with self._lock:
-            self._subscribers.append(callback)
+            self._subscribers = [*self._subscribers, callback]
 
         def unsubscribe() -> None:
             with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
+                self._subscribers = [s for s in self._subscribers if s is not callback]
 
         return unsubscribe
 
-    def publish(self, event: Event) -> None:
-        """Deliver ``event`` to every subscriber."""
+    def publish(self, event: Event) -> Event:
+        """Number, stamp and deliver ``event`` to every subscriber; returns the stamped event."""
         with self._lock:
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
-            try:
-                callback(event)
-            except Exception:  # a broken subscriber must not stop the engine
-                log.exception("event subscriber failed on %r", event)
+            self._seq += 1
+            stamped = replace(event, seq=self._seq, time=self._clock())
+            for callback in self._subscribers:
+                try:
+                    callback(stamped)
+                except Exception:  # a broken subscriber must not stop the engine
+                    log.exception("event subscriber failed on %r", stamped)
+        return stamped

@@ -69,6 +69,31 @@ class Progress:
         return self.finished_jobs / self.total_jobs if self.total_jobs else 1.0
 
 
+class _ExperimentIndex:
+    """Finds an experiment's global index by index, circuit name or circuit, in one job set."""
+
+    def __init__(self, row: st.JobSetRow) -> None:
+        self._n = row.n_experiments
+        self._names = row.experiment_names
+        self._by_name: dict[str, int] | None = None
+
+    def __call__(self, experiment: Any) -> int:
+        if isinstance(experiment, bool):
+            raise not_found(experiment, self._n)
+        if isinstance(experiment, int):
+            if 0 <= experiment < self._n:
+                return experiment
+            raise not_found(experiment, self._n)
+        name = experiment if isinstance(experiment, str) else getattr(experiment, "name", None)
+        if self._by_name is None:
+            self._by_name = {}
+            for i, known in enumerate(self._names):
+                self._by_name.setdefault(known, i)  # the first of equal names, as list.index
+        if name is not None and name in self._by_name:
+            return self._by_name[name]
+        raise not_found(experiment, self._n)
+
+
 class ManagedJob:
     """One backend job of a job set: experiments ``start_index`` to ``end_index``."""
 
@@ -110,8 +135,7 @@ class ManagedJob:
 
     def refresh(self) -> ManagedJob:
         """Re-read this job from the store."""
-        rows = self._job_set._store.jobs(self._job_set.job_set_id())
-        self._row = rows[self._row.index]
+        self._row = self._job_set._store.job(self._job_set.job_set_id(), self._row.index)
         return self
 
     def status(self) -> Any:
@@ -156,7 +180,9 @@ class ManagedJobSet:
 
     def state(self) -> str:
         """``running``, ``done``, ``partial``, ``failed``, ``cancelled`` or ``interrupted``."""
-        row = self._row()
+        return self._state_of(self._row())
+
+    def _state_of(self, row: st.JobSetRow) -> str:
         if row.state == st.SET_RUNNING and self._manager._runner(self._id) is not None:
             return st.SET_RUNNING
         return self._store.effective_state(row)
@@ -197,18 +223,7 @@ class ManagedJobSet:
 
     def experiment_index(self, experiment: Any) -> int:
         """The global index of an experiment given by index, circuit name or circuit."""
-        row = self._row()
-        n = row.n_experiments
-        if isinstance(experiment, bool):
-            raise not_found(experiment, n)
-        if isinstance(experiment, int):
-            if 0 <= experiment < n:
-                return experiment
-            raise not_found(experiment, n)
-        name = experiment if isinstance(experiment, str) else getattr(experiment, "name", None)
-        if name is not None and name in row.experiment_names:
-            return row.experiment_names.index(name)
-        raise not_found(experiment, n)
+        return _ExperimentIndex(self._row())(experiment)
 
     def job(self, experiment: Any) -> tuple[ManagedJob, int]:
         """The job that holds an experiment, and the experiment's index within that job."""
@@ -235,8 +250,9 @@ class ManagedJobSet:
 
     def progress(self) -> Progress:
         """Job counts, experiments done, elapsed time and an estimate of the time left."""
-        row = self._row()
-        jobs = self._store.jobs(self._id)
+        return self._progress(self._row(), self._store.jobs(self._id))
+
+    def _progress(self, row: st.JobSetRow, jobs: Sequence[st.JobRow]) -> Progress:
         counts: dict[str, int] = {}
         for job in jobs:
             counts[job.status] = counts.get(job.status, 0) + 1
@@ -264,13 +280,14 @@ class ManagedJobSet:
             retries=sum(j.retries for j in jobs),
             elapsed=elapsed,
             eta=eta,
-            state=self.state(),
+            state=self._state_of(row),
         )
 
     def report(self, detailed: bool = True) -> str:
         """A text report of the job set and, if ``detailed``, of each job."""
         row = self._row()
-        p = self.progress()
+        jobs = self._store.jobs(self._id)
+        p = self._progress(row, jobs)
         lines = [
             f"Job set name: {row.name}",
             f"          ID: {row.id}",
@@ -289,7 +306,7 @@ class ManagedJobSet:
         ]
         if detailed:
             lines += ["", "Detail report:"]
-            for job in self._store.jobs(self._id):
+            for job in jobs:
                 label = f"  experiments: {job.start}-{job.stop - 1}"
                 if job.round:
                     label += f" (shots round {job.round})"
@@ -353,18 +370,22 @@ class ManagedJobSet:
         if not partial:
             self.wait(timeout)
         row = self._row()
+        jobs = self._store.jobs(self._id)
         stored = self._store.raw_results(self._id)
-        rounds = 1 + max((j.round for j in self._store.jobs(self._id)), default=0)
+        rounds = 1 + max((j.round for j in jobs), default=0)
         complete = {i: parts for i, parts in stored.items() if len(parts) == rounds}
-        return ManagedResults(self._id, row.backend, complete, row.n_experiments,
-                              self.experiment_index, self._why_missing)
 
-    def _why_missing(self, index: int) -> str:
-        for job in self._store.jobs(self._id):
-            if job.start <= index < job.stop and job.status != st.DONE:
-                detail = f": {job.last_error}" if job.last_error else ""
-                return f"its job {job.index} is {job.status}{detail}"
-        return "it has not been stored"
+        # The results are a snapshot, so they explain missing data from the same snapshot
+        # (one read, however many experiments are asked about).
+        def why_missing(index: int) -> str:
+            for job in jobs:
+                if job.start <= index < job.stop and job.status != st.DONE:
+                    detail = f": {job.last_error}" if job.last_error else ""
+                    return f"its job {job.index} is {job.status}{detail}"
+            return "it has not been stored"
+
+        return ManagedResults(self._id, row.backend, complete, row.n_experiments,
+                              _ExperimentIndex(row), why_missing)
 
     # -- control -----------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from typing import Any
 from qjm_tui.core.errors import JobManagerUnknownJobSet, StoreError
 
 APP_ID = "qjm"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Store-level job statuses. "pending" has not been submitted; "submitting" has its intent
 # written but no backend id yet (the window a crash can leave behind).
@@ -104,6 +104,19 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX job_sets_created ON job_sets(created);
     """,
+    # version 2: the change feed. Every state-changing transaction takes the next number from
+    # ``changes`` and stamps it on the rows it writes (a job's number is also stamped on its
+    # set), so "what changed since N" is an index range, not a scan or a clock comparison.
+    """
+    CREATE TABLE changes (seq INTEGER NOT NULL);
+    INSERT INTO changes VALUES (0);
+    ALTER TABLE job_sets ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE deleted_sets (id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+    CREATE INDEX jobs_changes ON jobs(job_set_id, seq);
+    CREATE INDEX job_sets_changes ON job_sets(seq);
+    CREATE INDEX deleted_sets_changes ON deleted_sets(seq);
+    """,
 ]
 
 
@@ -127,6 +140,8 @@ class JobSetRow:
     owner_pid: int | None
     heartbeat: float | None
     cancel_requested: bool = False
+    #: the store's change number of the last write to this set or any of its jobs
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -148,11 +163,53 @@ class JobRow:
     submitted: float | None
     finished: float | None
     updated: float
+    #: the store's change number of the last write to this job
+    seq: int = 0
 
     @property
     def size(self) -> int:
         """How many experiments the job holds."""
         return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class JobSetSummary:
+    """What a listing shows of one job set, read for every set in one query.
+
+    ``counts`` maps job status to how many jobs have it; ``state`` is the effective state
+    (``interrupted`` derived, as :meth:`Store.effective_state` does).
+    """
+
+    id: str
+    name: str
+    tags: list[str]
+    backend: str
+    shots: int | None
+    n_experiments: int
+    state: str
+    created: float
+    updated: float
+    finished: float | None
+    counts: dict[str, int]
+    total_jobs: int
+    experiments_done: int
+    retries: int
+    seq: int
+
+    @property
+    def fraction(self) -> float:
+        """Experiments done as a fraction of all (1.0 for an empty set)."""
+        return self.experiments_done / self.n_experiments if self.n_experiments else 1.0
+
+
+@dataclass(frozen=True)
+class SetChanges:
+    """The answer to "which job sets changed since N": ids to re-read, ids gone, and the
+    change number to ask from next time."""
+
+    changed: list[str]
+    deleted: list[str]
+    seq: int
 
 
 @contextmanager
@@ -225,6 +282,14 @@ class Store:
 
     def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return immediate_transaction(self._connect())
+
+    @contextmanager
+    def _change(self) -> Iterator[tuple[sqlite3.Connection, int]]:
+        """A write transaction that is a change readers should see: yields the connection and
+        the change number to stamp on every row it writes."""
+        with self._tx() as tx:
+            seq = tx.execute("UPDATE changes SET seq = seq + 1 RETURNING seq").fetchone()[0]
+            yield tx, seq
 
     def close(self) -> None:
         """Close every connection this store opened."""
@@ -313,19 +378,20 @@ class Store:
         ``(start, stop, qpy)``. Either everything is stored or nothing is.
         """
         now = time.time()
-        with self._tx() as tx:
+        with self._change() as (tx, seq):
             tx.execute(
                 "INSERT INTO job_sets (id, name, tags, backend, shots, run_options, n_experiments,"
-                " experiment_names, state, created, updated, owner_host, owner_pid, heartbeat)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " experiment_names, state, created, updated, owner_host, owner_pid, heartbeat, seq)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job_set_id, name, json.dumps(list(tags)), backend, shots,
                  json.dumps(run_options), len(experiment_names), json.dumps(list(experiment_names)),
-                 SET_RUNNING, now, now, self.host, os.getpid(), now),
+                 SET_RUNNING, now, now, self.host, os.getpid(), now, seq),
             )
+            tx.execute("DELETE FROM deleted_sets WHERE id=?", (job_set_id,))
             tx.executemany(
                 "INSERT INTO jobs (job_set_id, idx, start, stop, shots, round, status, client_tag,"
-                " updated) VALUES (?,?,?,?,?,?,?,?,?)",
-                [(job_set_id, i, a, b, s, r, PENDING, f"qjm:{job_set_id}:{i}", now)
+                " updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(job_set_id, i, a, b, s, r, PENDING, f"qjm:{job_set_id}:{i}", now, seq)
                  for (i, a, b, s, r) in jobs],
             )
             tx.executemany(
@@ -389,13 +455,17 @@ class Store:
 
     def effective_state(self, row: JobSetRow, now: float | None = None) -> str:
         """The row's state, with "interrupted" for a running set whose owner is gone."""
-        if row.state != SET_RUNNING:
-            return row.state
+        return self._effective(row.state, row.owner_host, row.owner_pid, row.heartbeat, now)
+
+    def _effective(self, state: str, host: str | None, pid: int | None, heartbeat: float | None,
+                   now: float | None = None) -> str:
+        if state != SET_RUNNING:
+            return state
         now = time.time() if now is None else now
-        if row.owner_host == self.host and row.owner_pid is not None:
-            if row.owner_pid != os.getpid() and not process_alive(row.owner_pid):
+        if host == self.host and pid is not None:
+            if pid != os.getpid() and not process_alive(pid):
                 return SET_INTERRUPTED
-        if row.heartbeat is not None and now - row.heartbeat > HEARTBEAT_STALE_SECONDS:
+        if heartbeat is not None and now - heartbeat > HEARTBEAT_STALE_SECONDS:
             return SET_INTERRUPTED
         return SET_RUNNING
 
@@ -408,8 +478,9 @@ class Store:
                 fields[key] = json.dumps(fields[key])
         fields["updated"] = time.time()
         cols = ", ".join(f"{k}=?" for k in fields)
-        with self._tx() as tx:
-            cur = tx.execute(f"UPDATE job_sets SET {cols} WHERE id=?", (*fields.values(), job_set_id))
+        with self._change() as (tx, seq):
+            cur = tx.execute(f"UPDATE job_sets SET {cols}, seq=? WHERE id=?",
+                             (*fields.values(), seq, job_set_id))
             if cur.rowcount == 0:
                 raise JobManagerUnknownJobSet(f"no job set with id {job_set_id!r} in {self.path}")
 
@@ -430,20 +501,27 @@ class Store:
 
     def delete_job_set(self, job_set_id: str) -> None:
         """Remove a job set and everything it holds."""
-        with self._tx() as tx:
+        with self._change() as (tx, seq):
             tx.execute("DELETE FROM job_sets WHERE id=?", (job_set_id,))
+            tx.execute("INSERT OR REPLACE INTO deleted_sets (id, seq) VALUES (?, ?)", (job_set_id, seq))
 
     # -- jobs --------------------------------------------------------------------------------
 
+    _JOB_COLUMNS = ("SELECT job_set_id, idx, start, stop, shots, round, status, backend_job_id,"
+                    " client_tag, attempts, retries, last_error, submitted, finished, updated, seq"
+                    " FROM jobs WHERE job_set_id=?")
+
     def jobs(self, job_set_id: str) -> list[JobRow]:
         """The job set's jobs in index order."""
-        rows = self._connect().execute(
-            "SELECT job_set_id, idx, start, stop, shots, round, status, backend_job_id, client_tag,"
-            " attempts, retries, last_error, submitted, finished, updated FROM jobs"
-            " WHERE job_set_id=? ORDER BY idx",
-            (job_set_id,),
-        ).fetchall()
+        rows = self._connect().execute(self._JOB_COLUMNS + " ORDER BY idx", (job_set_id,)).fetchall()
         return [JobRow(*r) for r in rows]
+
+    def job(self, job_set_id: str, index: int) -> JobRow:
+        """One job of a job set."""
+        row = self._connect().execute(self._JOB_COLUMNS + " AND idx=?", (job_set_id, index)).fetchone()
+        if row is None:
+            raise JobManagerUnknownJobSet(f"job set {job_set_id!r} has no job {index} in {self.path}")
+        return JobRow(*row)
 
     def status_counts(self, job_set_id: str) -> dict[str, int]:
         """How many jobs are in each status."""
@@ -456,17 +534,19 @@ class Store:
         """Set columns of one job in one transaction."""
         fields["updated"] = time.time()
         cols = ", ".join(f"{k}=?" for k in fields)
-        with self._tx() as tx:
-            tx.execute(f"UPDATE jobs SET {cols} WHERE job_set_id=? AND idx=?",
-                       (*fields.values(), job_set_id, index))
+        with self._change() as (tx, seq):
+            tx.execute(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?",
+                       (*fields.values(), seq, job_set_id, index))
+            tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
 
     def update_jobs(self, job_set_id: str, indices: Sequence[int], **fields: Any) -> None:
         """Set the same columns on several jobs in one transaction."""
         fields["updated"] = time.time()
         cols = ", ".join(f"{k}=?" for k in fields)
-        with self._tx() as tx:
-            tx.executemany(f"UPDATE jobs SET {cols} WHERE job_set_id=? AND idx=?",
-                           [(*fields.values(), job_set_id, i) for i in indices])
+        with self._change() as (tx, seq):
+            tx.executemany(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?",
+                           [(*fields.values(), seq, job_set_id, i) for i in indices])
+            tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
 
     def finish_job(self, job_set_id: str, job: JobRow,
                    experiments: Sequence[dict[str, Any] | str]) -> None:
@@ -479,7 +559,7 @@ class Store:
         run racing a late result) replaces rather than double-counts.
         """
         now = time.time()
-        with self._tx() as tx:
+        with self._change() as (tx, seq):
             tx.executemany(
                 "INSERT OR REPLACE INTO results (job_set_id, experiment, round, data) VALUES (?,?,?,?)",
                 [(job_set_id, job.start + offset, job.round,
@@ -487,10 +567,11 @@ class Store:
                  for offset, exp in enumerate(experiments)],
             )
             tx.execute(
-                "UPDATE jobs SET status=?, finished=?, updated=?, last_error=NULL"
+                "UPDATE jobs SET status=?, finished=?, updated=?, last_error=NULL, seq=?"
                 " WHERE job_set_id=? AND idx=?",
-                (DONE, now, now, job_set_id, job.index),
+                (DONE, now, now, seq, job_set_id, job.index),
             )
+            tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
 
     # -- results -----------------------------------------------------------------------------
 
@@ -531,20 +612,84 @@ class Store:
             "SELECT COUNT(*) FROM results WHERE job_set_id=?", (job_set_id,)
         ).fetchone()[0]
 
-    def last_change(self) -> float:
-        """The latest update time over all job sets and jobs (for watchers)."""
+    # -- the change feed ---------------------------------------------------------------------
+
+    def change_seq(self) -> int:
+        """The store's current change number: it grows with every state-changing write, from
+        any process, so a watcher that sees it unchanged knows nothing changed."""
+        return self._connect().execute("SELECT seq FROM changes").fetchone()[0]
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` on this thread's connection: it changes when any
+        other connection (another thread or process) commits. The cheapest "anything new?"."""
+        return self._connect().execute("PRAGMA data_version").fetchone()[0]
+
+    def sets_changed_since(self, seq: int) -> SetChanges:
+        """Which job sets were created or changed (their row or any job) and which were
+        deleted after change number ``seq``; pass the returned ``seq`` next time."""
         conn = self._connect()
-        a = conn.execute("SELECT MAX(updated) FROM job_sets").fetchone()[0] or 0.0
-        b = conn.execute("SELECT MAX(updated) FROM jobs").fetchone()[0] or 0.0
-        return max(a, b)
+        # The number is read first: a change committed after it is reported now or next time,
+        # never lost (at worst it is reported twice, which re-reading makes harmless).
+        current = conn.execute("SELECT seq FROM changes").fetchone()[0]
+        changed = [r[0] for r in conn.execute("SELECT id FROM job_sets WHERE seq > ?", (seq,))]
+        deleted = [r[0] for r in conn.execute("SELECT id FROM deleted_sets WHERE seq > ?", (seq,))]
+        return SetChanges(changed, deleted, current)
+
+    def jobs_changed_since(self, job_set_id: str, seq: int) -> tuple[list[JobRow], int]:
+        """The set's jobs written after change number ``seq``, in index order, and the number
+        to pass next time. Reading a 10,000-job set's few changes costs an index range."""
+        conn = self._connect()
+        current = conn.execute("SELECT seq FROM changes").fetchone()[0]
+        rows = conn.execute(self._JOB_COLUMNS + " AND seq > ? ORDER BY idx", (job_set_id, seq)).fetchall()
+        return [JobRow(*r) for r in rows], current
+
+    def summaries(self, ids: Sequence[str] | None = None) -> list[JobSetSummary]:
+        """Every job set (or those with these ids) as a listing shows it, newest first.
+
+        One grouped query over the sets and their jobs, however many sets there are.
+        """
+        sql = (
+            "SELECT s.id, s.name, s.tags, s.backend, s.shots, s.n_experiments, s.state, s.created,"
+            " s.updated, s.finished, s.owner_host, s.owner_pid, s.heartbeat, s.seq,"
+            " j.status, COUNT(j.idx), COALESCE(SUM(j.stop - j.start), 0),"
+            " COALESCE(SUM(j.retries), 0), COALESCE(MAX(j.round), 0)"
+            " FROM job_sets s LEFT JOIN jobs j ON j.job_set_id = s.id"
+        )
+        args: list[Any] = []
+        if ids is not None:
+            ids = list(ids)
+            if not ids:
+                return []
+            sql += f" WHERE s.id IN ({','.join('?' * len(ids))})"
+            args = ids
+        sql += " GROUP BY s.id, j.status ORDER BY s.created DESC, s.id DESC"
+        now = time.time()
+        grouped: dict[str, list[tuple[Any, ...]]] = {}
+        for row in self._connect().execute(sql, args):
+            grouped.setdefault(row[0], []).append(row)
+        out = []
+        for set_id, parts in grouped.items():
+            (_, name, tags, backend, shots, n, state, created, updated, finished, host, pid,
+             heartbeat, seq) = parts[0][:14]
+            counts = {p[14]: p[15] for p in parts if p[14] is not None}
+            rounds = 1 + max(p[18] for p in parts)
+            done_units = sum(p[16] for p in parts if p[14] == DONE)
+            out.append(JobSetSummary(
+                id=set_id, name=name, tags=json.loads(tags), backend=backend, shots=shots,
+                n_experiments=n, state=self._effective(state, host, pid, heartbeat, now),
+                created=created, updated=updated, finished=finished, counts=counts,
+                total_jobs=sum(counts.values()), experiments_done=done_units // rounds,
+                retries=sum(p[17] for p in parts), seq=seq,
+            ))
+        return out
 
     @staticmethod
     def _job_set_row(row: tuple[Any, ...]) -> JobSetRow:
         (id_, name, tags, backend, shots, run_options, n, names, state, created, updated,
-         finished, host, pid, heartbeat, cancel_requested) = row
+         finished, host, pid, heartbeat, cancel_requested, seq) = row
         return JobSetRow(id_, name, json.loads(tags), backend, shots, json.loads(run_options), n,
                          json.loads(names), state, created, updated, finished, host, pid, heartbeat,
-                         bool(cancel_requested))
+                         bool(cancel_requested), seq)
 
 
 def _split_sql(script: str) -> list[str]:
