@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import fnmatch
 import json
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,9 @@ from qjm_tui.cli.output import (
     print_json,
     print_table,
 )
-from qjm_tui.cli.progress import follow, label, outcome, progress_mode
+from qjm_tui.cli.progress import follow, label, outcome, progress_mode, read_figures
 from qjm_tui.core.errors import JobManagerError
-from qjm_tui.views import histogram_lines, iso
+from qjm_tui.views import histogram_lines, job_set_cells, job_set_summary
 
 if TYPE_CHECKING:
     from qjm_tui.core.jobset import ManagedJobSet
@@ -42,44 +43,12 @@ def open_manager() -> JobManager:
     return JobManager()
 
 
-def job_set_summary(manager: JobManager, job_set: ManagedJobSet, jobs: bool = False) -> dict[str, Any]:
-    """A job set as plain data: the shape of ``--json`` for ls, show, report and wait."""
-    row = manager.store.get_job_set(job_set.job_set_id())
-    p = job_set.progress()
-    data: dict[str, Any] = {
-        "id": row.id,
-        "name": row.name,
-        "tags": list(row.tags),
-        "backend": row.backend,
-        "state": p.state,
-        "shots": row.shots,
-        "run_options": row.run_options,
-        "created": iso(row.created),
-        "finished": iso(row.finished) if p.state in ("done", "partial", "failed", "cancelled") else None,
-        "elapsed": round(p.elapsed, 3),
-        "eta": None if p.eta is None else round(p.eta, 3),
-        "experiments": p.experiments,
-        "experiments_done": p.experiments_done,
-        "jobs": {"total": p.total_jobs, "done": p.done, "failed": p.failed, "cancelled": p.cancelled,
-                 "running": p.running, "pending": p.pending},
-        "retries": p.retries,
-    }
-    if jobs:
-        data["job_list"] = [
-            {
-                "index": j.index,
-                "first_experiment": j.start_index,
-                "last_experiment": j.end_index,
-                "shots_round": j.shots_round,
-                "status": j.store_status(),
-                "backend_job_id": j.job_id(),
-                "attempts": j.attempts,
-                "retries": j.retries,
-                "error": j.error_message(),
-            }
-            for j in job_set.managed_jobs()
-        ]
-    return data
+def summary_data(manager: JobManager, job_set_id: str, jobs: bool = False) -> dict[str, Any]:
+    """One job set as plain data (the ``--json`` shape, see :func:`qjm_tui.views.job_set_summary`)."""
+    store = manager.store
+    summary = store.summaries([job_set_id])[0]
+    return job_set_summary(summary, time.time(), store.get_job_set(job_set_id).run_options,
+                           store.jobs(job_set_id) if jobs else None)
 
 
 def cancel_on_interrupt(job_set: ManagedJobSet) -> int:
@@ -112,16 +81,16 @@ def drive(args: argparse.Namespace, manager: JobManager, job_set: ManagedJobSet,
         out(jid)  # at once, so a caller has the id even if this process is stopped
     mode = progress_mode(args)
     if mode != "none" and not args.json:
-        p = job_set.progress()
+        p = read_figures(manager, jid)
         note(f"{started} job set {label(job_set)}: {p.experiments} experiments in "
              f"{p.total_jobs} jobs on {job_set.backend_spec()}")
     try:
-        state = follow(job_set, mode)
+        state = follow(manager, job_set, mode)
     except KeyboardInterrupt:
         return cancel_on_interrupt(job_set)
-    code = outcome(job_set, state, quiet=mode == "none")
+    code = outcome(manager, job_set, state, quiet=mode == "none")
     if args.json:
-        print_json(job_set_summary(manager, job_set))
+        print_json(summary_data(manager, job_set.job_set_id()))
     return code
 
 
@@ -182,11 +151,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
                           transpile=True, **run_config)
     jid = job_set.job_set_id()
     if not quiet:
-        p = job_set.progress()
+        p = read_figures(manager, jid)
         note(f"running job set {jid}: {p.experiments} circuits in {p.total_jobs} jobs on "
              f"{job_set.backend_spec()}")
     try:
-        state = follow(job_set, progress_mode(args))
+        state = follow(manager, job_set, progress_mode(args))
     except KeyboardInterrupt:
         return cancel_on_interrupt(job_set)
     out(job_set.report(detailed=args.detailed))
@@ -198,7 +167,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out("")
     out(f"Job set id: {jid}")
     out(f"More:  qjm show {jid}\n       qjm results {jid} --experiment {wanted[0]}")
-    return outcome(job_set, state, quiet=True) if state != "done" else EXIT_OK
+    return outcome(manager, job_set, state, quiet=True) if state != "done" else EXIT_OK
 
 
 def print_histogram(manager: JobManager, job_set: ManagedJobSet, results: Any, experiment: Any) -> bool:
@@ -220,40 +189,36 @@ def print_histogram(manager: JobManager, job_set: ManagedJobSet, results: Any, e
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    """List job sets, newest first, with filters."""
+    """List job sets, newest first, with filters (one query for every set's figures)."""
     manager = open_manager()
-    rows = manager.store.list_job_sets()
+    summaries = manager.store.summaries()
     selected = []
-    for row in rows:
-        if args.name and not fnmatch.fnmatchcase(row.name, args.name):
+    for summary in summaries:
+        if args.name and not fnmatch.fnmatchcase(summary.name, args.name):
             continue
-        if args.backend and not fnmatch.fnmatchcase(row.backend, args.backend):
+        if args.backend and not fnmatch.fnmatchcase(summary.backend, args.backend):
             continue
-        if args.tag and not all(t in row.tags for t in args.tag):
+        if args.tag and not all(t in summary.tags for t in args.tag):
             continue
-        job_set = manager.retrieve_job_set(row.id)
-        summary = job_set_summary(manager, job_set)
-        if args.state and summary["state"] not in args.state:
+        if args.state and summary.state not in args.state:
             continue
         selected.append(summary)
         if args.limit and len(selected) >= args.limit:
             break
+    now = time.time()
     if args.json:
-        print_json(selected)
+        options = {row.id: row.run_options for row in manager.store.list_job_sets()} if selected else {}
+        print_json([job_set_summary(s, now, options.get(s.id)) for s in selected])
         return EXIT_OK
     if not selected:
-        note("no job sets" + (" match" if rows else f" in {manager.store.path}"))
+        note("no job sets" + (" match" if summaries else f" in {manager.store.path}"))
         return EXIT_OK
     table = []
-    for s in selected:
-        jobs = s["jobs"]
-        job_text = f"{jobs['done']}/{jobs['total']}"
-        if jobs["failed"]:
-            job_text += f" ({jobs['failed']} failed)"
+    for summary in selected:
+        cells = job_set_cells(summary, now)
         # The id starts with the creation time, so the table does not repeat it (--json has it).
-        table.append([s["id"], s["name"], s["state"], job_text,
-                      f"{s['experiments_done']}/{s['experiments']}", s["backend"],
-                      ",".join(s["tags"])])
+        table.append([cells.id, cells.name, cells.state, cells.jobs, cells.experiments, cells.backend,
+                      cells.tags])
     print_table(["ID", "NAME", "STATE", "JOBS", "EXPS", "BACKEND", "TAGS"], table)
     return EXIT_OK
 
@@ -263,7 +228,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     manager = open_manager()
     job_set = manager.retrieve_job_set(args.id)
     if args.json:
-        print_json(job_set_summary(manager, job_set, jobs=True))
+        print_json(summary_data(manager, job_set.job_set_id(), jobs=True))
     else:
         out(job_set.report(detailed=not args.brief))
     return EXIT_OK
@@ -273,7 +238,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     """The report of every job set in the store."""
     manager = open_manager()
     if args.json:
-        print_json([job_set_summary(manager, s, jobs=args.detailed) for s in manager.job_sets()])
+        store, now = manager.store, time.time()
+        options = {row.id: row.run_options for row in store.list_job_sets()}
+        print_json([job_set_summary(s, now, options.get(s.id), store.jobs(s.id) if args.detailed else None)
+                    for s in store.summaries()])
     else:
         out(manager.report(detailed=args.detailed))
     return EXIT_OK
@@ -285,10 +253,10 @@ def cmd_wait(args: argparse.Namespace) -> int:
         raise CliError(f"--timeout must not be negative, got {args.timeout:g}", EXIT_USAGE)
     manager = open_manager()
     job_set = manager.retrieve_job_set(args.id)
-    state = follow(job_set, progress_mode(args), timeout=args.timeout)
-    code = outcome(job_set, state, quiet=args.json or progress_mode(args) == "none")
+    state = follow(manager, job_set, progress_mode(args), timeout=args.timeout)
+    code = outcome(manager, job_set, state, quiet=args.json or progress_mode(args) == "none")
     if args.json:
-        print_json(job_set_summary(manager, job_set))
+        print_json(summary_data(manager, job_set.job_set_id()))
     return code
 
 
@@ -302,7 +270,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         note(f"job set {jid} is already {before}; nothing to cancel")
         return EXIT_FAILED
     if args.wait:
-        state = follow(job_set, "none", timeout=args.timeout)
+        state = follow(manager, job_set, "none", timeout=args.timeout)
         note(f"job set {jid} {state}")
     else:
         note(f"cancelling job set {jid} (it was {before}); `qjm wait {jid}` waits until it stops")

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from qjm_tui.cli import output
 from qjm_tui.cli.output import EXIT_FAILED, EXIT_OK, CliError, err, note
 from qjm_tui.core.errors import JobManagerInvalidStateError, JobManagerTimeoutError
-from qjm_tui.views import duration
+from qjm_tui.core.events import Event, JobSetFinished
+from qjm_tui.views import SetFigures, SetProgress, duration, progress_line, progress_parts, set_figures
 
 if TYPE_CHECKING:
-    from qjm_tui.core.jobset import ManagedJobSet, Progress
+    from qjm_tui.core.jobset import ManagedJobSet
+    from qjm_tui.core.manager import JobManager
 
 
 class NullView:
@@ -26,7 +30,8 @@ class NullView:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def update(self, p: Progress, final: bool = False) -> None:
+    def update(self, p: SetProgress, final: bool = False) -> None:
+        """Show ``p``; ``final`` once the set is finished."""
         return None
 
 
@@ -38,17 +43,13 @@ class LineView(NullView):
         self._last_key: tuple[Any, ...] | None = None
         self._last_time = 0.0
 
-    def update(self, p: Progress, final: bool = False) -> None:
+    def update(self, p: SetProgress, final: bool = False) -> None:
         key = (p.state, p.done, p.failed, p.cancelled, p.running, p.experiments_done, p.retries)
         now = time.monotonic()
         if key == self._last_key or (not final and now - self._last_time < 1.0):
             return
         self._last_key, self._last_time = key, now
-        extra = "".join(f", {n} {label}" for n, label in
-                        ((p.failed, "failed"), (p.cancelled, "cancelled"), (p.retries, "retries")) if n)
-        eta = f", about {duration(p.eta)} left" if p.eta and not final else ""
-        note(f"{self.job_set_id}: {p.state}: {p.done}/{p.total_jobs} jobs done{extra}, "
-             f"{p.experiments_done}/{p.experiments} experiments, {duration(p.elapsed)}{eta}")
+        note(progress_line(self.job_set_id, p, final))
 
 
 class BarView(NullView):
@@ -78,21 +79,10 @@ class BarView(NullView):
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
 
-    def update(self, p: Progress, final: bool = False) -> None:
-        parts = [f"{p.finished_jobs}/{p.total_jobs} jobs", f"{p.experiments_done}/{p.experiments} exp"]
-        if p.failed:
-            parts.append(f"[red]{p.failed} failed[/]")
-        if p.cancelled:
-            parts.append(f"[yellow]{p.cancelled} cancelled[/]")
-        if p.retries:
-            parts.append(f"{p.retries} retries")
-        parts.append(duration(p.elapsed))
-        if p.eta and not final:
-            parts.append(f"~{duration(p.eta)} left")
-        if final:
-            parts.append(p.state)
-        self._progress.update(self._task, total=p.total_jobs, completed=p.finished_jobs,
-                              detail=" · ".join(parts))
+    def update(self, p: SetProgress, final: bool = False) -> None:
+        parts = progress_parts(p, final)
+        detail = " · ".join(f"[{style}]{text}[/]" if style else text for text, style in parts)
+        self._progress.update(self._task, total=p.total_jobs, completed=p.finished_jobs, detail=detail)
 
 
 def label(job_set: ManagedJobSet) -> str:
@@ -118,39 +108,129 @@ def progress_mode(args: argparse.Namespace) -> str:
     return "bar" if output.stderr_is_terminal() else "lines"
 
 
-def follow(job_set: ManagedJobSet, mode: str, timeout: float | None = None) -> str:
+class ChangeWatch:
+    """Wakes a follower when one job set changes, from the change feed instead of re-reading.
+
+    A set this process runs publishes every change on the manager's event bus: an event for the
+    set wakes the follower at once. A set another process runs (``qjm wait``) changes only in
+    the store: about twice a second the watch reads the store's change number (one tiny query)
+    and only when it moved asks which sets changed.
+    """
+
+    def __init__(self, manager: JobManager, job_set_id: str, poll: float = 0.5) -> None:
+        self._store = manager.store
+        self._id = job_set_id
+        self._poll = poll
+        self._wake = threading.Event()
+        self._seq = self._store.change_seq()
+        #: set when the bus said the set finished (its runner is about to stop)
+        self.finished = threading.Event()
+        self._unsubscribe = manager.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        # Called on the engine's threads: only flags, never output.
+        if event.job_set_id == self._id:
+            if isinstance(event, JobSetFinished):
+                self.finished.set()
+            self._wake.set()
+
+    def close(self) -> None:
+        """Stop listening to the bus."""
+        self._unsubscribe()
+
+    def __enter__(self) -> ChangeWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait(self, timeout: float) -> bool:
+        """Block until the set changed or ``timeout`` seconds passed; True if it changed."""
+        end = time.monotonic() + timeout
+        while True:
+            remaining = end - time.monotonic()
+            if self._wake.wait(max(0.0, min(self._poll, remaining))):
+                self._wake.clear()
+                # The store saw the same change: do not report it a second time.
+                self._seq = self._store.change_seq()
+                return True
+            if self._store_changed():
+                return True
+            if end - time.monotonic() <= 0:
+                return False
+
+    def _store_changed(self) -> bool:
+        if self._store.change_seq() == self._seq:
+            return False
+        changes = self._store.sets_changed_since(self._seq)
+        self._seq = changes.seq
+        return self._id in changes.changed or self._id in changes.deleted
+
+
+def read_figures(manager: JobManager, job_set_id: str) -> SetFigures:
+    """The job set's figures now, from one grouped query of the store."""
+    return set_figures(manager.store.summaries([job_set_id])[0], time.time())
+
+
+def _final_state(job_set: ManagedJobSet, watch: ChangeWatch) -> str | None:
+    """The set's final state, or None while it runs; CliError if it is interrupted."""
+    try:
+        # Once the bus said "finished", the runner stops in a moment: wait for it.
+        return job_set.wait(timeout=5.0 if watch.finished.is_set() else 0.0)
+    except JobManagerTimeoutError:
+        return None
+    except JobManagerInvalidStateError:
+        if job_set.state() == "interrupted":
+            raise CliError(
+                f"job set {job_set.job_set_id()} is interrupted: the process running it "
+                f"ended; run `qjm resume {job_set.job_set_id()}` to finish it") from None
+        raise
+
+
+#: the least time between two redraws: many events in a burst cost one redraw
+MIN_REDRAW = 0.1
+#: the most time between two redraws, so elapsed time and the estimate keep moving
+MAX_REDRAW = 1.0
+
+
+def follow(manager: JobManager, job_set: ManagedJobSet, mode: str, timeout: float | None = None) -> str:
     """Wait for the job set to be final, showing its progress; returns the final state.
 
-    Raises JobManagerTimeoutError after ``timeout`` seconds, and CliError for an interrupted
-    set (nobody is running it, so waiting would never end).
+    The display follows the change feed (see :class:`ChangeWatch`): it is redrawn when the set
+    changes, at most ten times a second however many changes arrive, and once a second
+    otherwise. Raises JobManagerTimeoutError after ``timeout`` seconds, and CliError for an
+    interrupted set (nobody is running it, so waiting would never end).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    with make_view(mode, job_set) as view:
-        while True:
-            step = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
-            try:
-                state = job_set.wait(timeout=step)
-            except JobManagerTimeoutError:
-                view.update(job_set.progress())
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise JobManagerTimeoutError(
-                        f"job set {job_set.job_set_id()} did not finish within {timeout:g} seconds "
-                        f"(state: {job_set.state()})") from None
-                continue
-            except JobManagerInvalidStateError:
-                if job_set.state() == "interrupted":
-                    raise CliError(
-                        f"job set {job_set.job_set_id()} is interrupted: the process running it "
-                        f"ended; run `qjm resume {job_set.job_set_id()}` to finish it") from None
-                raise
-            view.update(job_set.progress(), final=True)
-            return state
-
-
-def outcome(job_set: ManagedJobSet, state: str, quiet: bool = False) -> int:
-    """Say how a finished job set ended (on stderr); 0 if it is done, else 1."""
-    p = job_set.progress()
     jid = job_set.job_set_id()
+    with make_view(mode, job_set) as view, ChangeWatch(manager, jid) as watch:
+        figures = read_figures(manager, jid)
+        view.update(figures)
+        last_draw = time.monotonic()
+        while (state := _final_state(job_set, watch)) is None:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise JobManagerTimeoutError(
+                    f"job set {jid} did not finish within {timeout:g} seconds (state: {job_set.state()})")
+            step = MAX_REDRAW if deadline is None else min(MAX_REDRAW, deadline - now)
+            changed = watch.wait(step)
+            # Let a burst of changes gather: at most one redraw per MIN_REDRAW (the end of the
+            # set is shown at once).
+            pause = last_draw + MIN_REDRAW - time.monotonic()
+            if changed and pause > 0:
+                watch.finished.wait(pause)
+            figures = read_figures(manager, jid) if changed else replace(
+                figures, elapsed=figures.elapsed + time.monotonic() - last_draw)
+            view.update(figures)
+            last_draw = time.monotonic()
+        view.update(read_figures(manager, jid), final=True)
+        return state
+
+
+def outcome(manager: JobManager, job_set: ManagedJobSet, state: str, quiet: bool = False) -> int:
+    """Say how a finished job set ended (on stderr); 0 if it is done, else 1."""
+    jid = job_set.job_set_id()
+    p = read_figures(manager, jid)
     if state == "done":
         if not quiet:
             note(f"job set {jid} done: {p.total_jobs} jobs, {p.experiments} experiments "
