@@ -1,4 +1,4 @@
-"""``python -m qjm_tui``: the same as the ``qjm`` command."""
+"""``python -m qjm_tui``: the same as the ``qjm`` command (with no arguments, the terminal app)."""
 
 import sys
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from qjm_tui.config import Config
 from qjm_tui.core.store import Store
 
 COMMANDS = ("run", "demo", "ls", "show", "report", "wait", "cancel", "retry", "resume", "rename",
-            "tag", "results", "export", "backends", "config")
+            "tag", "results", "export", "backends", "config", "tui")
 
 BELL_QASM = """OPENQASM 2.0;
 include "qelib1.inc";
@@ -141,13 +142,42 @@ def cli_process(*argv: Any, timeout: float = 120, env: dict[str, str] | None = N
 # -- help, usage -----------------------------------------------------------------------------
 
 
-def test_no_arguments_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = qjm(capsys)
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = qjm(capsys, "--help")
     assert code == 0
     assert out.startswith("usage: qjm")
     for command in COMMANDS:
         assert f"    {command} " in out
     assert "exit codes" in out
+
+
+def test_no_arguments_and_tui_open_the_app(capsys: pytest.CaptureFixture[str], isolated_home: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[Path | None] = []
+
+    def run_app(store_path: Path | None = None) -> int:
+        opened.append(store_path)
+        return 0
+
+    monkeypatch.setitem(sys.modules, "qjm_tui.tui.app", SimpleNamespace(run_app=run_app))
+    assert qjm(capsys)[0] == 0
+    assert qjm(capsys, "tui")[0] == 0
+    assert qjm(capsys, "tui", "--store", str(isolated_home / "other.sqlite"))[0] == 0
+    assert opened == [None, None, isolated_home / "other.sqlite"]
+
+
+def test_tui_without_the_app_is_one_clear_error(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "qjm_tui.tui.app", None)  # the import fails
+    for argv in ([], ["tui"]):
+        code, out, err = qjm(capsys, *argv)
+        assert code == 1 and out == ""
+        assert "the terminal app cannot start" in one_error_line(err)
+
+
+def test_tui_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = qjm(capsys, "tui", "--help")
+    assert code == 0 and "usage: qjm tui" in out and "--store PATH" in out
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -686,7 +716,8 @@ def test_demo_small(capsys: pytest.CaptureFixture[str], isolated_home: Path) -> 
 
 
 def test_python_m_entry_points(files: dict[str, Path], isolated_home: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "qjm_tui"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "qjm_tui", "--help"], capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("usage: qjm")
     bad = cli_process("run", files["bad"])
     assert bad.returncode == 2 and bad.stdout == ""

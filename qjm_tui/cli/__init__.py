@@ -28,7 +28,9 @@ disagree. If the child dies before reporting, the parent notices (it polls the c
 waits) and points at the log. ``retry --detach`` and ``resume --detach`` work the same way.
 (POSIX only: the pipe is passed with ``pass_fds`` and watched with ``select``.)
 
-``qjm`` with no arguments prints the usage help; the terminal interface will take its place.
+``qjm`` with no arguments (like ``qjm tui`` and ``python -m qjm_tui``) opens the full-screen app,
+``qjm_tui.tui.app.run_app``, imported only then so that scripted commands never load Textual;
+``qjm --help`` lists the commands.
 
 Layout: ``parser`` (arguments and help), ``entry`` (``main``: errors become one line and an exit
 code), ``commands`` (run and manage job sets), ``results`` (results and export), ``environment``

@@ -305,6 +305,16 @@ def cmd_rename(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_tui(args: argparse.Namespace) -> int:
+    """Open the full-screen app on the store (``--store``, or the one in ``$QJM_HOME``)."""
+    try:
+        from qjm_tui.tui.app import run_app
+    except ImportError as exc:
+        raise CliError(f"the terminal app cannot start in this installation ({exc}); "
+                       f"the other commands work: see `qjm --help`") from None
+    return run_app(args.store)
+
+
 def cmd_tag(args: argparse.Namespace) -> int:
     """Add or remove tags; prints the resulting tags, one a line."""
     manager = open_manager()

@@ -12,7 +12,6 @@ from qjm_tui.cli.detach import report_to_parent
 from qjm_tui.cli.output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    EXIT_OK,
     EXIT_USAGE,
     CliError,
     err,
@@ -32,9 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    if args.command is None:
-        parser.print_help(sys.stdout)
-        return EXIT_OK
+    if args.command is None:  # plain `qjm` opens the app
+        args = parser.parse_args(["tui", *argv])
     args.argv = argv
     debug = bool(getattr(args, "debug", False))
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 from qjm_tui.cli.commands import (
     DEMO_BACKEND,
@@ -18,6 +19,7 @@ from qjm_tui.cli.commands import (
     cmd_run,
     cmd_show,
     cmd_tag,
+    cmd_tui,
     cmd_wait,
 )
 from qjm_tui.cli.environment import cmd_backends, cmd_config
@@ -25,6 +27,7 @@ from qjm_tui.cli.results import cmd_export, cmd_results
 
 _MAIN_EPILOG = """\
 examples:
+  qjm                                       open the terminal app (the same as `qjm tui`)
   qjm demo                                  run 1000 random circuits on the local simulator
   qjm run bell.qasm ghz.qpy --shots 2000    run circuit files, wait, print the job-set id
   ID=$(qjm run *.qasm --detach)             run in the background
@@ -238,4 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
         "qjm config", "qjm config --json | jq -r .store",
         "", "Secrets (tokens, passwords) are shown as ***."))
     add_json(p)
+
+    p = add("tui", cmd_tui, "Open the full-screen terminal app (what plain `qjm` does)",
+            _examples(
+                "qjm tui                            # the store in $QJM_HOME; plain `qjm` does the same",
+                "qjm tui --store ~/runs/qjm.sqlite",
+            ))
+    p.add_argument("--store", type=Path, metavar="PATH", help="open this store file instead")
     return parser
