@@ -62,8 +62,8 @@ from qjm_tui.core.errors import (
 from qjm_tui.views import duration, histogram_lines, iso
 
 if TYPE_CHECKING:
+    from qjm_tui import JobManager
     from qjm_tui.core.jobset import ManagedJobSet, Progress
-    from qjm_tui.core.manager import JobManager
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -110,7 +110,7 @@ def _note(text: str) -> None:
 
 def to_json(data: Any, indent: int | None = 2) -> str:
     """``data`` as JSON text, with Qiskit's result values (complex, numpy, dates) converted."""
-    from qjm_tui.backends.base import jsonable
+    from qjm_tui.core.jsonable import jsonable
 
     return json.dumps(jsonable(data), indent=indent)
 
@@ -342,7 +342,7 @@ def _outcome(job_set: ManagedJobSet, state: str, quiet: bool = False) -> int:
 
 
 def _manager() -> JobManager:
-    from qjm_tui.core.manager import JobManager
+    from qjm_tui import JobManager
 
     return JobManager()
 
@@ -1226,7 +1226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except (JobManagerError, CliError) as exc:
         code = exit_code_for(exc)
-        from qjm_tui.core.inputs import strip_ansi
+        from qjm_tui.core.text import strip_ansi
 
         message = strip_ansi(str(exc)).strip() or type(exc).__name__
         _report_to_parent(args, {"error": message, "code": code})

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from qjm_tui.core import store as st
 from qjm_tui.core.events import EventBus, JobSetRenamed, JobStatusChanged
+from qjm_tui.core.status import JobStatus, SetState
 
 
 def _make(store: st.Store, set_id: str, n_jobs: int = 4, created_offset: float = 0.0) -> None:
@@ -26,8 +27,8 @@ def test_jobs_changed_since_returns_only_what_changed(tmp_path: Path) -> None:
     rows, seq = store.jobs_changed_since("a", 0)
     assert [r.index for r in rows] == list(range(10))
     assert store.jobs_changed_since("a", seq) == ([], seq)
-    store.update_job("a", 3, status=st.RUNNING)
-    store.update_jobs("a", [5, 7], status=st.QUEUED)
+    store.update_job("a", 3, status=JobStatus.RUNNING)
+    store.update_jobs("a", [5, 7], status=JobStatus.QUEUED)
     rows, seq2 = store.jobs_changed_since("a", seq)
     assert [(r.index, r.status) for r in rows] == [(3, "running"), (5, "queued"), (7, "queued")]
     assert seq2 > seq and all(r.seq > seq for r in rows)
@@ -44,7 +45,7 @@ def test_sets_changed_since_sees_creation_job_changes_updates_and_deletion(tmp_p
     changes = store.sets_changed_since(start)
     assert sorted(changes.changed) == ["a", "b"] and changes.deleted == []
     seq = changes.seq
-    store.update_job("b", 0, status=st.RUNNING)  # a job's change marks its set
+    store.update_job("b", 0, status=JobStatus.RUNNING)  # a job's change marks its set
     assert store.sets_changed_since(seq).changed == ["b"]
     seq = store.change_seq()
     store.update_job_set("a", name="renamed")
@@ -67,7 +68,7 @@ def test_change_numbers_come_from_other_processes_too(tmp_path: Path) -> None:
     version = store.data_version()
     # another connection (as another process would) writes
     other = st.Store(path)
-    other.update_job("a", 1, status=st.RUNNING)
+    other.update_job("a", 1, status=JobStatus.RUNNING)
     other.close()
     assert store.data_version() != version
     rows, _ = store.jobs_changed_since("a", before)
@@ -79,8 +80,8 @@ def test_summaries_are_one_query_with_counts_progress_and_newest_first(tmp_path:
     _make(store, "old", created_offset=-100)
     _make(store, "new")
     store.finish_job("new", store.job("new", 0), [{"data": {}}, {"data": {}}])
-    store.update_job("new", 1, status=st.FAILED, retries=2, last_error="x")
-    store.update_job_set("old", state=st.SET_DONE)
+    store.update_job("new", 1, status=JobStatus.FAILED, retries=2, last_error="x")
+    store.update_job_set("old", state=SetState.DONE)
     statements: list[str] = []
     store._connect().set_trace_callback(statements.append)
     summaries = store.summaries()

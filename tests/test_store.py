@@ -9,6 +9,7 @@ import pytest
 
 from qjm_tui.core import store as st
 from qjm_tui.core.errors import StoreError
+from qjm_tui.core.status import JobStatus
 
 
 def test_a_new_store_is_wal_and_versioned(tmp_path: Path) -> None:
@@ -75,7 +76,7 @@ def test_storing_a_job_twice_does_not_double_count(tmp_path: Path) -> None:
     store.finish_job("x", job, [exp, exp])
     store.finish_job("x", job, [exp, exp])
     assert store.result_count("x") == 2
-    assert store.jobs("x")[0].status == st.DONE
+    assert store.jobs("x")[0].status == JobStatus.DONE
 
 
 def test_prefix_matching_escapes_wildcards(tmp_path: Path) -> None:

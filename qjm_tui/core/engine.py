@@ -23,24 +23,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from qjm_tui.backends.base import (
-    CANCELLED as B_CANCELLED,
-)
-from qjm_tui.backends.base import (
-    DONE as B_DONE,
-)
-from qjm_tui.backends.base import (
-    FAILED as B_FAILED,
-)
-from qjm_tui.backends.base import (
-    RUNNING as B_RUNNING,
-)
-from qjm_tui.backends.base import (
-    ExecutionBackend,
-    JobPayload,
-    circuits_from_qpy,
-)
 from qjm_tui.core import store as st
+from qjm_tui.core.circuits import circuits_from_qpy
 from qjm_tui.core.errors import (
     BackendLimitReached,
     PermanentBackendError,
@@ -53,7 +37,9 @@ from qjm_tui.core.events import (
     JobSetStateChanged,
     JobStatusChanged,
 )
-from qjm_tui.core.inputs import strip_ansi
+from qjm_tui.core.ports import ExecutionBackend, JobPayload
+from qjm_tui.core.status import JobStatus, SetState
+from qjm_tui.core.text import error_text
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +102,13 @@ class RetryPolicy:
 def backend_job_status_text(status: str) -> str:
     """A human phrase for a store status, as the original report worded it."""
     return {
-        st.PENDING: "job is waiting to be submitted",
-        st.SUBMITTING: "job is being submitted",
-        st.QUEUED: "job is queued",
-        st.RUNNING: "job is actively running",
-        st.DONE: "job has successfully run",
-        st.FAILED: "job incurred error",
-        st.CANCELLED: "job has been cancelled",
+        JobStatus.PENDING: "job is waiting to be submitted",
+        JobStatus.SUBMITTING: "job is being submitted",
+        JobStatus.QUEUED: "job is queued",
+        JobStatus.RUNNING: "job is actively running",
+        JobStatus.DONE: "job has successfully run",
+        JobStatus.FAILED: "job incurred error",
+        JobStatus.CANCELLED: "job has been cancelled",
     }.get(status, status)
 
 
@@ -210,9 +196,9 @@ class JobSetRunner(threading.Thread):
             log.exception("runner for %s failed", self.job_set_id)
             self.error = exc
             try:
-                self.store.update_job_set(self.job_set_id, state=st.SET_FAILED, finished=time.time())
-                self.final_state = st.SET_FAILED
-                self.bus.publish(JobSetFinished(self.job_set_id, st.SET_FAILED))
+                self.store.update_job_set(self.job_set_id, state=SetState.FAILED, finished=time.time())
+                self.final_state = SetState.FAILED
+                self.bus.publish(JobSetFinished(self.job_set_id, SetState.FAILED))
             except Exception:
                 log.exception("could not record the failure of %s", self.job_set_id)
         finally:
@@ -233,18 +219,18 @@ class JobSetRunner(threading.Thread):
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"qjm-io-{self.job_set_id}")
         self.store.claim(self.job_set_id)
         self._last_heartbeat = self.clock.now()
-        self.bus.publish(JobSetStateChanged(self.job_set_id, st.SET_RUNNING))
+        self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.RUNNING))
         for index in sorted(self.jobs):
             job = self.jobs[index]
-            if job.status == st.PENDING:
+            if job.status == JobStatus.PENDING:
                 self._pending.append(index)
-            elif job.status == st.SUBMITTING:
+            elif job.status == JobStatus.SUBMITTING:
                 self._recover_submitting(job)
-            elif job.status in (st.QUEUED, st.RUNNING):
+            elif job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
                 if job.backend_job_id and self.backend.can_reattach():
                     self._in_flight[index] = job.backend_job_id
                 else:
-                    self._set_status(index, st.PENDING, backend_job_id=None)
+                    self._set_status(index, JobStatus.PENDING, backend_job_id=None)
                     self._pending.append(index)
 
     def _recover_submitting(self, job: st.JobRow) -> None:
@@ -256,10 +242,10 @@ class JobSetRunner(threading.Thread):
             except Exception as exc:
                 log.warning("could not search for %s: %s", job.client_tag, exc)
         if found:
-            self._set_status(job.index, st.QUEUED, backend_job_id=found[0])
+            self._set_status(job.index, JobStatus.QUEUED, backend_job_id=found[0])
             self._in_flight[job.index] = found[0]
         else:
-            self._set_status(job.index, st.PENDING, backend_job_id=None)
+            self._set_status(job.index, JobStatus.PENDING, backend_job_id=None)
             self._pending.append(job.index)
 
     def _loop(self) -> None:
@@ -320,13 +306,13 @@ class JobSetRunner(threading.Thread):
                 payload = self._payload(index)
             except PermanentBackendError as exc:
                 self._pending.popleft()
-                self._fail(index, _message(exc))
+                self._fail(index, error_text(exc))
                 continue
             if payload is None:  # its circuits are still being stored
                 return
             self._pending.popleft()
             job = self.jobs[index]
-            self._set_status(index, st.SUBMITTING, attempts=job.attempts + 1,
+            self._set_status(index, JobStatus.SUBMITTING, attempts=job.attempts + 1,
                              submitted=time.time())
             if self._pool is None:
                 try:
@@ -382,21 +368,21 @@ class JobSetRunner(threading.Thread):
                 continue
             if self.cancelled:
                 self._try_cancel(job_id)
-                self._set_status(index, st.CANCELLED, backend_job_id=job_id, finished=time.time())
+                self._set_status(index, JobStatus.CANCELLED, backend_job_id=job_id, finished=time.time())
                 continue
             self._submitted(index, job_id)
 
     def _submitted(self, index: int, job_id: str) -> None:
         self._in_flight[index] = job_id
         self._poll_errors.pop(index, None)
-        self._set_status(index, st.QUEUED, backend_job_id=job_id)
+        self._set_status(index, JobStatus.QUEUED, backend_job_id=job_id)
 
     def _submit_failed(self, index: int, exc: BaseException) -> None:
-        message = _message(exc)
+        message = error_text(exc)
         if isinstance(exc, BackendLimitReached):
             # Not the job's fault: give the attempt back and wait for a slot.
             job = self.jobs[index]
-            self._set_status(index, st.PENDING, attempts=max(job.attempts - 1, 0))
+            self._set_status(index, JobStatus.PENDING, attempts=max(job.attempts - 1, 0))
             self._pending.appendleft(index)
             self._slot_wait_until = self.clock.now() + self.policy.limit_wait
             return
@@ -412,13 +398,13 @@ class JobSetRunner(threading.Thread):
             return
         retry = job.retries + 1
         delay = self.policy.delay(retry, self.rng)
-        self._set_status(index, st.PENDING, backend_job_id=None, retries=retry, last_error=message)
+        self._set_status(index, JobStatus.PENDING, backend_job_id=None, retries=retry, last_error=message)
         heapq.heappush(self._delayed, (self.clock.now() + delay, index))
         self.bus.publish(JobRetryScheduled(self.job_set_id, index, job.attempts + 1, delay, message))
 
     def _fail(self, index: int, message: str) -> None:
         self._in_flight.pop(index, None)
-        self._set_status(index, st.FAILED, last_error=message, finished=time.time())
+        self._set_status(index, JobStatus.FAILED, last_error=message, finished=time.time())
 
     # -- polling and results -----------------------------------------------------------------
 
@@ -431,37 +417,37 @@ class JobSetRunner(threading.Thread):
             except Exception as exc:
                 self._poll_error(index, exc)
                 continue
-            if info.state != B_DONE:  # a done job's error count goes on until its result is in
+            if info.state != JobStatus.DONE:  # a done job's error count goes on until its result is in
                 self._poll_errors.pop(index, None)
-            if info.state == B_DONE:
+            if info.state == JobStatus.DONE:
                 self._fetch(index, job_id)
-            elif info.state == B_FAILED:
+            elif info.state == JobStatus.FAILED:
                 del self._in_flight[index]
                 message = info.message or "the backend reported the job failed"
                 if info.retryable:
                     self._retry_later(index, message)
                 else:
                     self._fail(index, message)
-            elif info.state == B_CANCELLED:
+            elif info.state == JobStatus.CANCELLED:
                 del self._in_flight[index]
                 if self.cancelled:
-                    self._set_status(index, st.CANCELLED, finished=time.time())
+                    self._set_status(index, JobStatus.CANCELLED, finished=time.time())
                 else:
                     self._retry_later(index, info.message or "the job was cancelled outside qjm")
-            elif info.state == B_RUNNING and self.jobs[index].status != st.RUNNING:
-                self._set_status(index, st.RUNNING)
+            elif info.state == JobStatus.RUNNING and self.jobs[index].status != JobStatus.RUNNING:
+                self._set_status(index, JobStatus.RUNNING)
 
     def _poll_error(self, index: int, exc: BaseException) -> None:
         if isinstance(exc, PermanentBackendError):
             self._in_flight.pop(index, None)
-            self._fail(index, _message(exc))
+            self._fail(index, error_text(exc))
             return
         count = self._poll_errors.get(index, 0) + 1
         self._poll_errors[index] = count
         if count >= self.policy.max_poll_errors:
             self._poll_errors.pop(index, None)
             del self._in_flight[index]
-            self._retry_later(index, f"lost track of the job: {_message(exc)}")
+            self._retry_later(index, f"lost track of the job: {error_text(exc)}")
 
     def _fetch(self, index: int, job_id: str) -> None:
         if self._pool is None:
@@ -491,7 +477,7 @@ class JobSetRunner(threading.Thread):
     def _fetch_failed(self, index: int, exc: BaseException) -> None:
         if isinstance(exc, PermanentBackendError):
             self._in_flight.pop(index, None)
-            self._fail(index, _message(exc))
+            self._fail(index, error_text(exc))
         else:
             self._poll_error(index, exc)
 
@@ -503,13 +489,13 @@ class JobSetRunner(threading.Thread):
                               f"{job.size} circuits")
             return
         self.store.finish_job(self.job_set_id, job, experiments)
-        self._record(index, st.DONE, finished=time.time(), last_error=None)
+        self._record(index, JobStatus.DONE, finished=time.time(), last_error=None)
 
     # -- cancel and finish -------------------------------------------------------------------
 
     def _cancel_everything(self) -> None:
         for index in list(self._pending) + [i for _, i in self._delayed]:
-            self._set_status(index, st.CANCELLED, finished=time.time())
+            self._set_status(index, JobStatus.CANCELLED, finished=time.time())
         self._pending.clear()
         self._delayed.clear()
         for index, job_id in list(self._in_flight.items()):
@@ -517,7 +503,7 @@ class JobSetRunner(threading.Thread):
                 continue  # already done; let its results land
             self._try_cancel(job_id)
             del self._in_flight[index]
-            self._set_status(index, st.CANCELLED, finished=time.time())
+            self._set_status(index, JobStatus.CANCELLED, finished=time.time())
 
     def _try_cancel(self, job_id: str) -> None:
         try:
@@ -529,12 +515,12 @@ class JobSetRunner(threading.Thread):
         counts: dict[str, int] = {}
         for job in self.jobs.values():
             counts[job.status] = counts.get(job.status, 0) + 1
-        if self.cancelled and counts.get(st.CANCELLED):
-            state = st.SET_CANCELLED
-        elif counts.get(st.FAILED) or counts.get(st.CANCELLED):
-            state = st.SET_PARTIAL if counts.get(st.DONE) else st.SET_FAILED
+        if self.cancelled and counts.get(JobStatus.CANCELLED):
+            state = SetState.CANCELLED
+        elif counts.get(JobStatus.FAILED) or counts.get(JobStatus.CANCELLED):
+            state = SetState.PARTIAL if counts.get(JobStatus.DONE) else SetState.FAILED
         else:
-            state = st.SET_DONE
+            state = SetState.DONE
         self.store.update_job_set(self.job_set_id, state=state, finished=time.time())
         self.final_state = state
         self.bus.publish(JobSetStateChanged(self.job_set_id, state))
@@ -555,7 +541,3 @@ class JobSetRunner(threading.Thread):
                                               self.jobs[index].backend_job_id,
                                               self.jobs[index].last_error))
 
-
-def _message(exc: BaseException) -> str:
-    text = strip_ansi(str(exc)).strip()
-    return text or type(exc).__name__

@@ -7,32 +7,69 @@ time and events.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from qjm_tui.backends.base import ExecutionBackend, circuits_to_qpy
-from qjm_tui.backends.registry import resolve
-from qjm_tui.config import Config, load_config
 from qjm_tui.core import store as st
+from qjm_tui.core.circuits import circuits_to_qpy
 from qjm_tui.core.engine import Clock, JobSetRunner, RetryPolicy
 from qjm_tui.core.errors import (
     BackendConfigurationError,
     JobManagerError,
     JobManagerInputError,
     JobManagerInvalidStateError,
+    JobManagerTimeoutError,
 )
 from qjm_tui.core.events import Event, EventBus
 from qjm_tui.core.inputs import (
     normalize_experiments,
-    strip_ansi,
     transpile_for,
     validate_for_target,
     validate_shots,
 )
 from qjm_tui.core.jobset import ManagedJobSet
+from qjm_tui.core.ports import BackendFactory, ExecutionBackend
 from qjm_tui.core.split import plan_jobs
+from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
+from qjm_tui.core.text import strip_ansi
+
+
+class Settings(Protocol):
+    """What the manager needs from a configuration (``qjm_tui.config.Config`` has it)."""
+
+    default_backend: str
+    default_shots: int
+
+    def retry_policy(self) -> RetryPolicy:
+        """How passing failures are retried."""
+
+
+@dataclass
+class Defaults:
+    """The settings a manager uses when it is given none."""
+
+    default_backend: str = "aer"
+    default_shots: int = 1024
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def retry_policy(self) -> RetryPolicy:
+        return self.retry
+
+
+def adapters_only(backend: Any) -> ExecutionBackend:
+    """The backend factory of a manager given none: it accepts ready-made adapters only."""
+    if isinstance(backend, ExecutionBackend):
+        return backend
+    raise BackendConfigurationError(
+        f"this manager has no backend registry, so it cannot build the backend {backend!r}; pass "
+        "an ExecutionBackend, or make the manager with backends=... (qjm_tui.JobManager has the "
+        "built-in registry)"
+    )
 
 
 class _BlockTracker:
@@ -61,17 +98,26 @@ class JobManager:
     """Runs experiments as job sets and finds them again, in this process or a later one.
 
     ``store`` is a :class:`~qjm_tui.core.store.Store`, a path to a store file, or None for the
-    default (``$QJM_HOME/qjm.sqlite`` or the platform's user data folder).
+    default (``$QJM_HOME/qjm.sqlite`` or the platform's user data folder). The manager is given
+    what it depends on: ``backends`` turns a spec string or backend object into an adapter
+    (without it only ready-made adapters are accepted), ``config`` holds the defaults and the
+    retry policy, ``clock`` drives the engine's waits, ``now`` gives wall-clock time and
+    ``new_id`` makes job-set ids. ``qjm_tui.JobManager`` is this class wired to the built-in
+    backend registry and the user's configuration file.
     """
 
     def __init__(self, store: st.Store | str | os.PathLike[str] | None = None, *,
-                 config: Config | None = None, retry_policy: RetryPolicy | None = None,
-                 clock: Clock | None = None) -> None:
-        self.config = config if config is not None else load_config()
-        if store is None:
-            store = self.config.store_path()
+                 backends: BackendFactory | None = None, config: Settings | None = None,
+                 retry_policy: RetryPolicy | None = None, clock: Clock | None = None,
+                 now: Callable[[], float] | None = None,
+                 new_id: Callable[[], str] | None = None) -> None:
+        self.config: Settings = config if config is not None else Defaults()
         self.store = store if isinstance(store, st.Store) else st.Store(store)
-        self.bus = EventBus()
+        self._backends = backends or adapters_only
+        #: wall-clock time stamped on events (injectable, so screens can be snapshotted)
+        self.now = now or time.time
+        self._new_id = new_id or st.new_job_set_id
+        self.bus = EventBus(clock=self.now)
         self.retry_policy = retry_policy or self.config.retry_policy()
         self.clock = clock
         self.default_backend = self.config.default_backend
@@ -121,7 +167,7 @@ class JobManager:
             preferred = getattr(adapter, "preferred_job_size", None)
             per_job = preferred(len(circuits)) if preferred else None
         plan = plan_jobs(len(circuits), limits, shots, per_job)
-        job_set_id = st.new_job_set_id()
+        job_set_id = self._new_id()
         self.store.create_job_set(
             job_set_id=job_set_id,
             name=name or job_set_id,
@@ -201,10 +247,91 @@ class JobManager:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- internals used by ManagedJobSet -----------------------------------------------------
+    # -- what the handles use ----------------------------------------------------------------
+
+    def running_here(self, job_set_id: str) -> bool:
+        """Whether this process runs the job set now."""
+        runner = self._runner(job_set_id)
+        return runner is not None and not runner.finished.is_set()
+
+    def job_set_state(self, job_set_id: str, row: st.JobSetRow | None = None) -> SetState:
+        """The job set's state: ``running`` while a runner here has it, else as the store says
+        (with ``interrupted`` for a running set whose owner is gone)."""
+        row = row if row is not None else self.store.get_job_set(job_set_id)
+        if row.state == SetState.RUNNING and self._runner(job_set_id) is not None:
+            return SetState.RUNNING
+        return self.store.effective_state(row)
+
+    def wait_for(self, job_set_id: str, timeout: float | None = None) -> SetState:
+        """Block until every job of the set is final; returns the set's state.
+
+        Works for a set run by this process (waits on its runner) or by another one (watches
+        the store). Raises :class:`JobManagerTimeoutError` after ``timeout`` seconds and
+        :class:`JobManagerInvalidStateError` if the set is interrupted.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        runner = self._runner(job_set_id)
+        if runner is not None:
+            if not runner.finished.wait(timeout):
+                raise JobManagerTimeoutError(
+                    f"job set {job_set_id} did not finish within {timeout} seconds")
+            if runner.error is not None:
+                raise JobManagerInvalidStateError(
+                    f"job set {job_set_id} stopped on an internal error: {runner.error}"
+                ) from runner.error
+            return self.job_set_state(job_set_id)
+        delay = 0.05
+        while True:
+            state = self.job_set_state(job_set_id)
+            if state in SET_FINAL:
+                return state
+            if state == SetState.INTERRUPTED:
+                raise JobManagerInvalidStateError(
+                    f"job set {job_set_id} was interrupted (the process running it ended); "
+                    "call resume() to finish it"
+                )
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobManagerTimeoutError(
+                    f"job set {job_set_id} did not finish within {timeout} seconds")
+            time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 1.0)
+
+    def rename_job_set(self, job_set_id: str, name: str) -> str:
+        """Rename a job set; returns the new name."""
+        if not isinstance(name, str) or not name.strip():
+            raise JobManagerInputError("a job set's name must be a non-empty string")
+        self.store.update_job_set(job_set_id, name=name)
+        return name
+
+    def retag_job_set(self, job_set_id: str, tags: Sequence[str]) -> list[str]:
+        """Replace a job set's tags; returns them."""
+        tags = _check_tags(tags)
+        self.store.update_job_set(job_set_id, tags=tags)
+        return tags
+
+    def cancel_job_set(self, job_set_id: str) -> bool:
+        """Cancel every job of the set that has not finished, wherever it runs.
+
+        A set run here is cancelled by its runner; one run by another process gets a request
+        through the store, which its runner picks up with its next heartbeat; an interrupted
+        set (nobody runs it) is cancelled in place. Returns True if the set is (now) stopped or
+        stopping, False if it had already finished.
+        """
+        return self._cancel(job_set_id)
+
+    def retry_job_set(self, job_set_id: str, backend: Any = None) -> ManagedJobSet:
+        """Run again every job of the set that failed or was cancelled."""
+        return self._restart(job_set_id, {JobStatus.FAILED, JobStatus.CANCELLED}, backend)
+
+    def resume_job_set(self, job_set_id: str, backend: Any = None) -> ManagedJobSet:
+        """Finish an interrupted set: reattach to jobs the backend still has and submit the
+        jobs that never finished."""
+        return self._restart(job_set_id, set(), backend)
+
+    # -- internals ---------------------------------------------------------------------------
 
     def _adapter(self, backend: Any) -> ExecutionBackend:
-        return resolve(backend, config=self.config)
+        return self._backends(backend)
 
     def _start(self, job_set_id: str, adapter: ExecutionBackend, **kwargs: Any) -> JobSetRunner:
         runner = JobSetRunner(self.store, self.bus, job_set_id, adapter, clock=self.clock,
@@ -226,13 +353,13 @@ class JobManager:
             return True
         row = self.store.get_job_set(job_set_id)
         state = self.store.effective_state(row)
-        if state in st.SET_FINAL:
+        if state in SET_FINAL:
             return False
-        if state == st.SET_RUNNING:
+        if state == SetState.RUNNING:
             self.store.update_job_set(job_set_id, cancel_requested=1)
             return True
         # Interrupted: nobody runs it, so cancel here.
-        open_jobs = [j for j in self.store.jobs(job_set_id) if j.status not in st.JOB_FINAL]
+        open_jobs = [j for j in self.store.jobs(job_set_id) if j.status not in JOB_FINAL]
         adapter = None
         if any(j.backend_job_id for j in open_jobs):
             try:
@@ -245,8 +372,8 @@ class JobManager:
                     adapter.cancel(job.backend_job_id)
                 except Exception:
                     pass
-        self.store.update_jobs(job_set_id, [j.index for j in open_jobs], status=st.CANCELLED)
-        self.store.update_job_set(job_set_id, state=st.SET_CANCELLED)
+        self.store.update_jobs(job_set_id, [j.index for j in open_jobs], status=JobStatus.CANCELLED)
+        self.store.update_job_set(job_set_id, state=SetState.CANCELLED)
         return True
 
     def _restart(self, job_set_id: str, reset: set[str], backend: Any) -> ManagedJobSet:
@@ -256,7 +383,7 @@ class JobManager:
             raise JobManagerInvalidStateError(f"job set {job_set_id} is already running here")
         row = self.store.get_job_set(job_set_id)
         state = self.store.effective_state(row)
-        if state == st.SET_RUNNING and row.owner_pid != os.getpid():
+        if state == SetState.RUNNING and row.owner_pid != os.getpid():
             raise JobManagerInvalidStateError(
                 f"job set {job_set_id} is being run by process {row.owner_pid} on "
                 f"{row.owner_host}; wait for it or cancel it first"
@@ -264,13 +391,13 @@ class JobManager:
         jobs = self.store.jobs(job_set_id)
         to_reset = [j.index for j in jobs if j.status in reset]
         if to_reset:
-            self.store.update_jobs(job_set_id, to_reset, status=st.PENDING, backend_job_id=None,
+            self.store.update_jobs(job_set_id, to_reset, status=JobStatus.PENDING, backend_job_id=None,
                                    attempts=0, last_error=None, finished=None)
-        if all(j.status == st.DONE for j in self.store.jobs(job_set_id)):
-            if row.state != st.SET_DONE:
-                self.store.update_job_set(job_set_id, state=st.SET_DONE)
+        if all(j.status == JobStatus.DONE for j in self.store.jobs(job_set_id)):
+            if row.state != SetState.DONE:
+                self.store.update_job_set(job_set_id, state=SetState.DONE)
             return job_set
-        if not any(j.status not in st.JOB_FINAL for j in self.store.jobs(job_set_id)):
+        if not any(j.status not in JOB_FINAL for j in self.store.jobs(job_set_id)):
             return job_set
         try:
             adapter = self._adapter(backend if backend is not None else row.backend)
@@ -294,8 +421,6 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
 
 
 def _jsonable_options(options: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     try:
         json.dumps(options)
     except TypeError as exc:

@@ -29,21 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from qjm_tui.core.errors import JobManagerUnknownJobSet, StoreError
+from qjm_tui.core.sqlite import immediate_transaction
+from qjm_tui.core.status import JobStatus, SetState
 
 APP_ID = "qjm"
 SCHEMA_VERSION = 2
-
-# Store-level job statuses. "pending" has not been submitted; "submitting" has its intent
-# written but no backend id yet (the window a crash can leave behind).
-PENDING, SUBMITTING, QUEUED, RUNNING = "pending", "submitting", "queued", "running"
-DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
-JOB_FINAL = frozenset({DONE, FAILED, CANCELLED})
-JOB_ACTIVE = frozenset({SUBMITTING, QUEUED, RUNNING})
-
-# Job-set states. "interrupted" is derived on read: "running" but its owner is gone.
-SET_RUNNING, SET_DONE, SET_PARTIAL = "running", "done", "partial"
-SET_FAILED, SET_CANCELLED, SET_INTERRUPTED = "failed", "cancelled", "interrupted"
-SET_FINAL = frozenset({SET_DONE, SET_PARTIAL, SET_FAILED, SET_CANCELLED})
 
 #: a running job set whose owner has not written a heartbeat for this long is interrupted
 HEARTBEAT_STALE_SECONDS = 60.0
@@ -212,22 +202,6 @@ class SetChanges:
     seq: int
 
 
-@contextmanager
-def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One short write transaction on an autocommit connection.
-
-    ``BEGIN IMMEDIATE`` takes the write lock up front, so two writers wait for each other at
-    the start (within the busy timeout) instead of failing half-way.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 def default_store_path() -> Path:
     """``$QJM_HOME/qjm.sqlite``, else the platform's user data directory for qjm."""
     home = os.environ.get("QJM_HOME")
@@ -385,13 +359,13 @@ class Store:
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job_set_id, name, json.dumps(list(tags)), backend, shots,
                  json.dumps(run_options), len(experiment_names), json.dumps(list(experiment_names)),
-                 SET_RUNNING, now, now, self.host, os.getpid(), now, seq),
+                 SetState.RUNNING, now, now, self.host, os.getpid(), now, seq),
             )
             tx.execute("DELETE FROM deleted_sets WHERE id=?", (job_set_id,))
             tx.executemany(
                 "INSERT INTO jobs (job_set_id, idx, start, stop, shots, round, status, client_tag,"
                 " updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(job_set_id, i, a, b, s, r, PENDING, f"qjm:{job_set_id}:{i}", now, seq)
+                [(job_set_id, i, a, b, s, r, JobStatus.PENDING, f"qjm:{job_set_id}:{i}", now, seq)
                  for (i, a, b, s, r) in jobs],
             )
             tx.executemany(
@@ -459,15 +433,15 @@ class Store:
 
     def _effective(self, state: str, host: str | None, pid: int | None, heartbeat: float | None,
                    now: float | None = None) -> str:
-        if state != SET_RUNNING:
-            return state
+        if state != SetState.RUNNING:
+            return SetState(state)
         now = time.time() if now is None else now
         if host == self.host and pid is not None:
             if pid != os.getpid() and not process_alive(pid):
-                return SET_INTERRUPTED
+                return SetState.INTERRUPTED
         if heartbeat is not None and now - heartbeat > HEARTBEAT_STALE_SECONDS:
-            return SET_INTERRUPTED
-        return SET_RUNNING
+            return SetState.INTERRUPTED
+        return SetState.RUNNING
 
     def update_job_set(self, job_set_id: str, **fields: Any) -> None:
         """Set columns of a job set (tags and run_options are JSON-encoded here)."""
@@ -487,7 +461,7 @@ class Store:
     def claim(self, job_set_id: str) -> None:
         """Mark this process as the job set's owner and its state running."""
         now = time.time()
-        self.update_job_set(job_set_id, state=SET_RUNNING, owner_host=self.host,
+        self.update_job_set(job_set_id, state=SetState.RUNNING, owner_host=self.host,
                             owner_pid=os.getpid(), heartbeat=now, finished=None,
                             cancel_requested=0)
 
@@ -569,7 +543,7 @@ class Store:
             tx.execute(
                 "UPDATE jobs SET status=?, finished=?, updated=?, last_error=NULL, seq=?"
                 " WHERE job_set_id=? AND idx=?",
-                (DONE, now, now, seq, job_set_id, job.index),
+                (JobStatus.DONE, now, now, seq, job_set_id, job.index),
             )
             tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
 
@@ -673,7 +647,7 @@ class Store:
              heartbeat, seq) = parts[0][:14]
             counts = {p[14]: p[15] for p in parts if p[14] is not None}
             rounds = 1 + max(p[18] for p in parts)
-            done_units = sum(p[16] for p in parts if p[14] == DONE)
+            done_units = sum(p[16] for p in parts if p[14] == JobStatus.DONE)
             out.append(JobSetSummary(
                 id=set_id, name=name, tags=json.loads(tags), backend=backend, shots=shots,
                 n_experiments=n, state=self._effective(state, host, pid, heartbeat, now),
