@@ -357,6 +357,21 @@ def test_finished_runs_let_go_of_circuits_and_connections(manager: JobManager) -
         job_set = manager.run([bell(f"b{i}") for i in range(4)], backend="aer",
                               max_experiments_per_job=2, shots=5)
         job_set.wait(60)
-        runner = manager._runner(job_set.job_set_id())
-        assert runner is not None and runner.circuits is None
+        assert not manager.running_here(job_set.job_set_id())
+        assert manager.active() == []  # finished runners (their circuits and jobs) are dropped
     assert len(manager.store._connections) <= 2
+
+
+def test_a_thread_that_read_the_store_leaves_no_connection_behind(manager: JobManager) -> None:
+    import gc
+    import threading
+
+    manager.store.list_job_sets()
+    before = len(manager.store._connections)
+    readers = [threading.Thread(target=manager.store.list_job_sets) for _ in range(5)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    gc.collect()
+    assert len(manager.store._connections) == before

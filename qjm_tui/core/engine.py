@@ -31,10 +31,12 @@ from qjm_tui.core.errors import (
     TransientBackendError,
 )
 from qjm_tui.core.events import (
+    CancelRequested,
     EventBus,
     JobRetryScheduled,
     JobSetFinished,
     JobSetStateChanged,
+    JobsReset,
     JobStatusChanged,
 )
 from qjm_tui.core.ports import ExecutionBackend, JobPayload
@@ -116,7 +118,10 @@ class JobSetRunner(threading.Thread):
     """Drives one job set to completion on one backend.
 
     ``circuits`` are the job set's circuits in memory when this process created it; on resume
-    they are ``None`` and each job's circuits are read back from the store.
+    they are ``None`` and each job's circuits are read back from the store. The caller owns
+    the set in the store (it created or claimed it) before starting the runner. ``now`` gives
+    the wall-clock time written as jobs' submitted and finished times; ``on_finished`` is
+    called (from the runner's thread) once it has stopped, for whatever reason.
     """
 
     def __init__(
@@ -133,6 +138,8 @@ class JobSetRunner(threading.Thread):
         rng: random.Random | None = None,
         max_concurrent: int | None = None,
         blocks_ready: Callable[[int, int], bytes | None] | None = None,
+        now: Callable[[], float] | None = None,
+        on_finished: Callable[[JobSetRunner], None] | None = None,
     ) -> None:
         super().__init__(name=f"qjm-runner-{job_set_id}", daemon=True)
         self.store = store
@@ -144,10 +151,14 @@ class JobSetRunner(threading.Thread):
         self.policy = policy or RetryPolicy()
         self.rng = rng or random.Random()
         self._blocks_ready = blocks_ready
+        self.now = now or time.time
+        self._on_finished = on_finished
         self._wake = threading.Event()
         self._cancel = threading.Event()
+        self._detach = threading.Event()
         self.finished = threading.Event()
-        self.final_state: str | None = None
+        #: the set's final state, or ``interrupted`` after :meth:`detach`
+        self.final_state: SetState | None = None
         self.error: BaseException | None = None
 
         row = store.get_job_set(job_set_id)
@@ -177,6 +188,13 @@ class JobSetRunner(threading.Thread):
         self._cancel.set()
         self._wake.set()
 
+    def detach(self) -> None:
+        """Stop without finishing: submit nothing more, let submissions already under way
+        return and record their backend ids, then give the set up in the store, where it reads
+        ``interrupted`` (resumable). Jobs with the backend keep running there."""
+        self._detach.set()
+        self._wake.set()
+
     def wake(self) -> None:
         """Something may have changed (called by the backend from any thread)."""
         self._wake.set()
@@ -191,13 +209,17 @@ class JobSetRunner(threading.Thread):
         try:
             self._prepare()
             self._loop()
-            self._finish()
+            if self._detach.is_set() and not self.cancelled:
+                self._release()
+            else:
+                self._finish()
         except BaseException as exc:  # recorded so wait() can report it
             log.exception("runner for %s failed", self.job_set_id)
             self.error = exc
             try:
-                self.store.update_job_set(self.job_set_id, state=SetState.FAILED, finished=time.time())
+                self.store.update_job_set(self.job_set_id, state=SetState.FAILED, finished=self.now())
                 self.final_state = SetState.FAILED
+                self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.FAILED))
                 self.bus.publish(JobSetFinished(self.job_set_id, SetState.FAILED))
             except Exception:
                 log.exception("could not record the failure of %s", self.job_set_id)
@@ -205,11 +227,14 @@ class JobSetRunner(threading.Thread):
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             self.backend.remove_listener(self.wake)
-            # A finished runner stays reachable (wait() reads its outcome): let go of the
-            # circuits and this thread's store connection so long sessions do not pile them up.
+            # Whoever still holds this runner (to read its outcome) must not hold the set's
+            # circuits, jobs or this thread's store connection.
             self.circuits = None
             self._blocks_ready = None
+            self.jobs = {}
             self.store.release_thread_connection()
+            if self._on_finished is not None:
+                self._on_finished(self)
             self.finished.set()
 
     def _prepare(self) -> None:
@@ -217,40 +242,52 @@ class JobSetRunner(threading.Thread):
         if not self.backend.inline_submit:
             workers = min(self.max_in_flight or 8, 8)
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"qjm-io-{self.job_set_id}")
-        self.store.claim(self.job_set_id)
         self._last_heartbeat = self.clock.now()
         self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.RUNNING))
+        reset = []
         for index in sorted(self.jobs):
             job = self.jobs[index]
             if job.status == JobStatus.PENDING:
                 self._pending.append(index)
             elif job.status == JobStatus.SUBMITTING:
-                self._recover_submitting(job)
+                found = self._find(job)
+                if found:
+                    self._set_status(index, JobStatus.QUEUED, backend_job_id=found)
+                    self._in_flight[index] = found
+                else:
+                    reset.append(index)
             elif job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
                 if job.backend_job_id and self.backend.can_reattach():
                     self._in_flight[index] = job.backend_job_id
                 else:
-                    self._set_status(index, JobStatus.PENDING, backend_job_id=None)
-                    self._pending.append(index)
+                    reset.append(index)
+        if reset:
+            # Jobs this process cannot follow (an interrupted submission the backend does not
+            # know, or a job that died with the process that ran it) are run again.
+            self.store.update_jobs(self.job_set_id, reset, status=JobStatus.PENDING, backend_job_id=None)
+            for index in reset:
+                self.jobs[index] = replace(self.jobs[index], status=JobStatus.PENDING, backend_job_id=None)
+            self.bus.publish(JobsReset(self.job_set_id, tuple(reset)))
+            self._pending = deque(sorted([*self._pending, *reset]))
 
-    def _recover_submitting(self, job: st.JobRow) -> None:
-        """A crash between writing the intent and recording the id: find the job or redo it."""
-        found = []
-        if self.backend.can_reattach():
-            try:
-                found = self.backend.find([job.client_tag])
-            except Exception as exc:
-                log.warning("could not search for %s: %s", job.client_tag, exc)
-        if found:
-            self._set_status(job.index, JobStatus.QUEUED, backend_job_id=found[0])
-            self._in_flight[job.index] = found[0]
-        else:
-            self._set_status(job.index, JobStatus.PENDING, backend_job_id=None)
-            self._pending.append(job.index)
+    def _find(self, job: st.JobRow) -> str | None:
+        """A crash between writing the intent and recording the id: the job's backend id if
+        the backend has it, else None (it is submitted again)."""
+        if not self.backend.can_reattach():
+            return None
+        try:
+            found = self.backend.find([job.client_tag])
+        except Exception as exc:
+            log.warning("could not search for %s: %s", job.client_tag, exc)
+            return None
+        return found[0] if found else None
 
     def _loop(self) -> None:
         while True:
             self._wake.clear()
+            if self._detach.is_set() and not self.cancelled:
+                self._await_submissions()
+                return
             if self.cancelled:
                 self._cancel_everything()
             else:
@@ -280,6 +317,7 @@ class JobSetRunner(threading.Thread):
         if now - self._last_heartbeat >= HEARTBEAT_INTERVAL:
             self._last_heartbeat = now
             if self.store.heartbeat(self.job_set_id) and not self.cancelled:
+                self.bus.publish(CancelRequested(self.job_set_id))
                 self.cancel()
 
     # -- submission --------------------------------------------------------------------------
@@ -300,7 +338,7 @@ class JobSetRunner(threading.Thread):
             self._pending.appendleft(index)
 
     def _submit_ready(self) -> None:
-        while self._pending and self._slots_free() and not self.cancelled:
+        while self._pending and self._slots_free() and not self.cancelled and not self._detach.is_set():
             index = self._pending[0]
             try:
                 payload = self._payload(index)
@@ -313,7 +351,7 @@ class JobSetRunner(threading.Thread):
             self._pending.popleft()
             job = self.jobs[index]
             self._set_status(index, JobStatus.SUBMITTING, attempts=job.attempts + 1,
-                             submitted=time.time())
+                             submitted=self.now())
             if self._pool is None:
                 try:
                     job_id = self.backend.submit(payload)
@@ -368,7 +406,7 @@ class JobSetRunner(threading.Thread):
                 continue
             if self.cancelled:
                 self._try_cancel(job_id)
-                self._set_status(index, JobStatus.CANCELLED, backend_job_id=job_id, finished=time.time())
+                self._set_status(index, JobStatus.CANCELLED, backend_job_id=job_id, finished=self.now())
                 continue
             self._submitted(index, job_id)
 
@@ -404,7 +442,7 @@ class JobSetRunner(threading.Thread):
 
     def _fail(self, index: int, message: str) -> None:
         self._in_flight.pop(index, None)
-        self._set_status(index, JobStatus.FAILED, last_error=message, finished=time.time())
+        self._set_status(index, JobStatus.FAILED, last_error=message, finished=self.now())
 
     # -- polling and results -----------------------------------------------------------------
 
@@ -431,7 +469,7 @@ class JobSetRunner(threading.Thread):
             elif info.state == JobStatus.CANCELLED:
                 del self._in_flight[index]
                 if self.cancelled:
-                    self._set_status(index, JobStatus.CANCELLED, finished=time.time())
+                    self._set_status(index, JobStatus.CANCELLED, finished=self.now())
                 else:
                     self._retry_later(index, info.message or "the job was cancelled outside qjm")
             elif info.state == JobStatus.RUNNING and self.jobs[index].status != JobStatus.RUNNING:
@@ -489,13 +527,13 @@ class JobSetRunner(threading.Thread):
                               f"{job.size} circuits")
             return
         self.store.finish_job(self.job_set_id, job, experiments)
-        self._record(index, JobStatus.DONE, finished=time.time(), last_error=None)
+        self._record(index, JobStatus.DONE, finished=self.now(), last_error=None)
 
     # -- cancel and finish -------------------------------------------------------------------
 
     def _cancel_everything(self) -> None:
         for index in list(self._pending) + [i for _, i in self._delayed]:
-            self._set_status(index, JobStatus.CANCELLED, finished=time.time())
+            self._set_status(index, JobStatus.CANCELLED, finished=self.now())
         self._pending.clear()
         self._delayed.clear()
         for index, job_id in list(self._in_flight.items()):
@@ -503,13 +541,27 @@ class JobSetRunner(threading.Thread):
                 continue  # already done; let its results land
             self._try_cancel(job_id)
             del self._in_flight[index]
-            self._set_status(index, JobStatus.CANCELLED, finished=time.time())
+            self._set_status(index, JobStatus.CANCELLED, finished=self.now())
 
     def _try_cancel(self, job_id: str) -> None:
         try:
             self.backend.cancel(job_id)
         except Exception as exc:
             log.warning("cancelling backend job %s failed: %s", job_id, exc)
+
+    def _await_submissions(self) -> None:
+        """Let the submit calls under way return, and record their ids (or failures)."""
+        for future in list(self._submitting.values()):
+            try:
+                future.result()
+            except Exception:
+                pass  # recorded by _collect_submissions
+        self._collect_submissions()
+
+    def _release(self) -> None:
+        self.store.release(self.job_set_id)
+        self.final_state = SetState.INTERRUPTED
+        self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.INTERRUPTED))
 
     def _finish(self) -> None:
         counts: dict[str, int] = {}
@@ -521,7 +573,7 @@ class JobSetRunner(threading.Thread):
             state = SetState.PARTIAL if counts.get(JobStatus.DONE) else SetState.FAILED
         else:
             state = SetState.DONE
-        self.store.update_job_set(self.job_set_id, state=state, finished=time.time())
+        self.store.update_job_set(self.job_set_id, state=state, finished=self.now())
         self.final_state = state
         self.bus.publish(JobSetStateChanged(self.job_set_id, state))
         self.bus.publish(JobSetFinished(self.job_set_id, state))

@@ -366,5 +366,10 @@ class ManagedJobSet:
         only the jobs that never finished. Jobs already done are not run again."""
         return self._manager.resume_job_set(self._id, backend)
 
+    def delete(self) -> None:
+        """Remove the job set and everything it holds from the store; refuses a running set
+        (cancel it and wait first)."""
+        self._manager.delete_job_set(self._id)
+
     def __repr__(self) -> str:
         return f"ManagedJobSet(id={self._id!r})"

@@ -22,13 +22,14 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qjm_tui.core.errors import JobManagerUnknownJobSet, StoreError
+from qjm_tui.core.errors import JobManagerInvalidStateError, JobManagerUnknownJobSet, StoreError
 from qjm_tui.core.sqlite import immediate_transaction
 from qjm_tui.core.status import JobStatus, SetState
 
@@ -228,11 +229,40 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-class Store:
-    """Access to one store file. Safe to share between threads; each gets a connection."""
+class _ThreadConnection:
+    """Holds one thread's connection; when the thread ends its thread-local data goes, this
+    holder with it, and a finalizer closes the connection (no handle outlives its thread)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    __slots__ = ("conn", "__weakref__")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+def _close_connection(lock: threading.Lock, connections: list[sqlite3.Connection],
+                      conn: sqlite3.Connection) -> None:
+    with lock:
+        if conn in connections:
+            connections.remove(conn)
+    try:
+        conn.close()
+    except sqlite3.Error:
+        pass
+
+
+class Store:
+    """Access to one store file. Safe to share between threads; each gets a connection, closed
+    when the thread ends (or earlier by :meth:`release_thread_connection`).
+
+    ``now`` gives the wall-clock time written as a row's created, updated, submitted and
+    finished times (injectable, so screens can be snapshotted). Owners' heartbeats always use
+    the real time, since other processes judge liveness by them.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 now: Callable[[], float] | None = None) -> None:
         self.path = Path(path) if path is not None else default_store_path()
+        self.now = now or time.time
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -242,17 +272,19 @@ class Store:
     # -- connections -------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        holder = getattr(self._local, "holder", None)
+        if holder is None:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                    check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA busy_timeout = 30000")
-            self._local.conn = conn
+            holder = _ThreadConnection(conn)
+            weakref.finalize(holder, _close_connection, self._lock, self._connections, conn)
+            self._local.holder = holder
             with self._lock:
                 self._connections.append(conn)
-        return conn
+        return holder.conn
 
     def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return immediate_transaction(self._connect())
@@ -277,15 +309,12 @@ class Store:
         self._local = threading.local()
 
     def release_thread_connection(self) -> None:
-        """Close the calling thread's connection (a thread that is about to end calls this)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        """Close the calling thread's connection now (it is closed anyway when the thread ends)."""
+        holder = getattr(self._local, "holder", None)
+        if holder is None:
             return
-        self._local.conn = None
-        with self._lock:
-            if conn in self._connections:
-                self._connections.remove(conn)
-        conn.close()
+        self._local.holder = None
+        _close_connection(self._lock, self._connections, holder.conn)
 
     def _open_and_migrate(self) -> None:
         if self.path.exists() and self.path.is_dir():
@@ -305,9 +334,23 @@ class Store:
             conn = self._connect()
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self.journal_mode = str(mode).lower()
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if self._schema_version(conn) < SCHEMA_VERSION:
+                # Reading the version again and migrating is one write transaction, so
+                # processes opening a fresh file at once wait for each other, and the later
+                # ones find the work done.
+                with self._tx() as tx:
+                    for target in range(self._schema_version(tx) + 1, SCHEMA_VERSION + 1):
+                        for statement in _split_sql(_MIGRATIONS[target - 1]):
+                            tx.execute(statement)
+                        tx.execute("INSERT OR REPLACE INTO meta VALUES ('app', ?)", (APP_ID,))
+                        tx.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                                   (str(target),))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot be read as a qjm store ({exc})") from exc
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        """The file's schema version (0 for an empty file); refuses files that are not ours."""
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables and "meta" not in tables:
             raise StoreError(
                 f"{self.path}: an SQLite file that is not a qjm store; "
@@ -324,12 +367,7 @@ class Store:
                     f"{self.path}: written by a newer qjm (schema {version}, this qjm knows "
                     f"{SCHEMA_VERSION}); upgrade qjm"
                 )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            with self._tx() as tx:
-                for statement in _split_sql(_MIGRATIONS[target - 1]):
-                    tx.execute(statement)
-                tx.execute("INSERT OR REPLACE INTO meta VALUES ('app', ?)", (APP_ID,))
-                tx.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(target),))
+        return version
 
     # -- job sets ----------------------------------------------------------------------------
 
@@ -351,7 +389,7 @@ class Store:
         ``jobs`` holds ``(index, start, stop, shots, round)``; ``circuit_blocks`` holds
         ``(start, stop, qpy)``. Either everything is stored or nothing is.
         """
-        now = time.time()
+        now = self.now()
         with self._change() as (tx, seq):
             tx.execute(
                 "INSERT INTO job_sets (id, name, tags, backend, shots, run_options, n_experiments,"
@@ -359,7 +397,7 @@ class Store:
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job_set_id, name, json.dumps(list(tags)), backend, shots,
                  json.dumps(run_options), len(experiment_names), json.dumps(list(experiment_names)),
-                 SetState.RUNNING, now, now, self.host, os.getpid(), now, seq),
+                 SetState.RUNNING, now, now, self.host, os.getpid(), time.time(), seq),
             )
             tx.execute("DELETE FROM deleted_sets WHERE id=?", (job_set_id,))
             tx.executemany(
@@ -435,6 +473,8 @@ class Store:
                    now: float | None = None) -> str:
         if state != SetState.RUNNING:
             return SetState(state)
+        if pid is None:  # released by its owner (JobManager.detach)
+            return SetState.INTERRUPTED
         now = time.time() if now is None else now
         if host == self.host and pid is not None:
             if pid != os.getpid() and not process_alive(pid):
@@ -450,7 +490,7 @@ class Store:
         for key in ("tags", "run_options", "experiment_names"):
             if key in fields:
                 fields[key] = json.dumps(fields[key])
-        fields["updated"] = time.time()
+        fields["updated"] = self.now()
         cols = ", ".join(f"{k}=?" for k in fields)
         with self._change() as (tx, seq):
             cur = tx.execute(f"UPDATE job_sets SET {cols}, seq=? WHERE id=?",
@@ -458,12 +498,46 @@ class Store:
             if cur.rowcount == 0:
                 raise JobManagerUnknownJobSet(f"no job set with id {job_set_id!r} in {self.path}")
 
+    def _live_owner(self, tx: sqlite3.Connection, job_set_id: str) -> tuple[str | None, int | None]:
+        """The (host, pid) of the process running the set, or ``(None, None)`` if nobody
+        runs it (finished, interrupted, released); raises JobManagerUnknownJobSet."""
+        row = tx.execute("SELECT state, owner_host, owner_pid, heartbeat FROM job_sets WHERE id=?",
+                         (job_set_id,)).fetchone()
+        if row is None:
+            raise JobManagerUnknownJobSet(f"no job set with id {job_set_id!r} in {self.path}")
+        state, host, pid, heartbeat = row
+        if self._effective(state, host, pid, heartbeat) == SetState.RUNNING:
+            return host, pid
+        return None, None
+
     def claim(self, job_set_id: str) -> None:
-        """Mark this process as the job set's owner and its state running."""
-        now = time.time()
-        self.update_job_set(job_set_id, state=SetState.RUNNING, owner_host=self.host,
-                            owner_pid=os.getpid(), heartbeat=now, finished=None,
-                            cancel_requested=0)
+        """Make this process the job set's owner and its state running, if nobody else runs it.
+
+        A compare-and-set in one write transaction: it succeeds if the set is not running
+        under a live owner, or is owned by this process (the caller makes sure it does not
+        run it already). Otherwise it raises JobManagerInvalidStateError naming the owner and
+        changes nothing, so of two processes claiming one set at once exactly one wins.
+        """
+        with self._change() as (tx, seq):
+            host, pid = self._live_owner(tx, job_set_id)
+            if pid is not None and not (host == self.host and pid == os.getpid()):
+                raise JobManagerInvalidStateError(
+                    f"job set {job_set_id} is being run by process {pid} on {host}; "
+                    "wait for it or cancel it first"
+                )
+            tx.execute(
+                "UPDATE job_sets SET state=?, owner_host=?, owner_pid=?, heartbeat=?, finished=NULL,"
+                " cancel_requested=0, updated=?, seq=? WHERE id=?",
+                (SetState.RUNNING, self.host, os.getpid(), time.time(), self.now(), seq, job_set_id),
+            )
+
+    def release(self, job_set_id: str) -> None:
+        """Give up ownership of a running set without finishing it: it reads ``interrupted``
+        (resumable) to everyone from now on."""
+        with self._change() as (tx, seq):
+            tx.execute("UPDATE job_sets SET owner_pid=NULL, heartbeat=NULL, updated=?, seq=?"
+                       " WHERE id=? AND owner_host=? AND owner_pid=?",
+                       (self.now(), seq, job_set_id, self.host, os.getpid()))
 
     def heartbeat(self, job_set_id: str) -> bool:
         """Record that the owner is alive; returns whether a cancel was requested."""
@@ -473,9 +547,20 @@ class Store:
                              (job_set_id,)).fetchone()
         return bool(row and row[0])
 
-    def delete_job_set(self, job_set_id: str) -> None:
-        """Remove a job set and everything it holds."""
+    def delete_job_set(self, job_set_id: str, *, if_idle: bool = False) -> None:
+        """Remove a job set and everything it holds, in one transaction.
+
+        With ``if_idle``, refuses (JobManagerInvalidStateError naming the owner) a set running
+        under a live owner, checked in the same transaction.
+        """
         with self._change() as (tx, seq):
+            if if_idle:
+                host, pid = self._live_owner(tx, job_set_id)
+                if pid is not None:
+                    raise JobManagerInvalidStateError(
+                        f"job set {job_set_id} is running (process {pid} on {host}); "
+                        "cancel it and wait for it to stop before deleting it"
+                    )
             tx.execute("DELETE FROM job_sets WHERE id=?", (job_set_id,))
             tx.execute("INSERT OR REPLACE INTO deleted_sets (id, seq) VALUES (?, ?)", (job_set_id, seq))
 
@@ -497,6 +582,14 @@ class Store:
             raise JobManagerUnknownJobSet(f"job set {job_set_id!r} has no job {index} in {self.path}")
         return JobRow(*row)
 
+    def job_indices(self, job_set_id: str, statuses: Iterable[str]) -> list[int]:
+        """The indices of the set's jobs in any of these statuses, in order."""
+        wanted = list(statuses)
+        rows = self._connect().execute(
+            f"SELECT idx FROM jobs WHERE job_set_id=? AND status IN ({','.join('?' * len(wanted))})"
+            " ORDER BY idx", (job_set_id, *wanted)).fetchall()
+        return [r[0] for r in rows]
+
     def status_counts(self, job_set_id: str) -> dict[str, int]:
         """How many jobs are in each status."""
         rows = self._connect().execute(
@@ -506,7 +599,7 @@ class Store:
 
     def update_job(self, job_set_id: str, index: int, **fields: Any) -> None:
         """Set columns of one job in one transaction."""
-        fields["updated"] = time.time()
+        fields["updated"] = self.now()
         cols = ", ".join(f"{k}=?" for k in fields)
         with self._change() as (tx, seq):
             tx.execute(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?",
@@ -515,7 +608,7 @@ class Store:
 
     def update_jobs(self, job_set_id: str, indices: Sequence[int], **fields: Any) -> None:
         """Set the same columns on several jobs in one transaction."""
-        fields["updated"] = time.time()
+        fields["updated"] = self.now()
         cols = ", ".join(f"{k}=?" for k in fields)
         with self._change() as (tx, seq):
             tx.executemany(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?",
@@ -532,7 +625,7 @@ class Store:
         Results are keyed by (experiment, round), so storing the same job twice (a resumed
         run racing a late result) replaces rather than double-counts.
         """
-        now = time.time()
+        now = self.now()
         with self._change() as (tx, seq):
             tx.executemany(
                 "INSERT OR REPLACE INTO results (job_set_id, experiment, round, data) VALUES (?,?,?,?)",
