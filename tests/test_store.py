@@ -89,3 +89,14 @@ def test_prefix_matching_escapes_wildcards(tmp_path: Path) -> None:
     assert store.resolve_id("abc") == "abc2"
     with pytest.raises(Exception, match="no job set id starts with 'ab%'"):
         store.resolve_id("ab%")
+
+
+def test_statuses_are_their_plain_strings() -> None:
+    import json
+
+    from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
+
+    assert "done" == JobStatus.DONE and SetState.INTERRUPTED == "interrupted"
+    assert str(JobStatus.QUEUED) == "queued" and f"{SetState.PARTIAL:>8}" == " partial"
+    assert json.dumps({"state": SetState.DONE}) == '{"state": "done"}'
+    assert "failed" in JOB_FINAL and {"done": 1}.get(JobStatus.DONE) == 1

@@ -294,8 +294,11 @@ class JobSetRunner(threading.Thread):
                 self._release_delayed()
                 self._submit_ready()
             self._collect_submissions()
+            in_flight = len(self._in_flight)
             self._poll()
             self._collect_fetches()
+            if len(self._in_flight) < in_flight:
+                self._slot_wait_until = 0.0  # a job of ours left the backend: its slot is free
             self._heartbeat()
             if not (self._pending or self._delayed or self._in_flight or self._submitting
                     or self._fetching):

@@ -235,45 +235,58 @@ class ManagedJobSet:
     # -- progress and report -----------------------------------------------------------------
 
     def progress(self) -> Progress:
-        """Job counts, experiments done, elapsed time and an estimate of the time left."""
-        return self._progress(self._row(), self._store.jobs(self._id))
+        """Job counts, experiments done, elapsed time and an estimate of the time left.
 
-    def _progress(self, row: st.JobSetRow, jobs: Sequence[st.JobRow]) -> Progress:
-        counts: dict[str, int] = {}
-        for job in jobs:
-            counts[job.status] = counts.get(job.status, 0) + 1
-        rounds = 1 + max((j.round for j in jobs), default=0)
-        done_units = sum(j.stop - j.start for j in jobs if j.status == JobStatus.DONE)
-        experiments_done = done_units // rounds
-        end = row.finished if row.finished and row.state in SET_FINAL else self._manager.now()
-        elapsed = max(0.0, end - row.created)
-        total_units = sum(j.stop - j.start for j in jobs)
-        open_units = sum(j.stop - j.start for j in jobs if j.status not in JOB_FINAL)
+        One grouped query, however many jobs the set has (progress displays call it often).
+        """
+        found = self._store.summaries([self._id])
+        if not found:
+            self._row()  # raises the store's clear "no job set" error
+        summary = found[0]
+        state = SetState.RUNNING if self._manager.running_here(self._id) else summary.state
+        return self._progress(summary.counts, summary.units, summary.rounds, summary.retries,
+                              summary.n_experiments, summary.created, summary.finished, state)
+
+    def _progress(self, counts: dict[str, int], units: dict[str, int], rounds: int, retries: int,
+                  n_experiments: int, created: float, finished: float | None,
+                  state: SetState) -> Progress:
+        done_units = units.get(JobStatus.DONE, 0)
+        end = finished if finished and state in SET_FINAL else self._manager.now()
+        elapsed = max(0.0, end - created)
+        total_units = sum(units.values())
+        open_units = sum(n for status, n in units.items() if status not in JOB_FINAL)
         eta = None
         if open_units == 0:
             eta = 0.0
         elif done_units:
             eta = elapsed * open_units / max(total_units - open_units, 1)
         return Progress(
-            total_jobs=len(jobs),
+            total_jobs=sum(counts.values()),
             done=counts.get(JobStatus.DONE, 0),
             failed=counts.get(JobStatus.FAILED, 0),
             cancelled=counts.get(JobStatus.CANCELLED, 0),
             running=sum(counts.get(s, 0) for s in JOB_ACTIVE),
             pending=counts.get(JobStatus.PENDING, 0),
-            experiments=row.n_experiments,
-            experiments_done=experiments_done,
-            retries=sum(j.retries for j in jobs),
+            experiments=n_experiments,
+            experiments_done=done_units // rounds,
+            retries=retries,
             elapsed=elapsed,
             eta=eta,
-            state=self._manager.job_set_state(self._id, row),
+            state=state,
         )
 
     def report(self, detailed: bool = True) -> str:
         """A text report of the job set and, if ``detailed``, of each job."""
         row = self._row()
         jobs = self._store.jobs(self._id)
-        p = self._progress(row, jobs)
+        counts: dict[str, int] = {}
+        units: dict[str, int] = {}
+        for job in jobs:
+            counts[job.status] = counts.get(job.status, 0) + 1
+            units[job.status] = units.get(job.status, 0) + job.size
+        rounds = 1 + max((j.round for j in jobs), default=0)
+        p = self._progress(counts, units, rounds, sum(j.retries for j in jobs), row.n_experiments,
+                           row.created, row.finished, self._manager.job_set_state(self._id, row))
         lines = [
             f"Job set name: {row.name}",
             f"          ID: {row.id}",

@@ -25,7 +25,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +186,10 @@ class JobSetSummary:
     experiments_done: int
     retries: int
     seq: int
+    #: experiments x shots rounds held by the jobs in each status (what progress is measured in)
+    units: dict[str, int] = field(default_factory=dict)
+    #: how many shots rounds the set's experiments run in
+    rounds: int = 1
 
     @property
     def fraction(self) -> float:
@@ -747,6 +751,7 @@ class Store:
                 created=created, updated=updated, finished=finished, counts=counts,
                 total_jobs=sum(counts.values()), experiments_done=done_units // rounds,
                 retries=sum(p[17] for p in parts), seq=seq,
+                units={p[14]: p[16] for p in parts if p[14] is not None}, rounds=rounds,
             ))
         return out
 
