@@ -62,8 +62,8 @@ from qjm_tui.core.errors import (
 from qjm_tui.views import duration, histogram_lines, iso
 
 if TYPE_CHECKING:
-    from qjm_tui import JobManager
     from qjm_tui.core.jobset import ManagedJobSet, Progress
+    from qjm_tui.core.manager import JobManager
 
 EXIT_OK = 0
 EXIT_FAILED = 1

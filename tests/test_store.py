@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from qjm_tui.core import store as st
 from qjm_tui.core.errors import StoreError
-from qjm_tui.core.status import JobStatus
+from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
 
 
 def test_a_new_store_is_wal_and_versioned(tmp_path: Path) -> None:
@@ -92,11 +93,17 @@ def test_prefix_matching_escapes_wildcards(tmp_path: Path) -> None:
 
 
 def test_statuses_are_their_plain_strings() -> None:
-    import json
-
-    from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
-
     assert "done" == JobStatus.DONE and SetState.INTERRUPTED == "interrupted"
     assert str(JobStatus.QUEUED) == "queued" and f"{SetState.PARTIAL:>8}" == " partial"
     assert json.dumps({"state": SetState.DONE}) == '{"state": "done"}'
     assert "failed" in JOB_FINAL and {"done": 1}.get(JobStatus.DONE) == 1
+
+
+def test_a_second_job_set_with_the_same_id_is_refused_and_the_first_kept(tmp_path: Path) -> None:
+    store = st.Store(tmp_path / "s.sqlite")
+    make = dict(tags=[], backend="aer", shots=1, run_options={}, experiment_names=["a"],
+                jobs=[(0, 0, 1, 1, 0)], circuit_blocks=[])
+    store.create_job_set(job_set_id="same", name="first", **make)
+    with pytest.raises(StoreError, match="'same' already exists"):
+        store.create_job_set(job_set_id="same", name="second", **make)
+    assert store.get_job_set("same").name == "first"

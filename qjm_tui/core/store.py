@@ -336,8 +336,7 @@ class Store:
                     )
         try:
             conn = self._connect()
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            self.journal_mode = str(mode).lower()
+            self.journal_mode = _set_wal(conn)
             if self._schema_version(conn) < SCHEMA_VERSION:
                 # Reading the version again and migrating is one write transaction, so
                 # processes opening a fresh file at once wait for each other, and the later
@@ -395,6 +394,8 @@ class Store:
         """
         now = self.now()
         with self._change() as (tx, seq):
+            if tx.execute("SELECT 1 FROM job_sets WHERE id=?", (job_set_id,)).fetchone():
+                raise StoreError(f"{self.path}: a job set with id {job_set_id!r} already exists")
             tx.execute(
                 "INSERT INTO job_sets (id, name, tags, backend, shots, run_options, n_experiments,"
                 " experiment_names, state, created, updated, owner_host, owner_pid, heartbeat, seq)"
@@ -469,12 +470,12 @@ class Store:
         rows = self._connect().execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
         return [self._job_set_row(r) for r in rows]
 
-    def effective_state(self, row: JobSetRow, now: float | None = None) -> str:
+    def effective_state(self, row: JobSetRow, now: float | None = None) -> SetState:
         """The row's state, with "interrupted" for a running set whose owner is gone."""
         return self._effective(row.state, row.owner_host, row.owner_pid, row.heartbeat, now)
 
     def _effective(self, state: str, host: str | None, pid: int | None, heartbeat: float | None,
-                   now: float | None = None) -> str:
+                   now: float | None = None) -> SetState:
         if state != SetState.RUNNING:
             return SetState(state)
         if pid is None:  # released by its owner (JobManager.detach)
@@ -762,6 +763,19 @@ class Store:
         return JobSetRow(id_, name, json.loads(tags), backend, shots, json.loads(run_options), n,
                          json.loads(names), state, created, updated, finished, host, pid, heartbeat,
                          bool(cancel_requested), seq)
+
+
+def _set_wal(conn: sqlite3.Connection, patience: float = 30.0) -> str:
+    """Switch the file to WAL; the journal mode is returned. SQLite answers "locked" at once
+    (no busy wait) while another process is creating the same file, so this retries."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _split_sql(script: str) -> list[str]:
