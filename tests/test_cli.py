@@ -210,9 +210,9 @@ def test_run_options_and_json(capsys: pytest.CaptureFixture[str], files: dict[st
 def test_run_with_a_progress_bar_on_a_terminal(capsys: pytest.CaptureFixture[str],
                                                files: dict[str, Path],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import qjm_tui.cli as cli
+    from qjm_tui.cli import output
 
-    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(output, "stderr_is_terminal", lambda: True)
     code, out, err = qjm(capsys, "run", files["many"], "--max-per-job", "3")
     assert code == 0
     assert "4/4 jobs" in err and "12/12 exp" in err and "done" in err
