@@ -24,9 +24,9 @@ from qiskit import QuantumCircuit, qpy
 from qiskit.result import Result
 
 from qjm_tui import JobManager
-from qjm_tui.backends.base import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
 from qjm_tui.cli import build_parser, histogram_lines, main, to_json
 from qjm_tui.config import Config
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
 from qjm_tui.core.store import Store
 
 COMMANDS = ("run", "demo", "ls", "show", "report", "wait", "cancel", "retry", "resume", "rename",

@@ -13,15 +13,6 @@ from typing import Any
 
 import pytest
 
-from qjm_tui.backends.base import (
-    DONE,
-    FAILED,
-    QUEUED,
-    BackendLimits,
-    ExecutionBackend,
-    JobPayload,
-    JobStatusInfo,
-)
 from qjm_tui.core import store as st
 from qjm_tui.core.engine import FakeClock, JobSetRunner, RetryPolicy
 from qjm_tui.core.errors import (
@@ -30,7 +21,9 @@ from qjm_tui.core.errors import (
     TransientBackendError,
 )
 from qjm_tui.core.events import EventBus, JobRetryScheduled, JobSetFinished, JobStatusChanged
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
 from qjm_tui.core.split import plan_jobs
+from qjm_tui.core.status import JobStatus, SetState
 
 
 class ScriptedBackend(ExecutionBackend):
@@ -87,14 +80,14 @@ class ScriptedBackend(ExecutionBackend):
             answer = script.pop(0)
             if isinstance(answer, BaseException):
                 raise answer
-            if answer.state != QUEUED:
+            if answer.state != JobStatus.QUEUED:
                 self.active.discard(job_id)
             return answer
         self.polls[job_id] = self.polls.get(job_id, 0) + 1
         if self.polls[job_id] >= self.polls_to_finish:
             self.active.discard(job_id)
-            return JobStatusInfo(DONE)
-        return JobStatusInfo(QUEUED)
+            return JobStatusInfo(JobStatus.DONE)
+        return JobStatusInfo(JobStatus.QUEUED)
 
     def result(self, job_id: str) -> list[dict[str, Any]]:
         payload = self.payloads[job_id]
@@ -142,10 +135,10 @@ def test_every_job_runs_once_and_results_are_stored(store: st.Store) -> None:
     backend = ScriptedBackend(clock)
     job_set_id = make_set(store, 4)
     runner = run_set(store, backend, clock, job_set_id)
-    assert runner.final_state == st.SET_DONE
+    assert runner.final_state == SetState.DONE
     assert len(backend.submits) == 4
     assert store.result_count(job_set_id) == 8
-    assert {j.status for j in store.jobs(job_set_id)} == {st.DONE}
+    assert {j.status for j in store.jobs(job_set_id)} == {JobStatus.DONE}
     # the client tag travels with each job so a crashed client can find it again
     assert all(any(t.startswith("qjm:") for t in p.tags) for p in backend.payloads.values())
 
@@ -169,7 +162,7 @@ def test_transient_submit_errors_back_off_exponentially_with_jitter(store: st.St
     bus = EventBus()
     bus.subscribe(events.append)
     runner = run_set(store, backend, clock, job_set_id, policy, bus)
-    assert runner.final_state == st.SET_DONE
+    assert runner.final_state == SetState.DONE
     gaps = [b - a for a, b in zip(backend.attempt_times, backend.attempt_times[1:], strict=False)]
     # retry n waits between half and all of base * 2**(n-1)
     for n, gap in enumerate(gaps, start=1):
@@ -178,7 +171,7 @@ def test_transient_submit_errors_back_off_exponentially_with_jitter(store: st.St
     retries = [e for e in events if isinstance(e, JobRetryScheduled)]
     assert [e.attempt for e in retries] == [2, 3, 4]
     job = store.jobs(job_set_id)[0]
-    assert job.retries == 3 and job.attempts == 4 and job.status == st.DONE
+    assert job.retries == 3 and job.attempts == 4 and job.status == JobStatus.DONE
 
 
 def test_backoff_is_bounded_by_the_maximum_delay() -> None:
@@ -192,9 +185,9 @@ def test_retries_stop_after_max_attempts_and_keep_the_message(store: st.Store) -
     backend = ScriptedBackend(clock, submit_script=[TransientBackendError("timeout talking")] * 5)
     job_set_id = make_set(store, 2)
     runner = run_set(store, backend, clock, job_set_id, RetryPolicy(max_attempts=3, base_delay=0.1))
-    assert runner.final_state == st.SET_PARTIAL
+    assert runner.final_state == SetState.PARTIAL
     jobs = store.jobs(job_set_id)
-    failed = [j for j in jobs if j.status == st.FAILED]
+    failed = [j for j in jobs if j.status == JobStatus.FAILED]
     assert len(failed) == 1
     assert failed[0].attempts == 3
     assert "gave up after 3 attempts" in failed[0].last_error
@@ -208,9 +201,9 @@ def test_permanent_failure_is_never_retried(store: st.Store) -> None:
     runner = run_set(store, backend, clock, job_set_id)
     assert len(backend.attempt_times) == 3  # one call per job, none repeated
     first = store.jobs(job_set_id)[0]
-    assert first.status == st.FAILED and first.attempts == 1
+    assert first.status == JobStatus.FAILED and first.attempts == 1
     assert first.last_error == "bad circuit: foo gate"
-    assert runner.final_state == st.SET_PARTIAL
+    assert runner.final_state == SetState.PARTIAL
 
 
 def test_limit_reached_waits_for_a_slot_without_spending_attempts(store: st.Store) -> None:
@@ -219,28 +212,28 @@ def test_limit_reached_waits_for_a_slot_without_spending_attempts(store: st.Stor
     job_set_id = make_set(store, 2)
     policy = RetryPolicy(max_attempts=1, limit_wait=7.0)
     runner = run_set(store, backend, clock, job_set_id, policy)
-    assert runner.final_state == st.SET_DONE
+    assert runner.final_state == SetState.DONE
     assert [j.attempts for j in store.jobs(job_set_id)] == [1, 1]
 
 
 def test_failed_job_reported_retryable_is_resubmitted(store: st.Store) -> None:
     clock = FakeClock()
     backend = ScriptedBackend(
-        clock, status_script={"job-0": [JobStatusInfo(FAILED, "node lost", retryable=True)]})
+        clock, status_script={"job-0": [JobStatusInfo(JobStatus.FAILED, "node lost", retryable=True)]})
     job_set_id = make_set(store, 1)
     run_set(store, backend, clock, job_set_id, RetryPolicy(base_delay=0.01))
     assert len(backend.submits) == 2
     job = store.jobs(job_set_id)[0]
-    assert job.status == st.DONE and job.retries == 1
+    assert job.status == JobStatus.DONE and job.retries == 1
 
 
 def test_failed_job_not_retryable_keeps_the_backend_message(store: st.Store) -> None:
     clock = FakeClock()
     backend = ScriptedBackend(
-        clock, status_script={"job-0": [JobStatusInfo(FAILED, "qubit 7 out of range")]})
+        clock, status_script={"job-0": [JobStatusInfo(JobStatus.FAILED, "qubit 7 out of range")]})
     job_set_id = make_set(store, 1)
     runner = run_set(store, backend, clock, job_set_id)
-    assert runner.final_state == st.SET_FAILED
+    assert runner.final_state == SetState.FAILED
     assert store.jobs(job_set_id)[0].last_error == "qubit 7 out of range"
 
 
@@ -250,7 +243,7 @@ def test_transient_status_errors_are_tolerated_then_the_job_completes(store: st.
         clock, status_script={"job-0": [TransientBackendError("502")] * 3})
     job_set_id = make_set(store, 1)
     runner = run_set(store, backend, clock, job_set_id)
-    assert runner.final_state == st.SET_DONE
+    assert runner.final_state == SetState.DONE
     assert len(backend.submits) == 1
 
 
@@ -268,9 +261,9 @@ def test_cancel_mid_submission_stops_everything(store: st.Store) -> None:
                           circuits=[f"c{i}" for i in range(16)], clock=clock, rng=random.Random(1))
     holder["runner"] = runner
     runner.run()
-    assert runner.final_state == st.SET_CANCELLED
+    assert runner.final_state == SetState.CANCELLED
     statuses = [j.status for j in store.jobs(job_set_id)]
-    assert statuses.count(st.CANCELLED) == 8
+    assert statuses.count(JobStatus.CANCELLED) == 8
     # the jobs already at the backend were cancelled there too
     assert sorted(backend.cancelled) == sorted(job_id for _, job_id in backend.submits)
     assert len(backend.attempt_times) <= 4
@@ -285,10 +278,10 @@ def test_events_follow_every_status_change(store: st.Store) -> None:
     bus.subscribe(events.append)
     run_set(store, backend, clock, job_set_id, bus=bus)
     changes = [(e.job_index, e.old, e.new) for e in events if isinstance(e, JobStatusChanged)]
-    assert (0, st.PENDING, st.SUBMITTING) in changes
-    assert (0, st.SUBMITTING, st.QUEUED) in changes
-    assert (0, st.QUEUED, st.DONE) in changes
-    assert isinstance(events[-1], JobSetFinished) and events[-1].state == st.SET_DONE
+    assert (0, JobStatus.PENDING, JobStatus.SUBMITTING) in changes
+    assert (0, JobStatus.SUBMITTING, JobStatus.QUEUED) in changes
+    assert (0, JobStatus.QUEUED, JobStatus.DONE) in changes
+    assert isinstance(events[-1], JobSetFinished) and events[-1].state == SetState.DONE
 
 
 def test_a_broken_subscriber_does_not_stop_the_engine(store: st.Store) -> None:
@@ -300,7 +293,7 @@ def test_a_broken_subscriber_does_not_stop_the_engine(store: st.Store) -> None:
 
     bus.subscribe(broken)
     runner = run_set(store, ScriptedBackend(clock), clock, make_set(store, 2), bus=bus)
-    assert runner.final_state == st.SET_DONE
+    assert runner.final_state == SetState.DONE
 
 
 def test_cancel_request_from_another_process_is_picked_up(store: st.Store) -> None:
@@ -314,17 +307,17 @@ def test_cancel_request_from_another_process_is_picked_up(store: st.Store) -> No
 
     backend = ScriptedBackend(clock, max_concurrent=1, polls_to_finish=10, on_submit=request_cancel)
     runner = run_set(store, backend, clock, job_set_id)
-    assert runner.final_state == st.SET_CANCELLED
+    assert runner.final_state == SetState.CANCELLED
 
 
 def test_results_are_stored_as_each_job_finishes_not_in_order(store: st.Store) -> None:
     clock = FakeClock()
     backend = ScriptedBackend(
-        clock, status_script={"job-0": [JobStatusInfo(QUEUED)] * 4})
+        clock, status_script={"job-0": [JobStatusInfo(JobStatus.QUEUED)] * 4})
     job_set_id = make_set(store, 3)
     events: list[Any] = []
     bus = EventBus()
     bus.subscribe(events.append)
     run_set(store, backend, clock, job_set_id, bus=bus)
-    done_order = [e.job_index for e in events if isinstance(e, JobStatusChanged) and e.new == st.DONE]
+    done_order = [e.job_index for e in events if isinstance(e, JobStatusChanged) and e.new == JobStatus.DONE]
     assert done_order == [1, 2, 0]

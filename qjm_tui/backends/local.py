@@ -24,20 +24,11 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from qjm_tui.backends.base import (
-    CANCELLED,
-    DONE,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    BackendLimits,
-    ExecutionBackend,
-    JobPayload,
-    JobStatusInfo,
-    circuits_from_qpy,
-    experiments_from_result,
-)
+from qjm_tui.backends.base import experiments_from_result
+from qjm_tui.core.circuits import circuits_from_qpy
 from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError, TransientBackendError
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.status import JobStatus
 
 # -- what runs inside a worker ---------------------------------------------------------------
 
@@ -321,16 +312,16 @@ class LocalBackend(ExecutionBackend):
     def status(self, job_id: str) -> JobStatusInfo:
         future = self._future(job_id)
         if future.cancelled():
-            return JobStatusInfo(CANCELLED)
+            return JobStatusInfo(JobStatus.CANCELLED)
         if not future.done():
-            return JobStatusInfo(RUNNING if future.running() else QUEUED)
+            return JobStatusInfo(JobStatus.RUNNING if future.running() else JobStatus.QUEUED)
         exc = future.exception()
         if exc is None:
-            return JobStatusInfo(DONE)
+            return JobStatusInfo(JobStatus.DONE)
         retryable = not isinstance(exc, PermanentBackendError)
         detail = str(exc) if isinstance(exc, PermanentBackendError) else \
             "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return JobStatusInfo(FAILED, detail, retryable=retryable)
+        return JobStatusInfo(JobStatus.FAILED, detail, retryable=retryable)
 
     def result(self, job_id: str) -> list[Any]:
         future = self._future(job_id)

@@ -38,7 +38,7 @@ DEMO_BACKEND = "aer"
 
 def open_manager() -> JobManager:
     """The manager on the store and config of the environment (``QJM_HOME``, ``QJM_CONFIG``)."""
-    from qjm_tui.core.manager import JobManager
+    from qjm_tui import JobManager
 
     return JobManager()
 

@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except (JobManagerError, CliError) as exc:
         code = exit_code_for(exc)
-        from qjm_tui.core.inputs import strip_ansi
+        from qjm_tui.core.text import strip_ansi
 
         message = strip_ansi(str(exc)).strip() or type(exc).__name__
         report_to_parent(args, {"error": message, "code": code})

@@ -64,7 +64,7 @@ def log_line(text: str) -> None:
 
 def to_json(data: Any, indent: int | None = 2) -> str:
     """``data`` as JSON text, with Qiskit's result values (complex, numpy, dates) converted."""
-    from qjm_tui.backends.base import jsonable
+    from qjm_tui.core.jsonable import jsonable
 
     return json.dumps(jsonable(data), indent=indent)
 
