@@ -37,6 +37,7 @@ SET_FINAL_STATES = ("done", "partial", "failed", "cancelled")
 
 #: job statuses of a job handed to the backend and not yet final
 JOB_ACTIVE_STATUSES = ("submitting", "queued", "running")
+_JOB_FINAL_STATUSES = ("done", "failed", "cancelled")
 
 #: a style per job status and per job-set state: colour names that Rich and Textual both accept
 JOB_STATUS_STYLES = {"pending": "dim", "submitting": "blue", "queued": "blue", "running": "cyan",
@@ -227,22 +228,23 @@ class SetFigures:
 def set_figures(summary: JobSetSummary, now: float) -> SetFigures:
     """The figures of a job set at time ``now``.
 
-    The time left is estimated from the jobs finished so far (elapsed time per finished job);
-    it is 0 when every job is final and unknown until the first job is done.
+    Progress is measured in experiments x shots rounds (jobs may differ in size); the time left
+    is the elapsed time scaled by what is still open against what is finished: 0 when every job
+    is final, unknown until some job is done.
     """
-    counts = summary.counts
-    done, failed, cancelled = counts.get("done", 0), counts.get("failed", 0), counts.get("cancelled", 0)
-    total = summary.total_jobs
+    counts, units = summary.counts, summary.units
     final = summary.finished is not None and summary.state in SET_FINAL_STATES
     elapsed = max(0.0, (summary.finished if final else now) - summary.created)
-    open_jobs = total - done - failed - cancelled
+    total_units = sum(units.values())
+    open_units = sum(n for status, n in units.items() if status not in _JOB_FINAL_STATUSES)
     eta: float | None = None
-    if open_jobs == 0:
+    if open_units == 0:
         eta = 0.0
-    elif done:
-        eta = elapsed * open_jobs / max(total - open_jobs, 1)
+    elif units.get("done", 0):
+        eta = elapsed * open_units / max(total_units - open_units, 1)
     return SetFigures(
-        state=summary.state, total_jobs=total, done=done, failed=failed, cancelled=cancelled,
+        state=summary.state, total_jobs=summary.total_jobs, done=counts.get("done", 0),
+        failed=counts.get("failed", 0), cancelled=counts.get("cancelled", 0),
         running=sum(counts.get(s, 0) for s in JOB_ACTIVE_STATUSES), pending=counts.get("pending", 0),
         experiments=summary.n_experiments, experiments_done=summary.experiments_done,
         retries=summary.retries, elapsed=elapsed, eta=eta,
