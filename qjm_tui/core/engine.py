@@ -307,18 +307,28 @@ class JobSetRunner(threading.Thread):
 
     # -- submission --------------------------------------------------------------------------
 
+    def _accepted(self) -> int:
+        """Jobs of ours the service holds: accepted and not known to be done (a job whose
+        result is being fetched has already left the service's queue)."""
+        return len(self._in_flight) - len(self._fetching)
+
     def _held(self) -> int:
-        """Jobs of ours that hold a slot at the service: accepted and not known to be done, or
-        being submitted (a job whose result is being fetched has already left the service's
-        queue)."""
-        return len(self._in_flight) - len(self._fetching) + len(self._submitting)
+        """Slots at the service that are ours or may be: accepted jobs and submissions under way."""
+        return self._accepted() + len(self._submitting)
 
     def _slots_free(self) -> bool:
         held = self._held()
         if self.max_in_flight is not None and held >= self.max_in_flight:
             return False
-        if self._pool is not None and len(self._submitting) >= self._pool_size:
-            return False  # no backlog of submissions the service may refuse all at once
+        if self._pool is not None:
+            under_way = len(self._submitting)
+            if under_way >= self._pool_size:
+                return False  # no backlog of submissions the service may refuse all at once
+            if self.max_in_flight is None and self._learned_cap is None \
+                    and under_way >= max(1, self._accepted()):
+                # An unknown limit: no more submissions under way than the service has taken,
+                # so the first "limit reached" answers a few of them, not a flood.
+                return False
         if self._learned_cap is None or held < self._learned_cap:
             return True
         # At the learned limit: one probe at a time, and only once its wait is over.
@@ -414,10 +424,10 @@ class JobSetRunner(threading.Thread):
         self._set_status(index, st.QUEUED, backend_job_id=job_id)
         if index == self._probe:
             self._probe = None
-        held = self._held()
-        if self._learned_cap is not None and held > self._learned_cap:
+        accepted = self._accepted()
+        if self._learned_cap is not None and accepted > self._learned_cap:
             # The service took more than we thought it would: that much room, at least.
-            self._learned_cap = held
+            self._learned_cap = accepted
             self._probe_wait = self.policy.limit_wait
 
     def _submit_failed(self, index: int, exc: BaseException) -> None:
@@ -447,7 +457,7 @@ class JobSetRunner(threading.Thread):
         if probe:
             self._probe_wait = min(self._probe_wait * 2, max(self.policy.max_delay,
                                                              self.policy.limit_wait))
-        self._learned_cap = self._held()
+        self._learned_cap = self._accepted()
         self._probe_at = self.clock.now() + self._probe_wait
 
     def _retry_later(self, index: int, message: str) -> None:
