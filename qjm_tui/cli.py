@@ -928,6 +928,13 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark scenarios (:mod:`qjm_tui.bench`) and print their table."""
+    from qjm_tui import bench
+
+    return bench.main([*(["--quick"] if args.quick else []), *(["--json", args.json] if args.json else [])])
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     """The effective configuration (secrets masked) and where qjm keeps its files."""
     from qjm_tui.config import config_path, load_config
@@ -1170,6 +1177,11 @@ def build_parser() -> argparse.ArgumentParser:
         "qjm backends", "qjm backends aer:fake_manila basic", "qjm backends --json"))
     p.add_argument("specs", nargs="*", metavar="SPEC", help="specs to check (default: the known ones)")
     add_json(p)
+
+    p = add("bench", cmd_bench, "Measure qjm against raw Aer, the pacing bound and the original design",
+            _examples("qjm bench --quick", "qjm bench --json bench.json   # the full run takes minutes"))
+    p.add_argument("--quick", action="store_true", help="a small run of every scenario (a smoke test)")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
 
     p = add("config", cmd_config, "Show the effective configuration and file locations", _examples(
         "qjm config", "qjm config --json | jq -r .store",
