@@ -1178,15 +1178,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("specs", nargs="*", metavar="SPEC", help="specs to check (default: the known ones)")
     add_json(p)
 
-    p = add("bench", cmd_bench, "Measure qjm against raw Aer, the pacing bound and the original design",
-            _examples("qjm bench --quick", "qjm bench --json bench.json   # the full run takes minutes"))
-    p.add_argument("--quick", action="store_true", help="a small run of every scenario (a smoke test)")
-    p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
-
     p = add("config", cmd_config, "Show the effective configuration and file locations", _examples(
         "qjm config", "qjm config --json | jq -r .store",
         "", "Secrets (tokens, passwords) are shown as ***."))
     add_json(p)
+
+    p = add("bench", cmd_bench, "Measure qjm against raw Aer, the pacing bound and the original design",
+            _examples("qjm bench --quick", "qjm bench --json bench.json   # the full run takes minutes"))
+    p.add_argument("--quick", action="store_true", help="a small run of every scenario (a smoke test)")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
     return parser
 
 
