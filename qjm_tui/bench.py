@@ -248,7 +248,8 @@ def child_counts(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def child_seed(args: dict[str, Any]) -> dict[str, Any]:
-    """The seed's circuits: random, 5 qubits, depth 4, measured, transpiled for Aer; as QPY."""
+    """The seed's circuits: random, 5 qubits, depth 4, measured, transpiled for Aer; as QPY,
+    one file per size (the first N), so a measured process reads only what it runs."""
     from qiskit import transpile
     from qiskit.circuit.random import random_circuit
     from qiskit_aer import AerSimulator
@@ -257,7 +258,8 @@ def child_seed(args: dict[str, Any]) -> dict[str, Any]:
 
     circuits = [random_circuit(5, 4, measure=True, seed=i) for i in range(args["n"])]
     circuits = transpile(circuits, backend=AerSimulator(), seed_transpiler=1)
-    Path(args["path"]).write_bytes(circuits_to_qpy(circuits))
+    for n, path in args["files"].items():
+        Path(path).write_bytes(circuits_to_qpy(circuits[:int(n)]))
     return {"n": len(circuits)}
 
 
@@ -333,18 +335,19 @@ def _ratio_row(scenario: str, qjm: list[float], raw: list[float], target: float 
 def local_throughput(plan: Plan, work: Path, say: Callable[[str], None]) -> list[Row]:
     """Scenario 1: qjm end to end against one raw AerSimulator().run, fresh and warm."""
     rows = []
-    circuits = work / "seed.qpy"
+    files = {n: str(work / f"seed-{n}.qpy") for n in plan.local_sizes}
     say(f"making {max(plan.local_sizes):,} seed circuits (random, 5 qubits, depth 4, transpiled)")
-    _run_child("seed", {"n": max(plan.local_sizes), "path": str(circuits)}, _env(work), 3600)
+    _run_child("seed", {"n": max(plan.local_sizes), "files": files}, _env(work), 3600)
     for n, rounds in zip(plan.local_sizes, plan.local_rounds, strict=True):
+        circuits = files[n]
         raws, qjms, jobs = [], [], 0
         for r in range(rounds):
             say(f"local throughput, fresh processes, N={n:,}: round {r + 1}/{rounds}")
             home = work / f"fresh-{n}-{r}"
             home.mkdir()
             env = _env(home)
-            raws.append(_run_child("raw", {"circuits": str(circuits), "n": n}, env, 3600)["seconds"])
-            answer = _run_child("qjm", {"circuits": str(circuits), "n": n, "home": str(home)},
+            raws.append(_run_child("raw", {"circuits": circuits, "n": n}, env, 3600)["seconds"])
+            answer = _run_child("qjm", {"circuits": circuits, "n": n, "home": str(home)},
                                 env, 3600)
             qjms.append(answer["seconds"])
             jobs = answer["jobs"]
@@ -353,7 +356,7 @@ def local_throughput(plan: Plan, work: Path, say: Callable[[str], None]) -> list
         say(f"local throughput, warm process, N={n:,}: {rounds} rounds each")
         home = work / f"warm-{n}"
         home.mkdir()
-        answer = _run_child("warm", {"circuits": str(circuits), "n": n, "home": str(home),
+        answer = _run_child("warm", {"circuits": circuits, "n": n, "home": str(home),
                                      "rounds": rounds}, _env(home), 3600)
         target = 0.70 if n == 10000 else None
         rows.append(_ratio_row(f"local warm N={n:,}", answer["qjm"], answer["raw"], target))
