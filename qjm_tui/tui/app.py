@@ -1,0 +1,114 @@
+"""The qjm app: browse job sets in a store and watch them change live."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Static
+
+from qjm_tui import views
+from qjm_tui.config import Config, load_config, log_path
+from qjm_tui.core.manager import JobManager
+from qjm_tui.core.store import JobSetSummary
+from qjm_tui.tui.messages import JobSetsChanged
+
+log = logging.getLogger("qjm_tui.tui")
+
+STATE_STYLES = {"running": "cyan", "done": "green", "partial": "yellow", "failed": "red",
+                "cancelled": "magenta", "interrupted": "yellow"}
+
+
+class QjmApp(App[int]):
+    """Lists the job sets of one store, newest first, refreshed as the store changes."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "qjm"
+    BINDINGS = [Binding("q", "quit", "Quit", id="app.quit")]
+
+    def __init__(self, manager: JobManager, *, clock: Callable[[], float] = time.time,
+                 watch_interval: float = 1.0) -> None:
+        super().__init__()
+        self.manager = manager
+        self.clock = clock
+        self.watch_interval = watch_interval
+        self._seq = -1
+        self._rows: dict[str, JobSetSummary] = {}
+        self.sub_title = str(manager.store.path)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(Text("No job sets yet. Start one with `qjm demo` or `qjm run`."), id="empty")
+        yield DataTable(id="sets", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#sets", DataTable)
+        table.add_columns("", "name", "id", "backend", "created", "exps", "progress", "state")
+        self.set_interval(self.watch_interval, self.check_store)
+        self.check_store()
+
+    @work(thread=True, exclusive=True, group="watch")
+    def check_store(self) -> None:
+        """Read only what changed in the store since the last look (in a worker thread)."""
+        store = self.manager.store
+        try:
+            seq = store.change_seq()
+            if seq == self._seq:
+                return
+            changes = store.sets_changed_since(max(self._seq, 0))
+            summaries = store.summaries(list(changes.changed)) if changes.changed else []
+            self._seq = changes.seq
+        except Exception as exc:  # noqa: BLE001 - shown to the user, not raised into the UI
+            log.exception("reading the store failed")
+            self.call_from_thread(self.notify, f"Reading the store failed: {exc}", severity="error")
+            return
+        self.post_message(JobSetsChanged(summaries, list(changes.deleted)))
+
+    def on_job_sets_changed(self, message: JobSetsChanged) -> None:
+        for set_id in message.deleted:
+            self._rows.pop(set_id, None)
+        for summary in message.summaries:
+            self._rows[summary.id] = summary
+        self._redraw()
+
+    def _redraw(self) -> None:
+        table = self.query_one("#sets", DataTable)
+        now = self.clock()
+        table.clear()
+        for s in sorted(self._rows.values(), key=lambda s: s.created, reverse=True):
+            style = STATE_STYLES.get(s.state, "")
+            table.add_row(
+                Text(views.SET_GLYPHS.get(s.state, "?"), style=style),
+                Text(s.name or "-"), Text(s.id[:8]), Text(s.backend),
+                views.ago(s.created, now), str(s.n_experiments),
+                views.progress_bar(s.fraction, 12), Text(s.state, style=style), key=s.id)
+        self.query_one("#empty").display = not self._rows
+        table.display = bool(self._rows)
+
+
+def make_app(store_path: Path | None = None, *, clock: Callable[[], float] = time.time,
+             config: Config | None = None, watch_interval: float = 1.0) -> QjmApp:
+    """Build the app on the store at ``store_path`` (None: the configured default store)."""
+    config = config if config is not None else load_config()
+    return QjmApp(JobManager(store_path, config=config), clock=clock, watch_interval=watch_interval)
+
+
+def run_app(store_path: Path | None = None) -> int:
+    """Run the app full screen on ``store_path`` (None: the store in $QJM_HOME or the default)."""
+    path = log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(filename=path, level=logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = make_app(store_path)
+    try:
+        result = app.run()
+    finally:
+        app.manager.close()
+    return result or 0
