@@ -9,6 +9,7 @@ from qiskit import QuantumCircuit
 from textual.widgets import DataTable
 
 from qjm_tui.config import Config
+from qjm_tui.core.engine import RetryPolicy
 from qjm_tui.core.manager import JobManager
 from qjm_tui.tui.app import make_app
 
@@ -57,3 +58,33 @@ async def _empty_store_says_how_to_start(tmp_path: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.2)
         assert "qjm demo" in str(app.query_one("#empty").render())
+
+
+def test_filter_by_state_and_name(tmp_path: Path) -> None:
+    asyncio.run(_filter_by_state_and_name(tmp_path))
+
+
+async def _filter_by_state_and_name(tmp_path: Path) -> None:
+    store = tmp_path / "qjm.sqlite"
+    failing = f"emulator:dir={tmp_path / 'emu'},latency=0,queue=0,run=0,fail=1.0"
+    with JobManager(store, config=Config(executor="threads"),
+                    retry_policy=RetryPolicy(max_attempts=1, base_delay=0.0, jitter=0.0)) as manager:
+        manager.run([_bell()] * 2, backend="aer", name="good", shots=32).results()
+        bad = manager.run([_bell()] * 2, backend=failing, name="bad", shots=32)
+        bad.results(partial=True)
+    app = make_app(store, config=Config(executor="threads"), watch_interval=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        table = app.query_one("#sets", DataTable)
+        assert table.row_count == 2
+        await pilot.press("slash", *"state:failed")
+        await pilot.pause(0.1)
+        assert table.row_count == 1, (app.query_one("#filter").value,
+                                      [s.state for s in app._rows.values()])
+        assert "bad" in str(table.get_row_at(0)[1])
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert table.row_count == 2
+        await pilot.press("slash", *"goo")
+        await pilot.pause(0.1)
+        assert [str(table.get_row_at(i)[1]) for i in range(table.row_count)] == ["good"]

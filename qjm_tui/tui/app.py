@@ -11,7 +11,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from qjm_tui import views
 from qjm_tui.config import Config, load_config, log_path
@@ -30,7 +30,11 @@ class QjmApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "qjm"
-    BINDINGS = [Binding("q", "quit", "Quit", id="app.quit")]
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("slash", "filter", "Filter", id="app.filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="app.clear_filter"),
+    ]
 
     def __init__(self, manager: JobManager, *, clock: Callable[[], float] = time.time,
                  watch_interval: float = 1.0) -> None:
@@ -45,12 +49,15 @@ class QjmApp(App[int]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(Text("No job sets yet. Start one with `qjm demo` or `qjm run`."), id="empty")
+        yield Input(placeholder="filter: name, id prefix, backend, state:failed, tag:nightly",
+                    id="filter")
         yield DataTable(id="sets", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#sets", DataTable)
         table.add_columns("", "name", "id", "backend", "created", "exps", "progress", "state")
+        table.focus()
         self.set_interval(self.watch_interval, self.check_store)
         self.check_store()
 
@@ -78,19 +85,66 @@ class QjmApp(App[int]):
             self._rows[summary.id] = summary
         self._redraw()
 
+    def action_filter(self) -> None:
+        """Show the filter box and type into it; the list narrows as you type."""
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        """Empty and hide the filter box and give the list back the keys."""
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.query_one("#sets", DataTable).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._redraw()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#sets", DataTable).focus()
+
     def _redraw(self) -> None:
         table = self.query_one("#sets", DataTable)
         now = self.clock()
         table.clear()
-        for s in sorted(self._rows.values(), key=lambda s: s.created, reverse=True):
+        wanted = self.query_one("#filter", Input).value
+        totals: dict[str, int] = {}
+        for s in self._rows.values():
+            totals[s.state] = totals.get(s.state, 0) + 1
+        self.sub_title = f"{self.manager.store.path}  " + "  ".join(
+            f"{state} {n}" for state, n in sorted(totals.items()))
+        shown = [s for s in self._rows.values() if matches(s, wanted)]
+        for s in sorted(shown, key=lambda s: s.created, reverse=True):
             style = STATE_STYLES.get(s.state, "")
             table.add_row(
                 Text(views.SET_GLYPHS.get(s.state, "?"), style=style),
-                Text(s.name or "-"), Text(s.id[:8]), Text(s.backend),
+                Text(s.name or "-"), Text(short_id(s.id)), Text(s.backend),
                 views.ago(s.created, now), str(s.n_experiments),
                 views.progress_bar(s.fraction, 12), Text(s.state, style=style), key=s.id)
         self.query_one("#empty").display = not self._rows
         table.display = bool(self._rows)
+
+
+def short_id(set_id: str) -> str:
+    """The part of a job-set id that tells sets apart (ids start with their creation time)."""
+    return set_id.rsplit("-", 1)[-1]
+
+
+def matches(summary: JobSetSummary, query: str) -> bool:
+    """Whether a set passes a filter: every word must match; ``state:X`` and ``tag:X`` match
+    the state or a tag exactly, any other word a name part, an id prefix or the backend."""
+    for word in query.lower().split():
+        if word.startswith("state:"):
+            ok = summary.state == word[6:]
+        elif word.startswith("tag:"):
+            ok = word[4:] in (t.lower() for t in summary.tags)
+        else:
+            ok = (word in (summary.name or "").lower() or summary.id.lower().startswith(word)
+                  or short_id(summary.id).startswith(word) or word in summary.backend.lower())
+        if not ok:
+            return False
+    return True
 
 
 def make_app(store_path: Path | None = None, *, clock: Callable[[], float] = time.time,
