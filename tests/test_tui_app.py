@@ -45,6 +45,12 @@ async def _lists_sets_and_sees_a_new_one(tmp_path: Path) -> None:
         assert table.row_count == 2
         assert "second" in str(table.get_row_at(0)[1]), "newest set is listed first"
         assert "done" in str(table.get_row_at(0)[7])
+        await pilot.press("down")
+        await pilot.pause(0.1)
+        assert "first" in str(app.query_one("#details").render()), "the cursor drives the details"
+        app._redraw()
+        await pilot.pause(0.2)
+        assert "first" in str(app.query_one("#details").render()), "a refresh keeps the cursor"
         await pilot.press("q")
     assert app.return_code in (0, None)
 

@@ -23,6 +23,8 @@ log = logging.getLogger("qjm_tui.tui")
 
 STATE_STYLES = {"running": "cyan", "done": "green", "partial": "yellow", "failed": "red",
                 "cancelled": "magenta", "interrupted": "yellow"}
+JOB_STYLES = {"pending": "", "submitting": "cyan", "queued": "cyan", "running": "blue",
+              "done": "green", "failed": "red", "cancelled": "magenta"}
 
 
 class QjmApp(App[int]):
@@ -52,6 +54,7 @@ class QjmApp(App[int]):
         yield Input(placeholder="filter: name, id prefix, backend, state:failed, tag:nightly",
                     id="filter")
         yield DataTable(id="sets", cursor_type="row", zebra_stripes=True)
+        yield Static(id="details", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -85,6 +88,29 @@ class QjmApp(App[int]):
             self._rows[summary.id] = summary
         self._redraw()
 
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_details(event.row_key.value if event.row_key else None)
+
+    def _show_details(self, set_id: str | None) -> None:
+        """Describe the set under the cursor: jobs per status, experiments, retries, tags."""
+        summary = self._rows.get(set_id) if set_id else None
+        details = self.query_one("#details", Static)
+        if summary is None:
+            details.update("")
+            return
+        text = Text()
+        text.append(f"{summary.name or '-'}  ", style="bold")
+        text.append(f"{summary.id}  {summary.backend}  created {views.iso(summary.created)}\n")
+        for state, count in summary.counts.items():
+            if count:
+                text.append(f"{views.JOB_GLYPHS.get(state, '?')} {state} {count}  ",
+                            style=JOB_STYLES.get(state, ""))
+        text.append(f"\nexperiments {summary.experiments_done}/{summary.n_experiments}"
+                    f"  jobs {summary.total_jobs}  retries {summary.retries}")
+        if summary.tags:
+            text.append("  tags " + ", ".join(summary.tags))
+        details.update(text)
+
     def action_filter(self) -> None:
         """Show the filter box and type into it; the list narrows as you type."""
         box = self.query_one("#filter", Input)
@@ -107,6 +133,8 @@ class QjmApp(App[int]):
     def _redraw(self) -> None:
         table = self.query_one("#sets", DataTable)
         now = self.clock()
+        selected = (table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+                    if table.row_count else None)
         table.clear()
         wanted = self.query_one("#filter", Input).value
         totals: dict[str, int] = {}
@@ -122,6 +150,11 @@ class QjmApp(App[int]):
                 Text(s.name or "-"), Text(short_id(s.id)), Text(s.backend),
                 views.ago(s.created, now), str(s.n_experiments),
                 views.progress_bar(s.fraction, 12), Text(s.state, style=style), key=s.id)
+        if selected is not None and selected in table.rows:
+            table.move_cursor(row=table.get_row_index(selected))
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+            self._show_details(key.value)
         self.query_one("#empty").display = not self._rows
         table.display = bool(self._rows)
 
