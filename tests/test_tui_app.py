@@ -94,3 +94,12 @@ async def _filter_by_state_and_name(tmp_path: Path) -> None:
         await pilot.press("slash", *"goo")
         await pilot.pause(0.1)
         assert [str(table.get_row_at(i)[1]) for i in range(table.row_count)] == ["good"]
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert [str(table.get_row_at(i)[1]) for i in range(2)] == ["bad", "good"], "newest first"
+        await pilot.press("s")
+        await pilot.pause(0.1)
+        assert [str(table.get_row_at(i)[1]) for i in range(2)] == ["bad", "good"], "by name"
+        await pilot.press("s")
+        await pilot.pause(0.1)
+        assert [str(table.get_row_at(i)[7]) for i in range(2)] == ["done", "failed"], "by state"

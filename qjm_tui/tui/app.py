@@ -26,6 +26,14 @@ STATE_STYLES = {"running": "cyan", "done": "green", "partial": "yellow", "failed
 JOB_STYLES = {"pending": "", "submitting": "cyan", "queued": "cyan", "running": "blue",
               "done": "green", "failed": "red", "cancelled": "magenta"}
 
+#: the orders ``s`` cycles through: (label, key, descending)
+SORTS: list[tuple[str, Callable[[JobSetSummary], object], bool]] = [
+    ("newest", lambda s: s.created, True),
+    ("name", lambda s: (s.name or "").lower(), False),
+    ("state", lambda s: s.state, False),
+    ("progress", lambda s: s.fraction, True),
+]
+
 
 class QjmApp(App[int]):
     """Lists the job sets of one store, newest first, refreshed as the store changes."""
@@ -35,6 +43,7 @@ class QjmApp(App[int]):
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("slash", "filter", "Filter", id="app.filter"),
+        Binding("s", "cycle_sort", "Sort", id="app.cycle_sort"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="app.clear_filter"),
     ]
 
@@ -46,6 +55,7 @@ class QjmApp(App[int]):
         self.watch_interval = watch_interval
         self._seq = -1
         self._rows: dict[str, JobSetSummary] = {}
+        self._sort = 0
         self.sub_title = str(manager.store.path)
 
     def compose(self) -> ComposeResult:
@@ -111,6 +121,12 @@ class QjmApp(App[int]):
             text.append("  tags " + ", ".join(summary.tags))
         details.update(text)
 
+    def action_cycle_sort(self) -> None:
+        """Sort by the next key: newest first, name, state, progress."""
+        self._sort = (self._sort + 1) % len(SORTS)
+        self.notify(f"sorted by {SORTS[self._sort][0]}", timeout=2)
+        self._redraw()
+
     def action_filter(self) -> None:
         """Show the filter box and type into it; the list narrows as you type."""
         box = self.query_one("#filter", Input)
@@ -143,7 +159,8 @@ class QjmApp(App[int]):
         self.sub_title = f"{self.manager.store.path}  " + "  ".join(
             f"{state} {n}" for state, n in sorted(totals.items()))
         shown = [s for s in self._rows.values() if matches(s, wanted)]
-        for s in sorted(shown, key=lambda s: s.created, reverse=True):
+        _, key, reverse = SORTS[self._sort]
+        for s in sorted(shown, key=key, reverse=reverse):
             style = STATE_STYLES.get(s.state, "")
             table.add_row(
                 Text(views.SET_GLYPHS.get(s.state, "?"), style=style),
