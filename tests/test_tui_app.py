@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from qiskit import QuantumCircuit
-from textual.widgets import DataTable
+from textual.widgets import DataTable, HelpPanel
 
 from qjm_tui.config import Config
 from qjm_tui.core.engine import RetryPolicy
@@ -64,6 +64,9 @@ async def _empty_store_says_how_to_start(tmp_path: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.2)
         assert "qjm demo" in str(app.query_one("#empty").render())
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        assert app.query(HelpPanel), "? opens the list of keys"
 
 
 def test_filter_by_state_and_name(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ class QjmApp(App[int]):
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("slash", "filter", "Filter", id="app.filter"),
+        Binding("question_mark", "show_help_panel", "Help", id="app.help"),
         Binding("s", "cycle_sort", "Sort", id="app.cycle_sort"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="app.clear_filter"),
     ]
