@@ -13,9 +13,8 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from qjm_tui import views
+from qjm_tui import JobManager, views
 from qjm_tui.config import Config, load_config, log_path
-from qjm_tui.core.manager import JobManager
 from qjm_tui.core.store import JobSetSummary
 from qjm_tui.tui.messages import JobSetsChanged
 
