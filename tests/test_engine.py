@@ -32,13 +32,16 @@ class ScriptedBackend(ExecutionBackend):
     ``submit_script`` is consumed one entry per submit call: an exception to raise, or None to
     accept. A job finishes after ``polls_to_finish`` status calls. ``status_script`` maps a job
     id to answers (exceptions or JobStatusInfo) used before the normal behaviour.
+    ``service_limit`` refuses a submission ("limit reached") while that many jobs are active,
+    without declaring the limit in ``limits()`` (unless ``max_concurrent`` says so too).
     """
 
     def __init__(self, clock: FakeClock, *, max_concurrent: int | None = None,
                  submit_script: list[BaseException | None] | None = None,
                  polls_to_finish: int = 1,
                  status_script: dict[str, list[Any]] | None = None,
-                 on_submit: Callable[[int], None] | None = None) -> None:
+                 on_submit: Callable[[int], None] | None = None,
+                 service_limit: int | None = None) -> None:
         super().__init__()
         self.spec = "scripted"
         self.poll_interval = 0.5
@@ -48,6 +51,8 @@ class ScriptedBackend(ExecutionBackend):
         self.polls_to_finish = polls_to_finish
         self.status_script = {k: list(v) for k, v in (status_script or {}).items()}
         self.on_submit = on_submit
+        self.service_limit = service_limit
+        self.refusals: list[tuple[float, int]] = []  # (time, jobs active) of each refusal
         self.submits: list[tuple[float, str]] = []   # (time, job id) of accepted submissions
         self.attempt_times: list[float] = []          # time of every submit call
         self.polls: dict[str, int] = {}
@@ -67,6 +72,9 @@ class ScriptedBackend(ExecutionBackend):
             outcome = self.submit_script.pop(0)
             if outcome is not None:
                 raise outcome
+        if self.service_limit is not None and len(self.active) >= self.service_limit:
+            self.refusals.append((self.clock.now(), len(self.active)))
+            raise BackendLimitReached(f"{len(self.active)} jobs in flight, the limit is {self.service_limit}")
         job_id = f"job-{len(self.submits)}"
         self.submits.append((self.clock.now(), job_id))
         self.payloads[job_id] = payload
@@ -214,6 +222,58 @@ def test_limit_reached_waits_for_a_slot_without_spending_attempts(store: st.Stor
     runner = run_set(store, backend, clock, job_set_id, policy)
     assert runner.final_state == SetState.DONE
     assert [j.attempts for j in store.jobs(job_set_id)] == [1, 1]
+
+
+def test_a_slot_freed_by_our_own_job_is_used_without_waiting_out_limit_wait(store: st.Store) -> None:
+    clock = FakeClock()
+    # Two slots (advertised), each job takes three polls (1.5 s). The service refuses once
+    # anyway (say another client's job held a slot a moment): the next job must go as soon as
+    # one of ours is done, not after limit_wait.
+    backend = ScriptedBackend(clock, max_concurrent=2, polls_to_finish=3,
+                              submit_script=[None, BackendLimitReached("2 jobs max")])
+    job_set_id = make_set(store, 4)
+    policy = RetryPolicy(limit_wait=100.0)
+    runner = run_set(store, backend, clock, job_set_id, policy)
+    assert runner.final_state == SetState.DONE
+    assert len(backend.submits) == 4
+    assert max(clock.waits) < policy.limit_wait
+    # three rounds of 1.5 s (the refusal cost the second slot one round), far from 100 s
+    assert clock.t <= 3 * 1.5 + 0.5
+    refused_at = backend.attempt_times[1]
+    next_submit = backend.submits[1][0]
+    assert next_submit - refused_at <= 1.5
+
+
+def test_an_unadvertised_limit_is_learned_from_a_few_refusals(store: st.Store) -> None:
+    clock = FakeClock()
+    # A service that takes 3 jobs at once and does not say so; 30 jobs of 1.5 s each.
+    backend = ScriptedBackend(clock, polls_to_finish=3, service_limit=3)
+    job_set_id = make_set(store, 30)
+    policy = RetryPolicy(limit_wait=5.0, max_delay=60.0)
+    runner = run_set(store, backend, clock, job_set_id, policy)
+    assert runner.final_state == SetState.DONE
+    assert len(backend.submits) == 30
+    assert backend.max_active == 3
+    # One refusal teaches the limit; then only the occasional probe for more room, further
+    # apart each time it is refused: 5 s, 10 s, 20 s after the refusal before it.
+    assert len(backend.refusals) <= 4, backend.refusals
+    gaps = [b[0] - a[0] for a, b in zip(backend.refusals, backend.refusals[1:], strict=False)]
+    assert gaps == sorted(gaps)
+    # the set takes the bound ceil(30 / 3) rounds of 1.5 s, give or take a poll per round
+    assert clock.t <= 10 * (1.5 + 0.5)
+
+
+def test_a_limit_learned_too_low_grows_again_when_the_service_has_room(store: st.Store) -> None:
+    clock = FakeClock()
+    # The first refusal comes with one job of ours in flight (another client held the other
+    # slots); later the service takes four. A probe finds the room and the set uses it.
+    backend = ScriptedBackend(clock, polls_to_finish=3, service_limit=4,
+                              submit_script=[None, BackendLimitReached("busy")])
+    job_set_id = make_set(store, 40)
+    runner = run_set(store, backend, clock, job_set_id, RetryPolicy(limit_wait=5.0))
+    assert runner.final_state == SetState.DONE
+    assert backend.max_active == 4
+    assert len(backend.refusals) <= 4, backend.refusals
 
 
 def test_failed_job_reported_retryable_is_resubmitted(store: st.Store) -> None:

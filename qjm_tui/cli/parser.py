@@ -22,7 +22,7 @@ from qjm_tui.cli.commands import (
     cmd_tui,
     cmd_wait,
 )
-from qjm_tui.cli.environment import cmd_backends, cmd_config
+from qjm_tui.cli.environment import cmd_backends, cmd_bench, cmd_config
 from qjm_tui.cli.results import cmd_export, cmd_results
 
 _MAIN_EPILOG = """\
@@ -241,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
         "qjm config", "qjm config --json | jq -r .store",
         "", "Secrets (tokens, passwords) are shown as ***."))
     add_json(p)
+
+    p = add("bench", cmd_bench, "Measure qjm against raw Aer, the pacing bound and the original design",
+            _examples("qjm bench --quick", "qjm bench --json bench.json   # the full run takes minutes"))
+    p.add_argument("--quick", action="store_true", help="a small run of every scenario (a smoke test)")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
 
     p = add("tui", cmd_tui, "Open the full-screen terminal app (what plain `qjm` does)",
             _examples(

@@ -92,7 +92,9 @@ class RetryPolicy:
     jitter: float = 0.5
     #: consecutive transient errors while polling or fetching before the job is resubmitted
     max_poll_errors: int = 8
-    #: how long to wait for a free slot after "limit reached" when no job of ours finishes
+    #: after "limit reached", how long until one submission probes for more room than the jobs
+    #: of ours then in flight (a job of ours finishing frees a slot at once, without this wait);
+    #: each refused probe doubles the wait, up to ``max_delay``
     limit_wait: float = 5.0
 
     def delay(self, retry: int, rng: random.Random) -> float:
@@ -177,7 +179,13 @@ class JobSetRunner(threading.Thread):
         self._submitting: dict[int, Future[str]] = {}
         self._fetching: dict[int, Future[list[dict[str, Any]]]] = {}
         self._poll_errors: dict[int, int] = {}
-        self._slot_wait_until = 0.0
+        #: jobs of ours the service holds when it last said "limit reached" and nothing since
+        #: showed more room: the learned concurrent limit (None until the first refusal)
+        self._learned_cap: int | None = None
+        self._probe_at = 0.0
+        self._probe_wait = self.policy.limit_wait
+        self._probe: int | None = None  # the job sent to probe for room above the learned limit
+        self._pool_size = 0
         self._pool: ThreadPoolExecutor | None = None
         self._last_heartbeat = 0.0
 
@@ -241,6 +249,7 @@ class JobSetRunner(threading.Thread):
         self.backend.add_listener(self.wake)
         if not self.backend.inline_submit:
             workers = min(self.max_in_flight or 8, 8)
+            self._pool_size = workers
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"qjm-io-{self.job_set_id}")
         self._last_heartbeat = self.clock.now()
         self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.RUNNING))
@@ -311,8 +320,8 @@ class JobSetRunner(threading.Thread):
         now = self.clock.now()
         if self._delayed:
             timeout = min(timeout, max(0.0, self._delayed[0][0] - now))
-        if self._pending and self._slot_wait_until > now:
-            timeout = min(timeout, self._slot_wait_until - now)
+        if self._pending and self._probe_at > now:
+            timeout = min(timeout, self._probe_at - now)
         return max(timeout, 0.0)
 
     def _heartbeat(self) -> None:
@@ -325,12 +334,32 @@ class JobSetRunner(threading.Thread):
 
     # -- submission --------------------------------------------------------------------------
 
+    def _accepted(self) -> int:
+        """Jobs of ours the service holds: accepted and not known to be done (a job whose
+        result is being fetched has already left the service's queue)."""
+        return len(self._in_flight) - len(self._fetching)
+
+    def _held(self) -> int:
+        """Slots at the service that are ours or may be: accepted jobs and submissions under way."""
+        return self._accepted() + len(self._submitting)
+
     def _slots_free(self) -> bool:
-        if self.clock.now() < self._slot_wait_until:
+        held = self._held()
+        if self.max_in_flight is not None and held >= self.max_in_flight:
             return False
-        if self.max_in_flight is None:
+        if self._pool is not None:
+            under_way = len(self._submitting)
+            if under_way >= self._pool_size:
+                return False  # no backlog of submissions the service may refuse all at once
+            if self.max_in_flight is None and self._learned_cap is None \
+                    and under_way >= max(1, self._accepted()):
+                # An unknown limit: no more submissions under way than the service has taken,
+                # so the first "limit reached" answers a few of them, not a flood.
+                return False
+        if self._learned_cap is None or held < self._learned_cap:
             return True
-        return len(self._in_flight) + len(self._submitting) < self.max_in_flight
+        # At the learned limit: one probe at a time, and only once its wait is over.
+        return not self._submitting and self.clock.now() >= self._probe_at
 
     def _release_delayed(self) -> None:
         now = self.clock.now()
@@ -352,6 +381,8 @@ class JobSetRunner(threading.Thread):
             if payload is None:  # its circuits are still being stored
                 return
             self._pending.popleft()
+            if self._learned_cap is not None and self._held() >= self._learned_cap:
+                self._probe = index
             job = self.jobs[index]
             self._set_status(index, JobStatus.SUBMITTING, attempts=job.attempts + 1,
                              submitted=self.now())
@@ -398,9 +429,10 @@ class JobSetRunner(threading.Thread):
         return JobPayload(circuits, job.shots, dict(self.run_options), tags)
 
     def _collect_submissions(self) -> None:
-        for index, future in list(self._submitting.items()):
-            if not future.done():
-                continue
+        done = [(i, f) for i, f in self._submitting.items() if f.done()]
+        # Acceptances first, so a refusal in the same batch sees every job the service took.
+        done.sort(key=lambda item: item[1].exception() is not None)
+        for index, future in done:
             del self._submitting[index]
             try:
                 job_id = future.result()
@@ -417,20 +449,43 @@ class JobSetRunner(threading.Thread):
         self._in_flight[index] = job_id
         self._poll_errors.pop(index, None)
         self._set_status(index, JobStatus.QUEUED, backend_job_id=job_id)
+        if index == self._probe:
+            self._probe = None
+        accepted = self._accepted()
+        if self._learned_cap is not None and accepted > self._learned_cap:
+            # The service took more than we thought it would: that much room, at least.
+            self._learned_cap = accepted
+            self._probe_wait = self.policy.limit_wait
 
     def _submit_failed(self, index: int, exc: BaseException) -> None:
         message = error_text(exc)
+        probe = index == self._probe
+        if probe:
+            self._probe = None
         if isinstance(exc, BackendLimitReached):
             # Not the job's fault: give the attempt back and wait for a slot.
             job = self.jobs[index]
             self._set_status(index, JobStatus.PENDING, attempts=max(job.attempts - 1, 0))
             self._pending.appendleft(index)
-            self._slot_wait_until = self.clock.now() + self.policy.limit_wait
+            self._limit_reached(probe)
             return
         if isinstance(exc, TransientBackendError):
             self._retry_later(index, message)
             return
         self._fail(index, message)
+
+    def _limit_reached(self, probe: bool) -> None:
+        """Learn the service's limit from a refusal: no more jobs in flight than ours now.
+
+        A job of ours finishing frees a slot for the next one at once. Only a probe, after
+        ``limit_wait`` (doubling while probes are refused), tries for more room, in case the
+        refusal came while other clients held slots that are free again.
+        """
+        if probe:
+            self._probe_wait = min(self._probe_wait * 2, max(self.policy.max_delay,
+                                                             self.policy.limit_wait))
+        self._learned_cap = self._accepted()
+        self._probe_at = self.clock.now() + self._probe_wait
 
     def _retry_later(self, index: int, message: str) -> None:
         job = self.jobs[index]
@@ -491,6 +546,7 @@ class JobSetRunner(threading.Thread):
             self._retry_later(index, f"lost track of the job: {error_text(exc)}")
 
     def _fetch(self, index: int, job_id: str) -> None:
+        self._wake.set()  # the job has left the service: its slot can take the next one now
         if self._pool is None:
             try:
                 experiments = self.backend.result(job_id)
