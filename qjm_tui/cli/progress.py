@@ -193,8 +193,11 @@ MIN_REDRAW = 0.1
 MAX_REDRAW = 1.0
 
 
-def follow(manager: JobManager, job_set: ManagedJobSet, mode: str, timeout: float | None = None) -> str:
+def follow(manager: JobManager, job_set: ManagedJobSet, mode: str, timeout: float | None = None,
+           view: NullView | None = None) -> str:
     """Wait for the job set to be final, showing its progress; returns the final state.
+
+    ``mode`` picks the display (see :func:`make_view`); ``view`` gives one instead.
 
     The display follows the change feed (see :class:`ChangeWatch`): it is redrawn when the set
     changes, at most ten times a second however many changes arrive, and once a second
@@ -203,7 +206,8 @@ def follow(manager: JobManager, job_set: ManagedJobSet, mode: str, timeout: floa
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     jid = job_set.job_set_id()
-    with make_view(mode, job_set) as view, ChangeWatch(manager, jid) as watch:
+    view = view if view is not None else make_view(mode, job_set)
+    with view, ChangeWatch(manager, jid) as watch:
         figures = read_figures(manager, jid)
         view.update(figures)
         last_draw = time.monotonic()
