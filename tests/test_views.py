@@ -4,6 +4,8 @@ summary, status phrases, styles and progress text."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 
@@ -129,3 +131,11 @@ def test_every_status_and_state_has_a_phrase_a_glyph_and_a_style() -> None:
         assert state in SET_GLYPHS and state in SET_STATE_STYLES
     assert job_status_phrase(JobStatus.QUEUED) == "job is queued"
     assert job_status_phrase("unheard-of") == "unheard-of"
+
+
+def test_views_load_neither_rich_nor_textual() -> None:
+    code = ("import sys, qjm_tui.views\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'textual')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
