@@ -639,9 +639,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     """The report of every job set in the store."""
     manager = _manager()
     if args.json:
-        _print_json([job_set_summary(manager, s, jobs=args.detailed) for s in manager.job_sets()])
+        sets = manager.job_sets(whole_store=True)
+        _print_json([job_set_summary(manager, s, jobs=args.detailed) for s in sets])
     else:
-        _out(manager.report(detailed=args.detailed))
+        _out(manager.report(detailed=args.detailed, whole_store=True))
     return EXIT_OK
 
 
@@ -729,7 +730,7 @@ def _result_rows(manager: JobManager, job_set: ManagedJobSet, experiments: Seque
     from qjm_tui.core.errors import ManagedResultDataNotAvailable
 
     row = manager.store.get_job_set(job_set.job_set_id())
-    results = job_set.results(partial=True)
+    results = job_set.results(partial=True, wait=False)
     if experiments:
         indices = [job_set.experiment_index(_parse_experiment(e)) for e in experiments]
     else:
@@ -829,7 +830,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     job_set = _job_set(manager, args.id)
     code = EXIT_OK
     if args.format == "qiskit":
-        results = job_set.results(partial=True)
+        results = job_set.results(partial=True, wait=False)
         if args.partial:
             data = results.to_dict()
             n = len(results.available())

@@ -142,9 +142,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         except OSError as exc:
             raise ConfigError(f"cannot read: {exc.strerror}", str(file)) from None
     config = _from_dict(raw, file if file.exists() else None)
-    _apply_env(config)
+    # Judged on the file itself: a token in the environment does not make a loose file safe.
     if config.source is not None and any(k in SECRET_KEYS for k in config.ibm):
         _warn_if_readable(config.source)
+    _apply_env(config)
     return config
 
 
@@ -221,12 +222,17 @@ def _apply_env(config: Config) -> None:
         config.default_shots = int(shots)
 
 
+#: config files already warned about in this process (a command loads its config more than once)
+_warned_readable: set[Path] = set()
+
+
 def _warn_if_readable(path: Path) -> None:
     try:
         mode = path.stat().st_mode
     except OSError:
         return
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
+    if mode & (stat.S_IRGRP | stat.S_IROTH) and path.resolve() not in _warned_readable:
+        _warned_readable.add(path.resolve())
         warnings.warn(
             f"{path} holds a token and can be read by other users; run: chmod 600 {path}",
             stacklevel=3,

@@ -13,8 +13,10 @@ instead of sleeping.
 from __future__ import annotations
 
 import heapq
+import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -160,6 +162,10 @@ class JobSetRunner(threading.Thread):
         self._blocks_ready = blocks_ready
         self._wake = threading.Event()
         self._cancel = threading.Event()
+        self._detach = threading.Event()
+        self._cancel_jobs_lock = threading.Lock()
+        self._jobs_to_cancel: set[int] = set()
+        self._cancelled_jobs: set[int] = set()
         self.finished = threading.Event()
         self.final_state: str | None = None
         self.error: BaseException | None = None
@@ -191,6 +197,27 @@ class JobSetRunner(threading.Thread):
         self._cancel.set()
         self._wake.set()
 
+    def cancel_job(self, index: int) -> None:
+        """Cancel one job (the rest of the set goes on); takes effect at the next loop turn."""
+        with self._cancel_jobs_lock:
+            self._jobs_to_cancel.add(index)
+        self._wake.set()
+
+    def detach(self) -> None:
+        """Stop driving the set without cancelling anything: jobs already at the backend stay
+        there, the store keeps them as they are, and the set reads ``interrupted`` once this
+        process has ended, to be resumed (reattaching where the backend keeps jobs)."""
+        self._detach.set()
+        self._wake.set()
+
+    def all_submitted(self) -> bool:
+        """Whether every job has been handed to the backend (or has ended)."""
+        return not (self._pending or self._delayed or self._submitting)
+
+    def open_jobs(self) -> int:
+        """How many jobs have not reached a final state."""
+        return sum(1 for j in self.jobs.values() if j.status not in st.JOB_FINAL)
+
     def wake(self) -> None:
         """Something may have changed (called by the backend from any thread)."""
         self._wake.set()
@@ -205,7 +232,8 @@ class JobSetRunner(threading.Thread):
         try:
             self._prepare()
             self._loop()
-            self._finish()
+            if not self._detach.is_set():
+                self._finish()
         except BaseException as exc:  # recorded so wait() can report it
             log.exception("runner for %s failed", self.job_set_id)
             self.error = exc
@@ -265,6 +293,9 @@ class JobSetRunner(threading.Thread):
     def _loop(self) -> None:
         while True:
             self._wake.clear()
+            if self._detach.is_set():
+                return
+            self._cancel_requested_jobs()
             if self.cancelled:
                 self._cancel_everything()
             else:
@@ -380,7 +411,7 @@ class JobSetRunner(threading.Thread):
             except Exception as exc:
                 self._submit_failed(index, exc)
                 continue
-            if self.cancelled:
+            if self.cancelled or index in self._cancelled_jobs:
                 self._try_cancel(job_id)
                 self._set_status(index, st.CANCELLED, backend_job_id=job_id, finished=time.time())
                 continue
@@ -444,7 +475,7 @@ class JobSetRunner(threading.Thread):
                     self._fail(index, message)
             elif info.state == B_CANCELLED:
                 del self._in_flight[index]
-                if self.cancelled:
+                if self.cancelled or index in self._cancelled_jobs:
                     self._set_status(index, st.CANCELLED, finished=time.time())
                 else:
                     self._retry_later(index, info.message or "the job was cancelled outside qjm")
@@ -502,6 +533,14 @@ class JobSetRunner(threading.Thread):
             self._fail(index, f"the backend returned {len(experiments)} results for "
                               f"{job.size} circuits")
             return
+        failures = experiment_failures(experiments, job.start)
+        if failures:
+            # The results that did come back are kept; the job (so the set) is not a success.
+            more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
+            message = "; ".join(failures[:3]) + more
+            self.store.finish_job(self.job_set_id, job, experiments, error=message)
+            self._record(index, st.FAILED, finished=time.time(), last_error=message)
+            return
         self.store.finish_job(self.job_set_id, job, experiments)
         self._record(index, st.DONE, finished=time.time(), last_error=None)
 
@@ -517,6 +556,24 @@ class JobSetRunner(threading.Thread):
                 continue  # already done; let its results land
             self._try_cancel(job_id)
             del self._in_flight[index]
+            self._set_status(index, st.CANCELLED, finished=time.time())
+
+    def _cancel_requested_jobs(self) -> None:
+        with self._cancel_jobs_lock:
+            wanted, self._jobs_to_cancel = self._jobs_to_cancel, set()
+        for index in sorted(wanted):
+            if index not in self.jobs or self.jobs[index].status in st.JOB_FINAL:
+                continue
+            self._cancelled_jobs.add(index)
+            if index in self._pending:
+                self._pending.remove(index)
+            elif any(i == index for _, i in self._delayed):
+                self._delayed = [d for d in self._delayed if d[1] != index]
+                heapq.heapify(self._delayed)
+            elif index in self._in_flight and index not in self._fetching:
+                self._try_cancel(self._in_flight.pop(index))
+            elif index in self._submitting or index in self._fetching:
+                continue  # settled when the submission or the result comes back
             self._set_status(index, st.CANCELLED, finished=time.time())
 
     def _try_cancel(self, job_id: str) -> None:
@@ -554,6 +611,30 @@ class JobSetRunner(threading.Thread):
             self.bus.publish(JobStatusChanged(self.job_set_id, index, old.status, status,
                                               self.jobs[index].backend_job_id,
                                               self.jobs[index].last_error))
+
+
+_FAILED_MARK = re.compile(r'"success"\s*:\s*false')
+
+
+def experiment_failures(experiments: Sequence[dict[str, Any] | str], first: int) -> list[str]:
+    """What failed among a finished job's experiments (numbered from ``first``), one phrase each.
+
+    A backend can finish a job while some of its circuits failed (Aer reports
+    ``success: false`` per experiment). Results sent as JSON text are parsed only when the text
+    says so, so the common all-good case costs a scan, not a parse.
+    """
+    failures = []
+    for offset, exp in enumerate(experiments):
+        if isinstance(exp, str):
+            if not _FAILED_MARK.search(exp):
+                continue
+            exp = json.loads(exp)
+        if exp.get("success", True) is False:
+            name = (exp.get("header") or {}).get("name")
+            label = f"experiment {first + offset}" + (f" ({name})" if name else "")
+            reason = strip_ansi(str(exp.get("status") or "no reason given")).strip()
+            failures.append(f"{label} failed: {reason}")
+    return failures
 
 
 def _message(exc: BaseException) -> str:
