@@ -4,6 +4,8 @@
 the original name, so code written for it runs with only the import changed.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from qjm_tui.core.errors import (
     JobManagerError,
     JobManagerInputError,
@@ -13,11 +15,33 @@ from qjm_tui.core.errors import (
     JobManagerUnknownJobSet,
     ManagedResultDataNotAvailable,
 )
-from qjm_tui.core.jobset import ManagedJob, ManagedJobSet
-from qjm_tui.core.manager import JobManager
-from qjm_tui.core.results import ManagedResults
 
-IBMQJobManager = JobManager
+if TYPE_CHECKING:
+    from qjm_tui.compose import JobManager
+    from qjm_tui.core.jobset import ManagedJob, ManagedJobSet
+    from qjm_tui.core.results import ManagedResults
+
+# Loaded on first use, so importing one layer (``qjm_tui.core.store``) does not load the others.
+_LAZY = {
+    "JobManager": ("qjm_tui.compose", "JobManager"),
+    "IBMQJobManager": ("qjm_tui.compose", "JobManager"),
+    "ManagedJob": ("qjm_tui.core.jobset", "ManagedJob"),
+    "ManagedJobSet": ("qjm_tui.core.jobset", "ManagedJobSet"),
+    "ManagedResults": ("qjm_tui.core.results", "ManagedResults"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'qjm_tui' has no attribute {name!r}")
+    import importlib
+
+    module, attr = _LAZY[name]
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
 IBMQJobManagerError = JobManagerError
 IBMQJobManagerInvalidStateError = JobManagerInvalidStateError
 IBMQJobManagerTimeoutError = JobManagerTimeoutError

@@ -1,5 +1,6 @@
 """What users read, shared by the command line and the app: durations, relative times, state
-glyphs, progress bars and histogram bars.
+glyphs and styles, status phrases, job-set summaries (figures, table cells, the ``--json``
+shape), progress text, progress bars and histogram bars.
 
 Everything here is plain text from plain values (no Rich, no Textual, no store access), so the
 CLI and the app say the same thing the same way, and tests can check it without a terminal.
@@ -9,7 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from qjm_tui.core.store import JobRow, JobSetSummary
 
 #: job statuses in the order a legend lists them
 JOB_STATUS_ORDER = ("done", "running", "queued", "submitting", "pending", "failed", "cancelled")
@@ -26,6 +32,29 @@ SET_GLYPHS = {"running": "◐", "done": "●", "partial": "◑", "failed": "✗"
 SET_GLYPHS_ASCII = {"running": "r", "done": "#", "partial": "p", "failed": "x", "cancelled": "-",
                     "interrupted": "!"}
 
+#: job-set states in which nothing runs any more (``interrupted`` can still be resumed)
+SET_FINAL_STATES = ("done", "partial", "failed", "cancelled")
+
+#: job statuses of a job handed to the backend and not yet final
+JOB_ACTIVE_STATUSES = ("submitting", "queued", "running")
+
+#: a style per job status and per job-set state: colour names that Rich and Textual both accept
+JOB_STATUS_STYLES = {"pending": "dim", "submitting": "blue", "queued": "blue", "running": "cyan",
+                     "done": "green", "failed": "red", "cancelled": "yellow"}
+SET_STATE_STYLES = {"running": "cyan", "done": "green", "partial": "yellow", "failed": "red",
+                    "cancelled": "yellow", "interrupted": "magenta"}
+
+#: what a job's status means, in words (the phrases of the original job manager's report)
+JOB_STATUS_PHRASES = {
+    "pending": "job is waiting to be submitted",
+    "submitting": "job is being submitted",
+    "queued": "job is queued",
+    "running": "job is actively running",
+    "done": "job has successfully run",
+    "failed": "job incurred error",
+    "cancelled": "job has been cancelled",
+}
+
 _FULL, _EIGHTHS = "█", " ▏▎▍▌▋▊▉"
 
 
@@ -33,6 +62,11 @@ def unicode_ok(stream: object = None) -> bool:
     """Whether ``stream`` (stdout by default) can show block and circle glyphs."""
     encoding = getattr(stream if stream is not None else sys.stdout, "encoding", None) or ""
     return encoding.lower().replace("-", "").startswith("utf")
+
+
+def job_status_phrase(status: str) -> str:
+    """A job status in words (``job is queued``); an unknown status is shown as it is."""
+    return JOB_STATUS_PHRASES.get(status, status)
 
 
 def duration(seconds: float | None) -> str:
@@ -137,3 +171,182 @@ def histogram_lines(counts: dict[str, int], width: int = 40, max_rows: int = 16,
         f"{r.probability * 100:5.1f}% {bar(r.count / top if top else 0, width, unicode)}".rstrip()
         for r in rows
     ]
+
+
+# -- job sets ------------------------------------------------------------------------------
+
+
+class SetProgress(Protocol):
+    """How far a job set has got: :class:`SetFigures`, or the core's ``Progress``."""
+
+    state: str
+    total_jobs: int
+    done: int
+    failed: int
+    cancelled: int
+    running: int
+    experiments: int
+    experiments_done: int
+    retries: int
+    elapsed: float
+    eta: float | None
+
+    @property
+    def finished_jobs(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class SetFigures:
+    """A job set's figures, worked out from one :class:`~qjm_tui.core.store.JobSetSummary`:
+    what ``qjm ls``, the progress display and the app's job-set list show."""
+
+    state: str
+    total_jobs: int
+    done: int
+    failed: int
+    cancelled: int
+    running: int  #: handed to the backend and not final: submitting, queued or running
+    pending: int
+    experiments: int
+    experiments_done: int
+    retries: int
+    elapsed: float
+    eta: float | None
+
+    @property
+    def finished_jobs(self) -> int:
+        """Jobs in a final status: done, failed or cancelled."""
+        return self.done + self.failed + self.cancelled
+
+    @property
+    def fraction(self) -> float:
+        """Experiments done as a fraction of all (1.0 for an empty set)."""
+        return self.experiments_done / self.experiments if self.experiments else 1.0
+
+
+def set_figures(summary: JobSetSummary, now: float) -> SetFigures:
+    """The figures of a job set at time ``now``.
+
+    The time left is estimated from the jobs finished so far (elapsed time per finished job);
+    it is 0 when every job is final and unknown until the first job is done.
+    """
+    counts = summary.counts
+    done, failed, cancelled = counts.get("done", 0), counts.get("failed", 0), counts.get("cancelled", 0)
+    total = summary.total_jobs
+    final = summary.finished is not None and summary.state in SET_FINAL_STATES
+    elapsed = max(0.0, (summary.finished if final else now) - summary.created)
+    open_jobs = total - done - failed - cancelled
+    eta: float | None = None
+    if open_jobs == 0:
+        eta = 0.0
+    elif done:
+        eta = elapsed * open_jobs / max(total - open_jobs, 1)
+    return SetFigures(
+        state=summary.state, total_jobs=total, done=done, failed=failed, cancelled=cancelled,
+        running=sum(counts.get(s, 0) for s in JOB_ACTIVE_STATUSES), pending=counts.get("pending", 0),
+        experiments=summary.n_experiments, experiments_done=summary.experiments_done,
+        retries=summary.retries, elapsed=elapsed, eta=eta,
+    )
+
+
+def job_set_summary(summary: JobSetSummary, now: float, run_options: dict[str, Any] | None = None,
+                    jobs: Sequence[JobRow] | None = None) -> dict[str, Any]:
+    """A job set as plain data: the ``--json`` shape of ``qjm ls``, ``show``, ``report`` and
+    ``wait``; with ``jobs``, a ``job_list`` of each job (see :func:`job_summary`)."""
+    f = set_figures(summary, now)
+    data: dict[str, Any] = {
+        "id": summary.id,
+        "name": summary.name,
+        "tags": list(summary.tags),
+        "backend": summary.backend,
+        "state": f.state,
+        "shots": summary.shots,
+        "run_options": dict(run_options or {}),
+        "created": iso(summary.created),
+        "finished": iso(summary.finished) if f.state in SET_FINAL_STATES else None,
+        "elapsed": round(f.elapsed, 3),
+        "eta": None if f.eta is None else round(f.eta, 3),
+        "experiments": f.experiments,
+        "experiments_done": f.experiments_done,
+        "jobs": {"total": f.total_jobs, "done": f.done, "failed": f.failed, "cancelled": f.cancelled,
+                 "running": f.running, "pending": f.pending},
+        "retries": f.retries,
+    }
+    if jobs is not None:
+        data["job_list"] = [job_summary(job) for job in jobs]
+    return data
+
+
+def job_summary(job: JobRow) -> dict[str, Any]:
+    """One backend job as plain data (experiment range inclusive, as the original API has it)."""
+    return {
+        "index": job.index,
+        "first_experiment": job.start,
+        "last_experiment": job.stop - 1,
+        "shots_round": job.round,
+        "status": job.status,
+        "backend_job_id": job.backend_job_id,
+        "attempts": job.attempts,
+        "retries": job.retries,
+        "error": job.last_error,
+    }
+
+
+@dataclass(frozen=True)
+class JobSetCells:
+    """One job set as the cells of a listing row (``qjm ls``, the app's job-set list)."""
+
+    id: str
+    short_id: str  #: the id's random tail, enough to tell sets apart in one store
+    name: str
+    state: str
+    glyph: str
+    style: str  #: a style name from :data:`SET_STATE_STYLES`
+    jobs: str  #: ``done/total``, with ``(N failed)`` when some failed
+    experiments: str  #: ``done/total``
+    percent: str  #: experiments done, as ``42%``
+    backend: str
+    created: str  #: relative: ``3 min ago``
+    tags: str  #: comma-separated
+
+
+def job_set_cells(summary: JobSetSummary, now: float, unicode: bool = True) -> JobSetCells:
+    """The text of each cell of a job set's listing row at time ``now``."""
+    f = set_figures(summary, now)
+    jobs = f"{f.done}/{f.total_jobs}" + (f" ({f.failed} failed)" if f.failed else "")
+    glyphs = SET_GLYPHS if unicode else SET_GLYPHS_ASCII
+    return JobSetCells(
+        id=summary.id, short_id=summary.id.rsplit("-", 1)[-1], name=summary.name, state=f.state,
+        glyph=glyphs.get(f.state, "?"), style=SET_STATE_STYLES.get(f.state, ""), jobs=jobs,
+        experiments=f"{f.experiments_done}/{f.experiments}", percent=f"{int(f.fraction * 100)}%",
+        backend=summary.backend, created=ago(summary.created, now), tags=",".join(summary.tags),
+    )
+
+
+def progress_line(job_set_id: str, p: SetProgress, final: bool = False) -> str:
+    """The one-line progress of a job set, as written to logs: ``ID: running: 3/8 jobs done,
+    1 failed, 40/100 experiments, 12.0s, about 20.0s left``."""
+    extra = "".join(f", {n} {label}" for n, label in
+                    ((p.failed, "failed"), (p.cancelled, "cancelled"), (p.retries, "retries")) if n)
+    eta = f", about {duration(p.eta)} left" if p.eta and not final else ""
+    return (f"{job_set_id}: {p.state}: {p.done}/{p.total_jobs} jobs done{extra}, "
+            f"{p.experiments_done}/{p.experiments} experiments, {duration(p.elapsed)}{eta}")
+
+
+def progress_parts(p: SetProgress, final: bool = False) -> list[tuple[str, str | None]]:
+    """The parts of a progress bar's caption, each with the style to show it in (or None):
+    ``4/8 jobs``, ``40/100 exp``, ``1 failed``, ``12.0s``, ``~20.0s left`` or the final state."""
+    parts: list[tuple[str, str | None]] = [(f"{p.finished_jobs}/{p.total_jobs} jobs", None),
+                                           (f"{p.experiments_done}/{p.experiments} exp", None)]
+    if p.failed:
+        parts.append((f"{p.failed} failed", JOB_STATUS_STYLES["failed"]))
+    if p.cancelled:
+        parts.append((f"{p.cancelled} cancelled", JOB_STATUS_STYLES["cancelled"]))
+    if p.retries:
+        parts.append((f"{p.retries} retries", None))
+    parts.append((duration(p.elapsed), None))
+    if p.eta and not final:
+        parts.append((f"~{duration(p.eta)} left", None))
+    if final:
+        parts.append((p.state, None))
+    return parts

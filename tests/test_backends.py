@@ -8,7 +8,6 @@ import pytest
 from qiskit import QuantumCircuit
 
 from qjm_tui import JobManager
-from qjm_tui.backends.base import BackendLimits, ConfiguredBackend, narrow_limits
 from qjm_tui.backends.emulator import EmulatorBackend
 from qjm_tui.backends.local import LocalBackend
 from qjm_tui.backends.qiskit_backend import QiskitBackendAdapter
@@ -19,6 +18,7 @@ from qjm_tui.core.errors import (
     JobManagerInputError,
     UnknownBackendError,
 )
+from qjm_tui.core.ports import BackendLimits, ConfiguredBackend, narrow_limits
 from tests.conftest import basis_state, bell
 
 THREADS = Config(executor="threads")

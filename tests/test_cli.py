@@ -23,13 +23,13 @@ from qiskit import QuantumCircuit, qpy
 from qiskit.result import Result
 
 from qjm_tui import JobManager
-from qjm_tui.backends.base import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
 from qjm_tui.cli import build_parser, histogram_lines, main, to_json
 from qjm_tui.config import Config
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
 from qjm_tui.core.store import Store
 
 COMMANDS = ("run", "demo", "ls", "show", "report", "wait", "cancel", "retry", "resume", "rename",
-            "tag", "results", "export", "backends", "config")
+            "tag", "results", "export", "backends", "config", "bench")
 
 BELL_QASM = """OPENQASM 2.0;
 include "qelib1.inc";
@@ -210,9 +210,9 @@ def test_run_options_and_json(capsys: pytest.CaptureFixture[str], files: dict[st
 def test_run_with_a_progress_bar_on_a_terminal(capsys: pytest.CaptureFixture[str],
                                                files: dict[str, Path],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import qjm_tui.cli as cli
+    from qjm_tui.cli import output
 
-    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(output, "stderr_is_terminal", lambda: True)
     code, out, err = qjm(capsys, "run", files["many"], "--max-per-job", "3")
     assert code == 0
     assert "4/4 jobs" in err and "12/12 exp" in err and "done" in err

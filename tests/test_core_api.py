@@ -27,8 +27,8 @@ from qjm_tui import (
     ManagedResults,
 )
 from qjm_tui.config import Config
-from qjm_tui.core import store as st
 from qjm_tui.core.events import JobSetFinished, JobStatusChanged
+from qjm_tui.core.status import JobStatus as Status
 from tests.conftest import basis_state, bell
 
 
@@ -243,7 +243,7 @@ def test_events_are_published_for_status_changes(manager: JobManager) -> None:
                           shots=5)
     job_set.wait(60)
     unsubscribe()
-    done = [e for e in events if isinstance(e, JobStatusChanged) and e.new == st.DONE]
+    done = [e for e in events if isinstance(e, JobStatusChanged) and e.new == Status.DONE]
     assert sorted(e.job_index for e in done) == [0, 1]
     assert any(isinstance(e, JobSetFinished) and e.state == "done" for e in events)
 
@@ -254,7 +254,7 @@ def test_failed_experiments_raise_clear_errors_and_retry_failed_reruns_them(mana
     job_set.wait(60)
     store = manager.store
     # Simulate a job lost to a backend failure after the fact.
-    store.update_job(job_set.job_set_id(), 1, status=st.FAILED, last_error="device went offline")
+    store.update_job(job_set.job_set_id(), 1, status=Status.FAILED, last_error="device went offline")
     with store._tx() as tx:
         tx.execute("DELETE FROM results WHERE job_set_id=? AND experiment>=2", (job_set.job_set_id(),))
     results = job_set.results(partial=True)
@@ -319,7 +319,7 @@ def test_a_qiskit_backend_object_works_and_resume_asks_for_it_again(manager: Job
     job_set = manager.run([basis_state("10")], backend=backend, shots=30)
     assert job_set.results(timeout=60).get_counts(0) == {"10": 30}
     assert job_set.backend_spec().startswith("object:")
-    manager.store.update_job(job_set.job_set_id(), 0, status=st.FAILED, last_error="x")
+    manager.store.update_job(job_set.job_set_id(), 0, status=Status.FAILED, last_error="x")
     with pytest.raises(JobManagerError, match="pass the same backend again"):
         job_set.retry_failed()
     job_set.retry_failed(backend=backend)
@@ -357,6 +357,21 @@ def test_finished_runs_let_go_of_circuits_and_connections(manager: JobManager) -
         job_set = manager.run([bell(f"b{i}") for i in range(4)], backend="aer",
                               max_experiments_per_job=2, shots=5)
         job_set.wait(60)
-        runner = manager._runner(job_set.job_set_id())
-        assert runner is not None and runner.circuits is None
+        assert not manager.running_here(job_set.job_set_id())
+        assert manager.active() == []  # finished runners (their circuits and jobs) are dropped
     assert len(manager.store._connections) <= 2
+
+
+def test_a_thread_that_read_the_store_leaves_no_connection_behind(manager: JobManager) -> None:
+    import gc
+    import threading
+
+    manager.store.list_job_sets()
+    before = len(manager.store._connections)
+    readers = [threading.Thread(target=manager.store.list_job_sets) for _ in range(5)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    gc.collect()
+    assert len(manager.store._connections) == before

@@ -16,6 +16,7 @@ import pytest
 from qjm_tui import JobManager
 from qjm_tui.config import Config
 from qjm_tui.core import store as st
+from qjm_tui.core.status import JobStatus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,7 +108,7 @@ def test_sigkill_half_way_then_resume_in_a_new_process(isolated_home: Path) -> N
         store = st.Store(isolated_home / "qjm.sqlite")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            done = store.status_counts(job_set_id).get(st.DONE, 0)
+            done = store.status_counts(job_set_id).get(JobStatus.DONE, 0)
             if 10 <= done:
                 break
             time.sleep(0.05)
@@ -117,10 +118,10 @@ def test_sigkill_half_way_then_resume_in_a_new_process(isolated_home: Path) -> N
         if proc.poll() is None:
             proc.kill()
     errors.close()
-    done_before = store.status_counts(job_set_id).get(st.DONE, 0)
+    done_before = store.status_counts(job_set_id).get(JobStatus.DONE, 0)
     assert 10 <= done_before < 60, (f"the kill must land half-way, it came after {done_before} of 60 "
                                     f"jobs; {store.status_counts(job_set_id)}")
-    done_jobs_before = {j.index: j.finished for j in store.jobs(job_set_id) if j.status == st.DONE}
+    done_jobs_before = {j.index: j.finished for j in store.jobs(job_set_id) if j.status == JobStatus.DONE}
 
     with JobManager(isolated_home / "qjm.sqlite", config=Config(executor="threads")) as jm:
         job_set = jm.retrieve_job_set(job_set_id)

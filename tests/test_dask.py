@@ -118,7 +118,7 @@ def test_dask_address_in_config(tmp_path: Path, cluster: Any) -> None:
 
 def test_identical_jobs_are_separate_runs(client: Any) -> None:
     """Dask must not merge two jobs with the same circuits into one cached task."""
-    from qjm_tui.backends.base import JobPayload
+    from qjm_tui.core.ports import JobPayload
 
     qc = QuantumCircuit(1, 1)
     qc.h(0)

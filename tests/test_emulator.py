@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from qjm_tui import JobManager
-from qjm_tui.backends.base import DONE, FAILED, JobPayload
 from qjm_tui.backends.emulator import EmulatorBackend, parse_options
 from qjm_tui.backends.registry import resolve_spec
 from qjm_tui.config import Config
 from qjm_tui.core.engine import RetryPolicy
 from qjm_tui.core.errors import BackendLimitReached, PermanentBackendError, UnknownBackendError
+from qjm_tui.core.ports import JobPayload
+from qjm_tui.core.status import JobStatus
 from tests.conftest import basis_state
 
 FAST_RETRIES = RetryPolicy(max_attempts=10, base_delay=0.05, max_delay=0.5, limit_wait=0.1,
@@ -30,7 +31,7 @@ def _wait_done(emu: EmulatorBackend, job_id: str, timeout: float = 10.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = emu.status(job_id).state
-        if state in (DONE, FAILED):
+        if state in (JobStatus.DONE, JobStatus.FAILED):
             return state
         time.sleep(0.02)
     raise AssertionError(f"job {job_id} did not finish")
@@ -70,7 +71,7 @@ def test_job_lifecycle_persists_across_instances(tmp_path: Path) -> None:
     other = EmulatorBackend(opts)
     assert other.find(["set-a", "job-0"]) == [job_id]
     assert other.find(["set-a", "job-1"]) == []
-    assert _wait_done(other, job_id) == DONE
+    assert _wait_done(other, job_id) == JobStatus.DONE
     [experiment] = other.result(job_id)
     assert experiment["data"]["counts"] == {"0x5": 50}
     assert emu.result(job_id) == [experiment]  # computed once, then kept

@@ -13,15 +13,6 @@ from typing import Any
 
 import pytest
 
-from qjm_tui.backends.base import (
-    DONE,
-    FAILED,
-    QUEUED,
-    BackendLimits,
-    ExecutionBackend,
-    JobPayload,
-    JobStatusInfo,
-)
 from qjm_tui.core import store as st
 from qjm_tui.core.engine import FakeClock, JobSetRunner, RetryPolicy
 from qjm_tui.core.errors import (
@@ -30,7 +21,9 @@ from qjm_tui.core.errors import (
     TransientBackendError,
 )
 from qjm_tui.core.events import EventBus, JobRetryScheduled, JobSetFinished, JobStatusChanged
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
 from qjm_tui.core.split import plan_jobs
+from qjm_tui.core.status import JobStatus, SetState
 
 
 class ScriptedBackend(ExecutionBackend):
@@ -39,13 +32,16 @@ class ScriptedBackend(ExecutionBackend):
     ``submit_script`` is consumed one entry per submit call: an exception to raise, or None to
     accept. A job finishes after ``polls_to_finish`` status calls. ``status_script`` maps a job
     id to answers (exceptions or JobStatusInfo) used before the normal behaviour.
+    ``service_limit`` refuses a submission ("limit reached") while that many jobs are active,
+    without declaring the limit in ``limits()`` (unless ``max_concurrent`` says so too).
     """
 
     def __init__(self, clock: FakeClock, *, max_concurrent: int | None = None,
                  submit_script: list[BaseException | None] | None = None,
                  polls_to_finish: int = 1,
                  status_script: dict[str, list[Any]] | None = None,
-                 on_submit: Callable[[int], None] | None = None) -> None:
+                 on_submit: Callable[[int], None] | None = None,
+                 service_limit: int | None = None) -> None:
         super().__init__()
         self.spec = "scripted"
         self.poll_interval = 0.5
@@ -55,6 +51,8 @@ class ScriptedBackend(ExecutionBackend):
         self.polls_to_finish = polls_to_finish
         self.status_script = {k: list(v) for k, v in (status_script or {}).items()}
         self.on_submit = on_submit
+        self.service_limit = service_limit
+        self.refusals: list[tuple[float, int]] = []  # (time, jobs active) of each refusal
         self.submits: list[tuple[float, str]] = []   # (time, job id) of accepted submissions
         self.attempt_times: list[float] = []          # time of every submit call
         self.polls: dict[str, int] = {}
@@ -74,6 +72,9 @@ class ScriptedBackend(ExecutionBackend):
             outcome = self.submit_script.pop(0)
             if outcome is not None:
                 raise outcome
+        if self.service_limit is not None and len(self.active) >= self.service_limit:
+            self.refusals.append((self.clock.now(), len(self.active)))
+            raise BackendLimitReached(f"{len(self.active)} jobs in flight, the limit is {self.service_limit}")
         job_id = f"job-{len(self.submits)}"
         self.submits.append((self.clock.now(), job_id))
         self.payloads[job_id] = payload
@@ -87,14 +88,14 @@ class ScriptedBackend(ExecutionBackend):
             answer = script.pop(0)
             if isinstance(answer, BaseException):
                 raise answer
-            if answer.state != QUEUED:
+            if answer.state != JobStatus.QUEUED:
                 self.active.discard(job_id)
             return answer
         self.polls[job_id] = self.polls.get(job_id, 0) + 1
         if self.polls[job_id] >= self.polls_to_finish:
             self.active.discard(job_id)
-            return JobStatusInfo(DONE)
-        return JobStatusInfo(QUEUED)
+            return JobStatusInfo(JobStatus.DONE)
+        return JobStatusInfo(JobStatus.QUEUED)
 
     def result(self, job_id: str) -> list[dict[str, Any]]:
         payload = self.payloads[job_id]
@@ -142,10 +143,10 @@ def test_every_job_runs_once_and_results_are_stored(store: st.Store) -> None:
     backend = ScriptedBackend(clock)
     job_set_id = make_set(store, 4)
     runner = run_set(store, backend, clock, job_set_id)
-    assert runner.final_state == st.SET_DONE
+    assert runner.final_state == SetState.DONE
     assert len(backend.submits) == 4
     assert store.result_count(job_set_id) == 8
-    assert {j.status for j in store.jobs(job_set_id)} == {st.DONE}
+    assert {j.status for j in store.jobs(job_set_id)} == {JobStatus.DONE}
     # the client tag travels with each job so a crashed client can find it again
     assert all(any(t.startswith("qjm:") for t in p.tags) for p in backend.payloads.values())
 
@@ -169,7 +170,7 @@ def test_transient_submit_errors_back_off_exponentially_with_jitter(store: st.St
     bus = EventBus()
     bus.subscribe(events.append)
     runner = run_set(store, backend, clock, job_set_id, policy, bus)
-    assert runner.final_state == st.SET_DONE
+    assert runner.final_state == SetState.DONE
     gaps = [b - a for a, b in zip(backend.attempt_times, backend.attempt_times[1:], strict=False)]
     # retry n waits between half and all of base * 2**(n-1)
     for n, gap in enumerate(gaps, start=1):
@@ -178,7 +179,7 @@ def test_transient_submit_errors_back_off_exponentially_with_jitter(store: st.St
     retries = [e for e in events if isinstance(e, JobRetryScheduled)]
     assert [e.attempt for e in retries] == [2, 3, 4]
     job = store.jobs(job_set_id)[0]
-    assert job.retries == 3 and job.attempts == 4 and job.status == st.DONE
+    assert job.retries == 3 and job.attempts == 4 and job.status == JobStatus.DONE
 
 
 def test_backoff_is_bounded_by_the_maximum_delay() -> None:
@@ -192,9 +193,9 @@ def test_retries_stop_after_max_attempts_and_keep_the_message(store: st.Store) -
     backend = ScriptedBackend(clock, submit_script=[TransientBackendError("timeout talking")] * 5)
     job_set_id = make_set(store, 2)
     runner = run_set(store, backend, clock, job_set_id, RetryPolicy(max_attempts=3, base_delay=0.1))
-    assert runner.final_state == st.SET_PARTIAL
+    assert runner.final_state == SetState.PARTIAL
     jobs = store.jobs(job_set_id)
-    failed = [j for j in jobs if j.status == st.FAILED]
+    failed = [j for j in jobs if j.status == JobStatus.FAILED]
     assert len(failed) == 1
     assert failed[0].attempts == 3
     assert "gave up after 3 attempts" in failed[0].last_error
@@ -208,9 +209,9 @@ def test_permanent_failure_is_never_retried(store: st.Store) -> None:
     runner = run_set(store, backend, clock, job_set_id)
     assert len(backend.attempt_times) == 3  # one call per job, none repeated
     first = store.jobs(job_set_id)[0]
-    assert first.status == st.FAILED and first.attempts == 1
+    assert first.status == JobStatus.FAILED and first.attempts == 1
     assert first.last_error == "bad circuit: foo gate"
-    assert runner.final_state == st.SET_PARTIAL
+    assert runner.final_state == SetState.PARTIAL
 
 
 def test_limit_reached_waits_for_a_slot_without_spending_attempts(store: st.Store) -> None:
@@ -219,28 +220,80 @@ def test_limit_reached_waits_for_a_slot_without_spending_attempts(store: st.Stor
     job_set_id = make_set(store, 2)
     policy = RetryPolicy(max_attempts=1, limit_wait=7.0)
     runner = run_set(store, backend, clock, job_set_id, policy)
-    assert runner.final_state == st.SET_DONE
+    assert runner.final_state == SetState.DONE
     assert [j.attempts for j in store.jobs(job_set_id)] == [1, 1]
+
+
+def test_a_slot_freed_by_our_own_job_is_used_without_waiting_out_limit_wait(store: st.Store) -> None:
+    clock = FakeClock()
+    # Two slots (advertised), each job takes three polls (1.5 s). The service refuses once
+    # anyway (say another client's job held a slot a moment): the next job must go as soon as
+    # one of ours is done, not after limit_wait.
+    backend = ScriptedBackend(clock, max_concurrent=2, polls_to_finish=3,
+                              submit_script=[None, BackendLimitReached("2 jobs max")])
+    job_set_id = make_set(store, 4)
+    policy = RetryPolicy(limit_wait=100.0)
+    runner = run_set(store, backend, clock, job_set_id, policy)
+    assert runner.final_state == SetState.DONE
+    assert len(backend.submits) == 4
+    assert max(clock.waits) < policy.limit_wait
+    # three rounds of 1.5 s (the refusal cost the second slot one round), far from 100 s
+    assert clock.t <= 3 * 1.5 + 0.5
+    refused_at = backend.attempt_times[1]
+    next_submit = backend.submits[1][0]
+    assert next_submit - refused_at <= 1.5
+
+
+def test_an_unadvertised_limit_is_learned_from_a_few_refusals(store: st.Store) -> None:
+    clock = FakeClock()
+    # A service that takes 3 jobs at once and does not say so; 30 jobs of 1.5 s each.
+    backend = ScriptedBackend(clock, polls_to_finish=3, service_limit=3)
+    job_set_id = make_set(store, 30)
+    policy = RetryPolicy(limit_wait=5.0, max_delay=60.0)
+    runner = run_set(store, backend, clock, job_set_id, policy)
+    assert runner.final_state == SetState.DONE
+    assert len(backend.submits) == 30
+    assert backend.max_active == 3
+    # One refusal teaches the limit; then only the occasional probe for more room, further
+    # apart each time it is refused: 5 s, 10 s, 20 s after the refusal before it.
+    assert len(backend.refusals) <= 4, backend.refusals
+    gaps = [b[0] - a[0] for a, b in zip(backend.refusals, backend.refusals[1:], strict=False)]
+    assert gaps == sorted(gaps)
+    # the set takes the bound ceil(30 / 3) rounds of 1.5 s, give or take a poll per round
+    assert clock.t <= 10 * (1.5 + 0.5)
+
+
+def test_a_limit_learned_too_low_grows_again_when_the_service_has_room(store: st.Store) -> None:
+    clock = FakeClock()
+    # The first refusal comes with one job of ours in flight (another client held the other
+    # slots); later the service takes four. A probe finds the room and the set uses it.
+    backend = ScriptedBackend(clock, polls_to_finish=3, service_limit=4,
+                              submit_script=[None, BackendLimitReached("busy")])
+    job_set_id = make_set(store, 40)
+    runner = run_set(store, backend, clock, job_set_id, RetryPolicy(limit_wait=5.0))
+    assert runner.final_state == SetState.DONE
+    assert backend.max_active == 4
+    assert len(backend.refusals) <= 4, backend.refusals
 
 
 def test_failed_job_reported_retryable_is_resubmitted(store: st.Store) -> None:
     clock = FakeClock()
     backend = ScriptedBackend(
-        clock, status_script={"job-0": [JobStatusInfo(FAILED, "node lost", retryable=True)]})
+        clock, status_script={"job-0": [JobStatusInfo(JobStatus.FAILED, "node lost", retryable=True)]})
     job_set_id = make_set(store, 1)
     run_set(store, backend, clock, job_set_id, RetryPolicy(base_delay=0.01))
     assert len(backend.submits) == 2
     job = store.jobs(job_set_id)[0]
-    assert job.status == st.DONE and job.retries == 1
+    assert job.status == JobStatus.DONE and job.retries == 1
 
 
 def test_failed_job_not_retryable_keeps_the_backend_message(store: st.Store) -> None:
     clock = FakeClock()
     backend = ScriptedBackend(
-        clock, status_script={"job-0": [JobStatusInfo(FAILED, "qubit 7 out of range")]})
+        clock, status_script={"job-0": [JobStatusInfo(JobStatus.FAILED, "qubit 7 out of range")]})
     job_set_id = make_set(store, 1)
     runner = run_set(store, backend, clock, job_set_id)
-    assert runner.final_state == st.SET_FAILED
+    assert runner.final_state == SetState.FAILED
     assert store.jobs(job_set_id)[0].last_error == "qubit 7 out of range"
 
 
@@ -250,7 +303,7 @@ def test_transient_status_errors_are_tolerated_then_the_job_completes(store: st.
         clock, status_script={"job-0": [TransientBackendError("502")] * 3})
     job_set_id = make_set(store, 1)
     runner = run_set(store, backend, clock, job_set_id)
-    assert runner.final_state == st.SET_DONE
+    assert runner.final_state == SetState.DONE
     assert len(backend.submits) == 1
 
 
@@ -268,9 +321,9 @@ def test_cancel_mid_submission_stops_everything(store: st.Store) -> None:
                           circuits=[f"c{i}" for i in range(16)], clock=clock, rng=random.Random(1))
     holder["runner"] = runner
     runner.run()
-    assert runner.final_state == st.SET_CANCELLED
+    assert runner.final_state == SetState.CANCELLED
     statuses = [j.status for j in store.jobs(job_set_id)]
-    assert statuses.count(st.CANCELLED) == 8
+    assert statuses.count(JobStatus.CANCELLED) == 8
     # the jobs already at the backend were cancelled there too
     assert sorted(backend.cancelled) == sorted(job_id for _, job_id in backend.submits)
     assert len(backend.attempt_times) <= 4
@@ -285,10 +338,10 @@ def test_events_follow_every_status_change(store: st.Store) -> None:
     bus.subscribe(events.append)
     run_set(store, backend, clock, job_set_id, bus=bus)
     changes = [(e.job_index, e.old, e.new) for e in events if isinstance(e, JobStatusChanged)]
-    assert (0, st.PENDING, st.SUBMITTING) in changes
-    assert (0, st.SUBMITTING, st.QUEUED) in changes
-    assert (0, st.QUEUED, st.DONE) in changes
-    assert isinstance(events[-1], JobSetFinished) and events[-1].state == st.SET_DONE
+    assert (0, JobStatus.PENDING, JobStatus.SUBMITTING) in changes
+    assert (0, JobStatus.SUBMITTING, JobStatus.QUEUED) in changes
+    assert (0, JobStatus.QUEUED, JobStatus.DONE) in changes
+    assert isinstance(events[-1], JobSetFinished) and events[-1].state == SetState.DONE
 
 
 def test_a_broken_subscriber_does_not_stop_the_engine(store: st.Store) -> None:
@@ -300,7 +353,7 @@ def test_a_broken_subscriber_does_not_stop_the_engine(store: st.Store) -> None:
 
     bus.subscribe(broken)
     runner = run_set(store, ScriptedBackend(clock), clock, make_set(store, 2), bus=bus)
-    assert runner.final_state == st.SET_DONE
+    assert runner.final_state == SetState.DONE
 
 
 def test_cancel_request_from_another_process_is_picked_up(store: st.Store) -> None:
@@ -314,17 +367,17 @@ def test_cancel_request_from_another_process_is_picked_up(store: st.Store) -> No
 
     backend = ScriptedBackend(clock, max_concurrent=1, polls_to_finish=10, on_submit=request_cancel)
     runner = run_set(store, backend, clock, job_set_id)
-    assert runner.final_state == st.SET_CANCELLED
+    assert runner.final_state == SetState.CANCELLED
 
 
 def test_results_are_stored_as_each_job_finishes_not_in_order(store: st.Store) -> None:
     clock = FakeClock()
     backend = ScriptedBackend(
-        clock, status_script={"job-0": [JobStatusInfo(QUEUED)] * 4})
+        clock, status_script={"job-0": [JobStatusInfo(JobStatus.QUEUED)] * 4})
     job_set_id = make_set(store, 3)
     events: list[Any] = []
     bus = EventBus()
     bus.subscribe(events.append)
     run_set(store, backend, clock, job_set_id, bus=bus)
-    done_order = [e.job_index for e in events if isinstance(e, JobStatusChanged) and e.new == st.DONE]
+    done_order = [e.job_index for e in events if isinstance(e, JobStatusChanged) and e.new == JobStatus.DONE]
     assert done_order == [1, 2, 0]

@@ -26,11 +26,12 @@ from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister, transpile
 
 from qjm_tui import JobManager
 from qjm_tui.backends import ibm_common
-from qjm_tui.backends.base import DONE, JobPayload
 from qjm_tui.backends.ibm_runtime import IBMRuntimeBackend, header_of, pub_result_to_experiment
 from qjm_tui.backends.registry import resolve_spec
 from qjm_tui.config import Config
 from qjm_tui.core.errors import BackendConfigurationError
+from qjm_tui.core.ports import JobPayload
+from qjm_tui.core.status import JobStatus
 from tests.conftest import basis_state, bell
 
 TOKEN = "tok-9f8e7d6c5b4a-SECRET"
@@ -57,7 +58,7 @@ def _wait(adapter: Any, job_id: str) -> None:
     import time
 
     for _ in range(600):
-        if adapter.status(job_id).state == DONE:
+        if adapter.status(job_id).state == JobStatus.DONE:
             return
         time.sleep(0.05)
     raise AssertionError("job did not finish")
@@ -127,7 +128,7 @@ class StandInService:
         return self.device
 
     def keep(self, adapter: IBMRuntimeBackend, job_id: str, tags: list[str]) -> None:
-        self.kept[job_id] = (adapter._jobs[job_id], tags)
+        self.kept[job_id] = (adapter._jobs.get(job_id), tags)
 
     def job(self, job_id: str) -> Any:
         self.calls.append(f"job:{job_id}")

@@ -9,7 +9,8 @@ import pytest
 from qiskit import qpy
 
 from qjm_tui.core.errors import JobManagerInputError
-from qjm_tui.core.inputs import load_circuit_file, load_circuit_files, strip_ansi
+from qjm_tui.core.inputs import load_circuit_file, load_circuit_files
+from qjm_tui.core.text import strip_ansi
 from tests.conftest import bell
 
 QASM2 = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nh q[0];\ncx q[0],q[1];\n' \

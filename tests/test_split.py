@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qjm_tui.backends.base import BackendLimits
 from qjm_tui.core.errors import JobManagerInputError
+from qjm_tui.core.ports import BackendLimits
 from qjm_tui.core.split import plan_jobs, shot_rounds
 
 optional_limit = st.one_of(st.none(), st.integers(min_value=1, max_value=300))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from qjm_tui.core import store as st
 from qjm_tui.core.errors import StoreError
+from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
 
 
 def test_a_new_store_is_wal_and_versioned(tmp_path: Path) -> None:
@@ -75,7 +77,7 @@ def test_storing_a_job_twice_does_not_double_count(tmp_path: Path) -> None:
     store.finish_job("x", job, [exp, exp])
     store.finish_job("x", job, [exp, exp])
     assert store.result_count("x") == 2
-    assert store.jobs("x")[0].status == st.DONE
+    assert store.jobs("x")[0].status == JobStatus.DONE
 
 
 def test_prefix_matching_escapes_wildcards(tmp_path: Path) -> None:
@@ -88,3 +90,20 @@ def test_prefix_matching_escapes_wildcards(tmp_path: Path) -> None:
     assert store.resolve_id("abc") == "abc2"
     with pytest.raises(Exception, match="no job set id starts with 'ab%'"):
         store.resolve_id("ab%")
+
+
+def test_statuses_are_their_plain_strings() -> None:
+    assert "done" == JobStatus.DONE and SetState.INTERRUPTED == "interrupted"
+    assert str(JobStatus.QUEUED) == "queued" and f"{SetState.PARTIAL:>8}" == " partial"
+    assert json.dumps({"state": SetState.DONE}) == '{"state": "done"}'
+    assert "failed" in JOB_FINAL and {"done": 1}.get(JobStatus.DONE) == 1
+
+
+def test_a_second_job_set_with_the_same_id_is_refused_and_the_first_kept(tmp_path: Path) -> None:
+    store = st.Store(tmp_path / "s.sqlite")
+    make = dict(tags=[], backend="aer", shots=1, run_options={}, experiment_names=["a"],
+                jobs=[(0, 0, 1, 1, 0)], circuit_blocks=[])
+    store.create_job_set(job_set_id="same", name="first", **make)
+    with pytest.raises(StoreError, match="'same' already exists"):
+        store.create_job_set(job_set_id="same", name="second", **make)
+    assert store.get_job_set("same").name == "first"

@@ -63,24 +63,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from qjm_tui.backends.base import (
-    CANCELLED,
-    DONE,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    BackendLimits,
-    ExecutionBackend,
-    JobPayload,
-    JobStatusInfo,
-)
 from qjm_tui.core.errors import (
     BackendLimitReached,
     PermanentBackendError,
     TransientBackendError,
     UnknownBackendError,
 )
-from qjm_tui.core.store import immediate_transaction
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.sqlite import immediate_transaction
+from qjm_tui.core.status import JobStatus
 
 _FLOAT_KEYS = ("latency", "queue", "run", "fault_rate", "submit_error", "fail", "lose", "status_error")
 _INT_KEYS = ("max_jobs", "advertise", "max_per_job", "max_shots", "seed")
@@ -318,15 +309,15 @@ class EmulatorBackend(ExecutionBackend):
         start_at, finish_at, cancelled_at, fate, *_ = self._row(job_id)
         now = time.time()
         if cancelled_at is not None:
-            return JobStatusInfo(CANCELLED)
+            return JobStatusInfo(JobStatus.CANCELLED)
         if now < start_at:
-            return JobStatusInfo(QUEUED)
+            return JobStatusInfo(JobStatus.QUEUED)
         if now < finish_at:
-            return JobStatusInfo(RUNNING)
+            return JobStatusInfo(JobStatus.RUNNING)
         if fate == "fail":
-            return JobStatusInfo(FAILED, "emulated job failure: the device was recalibrated "
+            return JobStatusInfo(JobStatus.FAILED, "emulated job failure: the device was recalibrated "
                                          "while the job ran", retryable=True)
-        return JobStatusInfo(DONE)
+        return JobStatusInfo(JobStatus.DONE)
 
     def result(self, job_id: str) -> list[dict[str, Any]]:
         _start, finish_at, cancelled_at, fate, shots, run_options, sim, qpy, result, seq = self._row(job_id)

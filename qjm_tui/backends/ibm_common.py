@@ -19,13 +19,15 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from qjm_tui.backends.base import FAILED, JobStatusInfo, state_of_qiskit_status
+from qjm_tui.backends.base import state_of_qiskit_status
 from qjm_tui.core.errors import (
     BackendConfigurationError,
     BackendLimitReached,
     PermanentBackendError,
     TransientBackendError,
 )
+from qjm_tui.core.ports import JobStatusInfo
+from qjm_tui.core.status import JobStatus
 
 DEFAULT_CHANNEL = "ibm_quantum_platform"
 
@@ -154,7 +156,7 @@ def ibm_job_status(job: Any, job_id: str, credentials: IBMCredentials | None) ->
     except Exception as exc:
         raise classify(exc, credentials, f"asking the status of job {job_id}") from None
     state = state_of_qiskit_status(status)
-    if state != FAILED:
+    if state != JobStatus.FAILED:
         return JobStatusInfo(state)
     try:
         message = str(job.error_message() or "")
@@ -162,4 +164,4 @@ def ibm_job_status(job: Any, job_id: str, credentials: IBMCredentials | None) ->
         message = ""
     message = scrub(message or "IBM Quantum reported the job failed", credentials)
     retryable = any(w in message.lower() for w in ("internal", "timed out", "temporar", "try again"))
-    return JobStatusInfo(FAILED, message, retryable=retryable)
+    return JobStatusInfo(JobStatus.FAILED, message, retryable=retryable)

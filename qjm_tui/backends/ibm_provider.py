@@ -23,16 +23,10 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from qjm_tui.backends.base import (
-    BackendLimits,
-    ExecutionBackend,
-    JobPayload,
-    JobStatusInfo,
-    experiments_from_result,
-)
+from qjm_tui.backends.base import QiskitJobs, experiments_from_result, limits_of
 from qjm_tui.backends.ibm_common import IBMCredentials, classify, ibm_job_status, resolve_credentials, scrub
-from qjm_tui.backends.qiskit_backend import _limits_of
 from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
 
 
 def import_provider() -> Any:
@@ -67,7 +61,7 @@ class IBMProviderBackend(ExecutionBackend):
         if provider is None:
             self._credentials = resolve_credentials(config, self.spec)
         self._backend: Any = None
-        self._jobs: dict[str, Any] = {}
+        self._jobs = QiskitJobs(reattach=self._reattach)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -111,7 +105,7 @@ class IBMProviderBackend(ExecutionBackend):
         return self.backend()
 
     def limits(self) -> BackendLimits:
-        return _limits_of(self.backend())
+        return limits_of(self.backend())
 
     def can_reattach(self) -> bool:
         return True
@@ -129,42 +123,31 @@ class IBMProviderBackend(ExecutionBackend):
         except Exception as exc:
             raise classify(exc, self._credentials, "submitting the job") from None
         job_id = str(job.job_id())
-        with self._lock:
-            self._jobs[job_id] = job
+        self._jobs.add(job_id, job)
         return job_id
 
-    def _job(self, job_id: str) -> Any:
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            try:
-                job = self.provider().backend.retrieve_job(job_id)
-            except Exception as exc:
-                raise classify(exc, self._credentials, f"reattaching to job {job_id}") from None
-            with self._lock:
-                self._jobs[job_id] = job
-        return job
+    def _reattach(self, job_id: str) -> Any:
+        try:
+            return self.provider().backend.retrieve_job(job_id)
+        except Exception as exc:
+            raise classify(exc, self._credentials, f"reattaching to job {job_id}") from None
 
     def status(self, job_id: str) -> JobStatusInfo:
-        return ibm_job_status(self._job(job_id), job_id, self._credentials)
+        return ibm_job_status(self._jobs.get(job_id), job_id, self._credentials)
 
     def result(self, job_id: str) -> list[dict[str, Any]]:
-        job = self._job(job_id)
+        job = self._jobs.get(job_id)
         try:
             result = job.result()
         except Exception as exc:
             raise classify(exc, self._credentials, f"fetching the result of job {job_id}") from None
         if result is None:
             raise PermanentBackendError(f"job {job_id} has no result")
-        with self._lock:
-            self._jobs.pop(job_id, None)
+        self._jobs.forget(job_id)
         return experiments_from_result(result)
 
     def cancel(self, job_id: str) -> bool:
-        try:
-            return bool(self._job(job_id).cancel())
-        except Exception:
-            return False
+        return self._jobs.cancel(job_id)
 
     def find(self, tags: Sequence[str]) -> list[str]:
         wanted = list(tags)

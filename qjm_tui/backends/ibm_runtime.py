@@ -30,18 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from qjm_tui.backends.base import (
-    BackendLimits,
-    ExecutionBackend,
-    JobPayload,
-    JobStatusInfo,
-)
+from qjm_tui.backends.base import QiskitJobs, limits_of
 from qjm_tui.backends.ibm_common import IBMCredentials, classify, ibm_job_status, resolve_credentials, scrub
-from qjm_tui.backends.qiskit_backend import _limits_of
-from qjm_tui.core.errors import (
-    BackendConfigurationError,
-    PermanentBackendError,
-)
+from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
 
 #: a tag marking jobs whose results should keep per-shot memory (so a reattaching process knows)
 MEMORY_TAG = "qjm:memory"
@@ -135,7 +127,7 @@ class IBMRuntimeBackend(ExecutionBackend):
         self._credentials: IBMCredentials | None = None
         self._service = service
         self._backend: Any = None
-        self._jobs: dict[str, Any] = {}
+        self._jobs = QiskitJobs(reattach=self._reattach)
         self._headers: dict[str, list[dict[str, Any]]] = {}
         self._local_tags: dict[str, list[str]] = {}
         self._lock = threading.Lock()
@@ -185,7 +177,7 @@ class IBMRuntimeBackend(ExecutionBackend):
         return self.backend()
 
     def limits(self) -> BackendLimits:
-        return _limits_of(self.backend())
+        return limits_of(self.backend())
 
     def can_reattach(self) -> bool:
         return not self.local
@@ -211,31 +203,24 @@ class IBMRuntimeBackend(ExecutionBackend):
         except Exception as exc:
             raise classify(exc, self._credentials, "submitting the SamplerV2 job") from None
         job_id = str(job.job_id())
+        self._jobs.add(job_id, job)
         with self._lock:
-            self._jobs[job_id] = job
             self._headers[job_id] = [header_of(c) for c in payload.circuits]
         if self.local:
             self._local_tags[job_id] = tags
         return job_id
 
-    def _job(self, job_id: str) -> Any:
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is not None:
-            return job
+    def _reattach(self, job_id: str) -> Any:
         if self.local:
             raise PermanentBackendError(f"local-testing-mode job {job_id} ended with the process "
                                         "that ran it")
         try:
-            job = self.service().job(job_id)
+            return self.service().job(job_id)
         except Exception as exc:
             raise classify(exc, self._credentials, f"reattaching to job {job_id}") from None
-        with self._lock:
-            self._jobs[job_id] = job
-        return job
 
     def status(self, job_id: str) -> JobStatusInfo:
-        return ibm_job_status(self._job(job_id), job_id, self._credentials)
+        return ibm_job_status(self._jobs.get(job_id), job_id, self._credentials)
 
     def _headers_for(self, job_id: str, job: Any, n: int, data: list[Any]) -> list[dict[str, Any]]:
         with self._lock:
@@ -253,7 +238,7 @@ class IBMRuntimeBackend(ExecutionBackend):
         return [header_from_data(d, f"{job_id}-{i}") for i, d in enumerate(data)]
 
     def result(self, job_id: str) -> list[dict[str, Any]]:
-        job = self._job(job_id)
+        job = self._jobs.get(job_id)
         try:
             primitive_result = job.result()
         except Exception as exc:
@@ -262,8 +247,8 @@ class IBMRuntimeBackend(ExecutionBackend):
         memory = MEMORY_TAG in self._tags(job_id, job)
         headers = self._headers_for(job_id, job, len(pubs), [p.data for p in pubs])
         experiments = [pub_result_to_experiment(p, h, memory) for p, h in zip(pubs, headers, strict=True)]
+        self._jobs.forget(job_id)
         with self._lock:
-            self._jobs.pop(job_id, None)
             self._headers.pop(job_id, None)
         return experiments
 
@@ -276,11 +261,7 @@ class IBMRuntimeBackend(ExecutionBackend):
             return []
 
     def cancel(self, job_id: str) -> bool:
-        try:
-            self._job(job_id).cancel()
-            return True
-        except Exception:
-            return False
+        return self._jobs.cancel(job_id)
 
     def find(self, tags: Sequence[str]) -> list[str]:
         wanted = list(tags)

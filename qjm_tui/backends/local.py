@@ -19,25 +19,17 @@ import os
 import sys
 import threading
 import traceback
+import types
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from qjm_tui.backends.base import (
-    CANCELLED,
-    DONE,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    BackendLimits,
-    ExecutionBackend,
-    JobPayload,
-    JobStatusInfo,
-    circuits_from_qpy,
-    experiments_from_result,
-)
+from qjm_tui.backends.base import experiments_from_result
+from qjm_tui.core.circuits import circuits_from_qpy
 from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError, TransientBackendError
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.status import JobStatus
 
 # -- what runs inside a worker ---------------------------------------------------------------
 
@@ -123,20 +115,17 @@ def _main_module_hidden() -> Iterator[None]:
 
     Workers started by forkserver re-import the parent's main script, which runs a user's
     unguarded script a second time in every worker. Our workers only ever run this module's
-    functions, so they have no need of it.
+    functions, so they have no need of it. An empty module stands in for it in ``sys.modules``
+    meanwhile; the script's own globals (its ``__file__``) are never touched, so the script
+    can go on running while the pool starts in the background.
     """
     main = sys.modules.get("__main__")
-    saved_file = getattr(main, "__file__", None)
-    saved_spec = getattr(main, "__spec__", None)
+    sys.modules["__main__"] = types.ModuleType("__main__")
     try:
-        if saved_file is not None:
-            del main.__file__
-        main.__spec__ = None
         yield
     finally:
-        if saved_file is not None:
-            main.__file__ = saved_file
-        main.__spec__ = saved_spec
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def shared_process_pool(workers: int | None = None, kind: str = "aer") -> ProcessPoolExecutor:
@@ -160,6 +149,25 @@ def shared_process_pool(workers: int | None = None, kind: str = "aer") -> Proces
                     pool.submit(_warm, kind)
             _PROCESS_POOL = pool
         return _PROCESS_POOL
+
+
+def start_shared_process_pool(workers: int | None = None, kind: str = "aer"
+                              ) -> Future[ProcessPoolExecutor]:
+    """:func:`shared_process_pool`, started on a background thread.
+
+    Starting workers waits for the forkserver to import Qiskit and Aer (about half a second in
+    a fresh process); meanwhile the caller validates and stores the circuits.
+    """
+    future: Future[ProcessPoolExecutor] = Future()
+
+    def start() -> None:
+        try:
+            future.set_result(shared_process_pool(workers, kind))
+        except BaseException as exc:  # handed to whoever waits for the pool
+            future.set_exception(exc)
+
+    threading.Thread(target=start, name="qjm-pool-start", daemon=True).start()
+    return future
 
 
 def shared_thread_pool(workers: int | None = None) -> ThreadPoolExecutor:
@@ -245,9 +253,11 @@ class LocalBackend(ExecutionBackend):
         self.workers = workers or default_workers()
         self.job_size = job_size
         self.max_shots = max_shots
+        self._executor: Executor | None = None
+        self._starting: Future[ProcessPoolExecutor] | None = None
         if isinstance(executor, str):
             if executor == "processes":
-                self._executor: Executor = shared_process_pool(self.workers, kind)
+                self._starting = start_shared_process_pool(self.workers, kind)
                 self._ships_qpy = True
             elif executor == "threads":
                 self._executor = shared_thread_pool(self.workers)
@@ -296,7 +306,7 @@ class LocalBackend(ExecutionBackend):
         # Workers in other processes send results back as JSON text (see run_local_job).
         job = (run_local_job, self.kind, work, payload.shots, options, self._ships_qpy)
         try:
-            future = self._executor.submit(*job)
+            future = self._started().submit(*job)
         except BrokenProcessPool:
             if self.executor_name != "processes":
                 raise TransientBackendError("the executor is broken") from None
@@ -307,6 +317,13 @@ class LocalBackend(ExecutionBackend):
             self._futures[job_id] = future
         future.add_done_callback(lambda _f: self._notify())
         return job_id
+
+    def _started(self) -> Executor:
+        """The executor, waiting for the shared process pool if it is still starting."""
+        if self._executor is None:
+            assert self._starting is not None
+            self._executor = self._starting.result()
+        return self._executor
 
     def _future(self, job_id: str) -> Future[list[Any]]:
         with self._lock:
@@ -321,16 +338,16 @@ class LocalBackend(ExecutionBackend):
     def status(self, job_id: str) -> JobStatusInfo:
         future = self._future(job_id)
         if future.cancelled():
-            return JobStatusInfo(CANCELLED)
+            return JobStatusInfo(JobStatus.CANCELLED)
         if not future.done():
-            return JobStatusInfo(RUNNING if future.running() else QUEUED)
+            return JobStatusInfo(JobStatus.RUNNING if future.running() else JobStatus.QUEUED)
         exc = future.exception()
         if exc is None:
-            return JobStatusInfo(DONE)
+            return JobStatusInfo(JobStatus.DONE)
         retryable = not isinstance(exc, PermanentBackendError)
         detail = str(exc) if isinstance(exc, PermanentBackendError) else \
             "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return JobStatusInfo(FAILED, detail, retryable=retryable)
+        return JobStatusInfo(JobStatus.FAILED, detail, retryable=retryable)
 
     def result(self, job_id: str) -> list[Any]:
         future = self._future(job_id)

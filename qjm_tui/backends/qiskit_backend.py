@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import threading
 from typing import Any
 
-from qjm_tui.backends.base import (
-    FAILED,
-    BackendLimits,
-    ExecutionBackend,
-    JobPayload,
-    JobStatusInfo,
-    experiments_from_result,
-    state_of_qiskit_status,
-)
+from qjm_tui.backends.base import QiskitJobs, experiments_from_result, limits_of, state_of_qiskit_status
 from qjm_tui.core.errors import PermanentBackendError, TransientBackendError
-
-
-def _limits_of(backend: Any) -> BackendLimits:
-    max_circuits = getattr(backend, "max_circuits", None)
-    max_shots = None
-    config = getattr(backend, "configuration", None)
-    if callable(config):
-        try:
-            conf = config()
-            max_shots = getattr(conf, "max_shots", None)
-            max_circuits = max_circuits or getattr(conf, "max_experiments", None)
-        except Exception:
-            pass
-    return BackendLimits(max_experiments_per_job=max_circuits or None, max_shots=max_shots or None)
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.status import JobStatus
 
 
 class QiskitBackendAdapter(ExecutionBackend):
@@ -47,12 +26,11 @@ class QiskitBackendAdapter(ExecutionBackend):
         name = getattr(backend, "name", None)
         name = name() if callable(name) else name
         self.spec = spec or f"object:{name or type(backend).__name__}"
-        self._jobs: dict[str, Any] = {}
+        self._jobs = QiskitJobs()
         self._ids = itertools.count()
-        self._lock = threading.Lock()
 
     def limits(self) -> BackendLimits:
-        return _limits_of(self.backend)
+        return limits_of(self.backend)
 
     def target(self) -> Any:
         return self.backend
@@ -68,36 +46,24 @@ class QiskitBackendAdapter(ExecutionBackend):
         except Exception as exc:
             raise PermanentBackendError(f"{type(exc).__name__}: {exc}") from None
         job_id = f"{job.job_id()}#{next(self._ids)}"
-        with self._lock:
-            self._jobs[job_id] = job
+        self._jobs.add(job_id, job)
         return job_id
 
-    def _job(self, job_id: str) -> Any:
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            raise PermanentBackendError(f"job {job_id} is not known to this process")
-        return job
-
     def status(self, job_id: str) -> JobStatusInfo:
-        state = state_of_qiskit_status(self._job(job_id).status())
-        if state == FAILED:
-            return JobStatusInfo(FAILED, "the backend reported an error")
+        state = state_of_qiskit_status(self._jobs.get(job_id).status())
+        if state == JobStatus.FAILED:
+            return JobStatusInfo(JobStatus.FAILED, "the backend reported an error")
         return JobStatusInfo(state)
 
     def result(self, job_id: str) -> list[dict[str, Any]]:
         try:
-            result = self._job(job_id).result()
+            result = self._jobs.get(job_id).result()
         except PermanentBackendError:
             raise
         except Exception as exc:
             raise PermanentBackendError(f"{type(exc).__name__}: {exc}") from None
-        with self._lock:
-            self._jobs.pop(job_id, None)
+        self._jobs.forget(job_id)
         return experiments_from_result(result)
 
     def cancel(self, job_id: str) -> bool:
-        try:
-            return bool(self._job(job_id).cancel())
-        except Exception:
-            return False
+        return self._jobs.cancel(job_id)

@@ -22,8 +22,8 @@ import importlib
 import re
 from typing import Any
 
-from qjm_tui.backends.base import ConfiguredBackend, ExecutionBackend
 from qjm_tui.core.errors import BackendConfigurationError, UnknownBackendError
+from qjm_tui.core.ports import ConfiguredBackend, ExecutionBackend
 
 KNOWN_SPECS = (
     "aer",

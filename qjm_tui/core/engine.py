@@ -25,37 +25,25 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from qjm_tui.backends.base import (
-    CANCELLED as B_CANCELLED,
-)
-from qjm_tui.backends.base import (
-    DONE as B_DONE,
-)
-from qjm_tui.backends.base import (
-    FAILED as B_FAILED,
-)
-from qjm_tui.backends.base import (
-    RUNNING as B_RUNNING,
-)
-from qjm_tui.backends.base import (
-    ExecutionBackend,
-    JobPayload,
-    circuits_from_qpy,
-)
 from qjm_tui.core import store as st
+from qjm_tui.core.circuits import circuits_from_qpy
 from qjm_tui.core.errors import (
     BackendLimitReached,
     PermanentBackendError,
     TransientBackendError,
 )
 from qjm_tui.core.events import (
+    CancelRequested,
     EventBus,
     JobRetryScheduled,
     JobSetFinished,
     JobSetStateChanged,
+    JobsReset,
     JobStatusChanged,
 )
-from qjm_tui.core.inputs import strip_ansi
+from qjm_tui.core.ports import ExecutionBackend, JobPayload
+from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
+from qjm_tui.core.text import error_text, strip_ansi
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +94,9 @@ class RetryPolicy:
     jitter: float = 0.5
     #: consecutive transient errors while polling or fetching before the job is resubmitted
     max_poll_errors: int = 8
-    #: how long to wait for a free slot after "limit reached" when no job of ours finishes
+    #: after "limit reached", how long until one submission probes for more room than the jobs
+    #: of ours then in flight (a job of ours finishing frees a slot at once, without this wait);
+    #: each refused probe doubles the wait, up to ``max_delay``
     limit_wait: float = 5.0
 
     def delay(self, retry: int, rng: random.Random) -> float:
@@ -118,13 +108,13 @@ class RetryPolicy:
 def backend_job_status_text(status: str) -> str:
     """A human phrase for a store status, as the original report worded it."""
     return {
-        st.PENDING: "job is waiting to be submitted",
-        st.SUBMITTING: "job is being submitted",
-        st.QUEUED: "job is queued",
-        st.RUNNING: "job is actively running",
-        st.DONE: "job has successfully run",
-        st.FAILED: "job incurred error",
-        st.CANCELLED: "job has been cancelled",
+        JobStatus.PENDING: "job is waiting to be submitted",
+        JobStatus.SUBMITTING: "job is being submitted",
+        JobStatus.QUEUED: "job is queued",
+        JobStatus.RUNNING: "job is actively running",
+        JobStatus.DONE: "job has successfully run",
+        JobStatus.FAILED: "job incurred error",
+        JobStatus.CANCELLED: "job has been cancelled",
     }.get(status, status)
 
 
@@ -132,7 +122,10 @@ class JobSetRunner(threading.Thread):
     """Drives one job set to completion on one backend.
 
     ``circuits`` are the job set's circuits in memory when this process created it; on resume
-    they are ``None`` and each job's circuits are read back from the store.
+    they are ``None`` and each job's circuits are read back from the store. The caller owns
+    the set in the store (it created or claimed it) before starting the runner. ``now`` gives
+    the wall-clock time written as jobs' submitted and finished times; ``on_finished`` is
+    called (from the runner's thread) once it has stopped, for whatever reason.
     """
 
     def __init__(
@@ -149,6 +142,8 @@ class JobSetRunner(threading.Thread):
         rng: random.Random | None = None,
         max_concurrent: int | None = None,
         blocks_ready: Callable[[int, int], bytes | None] | None = None,
+        now: Callable[[], float] | None = None,
+        on_finished: Callable[[JobSetRunner], None] | None = None,
     ) -> None:
         super().__init__(name=f"qjm-runner-{job_set_id}", daemon=True)
         self.store = store
@@ -160,6 +155,8 @@ class JobSetRunner(threading.Thread):
         self.policy = policy or RetryPolicy()
         self.rng = rng or random.Random()
         self._blocks_ready = blocks_ready
+        self.now = now or time.time
+        self._on_finished = on_finished
         self._wake = threading.Event()
         self._cancel = threading.Event()
         self._detach = threading.Event()
@@ -167,7 +164,8 @@ class JobSetRunner(threading.Thread):
         self._jobs_to_cancel: set[int] = set()
         self._cancelled_jobs: set[int] = set()
         self.finished = threading.Event()
-        self.final_state: str | None = None
+        #: the set's final state, or ``interrupted`` after :meth:`detach`
+        self.final_state: SetState | None = None
         self.error: BaseException | None = None
 
         row = store.get_job_set(job_set_id)
@@ -186,7 +184,13 @@ class JobSetRunner(threading.Thread):
         self._submitting: dict[int, Future[str]] = {}
         self._fetching: dict[int, Future[list[dict[str, Any]]]] = {}
         self._poll_errors: dict[int, int] = {}
-        self._slot_wait_until = 0.0
+        #: jobs of ours the service holds when it last said "limit reached" and nothing since
+        #: showed more room: the learned concurrent limit (None until the first refusal)
+        self._learned_cap: int | None = None
+        self._probe_at = 0.0
+        self._probe_wait = self.policy.limit_wait
+        self._probe: int | None = None  # the job sent to probe for room above the learned limit
+        self._pool_size = 0
         self._pool: ThreadPoolExecutor | None = None
         self._last_heartbeat = 0.0
 
@@ -204,9 +208,9 @@ class JobSetRunner(threading.Thread):
         self._wake.set()
 
     def detach(self) -> None:
-        """Stop driving the set without cancelling anything: jobs already at the backend stay
-        there, the store keeps them as they are, and the set reads ``interrupted`` once this
-        process has ended, to be resumed (reattaching where the backend keeps jobs)."""
+        """Stop without finishing: submit nothing more, let submissions already under way
+        return and record their backend ids, then give the set up in the store, where it reads
+        ``interrupted`` (resumable). Jobs with the backend keep running there."""
         self._detach.set()
         self._wake.set()
 
@@ -216,7 +220,7 @@ class JobSetRunner(threading.Thread):
 
     def open_jobs(self) -> int:
         """How many jobs have not reached a final state."""
-        return sum(1 for j in self.jobs.values() if j.status not in st.JOB_FINAL)
+        return sum(1 for j in self.jobs.values() if j.status not in JOB_FINAL)
 
     def wake(self) -> None:
         """Something may have changed (called by the backend from any thread)."""
@@ -232,68 +236,85 @@ class JobSetRunner(threading.Thread):
         try:
             self._prepare()
             self._loop()
-            if not self._detach.is_set():
+            if self._detach.is_set() and not self.cancelled:
+                self._release()
+            else:
                 self._finish()
         except BaseException as exc:  # recorded so wait() can report it
             log.exception("runner for %s failed", self.job_set_id)
             self.error = exc
             try:
-                self.store.update_job_set(self.job_set_id, state=st.SET_FAILED, finished=time.time())
-                self.final_state = st.SET_FAILED
-                self.bus.publish(JobSetFinished(self.job_set_id, st.SET_FAILED))
+                self.store.update_job_set(self.job_set_id, state=SetState.FAILED, finished=self.now())
+                self.final_state = SetState.FAILED
+                self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.FAILED))
+                self.bus.publish(JobSetFinished(self.job_set_id, SetState.FAILED))
             except Exception:
                 log.exception("could not record the failure of %s", self.job_set_id)
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             self.backend.remove_listener(self.wake)
-            # A finished runner stays reachable (wait() reads its outcome): let go of the
-            # circuits and this thread's store connection so long sessions do not pile them up.
+            # Whoever still holds this runner (to read its outcome) must not hold the set's
+            # circuits, jobs or this thread's store connection.
             self.circuits = None
             self._blocks_ready = None
+            self.jobs = {}
             self.store.release_thread_connection()
+            if self._on_finished is not None:
+                self._on_finished(self)
             self.finished.set()
 
     def _prepare(self) -> None:
         self.backend.add_listener(self.wake)
         if not self.backend.inline_submit:
             workers = min(self.max_in_flight or 8, 8)
+            self._pool_size = workers
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"qjm-io-{self.job_set_id}")
-        self.store.claim(self.job_set_id)
         self._last_heartbeat = self.clock.now()
-        self.bus.publish(JobSetStateChanged(self.job_set_id, st.SET_RUNNING))
+        self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.RUNNING))
+        reset = []
         for index in sorted(self.jobs):
             job = self.jobs[index]
-            if job.status == st.PENDING:
+            if job.status == JobStatus.PENDING:
                 self._pending.append(index)
-            elif job.status == st.SUBMITTING:
-                self._recover_submitting(job)
-            elif job.status in (st.QUEUED, st.RUNNING):
+            elif job.status == JobStatus.SUBMITTING:
+                found = self._find(job)
+                if found:
+                    self._set_status(index, JobStatus.QUEUED, backend_job_id=found)
+                    self._in_flight[index] = found
+                else:
+                    reset.append(index)
+            elif job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
                 if job.backend_job_id and self.backend.can_reattach():
                     self._in_flight[index] = job.backend_job_id
                 else:
-                    self._set_status(index, st.PENDING, backend_job_id=None)
-                    self._pending.append(index)
+                    reset.append(index)
+        if reset:
+            # Jobs this process cannot follow (an interrupted submission the backend does not
+            # know, or a job that died with the process that ran it) are run again.
+            self.store.update_jobs(self.job_set_id, reset, status=JobStatus.PENDING, backend_job_id=None)
+            for index in reset:
+                self.jobs[index] = replace(self.jobs[index], status=JobStatus.PENDING, backend_job_id=None)
+            self.bus.publish(JobsReset(self.job_set_id, tuple(reset)))
+            self._pending = deque(sorted([*self._pending, *reset]))
 
-    def _recover_submitting(self, job: st.JobRow) -> None:
-        """A crash between writing the intent and recording the id: find the job or redo it."""
-        found = []
-        if self.backend.can_reattach():
-            try:
-                found = self.backend.find([job.client_tag])
-            except Exception as exc:
-                log.warning("could not search for %s: %s", job.client_tag, exc)
-        if found:
-            self._set_status(job.index, st.QUEUED, backend_job_id=found[0])
-            self._in_flight[job.index] = found[0]
-        else:
-            self._set_status(job.index, st.PENDING, backend_job_id=None)
-            self._pending.append(job.index)
+    def _find(self, job: st.JobRow) -> str | None:
+        """A crash between writing the intent and recording the id: the job's backend id if
+        the backend has it, else None (it is submitted again)."""
+        if not self.backend.can_reattach():
+            return None
+        try:
+            found = self.backend.find([job.client_tag])
+        except Exception as exc:
+            log.warning("could not search for %s: %s", job.client_tag, exc)
+            return None
+        return found[0] if found else None
 
     def _loop(self) -> None:
         while True:
             self._wake.clear()
-            if self._detach.is_set():
+            if self._detach.is_set() and not self.cancelled:
+                self._await_submissions()
                 return
             self._cancel_requested_jobs()
             if self.cancelled:
@@ -302,8 +323,11 @@ class JobSetRunner(threading.Thread):
                 self._release_delayed()
                 self._submit_ready()
             self._collect_submissions()
+            in_flight = len(self._in_flight)
             self._poll()
             self._collect_fetches()
+            if len(self._in_flight) < in_flight:
+                self._slot_wait_until = 0.0  # a job of ours left the backend: its slot is free
             self._heartbeat()
             if not (self._pending or self._delayed or self._in_flight or self._submitting
                     or self._fetching):
@@ -316,8 +340,8 @@ class JobSetRunner(threading.Thread):
         now = self.clock.now()
         if self._delayed:
             timeout = min(timeout, max(0.0, self._delayed[0][0] - now))
-        if self._pending and self._slot_wait_until > now:
-            timeout = min(timeout, self._slot_wait_until - now)
+        if self._pending and self._probe_at > now:
+            timeout = min(timeout, self._probe_at - now)
         return max(timeout, 0.0)
 
     def _heartbeat(self) -> None:
@@ -325,16 +349,37 @@ class JobSetRunner(threading.Thread):
         if now - self._last_heartbeat >= HEARTBEAT_INTERVAL:
             self._last_heartbeat = now
             if self.store.heartbeat(self.job_set_id) and not self.cancelled:
+                self.bus.publish(CancelRequested(self.job_set_id))
                 self.cancel()
 
     # -- submission --------------------------------------------------------------------------
 
+    def _accepted(self) -> int:
+        """Jobs of ours the service holds: accepted and not known to be done (a job whose
+        result is being fetched has already left the service's queue)."""
+        return len(self._in_flight) - len(self._fetching)
+
+    def _held(self) -> int:
+        """Slots at the service that are ours or may be: accepted jobs and submissions under way."""
+        return self._accepted() + len(self._submitting)
+
     def _slots_free(self) -> bool:
-        if self.clock.now() < self._slot_wait_until:
+        held = self._held()
+        if self.max_in_flight is not None and held >= self.max_in_flight:
             return False
-        if self.max_in_flight is None:
+        if self._pool is not None:
+            under_way = len(self._submitting)
+            if under_way >= self._pool_size:
+                return False  # no backlog of submissions the service may refuse all at once
+            if self.max_in_flight is None and self._learned_cap is None \
+                    and under_way >= max(1, self._accepted()):
+                # An unknown limit: no more submissions under way than the service has taken,
+                # so the first "limit reached" answers a few of them, not a flood.
+                return False
+        if self._learned_cap is None or held < self._learned_cap:
             return True
-        return len(self._in_flight) + len(self._submitting) < self.max_in_flight
+        # At the learned limit: one probe at a time, and only once its wait is over.
+        return not self._submitting and self.clock.now() >= self._probe_at
 
     def _release_delayed(self) -> None:
         now = self.clock.now()
@@ -345,20 +390,22 @@ class JobSetRunner(threading.Thread):
             self._pending.appendleft(index)
 
     def _submit_ready(self) -> None:
-        while self._pending and self._slots_free() and not self.cancelled:
+        while self._pending and self._slots_free() and not self.cancelled and not self._detach.is_set():
             index = self._pending[0]
             try:
                 payload = self._payload(index)
             except PermanentBackendError as exc:
                 self._pending.popleft()
-                self._fail(index, _message(exc))
+                self._fail(index, error_text(exc))
                 continue
             if payload is None:  # its circuits are still being stored
                 return
             self._pending.popleft()
+            if self._learned_cap is not None and self._held() >= self._learned_cap:
+                self._probe = index
             job = self.jobs[index]
-            self._set_status(index, st.SUBMITTING, attempts=job.attempts + 1,
-                             submitted=time.time())
+            self._set_status(index, JobStatus.SUBMITTING, attempts=job.attempts + 1,
+                             submitted=self.now())
             if self._pool is None:
                 try:
                     job_id = self.backend.submit(payload)
@@ -402,9 +449,10 @@ class JobSetRunner(threading.Thread):
         return JobPayload(circuits, job.shots, dict(self.run_options), tags)
 
     def _collect_submissions(self) -> None:
-        for index, future in list(self._submitting.items()):
-            if not future.done():
-                continue
+        done = [(i, f) for i, f in self._submitting.items() if f.done()]
+        # Acceptances first, so a refusal in the same batch sees every job the service took.
+        done.sort(key=lambda item: item[1].exception() is not None)
+        for index, future in done:
             del self._submitting[index]
             try:
                 job_id = future.result()
@@ -413,28 +461,51 @@ class JobSetRunner(threading.Thread):
                 continue
             if self.cancelled or index in self._cancelled_jobs:
                 self._try_cancel(job_id)
-                self._set_status(index, st.CANCELLED, backend_job_id=job_id, finished=time.time())
+                self._set_status(index, JobStatus.CANCELLED, backend_job_id=job_id, finished=self.now())
                 continue
             self._submitted(index, job_id)
 
     def _submitted(self, index: int, job_id: str) -> None:
         self._in_flight[index] = job_id
         self._poll_errors.pop(index, None)
-        self._set_status(index, st.QUEUED, backend_job_id=job_id)
+        self._set_status(index, JobStatus.QUEUED, backend_job_id=job_id)
+        if index == self._probe:
+            self._probe = None
+        accepted = self._accepted()
+        if self._learned_cap is not None and accepted > self._learned_cap:
+            # The service took more than we thought it would: that much room, at least.
+            self._learned_cap = accepted
+            self._probe_wait = self.policy.limit_wait
 
     def _submit_failed(self, index: int, exc: BaseException) -> None:
-        message = _message(exc)
+        message = error_text(exc)
+        probe = index == self._probe
+        if probe:
+            self._probe = None
         if isinstance(exc, BackendLimitReached):
             # Not the job's fault: give the attempt back and wait for a slot.
             job = self.jobs[index]
-            self._set_status(index, st.PENDING, attempts=max(job.attempts - 1, 0))
+            self._set_status(index, JobStatus.PENDING, attempts=max(job.attempts - 1, 0))
             self._pending.appendleft(index)
-            self._slot_wait_until = self.clock.now() + self.policy.limit_wait
+            self._limit_reached(probe)
             return
         if isinstance(exc, TransientBackendError):
             self._retry_later(index, message)
             return
         self._fail(index, message)
+
+    def _limit_reached(self, probe: bool) -> None:
+        """Learn the service's limit from a refusal: no more jobs in flight than ours now.
+
+        A job of ours finishing frees a slot for the next one at once. Only a probe, after
+        ``limit_wait`` (doubling while probes are refused), tries for more room, in case the
+        refusal came while other clients held slots that are free again.
+        """
+        if probe:
+            self._probe_wait = min(self._probe_wait * 2, max(self.policy.max_delay,
+                                                             self.policy.limit_wait))
+        self._learned_cap = self._accepted()
+        self._probe_at = self.clock.now() + self._probe_wait
 
     def _retry_later(self, index: int, message: str) -> None:
         job = self.jobs[index]
@@ -443,13 +514,13 @@ class JobSetRunner(threading.Thread):
             return
         retry = job.retries + 1
         delay = self.policy.delay(retry, self.rng)
-        self._set_status(index, st.PENDING, backend_job_id=None, retries=retry, last_error=message)
+        self._set_status(index, JobStatus.PENDING, backend_job_id=None, retries=retry, last_error=message)
         heapq.heappush(self._delayed, (self.clock.now() + delay, index))
         self.bus.publish(JobRetryScheduled(self.job_set_id, index, job.attempts + 1, delay, message))
 
     def _fail(self, index: int, message: str) -> None:
         self._in_flight.pop(index, None)
-        self._set_status(index, st.FAILED, last_error=message, finished=time.time())
+        self._set_status(index, JobStatus.FAILED, last_error=message, finished=self.now())
 
     # -- polling and results -----------------------------------------------------------------
 
@@ -462,39 +533,40 @@ class JobSetRunner(threading.Thread):
             except Exception as exc:
                 self._poll_error(index, exc)
                 continue
-            if info.state != B_DONE:  # a done job's error count goes on until its result is in
+            if info.state != JobStatus.DONE:  # a done job's error count goes on until its result is in
                 self._poll_errors.pop(index, None)
-            if info.state == B_DONE:
+            if info.state == JobStatus.DONE:
                 self._fetch(index, job_id)
-            elif info.state == B_FAILED:
+            elif info.state == JobStatus.FAILED:
                 del self._in_flight[index]
                 message = info.message or "the backend reported the job failed"
                 if info.retryable:
                     self._retry_later(index, message)
                 else:
                     self._fail(index, message)
-            elif info.state == B_CANCELLED:
+            elif info.state == JobStatus.CANCELLED:
                 del self._in_flight[index]
                 if self.cancelled or index in self._cancelled_jobs:
-                    self._set_status(index, st.CANCELLED, finished=time.time())
+                    self._set_status(index, JobStatus.CANCELLED, finished=self.now())
                 else:
                     self._retry_later(index, info.message or "the job was cancelled outside qjm")
-            elif info.state == B_RUNNING and self.jobs[index].status != st.RUNNING:
-                self._set_status(index, st.RUNNING)
+            elif info.state == JobStatus.RUNNING and self.jobs[index].status != JobStatus.RUNNING:
+                self._set_status(index, JobStatus.RUNNING)
 
     def _poll_error(self, index: int, exc: BaseException) -> None:
         if isinstance(exc, PermanentBackendError):
             self._in_flight.pop(index, None)
-            self._fail(index, _message(exc))
+            self._fail(index, error_text(exc))
             return
         count = self._poll_errors.get(index, 0) + 1
         self._poll_errors[index] = count
         if count >= self.policy.max_poll_errors:
             self._poll_errors.pop(index, None)
             del self._in_flight[index]
-            self._retry_later(index, f"lost track of the job: {_message(exc)}")
+            self._retry_later(index, f"lost track of the job: {error_text(exc)}")
 
     def _fetch(self, index: int, job_id: str) -> None:
+        self._wake.set()  # the job has left the service: its slot can take the next one now
         if self._pool is None:
             try:
                 experiments = self.backend.result(job_id)
@@ -522,7 +594,7 @@ class JobSetRunner(threading.Thread):
     def _fetch_failed(self, index: int, exc: BaseException) -> None:
         if isinstance(exc, PermanentBackendError):
             self._in_flight.pop(index, None)
-            self._fail(index, _message(exc))
+            self._fail(index, error_text(exc))
         else:
             self._poll_error(index, exc)
 
@@ -539,16 +611,16 @@ class JobSetRunner(threading.Thread):
             more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
             message = "; ".join(failures[:3]) + more
             self.store.finish_job(self.job_set_id, job, experiments, error=message)
-            self._record(index, st.FAILED, finished=time.time(), last_error=message)
+            self._record(index, JobStatus.FAILED, finished=self.now(), last_error=message)
             return
         self.store.finish_job(self.job_set_id, job, experiments)
-        self._record(index, st.DONE, finished=time.time(), last_error=None)
+        self._record(index, JobStatus.DONE, finished=self.now(), last_error=None)
 
     # -- cancel and finish -------------------------------------------------------------------
 
     def _cancel_everything(self) -> None:
         for index in list(self._pending) + [i for _, i in self._delayed]:
-            self._set_status(index, st.CANCELLED, finished=time.time())
+            self._set_status(index, JobStatus.CANCELLED, finished=self.now())
         self._pending.clear()
         self._delayed.clear()
         for index, job_id in list(self._in_flight.items()):
@@ -556,13 +628,13 @@ class JobSetRunner(threading.Thread):
                 continue  # already done; let its results land
             self._try_cancel(job_id)
             del self._in_flight[index]
-            self._set_status(index, st.CANCELLED, finished=time.time())
+            self._set_status(index, JobStatus.CANCELLED, finished=self.now())
 
     def _cancel_requested_jobs(self) -> None:
         with self._cancel_jobs_lock:
             wanted, self._jobs_to_cancel = self._jobs_to_cancel, set()
         for index in sorted(wanted):
-            if index not in self.jobs or self.jobs[index].status in st.JOB_FINAL:
+            if index not in self.jobs or self.jobs[index].status in JOB_FINAL:
                 continue
             self._cancelled_jobs.add(index)
             if index in self._pending:
@@ -574,7 +646,7 @@ class JobSetRunner(threading.Thread):
                 self._try_cancel(self._in_flight.pop(index))
             elif index in self._submitting or index in self._fetching:
                 continue  # settled when the submission or the result comes back
-            self._set_status(index, st.CANCELLED, finished=time.time())
+            self._set_status(index, JobStatus.CANCELLED, finished=self.now())
 
     def _try_cancel(self, job_id: str) -> None:
         try:
@@ -582,17 +654,31 @@ class JobSetRunner(threading.Thread):
         except Exception as exc:
             log.warning("cancelling backend job %s failed: %s", job_id, exc)
 
+    def _await_submissions(self) -> None:
+        """Let the submit calls under way return, and record their ids (or failures)."""
+        for future in list(self._submitting.values()):
+            try:
+                future.result()
+            except Exception:
+                pass  # recorded by _collect_submissions
+        self._collect_submissions()
+
+    def _release(self) -> None:
+        self.store.release(self.job_set_id)
+        self.final_state = SetState.INTERRUPTED
+        self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.INTERRUPTED))
+
     def _finish(self) -> None:
         counts: dict[str, int] = {}
         for job in self.jobs.values():
             counts[job.status] = counts.get(job.status, 0) + 1
-        if self.cancelled and counts.get(st.CANCELLED):
-            state = st.SET_CANCELLED
-        elif counts.get(st.FAILED) or counts.get(st.CANCELLED):
-            state = st.SET_PARTIAL if counts.get(st.DONE) else st.SET_FAILED
+        if self.cancelled and counts.get(JobStatus.CANCELLED):
+            state = SetState.CANCELLED
+        elif counts.get(JobStatus.FAILED) or counts.get(JobStatus.CANCELLED):
+            state = SetState.PARTIAL if counts.get(JobStatus.DONE) else SetState.FAILED
         else:
-            state = st.SET_DONE
-        self.store.update_job_set(self.job_set_id, state=state, finished=time.time())
+            state = SetState.DONE
+        self.store.update_job_set(self.job_set_id, state=state, finished=self.now())
         self.final_state = state
         self.bus.publish(JobSetStateChanged(self.job_set_id, state))
         self.bus.publish(JobSetFinished(self.job_set_id, state))
@@ -635,8 +721,3 @@ def experiment_failures(experiments: Sequence[dict[str, Any] | str], first: int)
             reason = strip_ansi(str(exp.get("status") or "no reason given")).strip()
             failures.append(f"{label} failed: {reason}")
     return failures
-
-
-def _message(exc: BaseException) -> str:
-    text = strip_ansi(str(exc)).strip()
-    return text or type(exc).__name__

@@ -16,18 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from qjm_tui.core.errors import JobManagerInputError
+from qjm_tui.core.text import strip_ansi
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _QASM_VERSION = re.compile(r"^\s*OPENQASM\s+(\d+)(?:\.\d+)?\s*;", re.MULTILINE)
 _POSITION = re.compile(r"(\d+),(\d+):\s*(.*)", re.DOTALL)
 _ANTLR_POSITION = re.compile(r"line (\d+):(\d+)\s+(.*)")
 _PARSER_POSITION = re.compile(r"L(\d+):C(\d+):\s*(.*)", re.DOTALL)
 _QPY_MAGIC = b"QISKIT"
-
-
-def strip_ansi(text: str) -> str:
-    """Remove terminal colour codes (Qiskit puts them in some error texts)."""
-    return _ANSI.sub("", text)
 
 
 def load_circuit_file(path: str | os.PathLike[str]) -> list[Any]:

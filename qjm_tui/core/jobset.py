@@ -15,24 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 from qjm_tui.core import store as st
 from qjm_tui.core.engine import backend_job_status_text
-from qjm_tui.core.errors import (
-    JobManagerInputError,
-    JobManagerInvalidStateError,
-    JobManagerJobNotFound,
-    JobManagerTimeoutError,
-)
+from qjm_tui.core.errors import JobManagerInputError, JobManagerInvalidStateError, JobManagerJobNotFound
 from qjm_tui.core.results import ManagedResults, not_found
+from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
 
 if TYPE_CHECKING:
     from qjm_tui.core.manager import JobManager
 
 _TO_QISKIT = {
-    st.SUBMITTING: "INITIALIZING",
-    st.QUEUED: "QUEUED",
-    st.RUNNING: "RUNNING",
-    st.DONE: "DONE",
-    st.FAILED: "ERROR",
-    st.CANCELLED: "CANCELLED",
+    JobStatus.SUBMITTING: "INITIALIZING",
+    JobStatus.QUEUED: "QUEUED",
+    JobStatus.RUNNING: "RUNNING",
+    JobStatus.DONE: "DONE",
+    JobStatus.FAILED: "ERROR",
+    JobStatus.CANCELLED: "CANCELLED",
 }
 
 
@@ -244,21 +240,13 @@ class ManagedJobSet:
     def backend_spec(self) -> str:
         return self._row().backend
 
-    def state(self) -> str:
+    def state(self) -> SetState:
         """``running``, ``done``, ``partial``, ``failed``, ``cancelled`` or ``interrupted``."""
-        return self._state_of(self._row())
-
-    def _state_of(self, row: st.JobSetRow) -> str:
-        if row.state == st.SET_RUNNING and self._manager._runner(self._id) is not None:
-            return st.SET_RUNNING
-        return self._store.effective_state(row)
+        return self._manager.job_set_state(self._id)
 
     def update_name(self, name: str) -> str:
         """Rename the job set; returns the new name."""
-        if not isinstance(name, str) or not name.strip():
-            raise JobManagerInputError("a job set's name must be a non-empty string")
-        self._store.update_job_set(self._id, name=name)
-        return name
+        return self._manager.rename_job_set(self._id, name)
 
     def update_tags(self, replacement_tags: Sequence[str] | None = None,
                     additional_tags: Sequence[str] | None = None,
@@ -281,8 +269,7 @@ class ManagedJobSet:
             if tag not in tags:
                 tags.append(tag)
         tags = [t for t in tags if t not in set(removal_tags or [])]
-        self._store.update_job_set(self._id, tags=tags)
-        return tags
+        return self._manager.retag_job_set(self._id, tags)
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -307,7 +294,7 @@ class ManagedJobSet:
         lost = []
         for row in rows:
             job_id = row.backend_job_id
-            if job_id and row.status not in st.JOB_FINAL and not adapter.knows(job_id):
+            if job_id and row.status not in JOB_FINAL and not adapter.knows(job_id):
                 lost.append(f"job {row.index} ({row.backend_job_id})")
         if lost:
             raise JobManagerJobNotFound(f"{adapter.spec} no longer has {', '.join(lost)}; "
@@ -333,7 +320,7 @@ class ManagedJobSet:
         """What went wrong in each failed job, or None if nothing did."""
         lines = []
         for row in self._store.jobs(self._id):
-            if row.status == st.FAILED:
+            if row.status == JobStatus.FAILED:
                 lines.append(f"Experiments {row.start}-{row.stop - 1}, job index={row.index}, "
                              f"job ID={row.backend_job_id}:\n  {row.last_error}")
         return "\n".join(lines) if lines else None
@@ -341,47 +328,61 @@ class ManagedJobSet:
     # -- progress and report -----------------------------------------------------------------
 
     def progress(self) -> Progress:
-        """Job counts, experiments done, elapsed time and an estimate of the time left."""
-        return self._progress(self._row(), self._store.jobs(self._id))
+        """Job counts, experiments done, elapsed time and an estimate of the time left.
 
-    def _progress(self, row: st.JobSetRow, jobs: Sequence[st.JobRow]) -> Progress:
-        counts: dict[str, int] = {}
-        for job in jobs:
-            counts[job.status] = counts.get(job.status, 0) + 1
-        rounds = 1 + max((j.round for j in jobs), default=0)
-        done_units = sum(j.stop - j.start for j in jobs if j.status == st.DONE)
-        experiments_done = done_units // rounds
-        end = row.finished if row.finished and row.state in st.SET_FINAL else time.time()
-        elapsed = max(0.0, end - row.created)
-        total_units = sum(j.stop - j.start for j in jobs)
-        open_units = sum(j.stop - j.start for j in jobs if j.status not in st.JOB_FINAL)
+        One grouped query, however many jobs the set has (progress displays call it often).
+        """
+        found = self._store.summaries([self._id])
+        if not found:
+            self._row()  # raises the store's clear "no job set" error
+        summary = found[0]
+        state = SetState.RUNNING if self._manager.running_here(self._id) else summary.state
+        return self._progress(summary.counts, summary.units, summary.rounds, summary.retries,
+                              summary.n_experiments, summary.created, summary.finished, state)
+
+    def _progress(self, counts: dict[str, int], units: dict[str, int], rounds: int, retries: int,
+                  n_experiments: int, created: float, finished: float | None,
+                  state: SetState) -> Progress:
+        done_units = units.get(JobStatus.DONE, 0)
+        end = finished if finished and state in SET_FINAL else self._manager.now()
+        elapsed = max(0.0, end - created)
+        total_units = sum(units.values())
+        open_units = sum(n for status, n in units.items() if status not in JOB_FINAL)
         eta = None
         if open_units == 0:
             eta = 0.0
         elif done_units:
             eta = elapsed * open_units / max(total_units - open_units, 1)
         return Progress(
-            total_jobs=len(jobs),
-            done=counts.get(st.DONE, 0),
-            failed=counts.get(st.FAILED, 0),
-            cancelled=counts.get(st.CANCELLED, 0),
+            total_jobs=sum(counts.values()),
+            done=counts.get(JobStatus.DONE, 0),
+            failed=counts.get(JobStatus.FAILED, 0),
+            cancelled=counts.get(JobStatus.CANCELLED, 0),
             # As the original's report: a job counts as running only while it runs; submitted
             # but queued (or being submitted) is pending.
-            running=counts.get(st.RUNNING, 0),
-            pending=sum(counts.get(s, 0) for s in (st.PENDING, st.SUBMITTING, st.QUEUED)),
-            experiments=row.n_experiments,
-            experiments_done=experiments_done,
-            retries=sum(j.retries for j in jobs),
+            running=counts.get(JobStatus.RUNNING, 0),
+            pending=sum(counts.get(s, 0) for s in (JobStatus.PENDING, JobStatus.SUBMITTING,
+                                                   JobStatus.QUEUED)),
+            experiments=n_experiments,
+            experiments_done=done_units // rounds,
+            retries=retries,
             elapsed=elapsed,
             eta=eta,
-            state=self._state_of(row),
+            state=state,
         )
 
     def report(self, detailed: bool = True) -> str:
         """A text report of the job set and, if ``detailed``, of each job."""
         row = self._row()
         jobs = self._store.jobs(self._id)
-        p = self._progress(row, jobs)
+        counts: dict[str, int] = {}
+        units: dict[str, int] = {}
+        for job in jobs:
+            counts[job.status] = counts.get(job.status, 0) + 1
+            units[job.status] = units.get(job.status, 0) + job.size
+        rounds = 1 + max((j.round for j in jobs), default=0)
+        p = self._progress(counts, units, rounds, sum(j.retries for j in jobs), row.n_experiments,
+                           row.created, row.finished, self._manager.job_set_state(self._id, row))
         lines = [
             f"Job set name: {row.name}",
             f"          ID: {row.id}",
@@ -418,43 +419,14 @@ class ManagedJobSet:
 
     # -- waiting and results -----------------------------------------------------------------
 
-    def wait(self, timeout: float | None = None) -> str:
+    def wait(self, timeout: float | None = None) -> SetState:
         """Block until every job is final; returns the job set's state.
 
         Works for a set run by this process (waits on its runner) or by another one (watches
         the store). Raises :class:`JobManagerTimeoutError` after ``timeout`` seconds and
         :class:`JobManagerInvalidStateError` if the set is interrupted (call :meth:`resume`).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        runner = self._manager._runner(self._id)
-        if runner is not None:
-            if not runner.finished.wait(timeout):
-                raise JobManagerTimeoutError(
-                    f"job set {self._id} did not finish within {timeout} seconds")
-            if runner.error is not None:
-                raise JobManagerInvalidStateError(
-                    f"job set {self._id} stopped on an internal error: {runner.error}"
-                ) from runner.error
-            return self.state()
-        delay = 0.05
-        while True:
-            state = self.state()
-            if state in st.SET_FINAL:
-                return state
-            if state == st.SET_INTERRUPTED and self._manager.reattachable(self._id):
-                # The backend kept the jobs: pick them up where the ended process left them.
-                self.resume()
-                return self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if state == st.SET_INTERRUPTED:
-                raise JobManagerInvalidStateError(
-                    f"job set {self._id} was interrupted (the process running it ended); "
-                    "call resume() to finish it"
-                )
-            if deadline is not None and time.monotonic() >= deadline:
-                raise JobManagerTimeoutError(
-                    f"job set {self._id} did not finish within {timeout} seconds")
-            time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
-            delay = min(delay * 1.5, 1.0)
+        return self._manager.wait_for(self._id, timeout)
 
     def results(self, timeout: float | None = None, partial: bool = False,
                 refresh: bool = False, wait: bool = True,
@@ -475,7 +447,7 @@ class ManagedJobSet:
         taken = time.time()
         stored = self._store.raw_results(self._id, experiments)
         rounds = 1 + max((j.round for j in jobs), default=0)
-        usable = {st.DONE, st.FAILED} if partial else {st.DONE}
+        usable = {JobStatus.DONE, JobStatus.FAILED} if partial else {JobStatus.DONE}
         keep = [False] * row.n_experiments
         for job in jobs:
             if job.round == 0 and job.status in usable:
@@ -488,9 +460,9 @@ class ManagedJobSet:
 
         def why_missing(index: int) -> str:
             for job in jobs:
-                if job.start <= index < job.stop and job.status != st.DONE:
+                if job.start <= index < job.stop and job.status != JobStatus.DONE:
                     detail = f": {job.last_error}" if job.last_error else ""
-                    hint = "" if job.status in st.JOB_FINAL else "; call results() again for newer ones"
+                    hint = "" if job.status in JOB_FINAL else "; call results() again for newer ones"
                     return (f"its job {job.index} was {job.status} when these results were read"
                             f" ({when}){detail}{hint}")
             if experiments is not None and index not in experiments:
@@ -507,16 +479,21 @@ class ManagedJobSet:
 
         Returns True if the set is (now) stopped or stopping.
         """
-        return self._manager._cancel(self._id)
+        return self._manager.cancel_job_set(self._id)
 
     def retry_failed(self, backend: Any = None) -> ManagedJobSet:
         """Run again every job that failed or was cancelled, keeping the results of the rest."""
-        return self._manager._restart(self._id, {st.FAILED, st.CANCELLED}, backend)
+        return self._manager.retry_job_set(self._id, backend)
 
     def resume(self, backend: Any = None) -> ManagedJobSet:
         """Finish an interrupted job set: reattach to jobs the backend still has, and submit
         only the jobs that never finished. Jobs already done are not run again."""
-        return self._manager._restart(self._id, set(), backend)
+        return self._manager.resume_job_set(self._id, backend)
+
+    def delete(self) -> None:
+        """Remove the job set and everything it holds from the store; refuses a running set
+        (cancel it and wait first)."""
+        self._manager.delete_job_set(self._id)
 
     def __repr__(self) -> str:
         return f"ManagedJobSet(id={self._id!r})"

@@ -8,35 +8,86 @@ time and events.
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from qjm_tui.backends.base import ExecutionBackend, circuits_to_qpy
-from qjm_tui.backends.registry import resolve
-from qjm_tui.config import Config, load_config
 from qjm_tui.core import store as st
+from qjm_tui.core.circuits import circuits_to_qpy
 from qjm_tui.core.engine import Clock, JobSetRunner, RetryPolicy
 from qjm_tui.core.errors import (
     BackendConfigurationError,
     JobManagerError,
     JobManagerInputError,
     JobManagerInvalidStateError,
+    JobManagerTimeoutError,
 )
-from qjm_tui.core.events import Event, EventBus
+from qjm_tui.core.events import (
+    CancelRequested,
+    Event,
+    EventBus,
+    JobSetCreated,
+    JobSetDeleted,
+    JobSetFinished,
+    JobSetRenamed,
+    JobSetStateChanged,
+    JobSetTagsChanged,
+    JobsReset,
+    JobStatusChanged,
+)
 from qjm_tui.core.inputs import (
     normalize_experiments,
-    strip_ansi,
     transpile_for,
     validate_for_target,
     validate_shots,
 )
 from qjm_tui.core.jobset import ManagedJobSet
+from qjm_tui.core.ports import BackendFactory, ExecutionBackend
 from qjm_tui.core.split import plan_jobs
+from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
+from qjm_tui.core.text import strip_ansi
+
+log = logging.getLogger(__name__)
+
+
+class Settings(Protocol):
+    """What the manager needs from a configuration (``qjm_tui.config.Config`` has it)."""
+
+    default_backend: str
+    default_shots: int
+
+    def retry_policy(self) -> RetryPolicy:
+        """How passing failures are retried."""
+
+
+@dataclass
+class Defaults:
+    """The settings a manager uses when it is given none."""
+
+    default_backend: str = "aer"
+    default_shots: int = 1024
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def retry_policy(self) -> RetryPolicy:
+        return self.retry
+
+
+def adapters_only(backend: Any) -> ExecutionBackend:
+    """The backend factory of a manager given none: it accepts ready-made adapters only."""
+    if isinstance(backend, ExecutionBackend):
+        return backend
+    raise BackendConfigurationError(
+        f"this manager has no backend registry, so it cannot build the backend {backend!r}; pass "
+        "an ExecutionBackend, or make the manager with backends=... (qjm_tui.JobManager has the "
+        "built-in registry)"
+    )
 
 
 class _BlockTracker:
@@ -65,22 +116,33 @@ class JobManager:
     """Runs experiments as job sets and finds them again, in this process or a later one.
 
     ``store`` is a :class:`~qjm_tui.core.store.Store`, a path to a store file, or None for the
-    default (``$QJM_HOME/qjm.sqlite`` or the platform's user data folder).
+    default (``$QJM_HOME/qjm.sqlite`` or the platform's user data folder). The manager is given
+    what it depends on: ``backends`` turns a spec string or backend object into an adapter
+    (without it only ready-made adapters are accepted), ``config`` holds the defaults and the
+    retry policy, ``clock`` drives the engine's waits, ``now`` gives wall-clock time and
+    ``new_id`` makes job-set ids. ``qjm_tui.JobManager`` is this class wired to the built-in
+    backend registry and the user's configuration file.
     """
 
     def __init__(self, store: st.Store | str | os.PathLike[str] | None = None, *,
-                 config: Config | None = None, retry_policy: RetryPolicy | None = None,
-                 clock: Clock | None = None) -> None:
-        self.config = config if config is not None else load_config()
-        if store is None:
-            store = self.config.store_path()
-        self.store = store if isinstance(store, st.Store) else st.Store(store)
-        self.bus = EventBus()
+                 backends: BackendFactory | None = None, config: Settings | None = None,
+                 retry_policy: RetryPolicy | None = None, clock: Clock | None = None,
+                 now: Callable[[], float] | None = None,
+                 new_id: Callable[[], str] | None = None) -> None:
+        self.config: Settings = config if config is not None else Defaults()
+        #: wall-clock time stamped on events and rows (injectable, so screens can be snapshotted)
+        self.now = now or time.time
+        self.store = store if isinstance(store, st.Store) else st.Store(store, now=self.now)
+        self._backends = backends or adapters_only
+        self._new_id = new_id or st.new_job_set_id
+        self.bus = EventBus(clock=self.now)
         self.retry_policy = retry_policy or self.config.retry_policy()
         self.clock = clock
         self.default_backend = self.config.default_backend
         self.default_shots = self.config.default_shots
         self._runners: dict[str, JobSetRunner] = {}
+        #: the internal error a runner here stopped on, kept so wait() can report it
+        self._crashes: dict[str, BaseException] = {}
         self._lock = threading.Lock()
         #: the sets run or retrieved through this manager (what job_sets() and report() cover)
         self._known: dict[str, None] = {}
@@ -132,7 +194,7 @@ class JobManager:
             preferred = getattr(adapter, "preferred_job_size", None)
             per_job = preferred(len(circuits)) if preferred else None
         plan = plan_jobs(len(circuits), limits, shots, per_job)
-        job_set_id = st.new_job_set_id()
+        job_set_id = self._new_id()
         self.store.create_job_set(
             job_set_id=job_set_id,
             name=name or job_set_id,
@@ -144,6 +206,8 @@ class JobManager:
             jobs=[(j.index, j.start, j.stop, j.shots, j.round) for j in plan],
             circuit_blocks=[],
         )
+        self.bus.publish(JobSetCreated(job_set_id, name or job_set_id, adapter.spec, len(plan),
+                                       len(circuits)))
         tracker = _BlockTracker()
         runner = self._start(job_set_id, adapter, circuits=circuits, blocks_ready=tracker.ready)
         try:
@@ -157,6 +221,7 @@ class JobManager:
             runner.cancel()
             runner.finished.wait()
             self.store.delete_job_set(job_set_id)
+            self.bus.publish(JobSetDeleted(job_set_id))
             raise JobManagerInputError(
                 f"the circuits cannot be stored ({strip_ansi(str(exc))}); nothing was kept"
             ) from exc
@@ -224,14 +289,14 @@ class JobManager:
         process runs cannot have single jobs cancelled from here.
         """
         job = self.store.job(job_set_id, index)
-        if job.status in st.JOB_FINAL:
-            return job.status == st.CANCELLED
+        if job.status in JOB_FINAL:
+            return job.status == JobStatus.CANCELLED
         runner = self._runner(job_set_id)
         if runner is not None and not runner.finished.is_set():
             runner.cancel_job(index)
             return True
         row = self.store.get_job_set(job_set_id)
-        if self.store.effective_state(row) == st.SET_RUNNING:
+        if self.store.effective_state(row) == SetState.RUNNING:
             raise JobManagerInvalidStateError(
                 f"job set {job_set_id} is being run by process {row.owner_pid} on {row.owner_host};"
                 " cancel single jobs from there, or cancel the whole set"
@@ -240,23 +305,53 @@ class JobManager:
         if adapter is not None and adapter.can_reattach():
             with contextlib.suppress(Exception):
                 adapter.cancel(job.backend_job_id)
-        self.store.update_job(job_set_id, index, status=st.CANCELLED, finished=time.time())
+        self.store.update_job(job_set_id, index, status=JobStatus.CANCELLED, finished=self.now())
         return True
 
     def wait_all(self, timeout: float | None = None) -> None:
-        """Wait for every job set this manager is running."""
-        for runner in list(self._runners.values()):
+        """Wait for every job set this manager is running (each up to ``timeout`` seconds)."""
+        for runner in self._active_runners():
             runner.finished.wait(timeout)
 
-    def close(self, cancel: bool = False) -> None:
-        """Optionally cancel running job sets, wait for the runners, and close the store."""
-        runners = list(self._runners.values())
+    def active(self) -> list[str]:
+        """The ids of the job sets this manager is running now."""
+        return [r.job_set_id for r in self._active_runners()]
+
+    def close(self, cancel: bool = False, timeout: float | None = None) -> None:
+        """Optionally cancel the job sets running here, wait for them, then close the store.
+
+        Waits up to ``timeout`` seconds in all (None: as long as it takes). If some are still
+        running then, raises :class:`JobManagerTimeoutError` naming them and leaves the store
+        open, so they go on; call ``close`` again, or :meth:`detach`.
+        """
+        runners = self._active_runners()
         if cancel:
             for runner in runners:
+                self.bus.publish(CancelRequested(runner.job_set_id))
                 runner.cancel()
-        for runner in runners:
-            runner.finished.wait()
+        self._await(runners, timeout, "close")
         self._unregister_exit_hook()
+        self.store.close()
+
+    def detach(self, timeout: float | None = 10.0) -> None:
+        """Leave the job sets running here to be finished later, and close the store.
+
+        For a UI that quits without cancelling work and without waiting for it. Each runner
+        here stops submitting, lets submit calls already under way return and records their
+        backend job ids, then gives its set up: the store keeps every job's status and id, and
+        the set reads ``interrupted`` to everyone. Nothing is cancelled; jobs already with the
+        backend go on there. ``resume()`` (in any process) finishes the set: it reattaches to
+        those jobs where the backend keeps them (emulator, IBM), and runs again the ones that
+        lived only in this process (local simulators) or never reached the backend.
+
+        Waits up to ``timeout`` seconds for the runners to stop (a submit call in progress is
+        waited for); raises :class:`JobManagerTimeoutError` naming any that did not, leaving
+        the store open.
+        """
+        runners = self._active_runners()
+        for runner in runners:
+            runner.detach()
+        self._await(runners, timeout, "detach")
         self.store.close()
 
     def __enter__(self) -> JobManager:
@@ -265,24 +360,174 @@ class JobManager:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- internals used by ManagedJobSet -----------------------------------------------------
+    # -- what the handles use ----------------------------------------------------------------
+
+    def running_here(self, job_set_id: str) -> bool:
+        """Whether this process runs the job set now (through this manager or another one)."""
+        return _running_in_process(self.store, job_set_id)
+
+    def job_set_state(self, job_set_id: str, row: st.JobSetRow | None = None) -> SetState:
+        """The job set's state: ``running`` while a runner here has it, else as the store says
+        (with ``interrupted`` for a running set whose owner is gone)."""
+        row = row if row is not None else self.store.get_job_set(job_set_id)
+        if row.state == SetState.RUNNING and self._runner(job_set_id) is not None:
+            return SetState.RUNNING
+        return self.store.effective_state(row)
+
+    def wait_for(self, job_set_id: str, timeout: float | None = None) -> SetState:
+        """Block until every job of the set is final; returns the set's state.
+
+        Works for a set run by this process (waits on its runner) or by another one (watches
+        the store: a row is read again only when the file changed, or once a second to notice
+        an owner that died). Raises :class:`JobManagerTimeoutError` after ``timeout`` seconds
+        and :class:`JobManagerInvalidStateError` if the set is interrupted or its runner here
+        stopped on an internal error.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        runner = self._runner(job_set_id)
+        if runner is not None and not runner.finished.wait(timeout):
+            raise JobManagerTimeoutError(f"job set {job_set_id} did not finish within {timeout} seconds")
+        version: int | None = None
+        recheck = 0.0
+        delay = 0.02
+        while True:
+            crash = self._crashes.get(job_set_id)
+            if crash is not None:
+                raise JobManagerInvalidStateError(
+                    f"job set {job_set_id} stopped on an internal error: {crash}") from crash
+            current = self.store.data_version()
+            if current != version or time.monotonic() >= recheck:
+                version, recheck = current, time.monotonic() + 1.0
+                state = self.job_set_state(job_set_id)
+                if state in SET_FINAL:
+                    return state
+                if state == SetState.INTERRUPTED and self.reattachable(job_set_id):
+                    # The backend kept the jobs: pick them up where the ended process left them.
+                    self.resume_job_set(job_set_id)
+                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    return self.wait_for(job_set_id, left)
+                if state == SetState.INTERRUPTED:
+                    raise JobManagerInvalidStateError(
+                        f"job set {job_set_id} was interrupted (the process running it ended or "
+                        "let it go); call resume() to finish it"
+                    )
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobManagerTimeoutError(
+                    f"job set {job_set_id} did not finish within {timeout} seconds")
+            time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 0.25)
+
+    def rename_job_set(self, job_set_id: str, name: str) -> str:
+        """Rename a job set; returns the new name."""
+        if not isinstance(name, str) or not name.strip():
+            raise JobManagerInputError("a job set's name must be a non-empty string")
+        self.store.update_job_set(job_set_id, name=name)
+        self.bus.publish(JobSetRenamed(job_set_id, name))
+        return name
+
+    def retag_job_set(self, job_set_id: str, tags: Sequence[str]) -> list[str]:
+        """Replace a job set's tags; returns them."""
+        tags = _check_tags(tags)
+        self.store.update_job_set(job_set_id, tags=tags)
+        self.bus.publish(JobSetTagsChanged(job_set_id, tuple(tags)))
+        return tags
+
+    def delete_job_set(self, job_set_id: str) -> None:
+        """Remove a job set, its jobs, circuits and results from the store.
+
+        Refuses (JobManagerInvalidStateError) a set that is running, here or in another live
+        process: cancel it and wait for it first. Interrupted and finished sets can go.
+        """
+        with _RESTART_LOCK:
+            if self.running_here(job_set_id):
+                raise JobManagerInvalidStateError(
+                    f"job set {job_set_id} is running in this process (pid {os.getpid()} on "
+                    f"{self.store.host}); cancel it and wait for it before deleting it")
+            self.store.delete_job_set(job_set_id, if_idle=True)
+            self._crashes.pop(job_set_id, None)
+            self.bus.publish(JobSetDeleted(job_set_id))
+
+    def cancel_job_set(self, job_set_id: str) -> bool:
+        """Cancel every job of the set that has not finished, wherever it runs.
+
+        A set run here is cancelled by its runner; one run by another process gets a request
+        through the store, which its runner picks up with its next heartbeat; an interrupted
+        set (nobody runs it) is cancelled in place. Returns True if the set is (now) stopped or
+        stopping, False if it had already finished.
+        """
+        with _RESTART_LOCK:
+            runner = self._runner(job_set_id)
+            if runner is not None and not runner.finished.is_set():
+                self.bus.publish(CancelRequested(job_set_id))
+                runner.cancel()
+                return True
+            state = self.job_set_state(job_set_id)
+            if state in SET_FINAL:
+                return False
+            if state == SetState.RUNNING:
+                self.store.update_job_set(job_set_id, cancel_requested=1)
+                self.bus.publish(CancelRequested(job_set_id))
+                return True
+            self._cancel_in_place(job_set_id)
+            return True
+
+    def retry_job_set(self, job_set_id: str, backend: Any = None) -> ManagedJobSet:
+        """Run again every job of the set that failed or was cancelled."""
+        return self._restart(job_set_id, {JobStatus.FAILED, JobStatus.CANCELLED}, backend)
+
+    def resume_job_set(self, job_set_id: str, backend: Any = None) -> ManagedJobSet:
+        """Finish an interrupted set: reattach to jobs the backend still has and submit the
+        jobs that never finished.
+
+        Of two resumes of one set at once (threads or processes) exactly one runs it; the other
+        raises JobManagerInvalidStateError naming the owner and changes nothing.
+        """
+        return self._restart(job_set_id, set(), backend)
+
+    # -- internals ---------------------------------------------------------------------------
 
     def _adapter(self, backend: Any) -> ExecutionBackend:
-        return resolve(backend, config=self.config)
+        return self._backends(backend)
+
+    def _active_runners(self) -> list[JobSetRunner]:
+        with self._lock:
+            return list(self._runners.values())
+
+    def _await(self, runners: list[JobSetRunner], timeout: float | None, doing: str) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for runner in runners:
+            runner.finished.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        left = [r.job_set_id for r in runners if not r.finished.is_set()]
+        if left:
+            raise JobManagerTimeoutError(
+                f"{doing}: {len(left)} job set(s) still running after {timeout} seconds "
+                f"({', '.join(left)}); the store stays open so they can go on")
 
     def _start(self, job_set_id: str, adapter: ExecutionBackend, **kwargs: Any) -> JobSetRunner:
         runner = JobSetRunner(self.store, self.bus, job_set_id, adapter, clock=self.clock,
-                              policy=self.retry_policy, **kwargs)
+                              policy=self.retry_policy, now=self.now,
+                              on_finished=self._runner_finished, **kwargs)
         with self._lock:
             self._runners[job_set_id] = runner
-            if not self._exit_hook_registered:
-                # threading's exit hooks run before the interpreter joins threads and before
-                # concurrent.futures stops taking work (its own hook, registered earlier, runs
-                # after ours), so the runners can still finish local work here.
-                threading._register_atexit(self._finish_at_exit)
-                self._exit_hook_registered = True
+            self._crashes.pop(job_set_id, None)
+        _mark_running(self.store, job_set_id, True)
+        if not self._exit_hook_registered:
+            # threading's exit hooks run before the interpreter joins threads and before
+            # concurrent.futures stops taking work (its own hook, registered earlier, runs
+            # after ours), so the runners can still finish local work here.
+            threading._register_atexit(self._finish_at_exit)
+            self._exit_hook_registered = True
         runner.start()
         return runner
+
+    def _runner_finished(self, runner: JobSetRunner) -> None:
+        """A runner stopped: drop it (its outcome is in the store; a crash is kept for wait())."""
+        _mark_running(self.store, runner.job_set_id, False)
+        with self._lock:
+            if self._runners.get(runner.job_set_id) is runner:
+                del self._runners[runner.job_set_id]
+            if runner.error is not None:
+                self._crashes[runner.job_set_id] = runner.error
 
     def _unregister_exit_hook(self) -> None:
         self._exit_hook_registered = False
@@ -324,78 +569,94 @@ class JobManager:
 
     def _runner(self, job_set_id: str) -> JobSetRunner | None:
         with self._lock:
-            runner = self._runners.get(job_set_id)
-        return runner
+            return self._runners.get(job_set_id)
 
-    def _cancel(self, job_set_id: str) -> bool:
-        runner = self._runner(job_set_id)
-        if runner is not None and not runner.finished.is_set():
-            runner.cancel()
-            return True
+    def _cancel_in_place(self, job_set_id: str) -> None:
+        """Cancel an interrupted set: nobody runs it, so this process does, after claiming it
+        (so a resume elsewhere cannot start it half-way through)."""
+        self.store.claim(job_set_id)
+        self.bus.publish(CancelRequested(job_set_id))
         row = self.store.get_job_set(job_set_id)
-        state = self.store.effective_state(row)
-        if state in st.SET_FINAL:
-            return False
-        if state == st.SET_RUNNING:
-            self.store.update_job_set(job_set_id, cancel_requested=1)
-            return True
-        # Interrupted: nobody runs it, so cancel here.
-        open_jobs = [j for j in self.store.jobs(job_set_id) if j.status not in st.JOB_FINAL]
-        adapter = None
+        open_jobs = [j for j in self.store.jobs(job_set_id) if j.status not in JOB_FINAL]
         if any(j.backend_job_id for j in open_jobs):
             try:
-                adapter = self._adapter(row.backend)
+                adapter: ExecutionBackend | None = self._adapter(row.backend)
             except JobManagerError:
                 adapter = None
+            if adapter is not None and adapter.can_reattach():
+                for job in open_jobs:
+                    if job.backend_job_id:
+                        try:
+                            adapter.cancel(job.backend_job_id)
+                        except Exception as exc:
+                            log.warning("cancelling backend job %s failed: %s", job.backend_job_id, exc)
+        finished = self.now()
+        self.store.update_jobs(job_set_id, [j.index for j in open_jobs], status=JobStatus.CANCELLED,
+                               finished=finished)
         for job in open_jobs:
-            if adapter is not None and job.backend_job_id and adapter.can_reattach():
-                try:
-                    adapter.cancel(job.backend_job_id)
-                except Exception:
-                    pass
-        self.store.update_jobs(job_set_id, [j.index for j in open_jobs], status=st.CANCELLED)
-        self.store.update_job_set(job_set_id, state=st.SET_CANCELLED)
-        return True
+            self.bus.publish(JobStatusChanged(job_set_id, job.index, job.status, JobStatus.CANCELLED,
+                                              job.backend_job_id))
+        self.store.update_job_set(job_set_id, state=SetState.CANCELLED, finished=finished)
+        self.bus.publish(JobSetStateChanged(job_set_id, SetState.CANCELLED))
+        self.bus.publish(JobSetFinished(job_set_id, SetState.CANCELLED))
 
-    def _restart(self, job_set_id: str, reset: set[str], backend: Any) -> ManagedJobSet:
+    def _restart(self, job_set_id: str, reset: set[JobStatus], backend: Any) -> ManagedJobSet:
         job_set = ManagedJobSet(self, job_set_id)
-        runner = self._runner(job_set_id)
-        if runner is not None and not runner.finished.is_set():
-            raise JobManagerInvalidStateError(f"job set {job_set_id} is already running here")
-        row = self.store.get_job_set(job_set_id)
-        state = self.store.effective_state(row)
-        if state == st.SET_RUNNING and row.owner_pid != os.getpid():
-            raise JobManagerInvalidStateError(
-                f"job set {job_set_id} is being run by process {row.owner_pid} on "
-                f"{row.owner_host}; wait for it or cancel it first"
-            )
-        jobs = self.store.jobs(job_set_id)
-        to_reset = [j.index for j in jobs if j.status in reset]
-        if to_reset:
-            self.store.update_jobs(job_set_id, to_reset, status=st.PENDING, backend_job_id=None,
-                                   attempts=0, last_error=None, finished=None)
-        if all(j.status == st.DONE for j in self.store.jobs(job_set_id)):
-            if row.state != st.SET_DONE:
-                self.store.update_job_set(job_set_id, state=st.SET_DONE)
-            return job_set
-        if not any(j.status not in st.JOB_FINAL for j in self.store.jobs(job_set_id)):
-            return job_set
-        try:
-            adapter = self._adapter(backend if backend is not None else row.backend)
-        except JobManagerInputError:
-            if backend is None and row.backend.startswith("object:"):
-                raise BackendConfigurationError(
-                    f"job set {job_set_id} ran on a backend object ({row.backend[7:]}); pass "
-                    "the same backend again: resume(backend=...) or retry_failed(backend=...)"
-                ) from None
-            raise
-        self._start(job_set_id, adapter)
+        with _RESTART_LOCK:
+            if self.running_here(job_set_id):
+                raise JobManagerInvalidStateError(
+                    f"job set {job_set_id} is already running in this process (pid "
+                    f"{os.getpid()} on {self.store.host})")
+            row = self.store.get_job_set(job_set_id)
+            counts = self.store.status_counts(job_set_id)
+            to_reset = self.store.job_indices(job_set_id, reset) if reset else []
+            open_jobs = sum(n for status, n in counts.items() if status not in JOB_FINAL)
+            if not to_reset and not open_jobs:
+                if set(counts) <= {JobStatus.DONE} and row.state != SetState.DONE:
+                    self.store.update_job_set(job_set_id, state=SetState.DONE)
+                    self.bus.publish(JobSetStateChanged(job_set_id, SetState.DONE))
+                return job_set
+            try:
+                adapter = self._adapter(backend if backend is not None else row.backend)
+            except JobManagerInputError:
+                if backend is None and row.backend.startswith("object:"):
+                    raise BackendConfigurationError(
+                        f"job set {job_set_id} ran on a backend object ({row.backend[7:]}); pass "
+                        "the same backend again: resume(backend=...) or retry_failed(backend=...)"
+                    ) from None
+                raise
+            self.store.claim(job_set_id)
+            if to_reset:
+                self.store.update_jobs(job_set_id, to_reset, status=JobStatus.PENDING,
+                                       backend_job_id=None, attempts=0, last_error=None, finished=None)
+                self.bus.publish(JobsReset(job_set_id, tuple(to_reset)))
+            self._start(job_set_id, adapter)
         return job_set
 
 
 def _say(text: str) -> None:
     sys.stderr.write(f"qjm: {text}\n")
     sys.stderr.flush()
+
+
+#: one restart, cancel-in-place or delete at a time in this process, whichever manager asks
+_RESTART_LOCK = threading.RLock()
+_RUNNING: set[tuple[str, str]] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def _mark_running(store: st.Store, job_set_id: str, running: bool) -> None:
+    key = (str(store.path.resolve()), job_set_id)
+    with _RUNNING_LOCK:
+        if running:
+            _RUNNING.add(key)
+        else:
+            _RUNNING.discard(key)
+
+
+def _running_in_process(store: st.Store, job_set_id: str) -> bool:
+    with _RUNNING_LOCK:
+        return (str(store.path.resolve()), job_set_id) in _RUNNING
 
 
 def _check_tags(tags: Sequence[str] | None) -> list[str]:
@@ -407,8 +668,6 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
 
 
 def _jsonable_options(options: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     try:
         json.dumps(options)
     except TypeError as exc:

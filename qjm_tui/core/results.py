@@ -8,10 +8,15 @@ counts added, memory joined, shots summed.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from qjm_tui.core.errors import JobManagerJobNotFound, ManagedResultDataNotAvailable
+
+#: parsed experiments kept at once: asking again is cheap, and a pass over a 100,000-experiment
+#: set holds a few thousand parsed dicts instead of all of them (hundreds of MB)
+PARSED_CACHE_SIZE = 4096
 
 
 def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -59,7 +64,7 @@ class ManagedResults:
         self.job_set_id = job_set_id
         self.backend_name = backend_name
         self._raw = experiments
-        self._parsed: dict[int, dict[str, Any]] = {}
+        self._parsed: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._n = n_experiments
         self._resolve = resolve
         self._why_missing = why_missing
@@ -67,12 +72,16 @@ class ManagedResults:
 
     def _parse(self, index: int) -> dict[str, Any] | None:
         exp = self._parsed.get(index)
-        if exp is None:
-            parts = self._raw.get(index)
-            if parts is None:
-                return None
-            exp = merge_rounds([json.loads(part) for part in parts])
-            self._parsed[index] = exp
+        if exp is not None:
+            self._parsed.move_to_end(index)
+            return exp
+        parts = self._raw.get(index)
+        if parts is None:
+            return None
+        exp = merge_rounds([json.loads(part) for part in parts])
+        self._parsed[index] = exp
+        if len(self._parsed) > PARSED_CACHE_SIZE:
+            self._parsed.popitem(last=False)
         return exp
 
     @property

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qjm_tui.backends.base import BackendLimits
 from qjm_tui.core.errors import JobManagerInputError
+from qjm_tui.core.ports import BackendLimits
 
 
 @dataclass(frozen=True)

@@ -22,28 +22,19 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qjm_tui.core.errors import JobManagerUnknownJobSet, StoreError
+from qjm_tui.core.errors import JobManagerInvalidStateError, JobManagerUnknownJobSet, StoreError
+from qjm_tui.core.sqlite import immediate_transaction
+from qjm_tui.core.status import JobStatus, SetState
 
 APP_ID = "qjm"
 SCHEMA_VERSION = 2
-
-# Store-level job statuses. "pending" has not been submitted; "submitting" has its intent
-# written but no backend id yet (the window a crash can leave behind).
-PENDING, SUBMITTING, QUEUED, RUNNING = "pending", "submitting", "queued", "running"
-DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
-JOB_FINAL = frozenset({DONE, FAILED, CANCELLED})
-JOB_ACTIVE = frozenset({SUBMITTING, QUEUED, RUNNING})
-
-# Job-set states. "interrupted" is derived on read: "running" but its owner is gone.
-SET_RUNNING, SET_DONE, SET_PARTIAL = "running", "done", "partial"
-SET_FAILED, SET_CANCELLED, SET_INTERRUPTED = "failed", "cancelled", "interrupted"
-SET_FINAL = frozenset({SET_DONE, SET_PARTIAL, SET_FAILED, SET_CANCELLED})
 
 #: a running job set whose owner has not written a heartbeat for this long is interrupted
 HEARTBEAT_STALE_SECONDS = 60.0
@@ -195,6 +186,10 @@ class JobSetSummary:
     experiments_done: int
     retries: int
     seq: int
+    #: experiments x shots rounds held by the jobs in each status (what progress is measured in)
+    units: dict[str, int] = field(default_factory=dict)
+    #: how many shots rounds the set's experiments run in
+    rounds: int = 1
 
     @property
     def fraction(self) -> float:
@@ -210,22 +205,6 @@ class SetChanges:
     changed: list[str]
     deleted: list[str]
     seq: int
-
-
-@contextmanager
-def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One short write transaction on an autocommit connection.
-
-    ``BEGIN IMMEDIATE`` takes the write lock up front, so two writers wait for each other at
-    the start (within the busy timeout) instead of failing half-way.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def default_store_path() -> Path:
@@ -254,11 +233,40 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-class Store:
-    """Access to one store file. Safe to share between threads; each gets a connection."""
+class _ThreadConnection:
+    """Holds one thread's connection; when the thread ends its thread-local data goes, this
+    holder with it, and a finalizer closes the connection (no handle outlives its thread)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    __slots__ = ("conn", "__weakref__")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+def _close_connection(lock: threading.Lock, connections: list[sqlite3.Connection],
+                      conn: sqlite3.Connection) -> None:
+    with lock:
+        if conn in connections:
+            connections.remove(conn)
+    try:
+        conn.close()
+    except sqlite3.Error:
+        pass
+
+
+class Store:
+    """Access to one store file. Safe to share between threads; each gets a connection, closed
+    when the thread ends (or earlier by :meth:`release_thread_connection`).
+
+    ``now`` gives the wall-clock time written as a row's created, updated, submitted and
+    finished times (injectable, so screens can be snapshotted). Owners' heartbeats always use
+    the real time, since other processes judge liveness by them.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 now: Callable[[], float] | None = None) -> None:
         self.path = Path(path) if path is not None else default_store_path()
+        self.now = now or time.time
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -268,17 +276,19 @@ class Store:
     # -- connections -------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        holder = getattr(self._local, "holder", None)
+        if holder is None:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                    check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA busy_timeout = 30000")
-            self._local.conn = conn
+            holder = _ThreadConnection(conn)
+            weakref.finalize(holder, _close_connection, self._lock, self._connections, conn)
+            self._local.holder = holder
             with self._lock:
                 self._connections.append(conn)
-        return conn
+        return holder.conn
 
     def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return immediate_transaction(self._connect())
@@ -303,15 +313,12 @@ class Store:
         self._local = threading.local()
 
     def release_thread_connection(self) -> None:
-        """Close the calling thread's connection (a thread that is about to end calls this)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+        """Close the calling thread's connection now (it is closed anyway when the thread ends)."""
+        holder = getattr(self._local, "holder", None)
+        if holder is None:
             return
-        self._local.conn = None
-        with self._lock:
-            if conn in self._connections:
-                self._connections.remove(conn)
-        conn.close()
+        self._local.holder = None
+        _close_connection(self._lock, self._connections, holder.conn)
 
     def _open_and_migrate(self) -> None:
         if self.path.exists() and self.path.is_dir():
@@ -329,11 +336,24 @@ class Store:
                     )
         try:
             conn = self._connect()
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            self.journal_mode = str(mode).lower()
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            self.journal_mode = _set_wal(conn)
+            if self._schema_version(conn) < SCHEMA_VERSION:
+                # Reading the version again and migrating is one write transaction, so
+                # processes opening a fresh file at once wait for each other, and the later
+                # ones find the work done.
+                with self._tx() as tx:
+                    for target in range(self._schema_version(tx) + 1, SCHEMA_VERSION + 1):
+                        for statement in _split_sql(_MIGRATIONS[target - 1]):
+                            tx.execute(statement)
+                        tx.execute("INSERT OR REPLACE INTO meta VALUES ('app', ?)", (APP_ID,))
+                        tx.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                                   (str(target),))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot be read as a qjm store ({exc})") from exc
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        """The file's schema version (0 for an empty file); refuses files that are not ours."""
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables and "meta" not in tables:
             raise StoreError(
                 f"{self.path}: an SQLite file that is not a qjm store; "
@@ -350,12 +370,7 @@ class Store:
                     f"{self.path}: written by a newer qjm (schema {version}, this qjm knows "
                     f"{SCHEMA_VERSION}); upgrade qjm"
                 )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            with self._tx() as tx:
-                for statement in _split_sql(_MIGRATIONS[target - 1]):
-                    tx.execute(statement)
-                tx.execute("INSERT OR REPLACE INTO meta VALUES ('app', ?)", (APP_ID,))
-                tx.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(target),))
+        return version
 
     # -- job sets ----------------------------------------------------------------------------
 
@@ -377,21 +392,23 @@ class Store:
         ``jobs`` holds ``(index, start, stop, shots, round)``; ``circuit_blocks`` holds
         ``(start, stop, qpy)``. Either everything is stored or nothing is.
         """
-        now = time.time()
+        now = self.now()
         with self._change() as (tx, seq):
+            if tx.execute("SELECT 1 FROM job_sets WHERE id=?", (job_set_id,)).fetchone():
+                raise StoreError(f"{self.path}: a job set with id {job_set_id!r} already exists")
             tx.execute(
                 "INSERT INTO job_sets (id, name, tags, backend, shots, run_options, n_experiments,"
                 " experiment_names, state, created, updated, owner_host, owner_pid, heartbeat, seq)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job_set_id, name, json.dumps(list(tags)), backend, shots,
                  json.dumps(run_options), len(experiment_names), json.dumps(list(experiment_names)),
-                 SET_RUNNING, now, now, self.host, os.getpid(), now, seq),
+                 SetState.RUNNING, now, now, self.host, os.getpid(), time.time(), seq),
             )
             tx.execute("DELETE FROM deleted_sets WHERE id=?", (job_set_id,))
             tx.executemany(
                 "INSERT INTO jobs (job_set_id, idx, start, stop, shots, round, status, client_tag,"
                 " updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(job_set_id, i, a, b, s, r, PENDING, f"qjm:{job_set_id}:{i}", now, seq)
+                [(job_set_id, i, a, b, s, r, JobStatus.PENDING, f"qjm:{job_set_id}:{i}", now, seq)
                  for (i, a, b, s, r) in jobs],
             )
             tx.executemany(
@@ -453,21 +470,23 @@ class Store:
         rows = self._connect().execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
         return [self._job_set_row(r) for r in rows]
 
-    def effective_state(self, row: JobSetRow, now: float | None = None) -> str:
+    def effective_state(self, row: JobSetRow, now: float | None = None) -> SetState:
         """The row's state, with "interrupted" for a running set whose owner is gone."""
         return self._effective(row.state, row.owner_host, row.owner_pid, row.heartbeat, now)
 
     def _effective(self, state: str, host: str | None, pid: int | None, heartbeat: float | None,
-                   now: float | None = None) -> str:
-        if state != SET_RUNNING:
-            return state
+                   now: float | None = None) -> SetState:
+        if state != SetState.RUNNING:
+            return SetState(state)
+        if pid is None:  # released by its owner (JobManager.detach)
+            return SetState.INTERRUPTED
         now = time.time() if now is None else now
         if host == self.host and pid is not None:
             if pid != os.getpid() and not process_alive(pid):
-                return SET_INTERRUPTED
+                return SetState.INTERRUPTED
         if heartbeat is not None and now - heartbeat > HEARTBEAT_STALE_SECONDS:
-            return SET_INTERRUPTED
-        return SET_RUNNING
+            return SetState.INTERRUPTED
+        return SetState.RUNNING
 
     def update_job_set(self, job_set_id: str, **fields: Any) -> None:
         """Set columns of a job set (tags and run_options are JSON-encoded here)."""
@@ -476,7 +495,7 @@ class Store:
         for key in ("tags", "run_options", "experiment_names"):
             if key in fields:
                 fields[key] = json.dumps(fields[key])
-        fields["updated"] = time.time()
+        fields["updated"] = self.now()
         cols = ", ".join(f"{k}=?" for k in fields)
         with self._change() as (tx, seq):
             cur = tx.execute(f"UPDATE job_sets SET {cols}, seq=? WHERE id=?",
@@ -484,12 +503,46 @@ class Store:
             if cur.rowcount == 0:
                 raise JobManagerUnknownJobSet(f"no job set with id {job_set_id!r} in {self.path}")
 
+    def _live_owner(self, tx: sqlite3.Connection, job_set_id: str) -> tuple[str | None, int | None]:
+        """The (host, pid) of the process running the set, or ``(None, None)`` if nobody
+        runs it (finished, interrupted, released); raises JobManagerUnknownJobSet."""
+        row = tx.execute("SELECT state, owner_host, owner_pid, heartbeat FROM job_sets WHERE id=?",
+                         (job_set_id,)).fetchone()
+        if row is None:
+            raise JobManagerUnknownJobSet(f"no job set with id {job_set_id!r} in {self.path}")
+        state, host, pid, heartbeat = row
+        if self._effective(state, host, pid, heartbeat) == SetState.RUNNING:
+            return host, pid
+        return None, None
+
     def claim(self, job_set_id: str) -> None:
-        """Mark this process as the job set's owner and its state running."""
-        now = time.time()
-        self.update_job_set(job_set_id, state=SET_RUNNING, owner_host=self.host,
-                            owner_pid=os.getpid(), heartbeat=now, finished=None,
-                            cancel_requested=0)
+        """Make this process the job set's owner and its state running, if nobody else runs it.
+
+        A compare-and-set in one write transaction: it succeeds if the set is not running
+        under a live owner, or is owned by this process (the caller makes sure it does not
+        run it already). Otherwise it raises JobManagerInvalidStateError naming the owner and
+        changes nothing, so of two processes claiming one set at once exactly one wins.
+        """
+        with self._change() as (tx, seq):
+            host, pid = self._live_owner(tx, job_set_id)
+            if pid is not None and not (host == self.host and pid == os.getpid()):
+                raise JobManagerInvalidStateError(
+                    f"job set {job_set_id} is being run by process {pid} on {host}; "
+                    "wait for it or cancel it first"
+                )
+            tx.execute(
+                "UPDATE job_sets SET state=?, owner_host=?, owner_pid=?, heartbeat=?, finished=NULL,"
+                " cancel_requested=0, updated=?, seq=? WHERE id=?",
+                (SetState.RUNNING, self.host, os.getpid(), time.time(), self.now(), seq, job_set_id),
+            )
+
+    def release(self, job_set_id: str) -> None:
+        """Give up ownership of a running set without finishing it: it reads ``interrupted``
+        (resumable) to everyone from now on."""
+        with self._change() as (tx, seq):
+            tx.execute("UPDATE job_sets SET owner_pid=NULL, heartbeat=NULL, updated=?, seq=?"
+                       " WHERE id=? AND owner_host=? AND owner_pid=?",
+                       (self.now(), seq, job_set_id, self.host, os.getpid()))
 
     def heartbeat(self, job_set_id: str) -> bool:
         """Record that the owner is alive; returns whether a cancel was requested."""
@@ -499,9 +552,20 @@ class Store:
                              (job_set_id,)).fetchone()
         return bool(row and row[0])
 
-    def delete_job_set(self, job_set_id: str) -> None:
-        """Remove a job set and everything it holds."""
+    def delete_job_set(self, job_set_id: str, *, if_idle: bool = False) -> None:
+        """Remove a job set and everything it holds, in one transaction.
+
+        With ``if_idle``, refuses (JobManagerInvalidStateError naming the owner) a set running
+        under a live owner, checked in the same transaction.
+        """
         with self._change() as (tx, seq):
+            if if_idle:
+                host, pid = self._live_owner(tx, job_set_id)
+                if pid is not None:
+                    raise JobManagerInvalidStateError(
+                        f"job set {job_set_id} is running (process {pid} on {host}); "
+                        "cancel it and wait for it to stop before deleting it"
+                    )
             tx.execute("DELETE FROM job_sets WHERE id=?", (job_set_id,))
             tx.execute("INSERT OR REPLACE INTO deleted_sets (id, seq) VALUES (?, ?)", (job_set_id, seq))
 
@@ -523,6 +587,14 @@ class Store:
             raise JobManagerUnknownJobSet(f"job set {job_set_id!r} has no job {index} in {self.path}")
         return JobRow(*row)
 
+    def job_indices(self, job_set_id: str, statuses: Iterable[str]) -> list[int]:
+        """The indices of the set's jobs in any of these statuses, in order."""
+        wanted = list(statuses)
+        rows = self._connect().execute(
+            f"SELECT idx FROM jobs WHERE job_set_id=? AND status IN ({','.join('?' * len(wanted))})"
+            " ORDER BY idx", (job_set_id, *wanted)).fetchall()
+        return [r[0] for r in rows]
+
     def status_counts(self, job_set_id: str) -> dict[str, int]:
         """How many jobs are in each status."""
         rows = self._connect().execute(
@@ -532,7 +604,7 @@ class Store:
 
     def update_job(self, job_set_id: str, index: int, **fields: Any) -> None:
         """Set columns of one job in one transaction."""
-        fields["updated"] = time.time()
+        fields["updated"] = self.now()
         cols = ", ".join(f"{k}=?" for k in fields)
         with self._change() as (tx, seq):
             tx.execute(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?",
@@ -541,7 +613,7 @@ class Store:
 
     def update_jobs(self, job_set_id: str, indices: Sequence[int], **fields: Any) -> None:
         """Set the same columns on several jobs in one transaction."""
-        fields["updated"] = time.time()
+        fields["updated"] = self.now()
         cols = ", ".join(f"{k}=?" for k in fields)
         with self._change() as (tx, seq):
             tx.executemany(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?",
@@ -560,7 +632,7 @@ class Store:
         Results are keyed by (experiment, round), so storing the same job twice (a resumed
         run racing a late result) replaces rather than double-counts.
         """
-        now = time.time()
+        now = self.now()
         with self._change() as (tx, seq):
             tx.executemany(
                 "INSERT OR REPLACE INTO results (job_set_id, experiment, round, data) VALUES (?,?,?,?)",
@@ -571,7 +643,8 @@ class Store:
             tx.execute(
                 "UPDATE jobs SET status=?, finished=?, updated=?, last_error=?, seq=?"
                 " WHERE job_set_id=? AND idx=?",
-                (FAILED if error else DONE, now, now, error, seq, job_set_id, job.index),
+                (JobStatus.FAILED if error else JobStatus.DONE, now, now, error, seq, job_set_id,
+                 job.index),
             )
             tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
 
@@ -675,13 +748,14 @@ class Store:
              heartbeat, seq) = parts[0][:14]
             counts = {p[14]: p[15] for p in parts if p[14] is not None}
             rounds = 1 + max(p[18] for p in parts)
-            done_units = sum(p[16] for p in parts if p[14] == DONE)
+            done_units = sum(p[16] for p in parts if p[14] == JobStatus.DONE)
             out.append(JobSetSummary(
                 id=set_id, name=name, tags=json.loads(tags), backend=backend, shots=shots,
                 n_experiments=n, state=self._effective(state, host, pid, heartbeat, now),
                 created=created, updated=updated, finished=finished, counts=counts,
                 total_jobs=sum(counts.values()), experiments_done=done_units // rounds,
                 retries=sum(p[17] for p in parts), seq=seq,
+                units={p[14]: p[16] for p in parts if p[14] is not None}, rounds=rounds,
             ))
         return out
 
@@ -692,6 +766,19 @@ class Store:
         return JobSetRow(id_, name, json.loads(tags), backend, shots, json.loads(run_options), n,
                          json.loads(names), state, created, updated, finished, host, pid, heartbeat,
                          bool(cancel_requested), seq)
+
+
+def _set_wal(conn: sqlite3.Connection, patience: float = 30.0) -> str:
+    """Switch the file to WAL; the journal mode is returned. SQLite answers "locked" at once
+    (no busy wait) while another process is creating the same file, so this retries."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _split_sql(script: str) -> list[str]:

@@ -1,0 +1,67 @@
+"""``main``: parse the command line, run the command, turn failures into one line and an exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from qjm_tui.cli.detach import report_to_parent
+from qjm_tui.cli.output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    err,
+    exit_code_for,
+    note,
+    warnings_as_notes,
+)
+from qjm_tui.cli.parser import build_parser
+from qjm_tui.core.errors import JobManagerError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``qjm`` command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(sys.stdout)
+        return EXIT_OK
+    args.argv = argv
+    debug = bool(getattr(args, "debug", False))
+    try:
+        with warnings_as_notes():
+            return args.func(args)
+    except KeyboardInterrupt:
+        note("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`qjm ls | head`): stop quietly, as Unix tools do.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+    except (JobManagerError, CliError) as exc:
+        code = exit_code_for(exc)
+        from qjm_tui.core.text import strip_ansi
+
+        message = strip_ansi(str(exc)).strip() or type(exc).__name__
+        report_to_parent(args, {"error": message, "code": code})
+        if debug:
+            traceback.print_exc()
+        err(f"qjm: error: {message}")
+        return code
+    except Exception as exc:
+        report_to_parent(args, {"error": f"internal error: {exc}", "code": EXIT_FAILED})
+        if debug:
+            traceback.print_exc()
+        err(f"qjm: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return EXIT_FAILED

@@ -1,0 +1,123 @@
+"""What qjm runs on: ``qjm backends`` (specs, limits, availability) and ``qjm config``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from qjm_tui.cli.output import EXIT_OK, EXIT_USAGE, err, out, print_json, print_table
+from qjm_tui.core.errors import JobManagerInputError
+
+
+def probe_backend(spec: str, config: Any) -> dict[str, Any]:
+    """What a backend spec resolves to: limits and width, or why it is not available."""
+    import dataclasses
+
+    from qjm_tui.backends.registry import resolve_spec
+
+    entry: dict[str, Any] = {"spec": spec, "available": False, "limits": None, "num_qubits": None,
+                             "detail": None}
+    if "<" in spec:
+        entry["available"] = None
+        entry["detail"] = "a family: put a name in place of <...> and run `qjm backends SPEC`"
+        return entry
+    # "emulator[:key=value,...]": the part before the optional bracket is a spec of its own.
+    spec = spec.split("[", 1)[0]
+    # Probe with in-process threads: no worker pool is started just to read limits.
+    probe_config = dataclasses.replace(config, executor="threads") if dataclasses.is_dataclass(config) \
+        else config
+    try:
+        adapter = resolve_spec(spec, probe_config)
+    except JobManagerInputError as exc:
+        entry["detail"] = str(exc)
+        entry["unknown"] = True
+        return entry
+    except Exception as exc:
+        entry["detail"] = str(exc).strip() or type(exc).__name__
+        return entry
+    try:
+        entry["limits"] = dataclasses.asdict(adapter.limits())
+        target = adapter.target()
+        width = getattr(getattr(target, "target", None), "num_qubits", None)
+        if width is None:
+            width = getattr(target, "num_qubits", None)
+        entry["num_qubits"] = width
+        entry["available"] = True
+        entry["detail"] = getattr(target, "name", None) or type(adapter).__name__
+    except Exception as exc:
+        entry["detail"] = str(exc).strip() or type(exc).__name__
+    return entry
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    """Known backend specs, their limits and whether they can be used here."""
+    from qjm_tui.backends import registry
+    from qjm_tui.config import load_config
+
+    config = load_config()
+    specs = list(args.specs) if args.specs else list(registry.KNOWN_SPECS)
+    entries = []
+    for spec in specs:
+        entry = probe_backend(spec, config)
+        entry["default"] = spec == config.default_backend
+        entries.append(entry)
+    unknown = [e for e in entries if e.pop("unknown", False)]
+    # A spec the user typed that names no backend is bad input, as in `qjm run --backend`.
+    code = EXIT_USAGE if unknown else EXIT_OK
+    if args.json:
+        print_json(entries)
+        return code
+
+    def limit_text(entry: dict[str, Any]) -> str:
+        limits = entry["limits"] or {}
+        shown = [f"{k.replace('max_', 'max ').replace('_', ' ')}={v}" for k, v in limits.items() if v]
+        return ", ".join(shown) or ("none" if entry["limits"] is not None else "")
+
+    rows = []
+    for e in entries:
+        available = {True: "yes", False: "no", None: "-"}[e["available"]]
+        rows.append([e["spec"] + (" (default)" if e["default"] else ""), available,
+                     "" if e["num_qubits"] is None else str(e["num_qubits"]), limit_text(e),
+                     e["detail"] or ""])
+    print_table(["SPEC", "AVAILABLE", "QUBITS", "LIMITS", "DETAIL"], rows)
+    for entry in unknown:
+        err(f"qjm: error: {entry['detail']}")
+    return code
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark scenarios (:mod:`qjm_tui.bench`) and print their table."""
+    from qjm_tui import bench
+
+    return bench.main([*(["--quick"] if args.quick else []), *(["--json", args.json] if args.json else [])])
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """The effective configuration (secrets masked) and where qjm keeps its files."""
+    from qjm_tui.config import config_path, load_config
+
+    config = load_config()
+    data = config.masked()
+    path = config_path()
+    data["config_path"] = str(path)
+    data["config_file_exists"] = path.exists()
+    if args.json:
+        print_json(data)
+        return EXIT_OK
+    out(f"config file: {path}" + ("" if path.exists() else " (not found; built-in defaults in use)"))
+    out(f"store:       {data['store']}")
+    out(f"log:         {data['log']}")
+    out("")
+    for key in ("default_backend", "default_shots", "executor"):
+        out(f"{key} = {json.dumps(data[key])}")
+    for section in ("retry", "ibm"):
+        if data[section]:
+            out(f"\n[{section}]")
+            for key, value in data[section].items():
+                out(f"{key} = {json.dumps(value)}")
+    for spec, limits in (data["backends"] or {}).items():
+        out(f"\n[backends.{json.dumps(spec)}]")
+        for key, value in limits.items():
+            out(f"{key} = {value}")
+    return EXIT_OK
