@@ -91,11 +91,6 @@ CASES: list[tuple[str, list[str], str | None]] = [
 
 # Cases that today fail the contract; each is removed as it is fixed.
 KNOWN_FAILURES = {
-    "control_chars_name": "control characters in names are accepted and stored",
-    "newline_name": "newlines in names are accepted and stored",
-    "overlong_name": "over-long names are accepted and stored",
-    "control_chars_tag": "control characters in tags are accepted and stored",
-    "control_chars_rename": "control characters in renames are accepted and stored",
     "readonly_store_write": "a read-only store gives 'internal error: OperationalError'",
     "not_sqlite_store": "a store that is not SQLite is named clearly but exits 1, not 2",
     "shots_huge": "shots beyond the backend's limit plan millions of jobs instead of being refused",

@@ -20,6 +20,7 @@ from qjm_tui.core.errors import (
     JobManagerJobNotFound,
     JobManagerTimeoutError,
 )
+from qjm_tui.core.inputs import MAX_NAME_LENGTH, MAX_TAG_LENGTH, check_label
 from qjm_tui.core.results import ManagedResults, not_found
 
 if TYPE_CHECKING:
@@ -189,8 +190,7 @@ class ManagedJobSet:
 
     def update_name(self, name: str) -> str:
         """Rename the job set; returns the new name."""
-        if not isinstance(name, str) or not name.strip():
-            raise JobManagerInputError("a job set's name must be a non-empty string")
+        check_label(name, "a job set's name", MAX_NAME_LENGTH)
         self._store.update_job_set(self._id, name=name)
         return name
 
@@ -203,6 +203,8 @@ class ManagedJobSet:
             if given is not None and (isinstance(given, str)
                                       or not all(isinstance(t, str) and t for t in given)):
                 raise JobManagerInputError(f"{label} must be a list of non-empty strings")
+        for tag in [*(replacement_tags or []), *(additional_tags or [])]:
+            check_label(tag, "a tag", MAX_TAG_LENGTH)
         tags = list(replacement_tags) if replacement_tags is not None else self.tags()
         for tag in additional_tags or []:
             if tag not in tags:

@@ -25,6 +25,9 @@ from qjm_tui.core.errors import (
 )
 from qjm_tui.core.events import Event, EventBus
 from qjm_tui.core.inputs import (
+    MAX_NAME_LENGTH,
+    MAX_TAG_LENGTH,
+    check_label,
     normalize_experiments,
     strip_ansi,
     transpile_for,
@@ -107,6 +110,8 @@ class JobManager:
         tags = _check_tags(job_tags)
         if name is not None and not isinstance(name, str):
             raise JobManagerInputError(f"name must be a string, got {type(name).__name__}")
+        if name is not None:
+            check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
         circuits = normalize_experiments(experiments)
         target_backend = adapter.target()
@@ -290,7 +295,7 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
         return []
     if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
         raise JobManagerInputError("job_tags must be a list of non-empty strings")
-    return list(tags)
+    return [check_label(t, "a tag", MAX_TAG_LENGTH) for t in tags]
 
 
 def _jsonable_options(options: dict[str, Any]) -> dict[str, Any]:
