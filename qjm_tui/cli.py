@@ -58,6 +58,7 @@ from qjm_tui.core.errors import (
     JobManagerJobNotFound,
     JobManagerTimeoutError,
     JobManagerUnknownJobSet,
+    StoreError,
 )
 from qjm_tui.views import duration, histogram_lines, iso
 
@@ -83,10 +84,10 @@ class CliError(Exception):
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """2 for bad input (the user can fix the command), 1 for everything else."""
+    """2 for bad input (the user can fix the command or point it at a usable store), 1 for the rest."""
     if isinstance(exc, CliError):
         return exc.code
-    if isinstance(exc, (JobManagerInputError, JobManagerUnknownJobSet, JobManagerJobNotFound)):
+    if isinstance(exc, (JobManagerInputError, JobManagerUnknownJobSet, JobManagerJobNotFound, StoreError)):
         return EXIT_USAGE
     return EXIT_FAILED
 

@@ -92,7 +92,6 @@ CASES: list[tuple[str, list[str], str | None]] = [
 # Cases that today fail the contract; each is removed as it is fixed.
 KNOWN_FAILURES = {
     "readonly_store_write": "a read-only store gives 'internal error: OperationalError'",
-    "not_sqlite_store": "a store that is not SQLite is named clearly but exits 1, not 2",
     "shots_huge": "shots beyond the backend's limit plan millions of jobs instead of being refused",
 }
 
