@@ -161,7 +161,7 @@ def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
     if "default_shots" in raw:
         config.default_shots = _positive(raw, "default_shots", where)
     if "executor" in raw:
-        config.executor = _typed(raw, "executor", str, where)
+        config.executor = _executor(_typed(raw, "executor", str, where), "executor", where)
     if "store" in raw:
         config.store = Path(_typed(raw, "store", str, where)).expanduser()
     backends = raw.get("backends", {})
@@ -203,6 +203,13 @@ def _typed(raw: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _executor(value: str, key: str, where: str) -> str:
+    """``value`` if it names an executor qjm knows, so a typo fails before anything runs."""
+    if value in ("processes", "threads") or value.startswith("dask://"):
+        return value
+    raise ConfigError(f"{key} must be 'processes', 'threads' or 'dask://HOST:PORT', got {value!r}", where)
+
+
 def _positive(raw: dict[str, Any], key: str, where: str) -> int:
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -214,7 +221,7 @@ def _apply_env(config: Config) -> None:
     if os.environ.get("QJM_BACKEND"):
         config.default_backend = os.environ["QJM_BACKEND"]
     if os.environ.get("QJM_EXECUTOR"):
-        config.executor = os.environ["QJM_EXECUTOR"]
+        config.executor = _executor(os.environ["QJM_EXECUTOR"], "QJM_EXECUTOR", "environment")
     shots = os.environ.get("QJM_SHOTS")
     if shots:
         if not shots.isdigit() or int(shots) < 1:

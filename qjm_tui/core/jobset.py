@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from qjm_tui.core import store as st
 from qjm_tui.core.engine import backend_job_status_text
 from qjm_tui.core.errors import JobManagerInputError, JobManagerInvalidStateError, JobManagerJobNotFound
+from qjm_tui.core.inputs import MAX_TAG_LENGTH, check_label
 from qjm_tui.core.results import ManagedResults, not_found
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
 
@@ -264,6 +265,8 @@ class ManagedJobSet:
             if given is not None and (isinstance(given, str)
                                       or not all(isinstance(t, str) and t for t in given)):
                 raise JobManagerInputError(f"{label} must be a list of non-empty strings")
+        for tag in [*(replacement_tags or []), *(additional_tags or [])]:
+            check_label(tag, "a tag", MAX_TAG_LENGTH)
         tags = list(replacement_tags) if replacement_tags is not None else self.tags()
         for tag in additional_tags or []:
             if tag not in tags:

@@ -43,6 +43,9 @@ from qjm_tui.core.events import (
     JobStatusChanged,
 )
 from qjm_tui.core.inputs import (
+    MAX_NAME_LENGTH,
+    MAX_TAG_LENGTH,
+    check_label,
     normalize_experiments,
     transpile_for,
     validate_for_target,
@@ -180,6 +183,8 @@ class JobManager:
         tags = _check_tags(job_tags)
         if name is not None and not isinstance(name, str):
             raise JobManagerInputError(f"name must be a string, got {type(name).__name__}")
+        if name is not None:
+            check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
         circuits = normalize_experiments(experiments)
         target_backend = adapter.target()
@@ -419,8 +424,7 @@ class JobManager:
 
     def rename_job_set(self, job_set_id: str, name: str) -> str:
         """Rename a job set; returns the new name."""
-        if not isinstance(name, str) or not name.strip():
-            raise JobManagerInputError("a job set's name must be a non-empty string")
+        check_label(name, "a job set's name", MAX_NAME_LENGTH)
         self.store.update_job_set(job_set_id, name=name)
         self.bus.publish(JobSetRenamed(job_set_id, name))
         return name
@@ -664,7 +668,7 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
         return []
     if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
         raise JobManagerInputError("job_tags must be a list of non-empty strings")
-    return list(tags)
+    return [check_label(t, "a tag", MAX_TAG_LENGTH) for t in tags]
 
 
 def _jsonable_options(options: dict[str, Any]) -> dict[str, Any]:
