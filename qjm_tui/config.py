@@ -142,9 +142,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         except OSError as exc:
             raise ConfigError(f"cannot read: {exc.strerror}", str(file)) from None
     config = _from_dict(raw, file if file.exists() else None)
-    _apply_env(config)
+    # Judged on the file itself: a token in the environment does not make a loose file safe.
     if config.source is not None and any(k in SECRET_KEYS for k in config.ibm):
         _warn_if_readable(config.source)
+    _apply_env(config)
     return config
 
 
@@ -160,7 +161,7 @@ def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
     if "default_shots" in raw:
         config.default_shots = _positive(raw, "default_shots", where)
     if "executor" in raw:
-        config.executor = _typed(raw, "executor", str, where)
+        config.executor = _executor(_typed(raw, "executor", str, where), "executor", where)
     if "store" in raw:
         config.store = Path(_typed(raw, "store", str, where)).expanduser()
     backends = raw.get("backends", {})
@@ -202,6 +203,13 @@ def _typed(raw: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _executor(value: str, key: str, where: str) -> str:
+    """``value`` if it names an executor qjm knows, so a typo fails before anything runs."""
+    if value in ("processes", "threads") or value.startswith("dask://"):
+        return value
+    raise ConfigError(f"{key} must be 'processes', 'threads' or 'dask://HOST:PORT', got {value!r}", where)
+
+
 def _positive(raw: dict[str, Any], key: str, where: str) -> int:
     value = raw[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -213,7 +221,7 @@ def _apply_env(config: Config) -> None:
     if os.environ.get("QJM_BACKEND"):
         config.default_backend = os.environ["QJM_BACKEND"]
     if os.environ.get("QJM_EXECUTOR"):
-        config.executor = os.environ["QJM_EXECUTOR"]
+        config.executor = _executor(os.environ["QJM_EXECUTOR"], "QJM_EXECUTOR", "environment")
     shots = os.environ.get("QJM_SHOTS")
     if shots:
         if not shots.isdigit() or int(shots) < 1:
@@ -221,12 +229,17 @@ def _apply_env(config: Config) -> None:
         config.default_shots = int(shots)
 
 
+#: config files already warned about in this process (a command loads its config more than once)
+_warned_readable: set[Path] = set()
+
+
 def _warn_if_readable(path: Path) -> None:
     try:
         mode = path.stat().st_mode
     except OSError:
         return
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
+    if mode & (stat.S_IRGRP | stat.S_IROTH) and path.resolve() not in _warned_readable:
+        _warned_readable.add(path.resolve())
         warnings.warn(
             f"{path} holds a token and can be read by other users; run: chmod 600 {path}",
             stacklevel=3,

@@ -8,9 +8,9 @@ from pathlib import Path
 from qiskit import QuantumCircuit
 from textual.widgets import DataTable, HelpPanel
 
+from qjm_tui import JobManager
 from qjm_tui.config import Config
 from qjm_tui.core.engine import RetryPolicy
-from qjm_tui.core.manager import JobManager
 from qjm_tui.tui.app import make_app
 
 

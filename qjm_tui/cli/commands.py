@@ -243,7 +243,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print_json([job_set_summary(s, now, options.get(s.id), store.jobs(s.id) if args.detailed else None)
                     for s in store.summaries()])
     else:
-        out(manager.report(detailed=args.detailed))
+        out(manager.report(detailed=args.detailed, whole_store=True))
     return EXIT_OK
 
 

@@ -15,7 +15,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from qjm_tui.core.errors import JobManagerInputError, JobManagerJobNotFound, JobManagerUnknownJobSet
+from qjm_tui.core.errors import (
+    JobManagerInputError,
+    JobManagerJobNotFound,
+    JobManagerUnknownJobSet,
+    StoreError,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -32,10 +37,10 @@ class CliError(Exception):
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """2 for bad input (the user can fix the command), 1 for everything else."""
+    """2 for bad input (the user can fix the command or point it at a usable store), 1 for the rest."""
     if isinstance(exc, CliError):
         return exc.code
-    if isinstance(exc, (JobManagerInputError, JobManagerUnknownJobSet, JobManagerJobNotFound)):
+    if isinstance(exc, (JobManagerInputError, JobManagerUnknownJobSet, JobManagerJobNotFound, StoreError)):
         return EXIT_USAGE
     return EXIT_FAILED
 

@@ -27,7 +27,7 @@ def result_rows(manager: JobManager, job_set: ManagedJobSet, experiments: Sequen
     from qjm_tui.core.errors import ManagedResultDataNotAvailable
 
     row = manager.store.get_job_set(job_set.job_set_id())
-    results = job_set.results(partial=True)
+    results = job_set.results(partial=True, wait=False)
     if experiments:
         indices = [job_set.experiment_index(parse_experiment(e)) for e in experiments]
     else:
@@ -99,7 +99,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     job_set = manager.retrieve_job_set(args.id)
     code = EXIT_OK
     if args.format == "qiskit":
-        results = job_set.results(partial=True)
+        results = job_set.results(partial=True, wait=False)
         if args.partial:
             data = results.to_dict()
             n = len(results.available())

@@ -13,8 +13,10 @@ instead of sleeping.
 from __future__ import annotations
 
 import heapq
+import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -40,8 +42,8 @@ from qjm_tui.core.events import (
     JobStatusChanged,
 )
 from qjm_tui.core.ports import ExecutionBackend, JobPayload
-from qjm_tui.core.status import JobStatus, SetState
-from qjm_tui.core.text import error_text
+from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
+from qjm_tui.core.text import error_text, strip_ansi
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +160,9 @@ class JobSetRunner(threading.Thread):
         self._wake = threading.Event()
         self._cancel = threading.Event()
         self._detach = threading.Event()
+        self._cancel_jobs_lock = threading.Lock()
+        self._jobs_to_cancel: set[int] = set()
+        self._cancelled_jobs: set[int] = set()
         self.finished = threading.Event()
         #: the set's final state, or ``interrupted`` after :meth:`detach`
         self.final_state: SetState | None = None
@@ -196,12 +201,26 @@ class JobSetRunner(threading.Thread):
         self._cancel.set()
         self._wake.set()
 
+    def cancel_job(self, index: int) -> None:
+        """Cancel one job (the rest of the set goes on); takes effect at the next loop turn."""
+        with self._cancel_jobs_lock:
+            self._jobs_to_cancel.add(index)
+        self._wake.set()
+
     def detach(self) -> None:
         """Stop without finishing: submit nothing more, let submissions already under way
         return and record their backend ids, then give the set up in the store, where it reads
         ``interrupted`` (resumable). Jobs with the backend keep running there."""
         self._detach.set()
         self._wake.set()
+
+    def all_submitted(self) -> bool:
+        """Whether every job has been handed to the backend (or has ended)."""
+        return not (self._pending or self._delayed or self._submitting)
+
+    def open_jobs(self) -> int:
+        """How many jobs have not reached a final state."""
+        return sum(1 for j in self.jobs.values() if j.status not in JOB_FINAL)
 
     def wake(self) -> None:
         """Something may have changed (called by the backend from any thread)."""
@@ -297,6 +316,7 @@ class JobSetRunner(threading.Thread):
             if self._detach.is_set() and not self.cancelled:
                 self._await_submissions()
                 return
+            self._cancel_requested_jobs()
             if self.cancelled:
                 self._cancel_everything()
             else:
@@ -439,7 +459,7 @@ class JobSetRunner(threading.Thread):
             except Exception as exc:
                 self._submit_failed(index, exc)
                 continue
-            if self.cancelled:
+            if self.cancelled or index in self._cancelled_jobs:
                 self._try_cancel(job_id)
                 self._set_status(index, JobStatus.CANCELLED, backend_job_id=job_id, finished=self.now())
                 continue
@@ -526,7 +546,7 @@ class JobSetRunner(threading.Thread):
                     self._fail(index, message)
             elif info.state == JobStatus.CANCELLED:
                 del self._in_flight[index]
-                if self.cancelled:
+                if self.cancelled or index in self._cancelled_jobs:
                     self._set_status(index, JobStatus.CANCELLED, finished=self.now())
                 else:
                     self._retry_later(index, info.message or "the job was cancelled outside qjm")
@@ -585,6 +605,14 @@ class JobSetRunner(threading.Thread):
             self._fail(index, f"the backend returned {len(experiments)} results for "
                               f"{job.size} circuits")
             return
+        failures = experiment_failures(experiments, job.start)
+        if failures:
+            # The results that did come back are kept; the job (so the set) is not a success.
+            more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
+            message = "; ".join(failures[:3]) + more
+            self.store.finish_job(self.job_set_id, job, experiments, error=message)
+            self._record(index, JobStatus.FAILED, finished=self.now(), last_error=message)
+            return
         self.store.finish_job(self.job_set_id, job, experiments)
         self._record(index, JobStatus.DONE, finished=self.now(), last_error=None)
 
@@ -600,6 +628,24 @@ class JobSetRunner(threading.Thread):
                 continue  # already done; let its results land
             self._try_cancel(job_id)
             del self._in_flight[index]
+            self._set_status(index, JobStatus.CANCELLED, finished=self.now())
+
+    def _cancel_requested_jobs(self) -> None:
+        with self._cancel_jobs_lock:
+            wanted, self._jobs_to_cancel = self._jobs_to_cancel, set()
+        for index in sorted(wanted):
+            if index not in self.jobs or self.jobs[index].status in JOB_FINAL:
+                continue
+            self._cancelled_jobs.add(index)
+            if index in self._pending:
+                self._pending.remove(index)
+            elif any(i == index for _, i in self._delayed):
+                self._delayed = [d for d in self._delayed if d[1] != index]
+                heapq.heapify(self._delayed)
+            elif index in self._in_flight and index not in self._fetching:
+                self._try_cancel(self._in_flight.pop(index))
+            elif index in self._submitting or index in self._fetching:
+                continue  # settled when the submission or the result comes back
             self._set_status(index, JobStatus.CANCELLED, finished=self.now())
 
     def _try_cancel(self, job_id: str) -> None:
@@ -652,3 +698,26 @@ class JobSetRunner(threading.Thread):
                                               self.jobs[index].backend_job_id,
                                               self.jobs[index].last_error))
 
+
+_FAILED_MARK = re.compile(r'"success"\s*:\s*false')
+
+
+def experiment_failures(experiments: Sequence[dict[str, Any] | str], first: int) -> list[str]:
+    """What failed among a finished job's experiments (numbered from ``first``), one phrase each.
+
+    A backend can finish a job while some of its circuits failed (Aer reports
+    ``success: false`` per experiment). Results sent as JSON text are parsed only when the text
+    says so, so the common all-good case costs a scan, not a parse.
+    """
+    failures = []
+    for offset, exp in enumerate(experiments):
+        if isinstance(exp, str):
+            if not _FAILED_MARK.search(exp):
+                continue
+            exp = json.loads(exp)
+        if exp.get("success", True) is False:
+            name = (exp.get("header") or {}).get("name")
+            label = f"experiment {first + offset}" + (f" ({name})" if name else "")
+            reason = strip_ansi(str(exp.get("status") or "no reason given")).strip()
+            failures.append(f"{label} failed: {reason}")
+    return failures

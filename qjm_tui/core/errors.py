@@ -1,16 +1,23 @@
 """Errors raised by qjm.
 
 The names mirror the original IBMQJobManager's so code written against it keeps working.
-Every error qjm raises for bad input or a bad state is a :class:`JobManagerError`, so a caller
-can catch one class. Backend adapters classify their own failures with the three
+Every error qjm raises for bad input or a bad state is a :class:`JobManagerError`, which is a
+``qiskit.exceptions.QiskitError`` as the original's were, so both ``except JobManagerError``
+and ``except QiskitError`` catch it. Backend adapters classify their own failures with the three
 ``Backend*Error`` classes; the engine decides from the class whether to wait, retry or give up.
 """
 
 from __future__ import annotations
 
+from qiskit.exceptions import QiskitError
 
-class JobManagerError(Exception):
+
+class JobManagerError(QiskitError):
     """Base class for every error qjm raises."""
+
+    def __str__(self) -> str:
+        # QiskitError shows its message quoted (its repr); qjm's messages are sentences.
+        return self.message
 
 
 class JobManagerInvalidStateError(JobManagerError):

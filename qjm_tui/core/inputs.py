@@ -25,6 +25,23 @@ _PARSER_POSITION = re.compile(r"L(\d+):C(\d+):\s*(.*)", re.DOTALL)
 _QPY_MAGIC = b"QISKIT"
 
 
+MAX_NAME_LENGTH = 200
+MAX_TAG_LENGTH = 100
+
+
+def check_label(value: Any, what: str, limit: int) -> str:
+    """``value`` if it is a non-empty string of at most ``limit`` characters with no control
+    characters; names and tags are printed to terminals, so they must not carry escape sequences."""
+    if not isinstance(value, str) or not value.strip():
+        raise JobManagerInputError(f"{what} must be a non-empty string")
+    if len(value) > limit:
+        raise JobManagerInputError(f"{what} is {len(value)} characters long; at most {limit} are allowed")
+    bad = next((ch for ch in value if ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0), None)
+    if bad is not None:
+        raise JobManagerInputError(f"{what} contains the control character {bad!r}; use printable text")
+    return value
+
+
 def load_circuit_file(path: str | os.PathLike[str]) -> list[Any]:
     """Load every circuit in an OpenQASM 2, OpenQASM 3 or QPY file.
 

@@ -7,15 +7,18 @@ set, so everything here works after a restart.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qjm_tui.core import store as st
 from qjm_tui.core.engine import backend_job_status_text
-from qjm_tui.core.errors import JobManagerInputError, JobManagerJobNotFound
+from qjm_tui.core.errors import JobManagerInputError, JobManagerInvalidStateError, JobManagerJobNotFound
+from qjm_tui.core.inputs import MAX_TAG_LENGTH, check_label
 from qjm_tui.core.results import ManagedResults, not_found
-from qjm_tui.core.status import JOB_ACTIVE, JOB_FINAL, SET_FINAL, JobStatus, SetState
+from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
 
 if TYPE_CHECKING:
     from qjm_tui.core.manager import JobManager
@@ -143,9 +146,74 @@ class ManagedJob:
     def error_message(self) -> str | None:
         return self._row.last_error
 
+    def job(self) -> BackendJob | None:
+        """The backend's own job behind this one, as the original handed back the provider's
+        job: ``status()``, ``result()``, ``cancel()`` go to the backend itself.
+
+        None when there is none to reach: not submitted yet, or a local simulator job that
+        ran in another process.
+        """
+        job_id = self.refresh()._row.backend_job_id
+        if job_id is None:
+            return None
+        adapter = self._job_set._manager.backend_for(self._job_set.job_set_id())
+        if adapter is None or not adapter.knows(job_id):
+            return None
+        return BackendJob(adapter, job_id, self)
+
+    def result(self, timeout: float | None = None, partial: bool = False) -> ManagedResults:
+        """This job's experiments' results (waits for the job set like ``results``)."""
+        return self._job_set.results(timeout=timeout, partial=partial,
+                                     experiments=range(self.start_index, self.end_index + 1))
+
+    def cancel(self) -> bool:
+        """Cancel this job only (the rest of the set goes on). True if it is now stopped."""
+        return self._job_set._manager.cancel_job(self._job_set.job_set_id(), self.index)
+
     def __repr__(self) -> str:
         return (f"ManagedJob(index={self.index}, experiments={self.start_index}-{self.end_index},"
                 f" status={self._row.status!r}, job_id={self.job_id()!r})")
+
+
+class BackendJob:
+    """A backend's job as that backend sees it (what ``ManagedJob.job()`` returns).
+
+    ``native`` is the provider's own job object (an IBM ``RuntimeJob``, a Qiskit ``Job``) where
+    the adapter keeps one, else None.
+    """
+
+    def __init__(self, adapter: Any, job_id: str, managed: ManagedJob) -> None:
+        self._adapter = adapter
+        self._id = job_id
+        self._managed = managed
+
+    def job_id(self) -> str:
+        return self._id
+
+    @property
+    def native(self) -> Any | None:
+        getter = getattr(self._adapter, "native_job", None)
+        return getter(self._id) if getter is not None else None
+
+    def status(self) -> Any:
+        """The backend's ``qiskit.providers.JobStatus`` for this job, asked afresh."""
+        return qiskit_status(self._adapter.status(self._id).state)
+
+    def result(self) -> Any:
+        """The backend's result for this job as a ``qiskit.result.Result``."""
+        from qiskit.result import Result
+
+        from qjm_tui.core.results import result_dict
+
+        experiments = [json.loads(e) if isinstance(e, str) else e for e in self._adapter.result(self._id)]
+        return Result.from_dict(result_dict(self._adapter.spec, self._id, experiments))
+
+    def cancel(self) -> bool:
+        """Cancel the job (through the job set, so qjm does not resubmit it)."""
+        return self._managed.cancel()
+
+    def __repr__(self) -> str:
+        return f"BackendJob({self._id!r}, backend={self._adapter.spec!r})"
 
 
 class ManagedJobSet:
@@ -184,12 +252,21 @@ class ManagedJobSet:
     def update_tags(self, replacement_tags: Sequence[str] | None = None,
                     additional_tags: Sequence[str] | None = None,
                     removal_tags: Sequence[str] | None = None) -> list[str]:
-        """Replace, add to or remove from the tags (in that order); returns the new tags."""
+        """Replace, add to or remove from the tags (in that order); returns the new tags.
+
+        Raises :class:`JobManagerInvalidStateError` when no argument is given, as the original
+        did (an empty ``replacement_tags`` list clears the tags).
+        """
+        if replacement_tags is None and additional_tags is None and removal_tags is None:
+            raise JobManagerInvalidStateError(
+                "update_tags() needs replacement_tags, additional_tags or removal_tags")
         for label, given in (("replacement_tags", replacement_tags),
                              ("additional_tags", additional_tags), ("removal_tags", removal_tags)):
             if given is not None and (isinstance(given, str)
                                       or not all(isinstance(t, str) and t for t in given)):
                 raise JobManagerInputError(f"{label} must be a list of non-empty strings")
+        for tag in [*(replacement_tags or []), *(additional_tags or [])]:
+            check_label(tag, "a tag", MAX_TAG_LENGTH)
         tags = list(replacement_tags) if replacement_tags is not None else self.tags()
         for tag in additional_tags or []:
             if tag not in tags:
@@ -206,6 +283,25 @@ class ManagedJobSet:
     def jobs(self) -> list[ManagedJob | None]:
         """The jobs, with None for any not (yet) submitted to the backend."""
         return [j if j.job_id() is not None else None for j in self.managed_jobs()]
+
+    def retrieve_jobs(self) -> None:
+        """Refresh the jobs from the store and, where the backend keeps jobs, check that each
+        submitted job is still there, as the original retrieved every job from the provider.
+
+        Raises :class:`JobManagerJobNotFound` naming the jobs the backend no longer has.
+        """
+        rows = self._store.jobs(self._id)
+        adapter = self._manager.backend_for(self._id)
+        if adapter is None or not adapter.can_reattach():
+            return
+        lost = []
+        for row in rows:
+            job_id = row.backend_job_id
+            if job_id and row.status not in JOB_FINAL and not adapter.knows(job_id):
+                lost.append(f"job {row.index} ({row.backend_job_id})")
+        if lost:
+            raise JobManagerJobNotFound(f"{adapter.spec} no longer has {', '.join(lost)}; "
+                                        "retry_failed() after cancel() runs them again")
 
     def experiment_index(self, experiment: Any) -> int:
         """The global index of an experiment given by index, circuit name or circuit."""
@@ -265,8 +361,11 @@ class ManagedJobSet:
             done=counts.get(JobStatus.DONE, 0),
             failed=counts.get(JobStatus.FAILED, 0),
             cancelled=counts.get(JobStatus.CANCELLED, 0),
-            running=sum(counts.get(s, 0) for s in JOB_ACTIVE),
-            pending=counts.get(JobStatus.PENDING, 0),
+            # As the original's report: a job counts as running only while it runs; submitted
+            # but queued (or being submitted) is pending.
+            running=counts.get(JobStatus.RUNNING, 0),
+            pending=sum(counts.get(s, 0) for s in (JobStatus.PENDING, JobStatus.SUBMITTING,
+                                                   JobStatus.QUEUED)),
             experiments=n_experiments,
             experiments_done=done_units // rounds,
             retries=retries,
@@ -333,30 +432,45 @@ class ManagedJobSet:
         return self._manager.wait_for(self._id, timeout)
 
     def results(self, timeout: float | None = None, partial: bool = False,
-                refresh: bool = False) -> ManagedResults:
-        """The combined results.
+                refresh: bool = False, wait: bool = True,
+                experiments: Sequence[int] | range | None = None) -> ManagedResults:
+        """The combined results, once every job has reached a final state (as the original).
 
-        Waits for every job to finish unless ``partial`` is True, in which case it returns at
-        once with whatever results are stored. ``refresh`` is accepted for compatibility: the
-        store is always read afresh.
+        ``partial``: also give the experiments that succeeded inside jobs that failed (a
+        backend can fail some circuits of a job and run the rest); without it a failed job's
+        experiments all read as unavailable. ``wait=False`` returns at once with what is stored
+        now (a snapshot: call again for newer results). ``refresh`` is accepted for
+        compatibility: the store is always read afresh.
         """
         del refresh
-        if not partial:
+        if wait:
             self.wait(timeout)
         row = self._row()
         jobs = self._store.jobs(self._id)
-        stored = self._store.raw_results(self._id)
+        taken = time.time()
+        stored = self._store.raw_results(self._id, experiments)
         rounds = 1 + max((j.round for j in jobs), default=0)
-        complete = {i: parts for i, parts in stored.items() if len(parts) == rounds}
+        usable = {JobStatus.DONE, JobStatus.FAILED} if partial else {JobStatus.DONE}
+        keep = [False] * row.n_experiments
+        for job in jobs:
+            if job.round == 0 and job.status in usable:
+                keep[job.start:job.stop] = [True] * job.size
+        complete = {i: parts for i, parts in stored.items() if len(parts) == rounds and keep[i]}
 
         # The results are a snapshot, so they explain missing data from the same snapshot
-        # (one read, however many experiments are asked about).
+        # (one read, however many experiments are asked about) and say so.
+        when = time.strftime("%H:%M:%S", time.localtime(taken))
+
         def why_missing(index: int) -> str:
             for job in jobs:
                 if job.start <= index < job.stop and job.status != JobStatus.DONE:
                     detail = f": {job.last_error}" if job.last_error else ""
-                    return f"its job {job.index} is {job.status}{detail}"
-            return "it has not been stored"
+                    hint = "" if job.status in JOB_FINAL else "; call results() again for newer ones"
+                    return (f"its job {job.index} was {job.status} when these results were read"
+                            f" ({when}){detail}{hint}")
+            if experiments is not None and index not in experiments:
+                return "these results hold only the experiments of one job"
+            return f"it was not stored when these results were read ({when}); call results() again"
 
         return ManagedResults(self._id, row.backend, complete, row.n_experiments,
                               _ExperimentIndex(row), why_missing)

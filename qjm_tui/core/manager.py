@@ -7,11 +7,14 @@ time and events.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,6 +43,9 @@ from qjm_tui.core.events import (
     JobStatusChanged,
 )
 from qjm_tui.core.inputs import (
+    MAX_NAME_LENGTH,
+    MAX_TAG_LENGTH,
+    check_label,
     normalize_experiments,
     transpile_for,
     validate_for_target,
@@ -141,6 +147,9 @@ class JobManager:
         #: the internal error a runner here stopped on, kept so wait() can report it
         self._crashes: dict[str, BaseException] = {}
         self._lock = threading.Lock()
+        #: the sets run or retrieved through this manager (what job_sets() and report() cover)
+        self._known: dict[str, None] = {}
+        self._exit_hook_registered = False
 
     # -- the original API --------------------------------------------------------------------
 
@@ -161,6 +170,10 @@ class JobManager:
         anything is stored or submitted. Returns once every circuit is safely in the store
         (jobs are already running by then); the jobs go on in the background.
         """
+        if "job_share_level" in run_config:
+            run_config.pop("job_share_level")
+            warnings.warn("job_share_level is no longer used by any backend and is ignored",
+                          DeprecationWarning, stacklevel=2)
         shots = validate_shots(run_config.pop("shots", self.default_shots))
         if max_experiments_per_job is not None and (
                 isinstance(max_experiments_per_job, bool)
@@ -170,6 +183,8 @@ class JobManager:
         tags = _check_tags(job_tags)
         if name is not None and not isinstance(name, str):
             raise JobManagerInputError(f"name must be a string, got {type(name).__name__}")
+        if name is not None:
+            check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
         circuits = normalize_experiments(experiments)
         target_backend = adapter.target()
@@ -215,17 +230,24 @@ class JobManager:
             raise JobManagerInputError(
                 f"the circuits cannot be stored ({strip_ansi(str(exc))}); nothing was kept"
             ) from exc
+        self._known[job_set_id] = None
         return ManagedJobSet(self, job_set_id)
 
-    def job_sets(self, name: str | None = None) -> list[ManagedJobSet]:
-        """Every job set in the store, newest first; only those called ``name`` if given."""
-        return [ManagedJobSet(self, row.id) for row in self.store.list_job_sets(name)]
+    def job_sets(self, name: str | None = None, whole_store: bool = False) -> list[ManagedJobSet]:
+        """The job sets this manager ran or retrieved (as the original's "this session"),
+        newest first; only those called ``name`` if given. ``whole_store=True``: every job set
+        in the store, whoever ran it."""
+        rows = self.store.list_job_sets(name)
+        if not whole_store:
+            rows = [r for r in rows if r.id in self._known]
+        return [ManagedJobSet(self, row.id) for row in rows]
 
-    def report(self, detailed: bool = True) -> str:
-        """A report on every job set in the store."""
-        sets = self.job_sets()
+    def report(self, detailed: bool = True, whole_store: bool = False) -> str:
+        """A report on the job sets of :meth:`job_sets` (``whole_store`` as there)."""
+        sets = self.job_sets(whole_store=whole_store)
         if not sets:
-            return f"No job sets in {self.store.path}."
+            where = f"in {self.store.path}" if whole_store else "run or retrieved by this manager"
+            return f"No job sets {where}."
         return "\n\n".join(s.report(detailed) for s in sets)
 
     def retrieve_job_set(self, job_set_id: str, provider: Any = None,
@@ -238,13 +260,58 @@ class JobManager:
         del provider, refresh
         if not isinstance(job_set_id, str):
             raise JobManagerInputError(f"a job-set id is a string, got {type(job_set_id).__name__}")
-        return ManagedJobSet(self, self.store.resolve_id(job_set_id))
+        full_id = self.store.resolve_id(job_set_id)
+        self._known[full_id] = None
+        return ManagedJobSet(self, full_id)
 
     # -- beyond the original -----------------------------------------------------------------
 
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``callback`` with every engine event; returns a function that unsubscribes."""
         return self.bus.subscribe(callback)
+
+    def backend_for(self, job_set_id: str) -> ExecutionBackend | None:
+        """The adapter that runs (or would run) the set: this process's runner's if it runs
+        here, else one made from the set's stored spec; None if that spec cannot be made now."""
+        runner = self._runner(job_set_id)
+        if runner is not None:
+            return runner.backend
+        try:
+            return self._adapter(self.store.get_job_set(job_set_id).backend)
+        except JobManagerError:
+            return None
+
+    def reattachable(self, job_set_id: str) -> bool:
+        """Whether the set's backend keeps jobs beyond a process, so another can pick them up."""
+        adapter = self.backend_for(job_set_id)
+        return adapter is not None and adapter.can_reattach()
+
+    def cancel_job(self, job_set_id: str, index: int) -> bool:
+        """Cancel one job of a set; True if it is (now) stopped.
+
+        A set run by this process has its runner cancel the job (and not resubmit it). A set
+        nobody runs has the job cancelled at the backend and in the store. A set another live
+        process runs cannot have single jobs cancelled from here.
+        """
+        job = self.store.job(job_set_id, index)
+        if job.status in JOB_FINAL:
+            return job.status == JobStatus.CANCELLED
+        runner = self._runner(job_set_id)
+        if runner is not None and not runner.finished.is_set():
+            runner.cancel_job(index)
+            return True
+        row = self.store.get_job_set(job_set_id)
+        if self.store.effective_state(row) == SetState.RUNNING:
+            raise JobManagerInvalidStateError(
+                f"job set {job_set_id} is being run by process {row.owner_pid} on {row.owner_host};"
+                " cancel single jobs from there, or cancel the whole set"
+            )
+        adapter = self.backend_for(job_set_id) if job.backend_job_id else None
+        if adapter is not None and adapter.can_reattach():
+            with contextlib.suppress(Exception):
+                adapter.cancel(job.backend_job_id)
+        self.store.update_job(job_set_id, index, status=JobStatus.CANCELLED, finished=self.now())
+        return True
 
     def wait_all(self, timeout: float | None = None) -> None:
         """Wait for every job set this manager is running (each up to ``timeout`` seconds)."""
@@ -268,6 +335,7 @@ class JobManager:
                 self.bus.publish(CancelRequested(runner.job_set_id))
                 runner.cancel()
         self._await(runners, timeout, "close")
+        self._unregister_exit_hook()
         self.store.close()
 
     def detach(self, timeout: float | None = 10.0) -> None:
@@ -338,6 +406,11 @@ class JobManager:
                 state = self.job_set_state(job_set_id)
                 if state in SET_FINAL:
                     return state
+                if state == SetState.INTERRUPTED and self.reattachable(job_set_id):
+                    # The backend kept the jobs: pick them up where the ended process left them.
+                    self.resume_job_set(job_set_id)
+                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    return self.wait_for(job_set_id, left)
                 if state == SetState.INTERRUPTED:
                     raise JobManagerInvalidStateError(
                         f"job set {job_set_id} was interrupted (the process running it ended or "
@@ -351,8 +424,7 @@ class JobManager:
 
     def rename_job_set(self, job_set_id: str, name: str) -> str:
         """Rename a job set; returns the new name."""
-        if not isinstance(name, str) or not name.strip():
-            raise JobManagerInputError("a job set's name must be a non-empty string")
+        check_label(name, "a job set's name", MAX_NAME_LENGTH)
         self.store.update_job_set(job_set_id, name=name)
         self.bus.publish(JobSetRenamed(job_set_id, name))
         return name
@@ -443,6 +515,12 @@ class JobManager:
             self._runners[job_set_id] = runner
             self._crashes.pop(job_set_id, None)
         _mark_running(self.store, job_set_id, True)
+        if not self._exit_hook_registered:
+            # threading's exit hooks run before the interpreter joins threads and before
+            # concurrent.futures stops taking work (its own hook, registered earlier, runs
+            # after ours), so the runners can still finish local work here.
+            threading._register_atexit(self._finish_at_exit)
+            self._exit_hook_registered = True
         runner.start()
         return runner
 
@@ -454,6 +532,44 @@ class JobManager:
                 del self._runners[runner.job_set_id]
             if runner.error is not None:
                 self._crashes[runner.job_set_id] = runner.error
+
+    def _unregister_exit_hook(self) -> None:
+        self._exit_hook_registered = False
+
+    def _finish_at_exit(self) -> None:
+        """At interpreter exit, as ``concurrent.futures`` does: wait for this process's job
+        sets, so a script that runs and ends still gets every result stored.
+
+        Sets on a backend that keeps jobs (a remote service) are waited on only until every
+        job is submitted; the jobs then go on there and ``retrieve_job_set(id).results()``
+        picks them up later. Ctrl-C stops the wait; the set is then ``interrupted`` and a
+        warning on stderr says how to finish it.
+        """
+        if not self._exit_hook_registered:
+            return
+        live = [r for r in list(self._runners.values()) if not r.finished.is_set()]
+        for runner in live:
+            set_id = runner.job_set_id
+            remote = runner.backend.can_reattach()
+            try:
+                if remote:
+                    while not runner.finished.is_set() and not runner.all_submitted():
+                        runner.finished.wait(0.1)
+                    if not runner.finished.is_set():
+                        runner.detach()
+                        runner.finished.wait(10)
+                        _say(f"job set {set_id}: {runner.open_jobs()} jobs go on at {runner.backend.spec};"
+                             f" collect them later with `qjm wait {set_id}` or"
+                             f" JobManager().retrieve_job_set({set_id!r}).results()")
+                    continue
+                _say(f"waiting for job set {set_id} to finish ({runner.open_jobs()} jobs left) before"
+                     " exiting; Ctrl-C stops waiting")
+                runner.finished.wait()
+            except KeyboardInterrupt:
+                runner.detach()
+                runner.finished.wait(10)
+                _say(f"job set {set_id} is interrupted with {runner.open_jobs()} jobs unfinished; finish"
+                     f" it with `qjm resume {set_id}` or JobManager().retrieve_job_set({set_id!r}).resume()")
 
     def _runner(self, job_set_id: str) -> JobSetRunner | None:
         with self._lock:
@@ -522,6 +638,11 @@ class JobManager:
         return job_set
 
 
+def _say(text: str) -> None:
+    sys.stderr.write(f"qjm: {text}\n")
+    sys.stderr.flush()
+
+
 #: one restart, cancel-in-place or delete at a time in this process, whichever manager asks
 _RESTART_LOCK = threading.RLock()
 _RUNNING: set[tuple[str, str]] = set()
@@ -547,7 +668,7 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
         return []
     if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
         raise JobManagerInputError("job_tags must be a list of non-empty strings")
-    return list(tags)
+    return [check_label(t, "a tag", MAX_TAG_LENGTH) for t in tags]
 
 
 def _jsonable_options(options: dict[str, Any]) -> dict[str, Any]:

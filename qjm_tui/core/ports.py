@@ -120,6 +120,14 @@ class ExecutionBackend(ABC):
         """Whether jobs survive this process, so a new one can reattach to them by id."""
         return False
 
+    def knows(self, job_id: str) -> bool:
+        """Whether the backend can still tell this job's status (it has not forgotten it)."""
+        try:
+            self.status(job_id)
+        except Exception:
+            return False
+        return True
+
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Register a callback the adapter calls (from any thread) when a job may have changed.
 
@@ -199,6 +207,9 @@ class ConfiguredBackend(ExecutionBackend):
 
     def can_reattach(self) -> bool:
         return self.inner.can_reattach()
+
+    def knows(self, job_id: str) -> bool:
+        return self.inner.knows(job_id)
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         self.inner.add_listener(listener)

@@ -122,14 +122,7 @@ class ManagedResults:
         return result
 
     def _result_dict(self, experiments: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "backend_name": self.backend_name,
-            "backend_version": "qjm",
-            "qobj_id": self.job_set_id,
-            "job_id": self.job_set_id,
-            "success": all(e.get("success", True) for e in experiments),
-            "results": experiments,
-        }
+        return result_dict(self.backend_name, self.job_set_id, experiments)
 
     def get_counts(self, experiment: Any) -> dict[str, int]:
         """Histogram of measured bitstrings, as ``Result.get_counts`` formats it."""
@@ -190,6 +183,18 @@ class ManagedResults:
     def to_dict(self) -> dict[str, Any]:
         """Every available experiment as a ``Result``-shaped dict (for export)."""
         return self._result_dict([self._parse(i) for i in sorted(self._raw)])
+
+
+def result_dict(backend_name: str, job_id: str, experiments: list[dict[str, Any]]) -> dict[str, Any]:
+    """A ``qiskit.result.Result``-shaped dict holding ``experiments`` (for ``Result.from_dict``)."""
+    return {
+        "backend_name": backend_name,
+        "backend_version": "qjm",
+        "qobj_id": job_id,
+        "job_id": job_id,
+        "success": all(e.get("success", True) for e in experiments),
+        "results": experiments,
+    }
 
 
 def not_found(experiment: Any, n: int) -> JobManagerJobNotFound:

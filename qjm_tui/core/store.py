@@ -621,8 +621,10 @@ class Store:
             tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
 
     def finish_job(self, job_set_id: str, job: JobRow,
-                   experiments: Sequence[dict[str, Any] | str]) -> None:
-        """Store a done job's per-experiment results and mark it done, atomically.
+                   experiments: Sequence[dict[str, Any] | str], error: str | None = None) -> None:
+        """Store a done job's per-experiment results and mark it done, atomically; with
+        ``error`` (some of its experiments failed on the backend) it is marked failed with that
+        message instead, its results still kept.
 
         Each result is a dict or its JSON text (adapters that run elsewhere send text, so it
         is serialised once, where it was made).
@@ -639,9 +641,10 @@ class Store:
                  for offset, exp in enumerate(experiments)],
             )
             tx.execute(
-                "UPDATE jobs SET status=?, finished=?, updated=?, last_error=NULL, seq=?"
+                "UPDATE jobs SET status=?, finished=?, updated=?, last_error=?, seq=?"
                 " WHERE job_set_id=? AND idx=?",
-                (JobStatus.DONE, now, now, seq, job_set_id, job.index),
+                (JobStatus.FAILED if error else JobStatus.DONE, now, now, error, seq, job_set_id,
+                 job.index),
             )
             tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
 
