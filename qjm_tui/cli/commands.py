@@ -46,9 +46,9 @@ def open_manager() -> JobManager:
 def summary_data(manager: JobManager, job_set_id: str, jobs: bool = False) -> dict[str, Any]:
     """One job set as plain data (the ``--json`` shape, see :func:`qjm_tui.views.job_set_summary`)."""
     store = manager.store
+    run_options = store.get_job_set(job_set_id).run_options  # first: a clear error if it is gone
     summary = store.summaries([job_set_id])[0]
-    return job_set_summary(summary, time.time(), store.get_job_set(job_set_id).run_options,
-                           store.jobs(job_set_id) if jobs else None)
+    return job_set_summary(summary, time.time(), run_options, store.jobs(job_set_id) if jobs else None)
 
 
 def cancel_on_interrupt(job_set: ManagedJobSet) -> int:

@@ -169,7 +169,10 @@ class ChangeWatch:
 
 def read_figures(manager: JobManager, job_set_id: str) -> SetFigures:
     """The job set's figures now, from one grouped query of the store."""
-    return set_figures(manager.store.summaries([job_set_id])[0], time.time())
+    found = manager.store.summaries([job_set_id])
+    if not found:
+        manager.store.get_job_set(job_set_id)  # raises the store's clear "no job set" error
+    return set_figures(found[0], time.time())
 
 
 def _final_state(job_set: ManagedJobSet, watch: ChangeWatch) -> str | None:
