@@ -14,6 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from qjm_tui.core.status import (  # noqa: F401  (the phrases are part of what views offer)
+    JOB_ACTIVE,
+    JOB_STATUS_PHRASES,
+    SET_FINAL,
+    elapsed_and_eta,
+    job_status_phrase,
+)
+
 if TYPE_CHECKING:
     from qjm_tui.core.store import JobRow, JobSetSummary
 
@@ -33,28 +41,16 @@ SET_GLYPHS_ASCII = {"running": "r", "done": "#", "partial": "p", "failed": "x", 
                     "interrupted": "!"}
 
 #: job-set states in which nothing runs any more (``interrupted`` can still be resumed)
-SET_FINAL_STATES = ("done", "partial", "failed", "cancelled")
+SET_FINAL_STATES = SET_FINAL
 
 #: job statuses of a job handed to the backend and not yet final
-JOB_ACTIVE_STATUSES = ("submitting", "queued", "running")
-_JOB_FINAL_STATUSES = ("done", "failed", "cancelled")
+JOB_ACTIVE_STATUSES = JOB_ACTIVE
 
 #: a style per job status and per job-set state: colour names that Rich and Textual both accept
 JOB_STATUS_STYLES = {"pending": "dim", "submitting": "blue", "queued": "blue", "running": "cyan",
                      "done": "green", "failed": "red", "cancelled": "yellow"}
 SET_STATE_STYLES = {"running": "cyan", "done": "green", "partial": "yellow", "failed": "red",
                     "cancelled": "yellow", "interrupted": "magenta"}
-
-#: what a job's status means, in words (the phrases of the original job manager's report)
-JOB_STATUS_PHRASES = {
-    "pending": "job is waiting to be submitted",
-    "submitting": "job is being submitted",
-    "queued": "job is queued",
-    "running": "job is actively running",
-    "done": "job has successfully run",
-    "failed": "job incurred error",
-    "cancelled": "job has been cancelled",
-}
 
 _FULL, _EIGHTHS = "█", " ▏▎▍▌▋▊▉"
 
@@ -65,9 +61,6 @@ def unicode_ok(stream: object = None) -> bool:
     return encoding.lower().replace("-", "").startswith("utf")
 
 
-def job_status_phrase(status: str) -> str:
-    """A job status in words (``job is queued``); an unknown status is shown as it is."""
-    return JOB_STATUS_PHRASES.get(status, status)
 
 
 def duration(seconds: float | None) -> str:
@@ -232,16 +225,9 @@ def set_figures(summary: JobSetSummary, now: float) -> SetFigures:
     is the elapsed time scaled by what is still open against what is finished: 0 when every job
     is final, unknown until some job is done.
     """
-    counts, units = summary.counts, summary.units
+    counts = summary.counts
     final = summary.finished is not None and summary.state in SET_FINAL_STATES
-    elapsed = max(0.0, (summary.finished if final else now) - summary.created)
-    total_units = sum(units.values())
-    open_units = sum(n for status, n in units.items() if status not in _JOB_FINAL_STATUSES)
-    eta: float | None = None
-    if open_units == 0:
-        eta = 0.0
-    elif units.get("done", 0):
-        eta = elapsed * open_units / max(total_units - open_units, 1)
+    elapsed, eta = elapsed_and_eta(summary.units, summary.created, summary.finished, final, now)
     return SetFigures(
         state=summary.state, total_jobs=summary.total_jobs, done=counts.get("done", 0),
         failed=counts.get("failed", 0), cancelled=counts.get("cancelled", 0),
@@ -312,13 +298,18 @@ class JobSetCells:
     tags: str  #: comma-separated
 
 
+def short_id(set_id: str) -> str:
+    """The part of a job-set id that tells sets apart (ids start with their creation time)."""
+    return set_id.rsplit("-", 1)[-1]
+
+
 def job_set_cells(summary: JobSetSummary, now: float, unicode: bool = True) -> JobSetCells:
     """The text of each cell of a job set's listing row at time ``now``."""
     f = set_figures(summary, now)
     jobs = f"{f.done}/{f.total_jobs}" + (f" ({f.failed} failed)" if f.failed else "")
     glyphs = SET_GLYPHS if unicode else SET_GLYPHS_ASCII
     return JobSetCells(
-        id=summary.id, short_id=summary.id.rsplit("-", 1)[-1], name=summary.name, state=f.state,
+        id=summary.id, short_id=short_id(summary.id), name=summary.name, state=f.state,
         glyph=glyphs.get(f.state, "?"), style=SET_STATE_STYLES.get(f.state, ""), jobs=jobs,
         experiments=f"{f.experiments_done}/{f.experiments}", percent=f"{int(f.fraction * 100)}%",
         backend=summary.backend, created=ago(summary.created, now), tags=",".join(summary.tags),

@@ -105,18 +105,6 @@ class RetryPolicy:
         return bound * (1.0 - self.jitter * rng.random())
 
 
-def backend_job_status_text(status: str) -> str:
-    """A human phrase for a store status, as the original report worded it."""
-    return {
-        JobStatus.PENDING: "job is waiting to be submitted",
-        JobStatus.SUBMITTING: "job is being submitted",
-        JobStatus.QUEUED: "job is queued",
-        JobStatus.RUNNING: "job is actively running",
-        JobStatus.DONE: "job has successfully run",
-        JobStatus.FAILED: "job incurred error",
-        JobStatus.CANCELLED: "job has been cancelled",
-    }.get(status, status)
-
 
 class JobSetRunner(threading.Thread):
     """Drives one job set to completion on one backend.

@@ -14,11 +14,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qjm_tui.core import store as st
-from qjm_tui.core.engine import backend_job_status_text
 from qjm_tui.core.errors import JobManagerInputError, JobManagerInvalidStateError, JobManagerJobNotFound
 from qjm_tui.core.inputs import MAX_TAG_LENGTH, check_label
 from qjm_tui.core.results import ManagedResults, not_found
-from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
+from qjm_tui.core.status import (
+    JOB_FINAL,
+    SET_FINAL,
+    JobStatus,
+    SetState,
+    elapsed_and_eta,
+    job_status_phrase,
+)
 
 if TYPE_CHECKING:
     from qjm_tui.core.manager import JobManager
@@ -347,15 +353,7 @@ class ManagedJobSet:
                   n_experiments: int, created: float, finished: float | None,
                   state: SetState) -> Progress:
         done_units = units.get(JobStatus.DONE, 0)
-        end = finished if finished and state in SET_FINAL else self._manager.now()
-        elapsed = max(0.0, end - created)
-        total_units = sum(units.values())
-        open_units = sum(n for status, n in units.items() if status not in JOB_FINAL)
-        eta = None
-        if open_units == 0:
-            eta = 0.0
-        elif done_units:
-            eta = elapsed * open_units / max(total_units - open_units, 1)
+        elapsed, eta = elapsed_and_eta(units, created, finished, state in SET_FINAL, self._manager.now())
         return Progress(
             total_jobs=sum(counts.values()),
             done=counts.get(JobStatus.DONE, 0),
@@ -413,7 +411,7 @@ class ManagedJobSet:
                     f"    job index: {job.index}",
                     f"    job ID: {job.backend_job_id}",
                     f"    name: {row.name}_{job.index}",
-                    f"    status: {backend_job_status_text(job.status)}",
+                    f"    status: {job_status_phrase(job.status)}",
                     f"    attempts: {job.attempts} (retries: {job.retries})",
                 ]
                 if job.last_error:

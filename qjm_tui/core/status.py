@@ -51,3 +51,38 @@ JOB_FINAL = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED})
 JOB_ACTIVE = frozenset({JobStatus.SUBMITTING, JobStatus.QUEUED, JobStatus.RUNNING})
 #: job-set states that never change again (until a retry or resume)
 SET_FINAL = frozenset({SetState.DONE, SetState.PARTIAL, SetState.FAILED, SetState.CANCELLED})
+
+#: what a job's status means, in words (the phrases of the original job manager's report)
+JOB_STATUS_PHRASES = {
+    JobStatus.PENDING: "job is waiting to be submitted",
+    JobStatus.SUBMITTING: "job is being submitted",
+    JobStatus.QUEUED: "job is queued",
+    JobStatus.RUNNING: "job is actively running",
+    JobStatus.DONE: "job has successfully run",
+    JobStatus.FAILED: "job incurred error",
+    JobStatus.CANCELLED: "job has been cancelled",
+}
+
+
+def job_status_phrase(status: str) -> str:
+    """The phrase for a job status (the status itself for one this vocabulary does not know)."""
+    return JOB_STATUS_PHRASES.get(status, status)  # type: ignore[call-overload]
+
+
+def elapsed_and_eta(units: dict[str, int], created: float, finished: float | None, final: bool,
+                    now: float) -> tuple[float, float | None]:
+    """A job set's elapsed time and estimated time left, from its experiment x shots-round
+    units per job status (jobs may differ in size).
+
+    Elapsed runs to ``finished`` once the set is ``final``, else to ``now``. The time left is
+    the elapsed time scaled by what is still open against what is finished: 0 when every job is
+    final, unknown (None) until some job is done.
+    """
+    elapsed = max(0.0, (finished if final and finished is not None else now) - created)
+    total = sum(units.values())
+    still_open = sum(n for status, n in units.items() if status not in JOB_FINAL)
+    if still_open == 0:
+        return elapsed, 0.0
+    if not units.get(JobStatus.DONE, 0):
+        return elapsed, None
+    return elapsed, elapsed * still_open / max(total - still_open, 1)

@@ -20,11 +20,6 @@ from qjm_tui.tui.messages import JobSetsChanged
 
 log = logging.getLogger("qjm_tui.tui")
 
-STATE_STYLES = {"running": "cyan", "done": "green", "partial": "yellow", "failed": "red",
-                "cancelled": "magenta", "interrupted": "yellow"}
-JOB_STYLES = {"pending": "", "submitting": "cyan", "queued": "cyan", "running": "blue",
-              "done": "green", "failed": "red", "cancelled": "magenta"}
-
 #: the orders ``s`` cycles through: (label, key, descending)
 SORTS: list[tuple[str, Callable[[JobSetSummary], object], bool]] = [
     ("newest", lambda s: s.created, True),
@@ -114,7 +109,7 @@ class QjmApp(App[int]):
         for state, count in summary.counts.items():
             if count:
                 text.append(f"{views.JOB_GLYPHS.get(state, '?')} {state} {count}  ",
-                            style=JOB_STYLES.get(state, ""))
+                            style=views.JOB_STATUS_STYLES.get(state, ""))
         text.append(f"\nexperiments {summary.experiments_done}/{summary.n_experiments}"
                     f"  jobs {summary.total_jobs}  retries {summary.retries}")
         if summary.tags:
@@ -161,10 +156,10 @@ class QjmApp(App[int]):
         shown = [s for s in self._rows.values() if matches(s, wanted)]
         _, key, reverse = SORTS[self._sort]
         for s in sorted(shown, key=key, reverse=reverse):
-            style = STATE_STYLES.get(s.state, "")
+            style = views.SET_STATE_STYLES.get(s.state, "")
             table.add_row(
                 Text(views.SET_GLYPHS.get(s.state, "?"), style=style),
-                Text(s.name or "-"), Text(short_id(s.id)), Text(s.backend),
+                Text(s.name or "-"), Text(views.short_id(s.id)), Text(s.backend),
                 views.ago(s.created, now), str(s.n_experiments),
                 views.progress_bar(s.fraction, 12), Text(s.state, style=style), key=s.id)
         if selected is not None and selected in table.rows:
@@ -174,11 +169,6 @@ class QjmApp(App[int]):
             self._show_details(key.value)
         self.query_one("#empty").display = not self._rows
         table.display = bool(self._rows)
-
-
-def short_id(set_id: str) -> str:
-    """The part of a job-set id that tells sets apart (ids start with their creation time)."""
-    return set_id.rsplit("-", 1)[-1]
 
 
 def matches(summary: JobSetSummary, query: str) -> bool:
@@ -191,7 +181,7 @@ def matches(summary: JobSetSummary, query: str) -> bool:
             ok = word[4:] in (t.lower() for t in summary.tags)
         else:
             ok = (word in (summary.name or "").lower() or summary.id.lower().startswith(word)
-                  or short_id(summary.id).startswith(word) or word in summary.backend.lower())
+                  or views.short_id(summary.id).startswith(word) or word in summary.backend.lower())
         if not ok:
             return False
     return True
