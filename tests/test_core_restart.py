@@ -90,7 +90,10 @@ for i in range(60):
     qc.measure(range(3), range(3))
     circuits.append(qc)
 backend = LocalBackend("aer", executor="threads", workers=1)
-job_set = JobManager().run(circuits, backend=backend, max_experiments_per_job=1, shots=50_000)
+# memory=True makes each job return every shot, so the jobs take long enough for the kill to land
+# half-way even when the machine is idle
+job_set = JobManager().run(circuits, backend=backend, max_experiments_per_job=1, shots=50_000,
+                           memory=True)
 print(job_set.job_set_id(), flush=True)
 job_set.wait()
 """
