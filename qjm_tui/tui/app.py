@@ -96,6 +96,14 @@ class QjmApp(App[int]):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_details(event.row_key.value if event.row_key else None)
 
+    def selected_summary(self) -> JobSetSummary | None:
+        """The job set under the browser's cursor (what every set action acts on), if any."""
+        table = self.query_one("#sets", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return self._rows.get(key.value) if key.value is not None else None
+
     def _show_details(self, set_id: str | None) -> None:
         """Describe the set under the cursor: jobs per status, experiments, retries, tags."""
         summary = self._rows.get(set_id) if set_id else None
