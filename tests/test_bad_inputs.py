@@ -69,6 +69,8 @@ CASES: list[tuple[str, list[str], str | None]] = [
     ("shots_zero", ["run", "%good", "-b", "aer", "--shots", "0"], None),
     ("shots_negative", ["run", "%good", "-b", "aer", "--shots", "-5"], None),
     ("shots_huge", ["run", "%good", "-b", "aer", "--shots", "1000000000000"], None),
+    ("shots_huge_emulator", ["run", "%good", "-b", "emulator:dir=$home/emulator", "--shots", "10000000000"],
+     None),
     ("shots_not_a_number", ["run", "%good", "-b", "aer", "--shots", "lots"], None),
     ("max_per_job_zero", ["run", "%good", "-b", "aer", "--max-per-job", "0"], None),
     ("unknown_backend", ["run", "%good", "-b", "nosuchbackend"], None),
@@ -92,7 +94,6 @@ CASES: list[tuple[str, list[str], str | None]] = [
 # Cases that today fail the contract; each is removed as it is fixed.
 KNOWN_FAILURES = {
     "readonly_store_write": "a read-only store gives 'internal error: OperationalError'",
-    "shots_huge": "shots beyond the backend's limit plan millions of jobs instead of being refused",
 }
 
 
@@ -139,6 +140,8 @@ def test_bad_input_exits_2_with_one_line(
             a = str(good)
         elif a == "$id":
             a = id_a
+        elif "$home" in a:
+            a = a.replace("$home", str(home))
         elif a == "$prefix":
             a = id_a[0]
         args.append(a)

@@ -105,8 +105,9 @@ def run_options(pairs: Sequence[str] | None) -> dict[str, Any]:
             options[key.strip()] = json.loads(value)
         except ValueError:
             options[key.strip()] = value
-    if "shots" in options:
-        raise CliError("give shots with --shots, not --option", EXIT_USAGE)
+    for key, flag in (("shots", "--shots"), ("max_jobs_per_set", "--max-jobs-per-set")):
+        if key in options:
+            raise CliError(f"give {key} with {flag}, not --option", EXIT_USAGE)
     return options
 
 
@@ -121,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     job_set = manager.run(
         list(args.files), backend=args.backend, name=args.name,
         max_experiments_per_job=args.max_per_job, job_tags=args.tag or None,
-        transpile=args.transpile, **run_config,
+        transpile=args.transpile, max_jobs_per_set=args.max_jobs_per_set, **run_config,
     )
     return drive(args, manager, job_set, "started")
 
@@ -148,7 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_config["shots"] = args.shots
     job_set = manager.run(circuits, backend=args.backend, name=args.name,
                           max_experiments_per_job=args.max_per_job, job_tags=["demo"],
-                          transpile=True, **run_config)
+                          transpile=True, max_jobs_per_set=args.max_jobs_per_set, **run_config)
     jid = job_set.job_set_id()
     if not quiet:
         p = read_figures(manager, jid)

@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--name", help="a name for the job set (default: its id)")
     p.add_argument("-s", "--shots", type=int, help="shots per circuit (default: from the config)")
     p.add_argument("--max-per-job", type=int, metavar="N", help="at most N circuits per job")
+    p.add_argument("--max-jobs-per-set", type=int, metavar="N",
+                   help="allow a set of up to N jobs (default: config max_jobs_per_set, 10000)")
     p.add_argument("-t", "--tag", action="append", metavar="TAG", help="a tag (repeatable)")
     p.add_argument("--transpile", action="store_true", help="transpile the circuits for the backend")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
@@ -132,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
             ))
     p.add_argument("--circuits", type=int, default=1000, metavar="N", help="how many (default 1000)")
     p.add_argument("--max-per-job", type=int, metavar="N", help="at most N circuits per job")
+    p.add_argument("--max-jobs-per-set", type=int, metavar="N",
+                   help="allow a set of up to N jobs (default: config max_jobs_per_set, 10000)")
     p.add_argument("-s", "--shots", type=int, help="shots per circuit (default: from the config)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first random circuit (default 0)")
     p.add_argument("-b", "--backend", default=DEMO_BACKEND, metavar="SPEC",
