@@ -283,7 +283,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if args.detach:
         return start_detached(args)
     manager = open_manager()
-    job_set = manager.retrieve_job_set(args.id).retry_failed()
+    job_set = manager.retrieve_job_set(args.id).retry_failed(backend=args.backend)
     return drive(args, manager, job_set, "retrying")
 
 
@@ -292,7 +292,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.detach:
         return start_detached(args)
     manager = open_manager()
-    job_set = manager.retrieve_job_set(args.id).resume()
+    job_set = manager.retrieve_job_set(args.id).resume(backend=args.backend)
     return drive(args, manager, job_set, "resuming")
 
 

@@ -16,6 +16,7 @@ from qjm_tui.cli.output import (
     CliError,
     err,
     exit_code_for,
+    log_to_file,
     note,
     warnings_as_notes,
 )
@@ -34,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # plain `qjm` opens the app
         args = parser.parse_args(["tui", *argv])
     args.argv = argv
+    log_to_file()
     debug = bool(getattr(args, "debug", False))
     try:
         with warnings_as_notes():

@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import os
 import sys
 import warnings
@@ -154,3 +155,39 @@ def warnings_as_notes() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
         yield
+
+
+class LogFileHandler(logging.FileHandler):
+    """Appends log records to qjm's log file, made (with its folder) only when a record comes.
+
+    A command that logs nothing leaves nothing on disk; a log file that cannot be written drops
+    the record instead of printing a logging traceback over the command's output.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8", delay=True)
+
+    def _open(self) -> TextIO:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """Drop the record: the terminal is for the command's own output."""
+
+
+def log_to_file() -> None:
+    """Send the log records of qjm and the libraries it uses (qiskit-ibm-runtime) to the log
+    file (``$QJM_HOME/qjm.log``), never to the terminal."""
+    from qjm_tui.config import log_path
+
+    root = logging.getLogger()
+    path = log_path()
+    for old in [h for h in root.handlers if isinstance(h, LogFileHandler)]:
+        if Path(old.baseFilename) == path.absolute():
+            return
+        root.removeHandler(old)
+        old.close()
+    handler = LogFileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s[%(process)d] %(levelname)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    root.addHandler(handler)

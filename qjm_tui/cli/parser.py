@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     def add_id(p: argparse.ArgumentParser) -> None:
         p.add_argument("id", metavar="ID", help="job-set id, or any unique prefix of it")
 
+    def add_move(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-b", "--backend", metavar="SPEC",
+                       help="run the rest of the set on this backend instead of the one it ran on")
+
     def add_driving(p: argparse.ArgumentParser) -> None:
         mode = p.add_mutually_exclusive_group()
         mode.add_argument("--wait", action="store_true",
@@ -193,14 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: give up after this long")
 
     p = add("retry", cmd_retry, "Run a job set's failed and cancelled jobs again", _examples(
-        "qjm retry ID", "qjm retry ID --detach"))
+        "qjm retry ID", "qjm retry ID --detach",
+        "qjm retry ID --backend emulator      # run the rest on another backend"))
     add_id(p)
+    add_move(p)
     add_driving(p)
 
     p = add("resume", cmd_resume, "Finish an interrupted job set (its process ended)", _examples(
         "qjm resume ID", "qjm resume ID --detach",
+        "qjm resume ID --backend aer          # finish on another backend (its service is gone)",
         "", "Jobs already done are not run again."))
     add_id(p)
+    add_move(p)
     add_driving(p)
 
     p = add("rename", cmd_rename, "Rename a job set", _examples("qjm rename ID 'calibration run 2'"))

@@ -652,12 +652,25 @@ class JobManager:
                     ) from None
                 raise
             self.store.claim(job_set_id)
+            if backend is not None and adapter.spec != row.backend:
+                to_reset = self._move(job_set_id, adapter.spec, to_reset)
             if to_reset:
                 self.store.update_jobs(job_set_id, to_reset, status=JobStatus.PENDING,
                                        backend_job_id=None, attempts=0, last_error=None, finished=None)
                 self.bus.publish(JobsReset(job_set_id, tuple(to_reset)))
             self._start(job_set_id, adapter)
         return job_set
+
+
+    def _move(self, job_set_id: str, spec: str, to_reset: list[int]) -> list[int]:
+        """Record that the rest of the set runs on ``spec``; returns the jobs to run afresh.
+
+        Jobs the old backend held but never finished are run again on the new one (the new
+        backend cannot know their ids); jobs already done keep their results.
+        """
+        self.store.update_job_set(job_set_id, backend=spec)
+        held = self.store.job_indices(job_set_id, set(JobStatus) - JOB_FINAL - {JobStatus.PENDING})
+        return sorted(set(to_reset) | set(held))
 
 
 def _say(text: str) -> None:
