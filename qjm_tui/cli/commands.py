@@ -36,11 +36,18 @@ STATES = ("running", "done", "partial", "failed", "cancelled", "interrupted")
 DEMO_BACKEND = "aer"
 
 
-def open_manager() -> JobManager:
-    """The manager on the store and config of the environment (``QJM_HOME``, ``QJM_CONFIG``)."""
-    from qjm_tui import JobManager
+def open_manager(read_only: bool = False) -> JobManager:
+    """The manager on the store and config of the environment (``QJM_HOME``, ``QJM_CONFIG``).
 
-    return JobManager()
+    ``read_only`` for the commands that only look: they work on a store nobody may write and
+    create nothing on disk (no store file, no folder) where there is no store yet.
+    """
+    from qjm_tui import JobManager
+    from qjm_tui.config import load_config
+    from qjm_tui.core.store import Store
+
+    config = load_config()
+    return JobManager(Store(config.store_path(), read_only=read_only), config=config)
 
 
 def summary_data(manager: JobManager, job_set_id: str, jobs: bool = False) -> dict[str, Any]:
@@ -191,7 +198,7 @@ def print_histogram(manager: JobManager, job_set: ManagedJobSet, results: Any, e
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """List job sets, newest first, with filters (one query for every set's figures)."""
-    manager = open_manager()
+    manager = open_manager(read_only=True)
     summaries = manager.store.summaries()
     selected = []
     for summary in summaries:
@@ -226,7 +233,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """One job set's report."""
-    manager = open_manager()
+    manager = open_manager(read_only=True)
     job_set = manager.retrieve_job_set(args.id)
     if args.json:
         print_json(summary_data(manager, job_set.job_set_id(), jobs=True))
@@ -237,7 +244,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """The report of every job set in the store."""
-    manager = open_manager()
+    manager = open_manager(read_only=True)
     if args.json:
         store, now = manager.store, time.time()
         options = {row.id: row.run_options for row in store.list_job_sets()}
@@ -252,7 +259,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
     """Block until a job set (run by any process) is finished."""
     if args.timeout is not None and args.timeout < 0:
         raise CliError(f"--timeout must not be negative, got {args.timeout:g}", EXIT_USAGE)
-    manager = open_manager()
+    manager = open_manager(read_only=True)
     job_set = manager.retrieve_job_set(args.id)
     state = follow(manager, job_set, progress_mode(args), timeout=args.timeout)
     code = outcome(manager, job_set, state, quiet=args.json or progress_mode(args) == "none")
@@ -318,7 +325,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     """Add or remove tags; prints the resulting tags, one a line."""
-    manager = open_manager()
+    manager = open_manager(read_only=not (args.add or args.remove))
     job_set = manager.retrieve_job_set(args.id)
     if args.add or args.remove:
         tags = job_set.update_tags(additional_tags=args.add or None, removal_tags=args.remove or None)

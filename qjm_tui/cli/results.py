@@ -64,7 +64,7 @@ def missing_note(header: dict[str, Any], items: Sequence[dict[str, Any]]) -> int
 
 def cmd_results(args: argparse.Namespace) -> int:
     """Counts per experiment: text, JSON or CSV. Never waits: use `qjm wait` first."""
-    manager = open_manager()
+    manager = open_manager(read_only=True)
     job_set = manager.retrieve_job_set(args.id)
     header, items = result_rows(manager, job_set, args.experiment)
     if args.json:
@@ -95,7 +95,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a job set's results to a file: JSON, CSV, or a Qiskit Result as JSON."""
-    manager = open_manager()
+    manager = open_manager(read_only=True)
     job_set = manager.retrieve_job_set(args.id)
     code = EXIT_OK
     if args.format == "qiskit":
