@@ -26,7 +26,7 @@ from qjm_tui.cli.output import (
 )
 from qjm_tui.cli.progress import follow, label, outcome, progress_mode, read_figures
 from qjm_tui.core.errors import JobManagerError
-from qjm_tui.views import histogram_lines, job_set_cells, job_set_summary
+from qjm_tui.views import histogram_lines, job_set_cells, job_set_summary, printable
 
 if TYPE_CHECKING:
     from qjm_tui.core.jobset import ManagedJobSet
@@ -335,5 +335,5 @@ def cmd_tag(args: argparse.Namespace) -> int:
         print_json({"id": job_set.job_set_id(), "tags": tags})
     else:
         for tag in tags:
-            out(tag)
+            out(printable(tag))
     return EXIT_OK

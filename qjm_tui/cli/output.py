@@ -22,6 +22,7 @@ from qjm_tui.core.errors import (
     JobManagerUnknownJobSet,
     StoreError,
 )
+from qjm_tui.core.text import printable
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -47,14 +48,15 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def out(text: str = "") -> None:
-    """One line of data on stdout."""
-    sys.stdout.write(text + "\n")
+    """One line of data on stdout; control characters in it are shown escaped (text read from a
+    store or a service never acts on the terminal)."""
+    sys.stdout.write(printable(text, keep_newlines=True) + "\n")
     sys.stdout.flush()
 
 
 def err(text: str) -> None:
-    """One line on stderr, as given."""
-    sys.stderr.write(text + "\n")
+    """One line on stderr, control characters escaped as in :func:`out`."""
+    sys.stderr.write(printable(text, keep_newlines=True) + "\n")
     sys.stderr.flush()
 
 
@@ -95,15 +97,18 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     if stdout_is_terminal():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(box=None, header_style="bold", pad_edge=False)
         for header in headers:
             # One line per row, however narrow the terminal: long names end in an ellipsis.
             table.add_column(header, no_wrap=True, overflow="ellipsis")
         for row in rows:
-            table.add_row(*row)
+            # Text, not markup: a stored "[red]" is shown as it is, never as a colour.
+            table.add_row(*(Text(printable(cell)) for cell in row))
         Console(file=sys.stdout).print(table)
         return
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     for line in [headers, *rows]:
         out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
@@ -123,7 +128,7 @@ def csv_text(items: Sequence[dict[str, Any]]) -> str:
 def write_output(target: str, text: str) -> None:
     """Write to a file atomically (a reader never sees half a file), or to stdout for '-'."""
     if target == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(printable(text, keep_newlines=True))
         sys.stdout.flush()
         return
     path = Path(target)

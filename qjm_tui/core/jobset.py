@@ -25,6 +25,7 @@ from qjm_tui.core.status import (
     elapsed_and_eta,
     job_status_phrase,
 )
+from qjm_tui.core.text import printable
 
 if TYPE_CHECKING:
     from qjm_tui.core.manager import JobManager
@@ -385,10 +386,10 @@ class ManagedJobSet:
         p = self._progress(counts, units, rounds, sum(j.retries for j in jobs), row.n_experiments,
                            row.created, row.finished, self._manager.job_set_state(self._id, row))
         lines = [
-            f"Job set name: {row.name}",
-            f"          ID: {row.id}",
-            f"     backend: {row.backend}",
-            f"        tags: {row.tags}",
+            f"Job set name: {printable(row.name)}",
+            f"          ID: {printable(row.id)}",
+            f"     backend: {printable(row.backend)}",
+            f"        tags: {printable(str(row.tags))}",
             f"       state: {p.state}",
             "Summary report:",
             f"       Total jobs: {p.total_jobs}",
@@ -409,13 +410,13 @@ class ManagedJobSet:
                 lines += [
                     label,
                     f"    job index: {job.index}",
-                    f"    job ID: {job.backend_job_id}",
-                    f"    name: {row.name}_{job.index}",
+                    f"    job ID: {printable(str(job.backend_job_id))}",
+                    f"    name: {printable(row.name)}_{job.index}",
                     f"    status: {job_status_phrase(job.status)}",
                     f"    attempts: {job.attempts} (retries: {job.retries})",
                 ]
                 if job.last_error:
-                    lines.append(f"    error: {job.last_error}")
+                    lines.append(f"    error: {printable(job.last_error)}")
         return "\n".join(lines)
 
     # -- waiting and results -----------------------------------------------------------------
