@@ -108,7 +108,8 @@ def test_go_to_by_index_and_by_name(tmp_path: Path) -> None:
 
 async def _go_to_by_index_and_by_name(tmp_path: Path) -> None:
     with JobManager(tmp_path / "qjm.sqlite", config=Config(executor="threads")) as manager:
-        job_set = manager.run([basis_state(format(i, "03b"), name=f"c{i}") for i in range(6)],
+        names = [f"c{i}" for i in range(5)] + ["[b]odd[/b]"]
+        job_set = manager.run([basis_state(format(i, "03b"), name=n) for i, n in enumerate(names)],
                               backend="aer", shots=32)
         job_set.results()
         app = Host(manager.store)
@@ -127,6 +128,11 @@ async def _go_to_by_index_and_by_name(tmp_path: Path) -> None:
             await pilot.press("g", *"c2", "enter")
             await settle(pilot)
             assert pane.experiment == 2 and pane.current_counts == {"010": 32}
+            await pilot.press("g", *"[b]odd[/b]", "enter")
+            await settle(pilot)
+            assert pane.experiment == 5 and pane.current_counts == {"101": 32}
+            shown = str(app.query_one("#histogram-title").render())
+            assert shown.startswith("Experiment 5  [b]odd[/b]  32 shots"), "a name is never markup"
             await pilot.press("g", *"nope", "enter")
             await settle(pilot)
             assert box.display, "an unknown name leaves the box open to correct it"
@@ -137,7 +143,7 @@ async def _go_to_by_index_and_by_name(tmp_path: Path) -> None:
             assert "no experiment 9 in this job set" in pane.histogram_text()
             await pilot.press("escape")
             await settle(pilot)
-            assert not box.display and pane.has_focus and pane.experiment == 2
+            assert not box.display and pane.has_focus and pane.experiment == 5
             assert "no experiment" not in pane.histogram_text()
 
 

@@ -133,7 +133,7 @@ class HistogramBars(Widget):
         """The lines drawn at the current size: ``label  bar  count percent`` per row."""
         if self.counts is None:
             style = "histogram--failed" if self.failed else "histogram--waiting"
-            return [Text(self.reason, style=self.get_component_rich_style(style))]
+            return [Text(views.printable(self.reason), style=self.get_component_rich_style(style))]
         if not self.counts:
             return [Text("(no outcomes)")]
         width, height = self.content_size
@@ -146,7 +146,7 @@ class HistogramBars(Widget):
         lines = []
         for cell in cells:
             line = Text(no_wrap=True, overflow="crop")
-            line.append(cell.label, other_style if cell.folded else label_style)
+            line.append(views.printable(cell.label), other_style if cell.folded else label_style)
             line.append("  ")
             line.append(cell.bar_text(bar_width, self.unicode).ljust(bar_width), bar_style)
             line.append(f"  {cell.count} {cell.percent}")
@@ -457,7 +457,7 @@ class HistogramPane(Widget, can_focus=True):
         else:
             title.append(f"Experiment {reading.experiment}", style="bold")
             if reading.experiment < len(self._names):
-                title.append(f"  {self._names[reading.experiment]}")
+                title.append(f"  {views.printable(self._names[reading.experiment])}")
             if shots is None and self._summary is not None:
                 shots = self._summary.shots
         if shots is not None:
