@@ -106,7 +106,7 @@ def read_combined(store: Store, set_id: str, cancelled: Callable[[], bool]) -> R
         for outcome, count in counts.items():
             total[outcome] = total.get(outcome, 0) + count
     if not covered:
-        return Reading(set_id, None, names, None, "No experiment of this job set has counts yet.")
+        return Reading(set_id, None, names, None, "No experiment of this job set has counts.")
     return Reading(set_id, None, names, total, covered=covered)
 
 
@@ -309,7 +309,10 @@ class HistogramPane(Widget, can_focus=True):
             self._read_current()
 
     def show_experiment(self, index: int) -> None:
-        """Show experiment ``index`` of the set on show (leaving the combined view)."""
+        """Show experiment ``index`` of the set on show (leaving the combined view).
+
+        Raises :class:`~qjm_tui.core.errors.JobManagerJobNotFound` for an index the set lacks.
+        """
         if self._summary is None or not 0 <= index < self._summary.n_experiments:
             raise not_found(index, self._summary.n_experiments if self._summary else 0)
         self._experiment = index
