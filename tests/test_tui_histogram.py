@@ -25,12 +25,13 @@ NO_RETRY = RetryPolicy(max_attempts=1, base_delay=0.0, jitter=0.0)
 class Host(App[None]):
     """Just the pane, focused, on a store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, unicode: bool = True) -> None:
         super().__init__()
         self.store = store
+        self.unicode = unicode
 
     def compose(self) -> ComposeResult:
-        yield HistogramPane(self.store, id="histogram")
+        yield HistogramPane(self.store, unicode=self.unicode, id="histogram")
 
     def on_mount(self) -> None:
         self.query_one(HistogramPane).focus()
@@ -82,7 +83,7 @@ async def _steps_through_experiments_within_bounds(tmp_path: Path) -> None:
             title = pane.histogram_text().splitlines()[0]
             assert title.startswith("Experiment 0  basis_000  64 shots"), title
             # 80 columns: "000", two spaces, the bar, two spaces, "64 100.0%"
-            assert bar_lines(pane) == [["000", views.bar(1.0, 64, views.unicode_ok()), "64", "100.0%"]]
+            assert bar_lines(pane) == [["000", "█" * 64, "64", "100.0%"]]
             for expected in (1, 2, 3, 3):
                 await pilot.press("right_square_bracket")
                 await settle(pilot)
@@ -157,7 +158,7 @@ async def _combined_view_sums_every_experiment(tmp_path: Path) -> None:
         job_set = manager.run([basis_state(b, name=f"e{i}") for i, b in enumerate(bits)],
                               backend="aer", shots=100, max_experiments_per_job=2)
         job_set.results()
-        app = Host(manager.store)
+        app = Host(manager.store, unicode=False)
         async with app.run_test(size=(80, 20)) as pilot:
             pane = app.query_one(HistogramPane)
             pane.show_set(summary(manager.store, job_set.job_set_id()))
@@ -172,6 +173,9 @@ async def _combined_view_sums_every_experiment(tmp_path: Path) -> None:
             assert [line[0] for line in bar_lines(pane)] == ["01", "00", "11"], "most frequent first"
             assert [line[2:] for line in bar_lines(pane)] == [["300", "60.0%"], ["100", "20.0%"],
                                                               ["100", "20.0%"]]
+            # 80 columns less "01", "300", "60.0%" and the gaps leave 64 for the longest bar
+            assert [line[1] for line in bar_lines(pane)] == ["#" * 64, views.bar(1 / 3, 64, False),
+                                                             views.bar(1 / 3, 64, False)]
             await pilot.press("c")
             await settle(pilot)
             assert not pane.combined and pane.current_counts == {"01": 100}

@@ -176,8 +176,8 @@ class HistogramPane(Widget, can_focus=True):
     HistogramPane > #histogram-title {
         height: 1;
     }
-    HistogramPane:focus > #histogram-title {
-        text-style: bold;
+    HistogramPane:focus-within > #histogram-title {
+        background: $boost;
     }
     HistogramPane > HistogramBars {
         height: 1fr;
@@ -227,8 +227,10 @@ class HistogramPane(Widget, can_focus=True):
             self.request = request
             self.reading = reading
 
-    def __init__(self, store: Store, *, name: str | None = None, id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(self, store: Store, *, unicode: bool = True, name: str | None = None,
+                 id: str | None = None, classes: str | None = None) -> None:
+        """``unicode``: draw bars in block glyphs, else in ``#`` (for terminals without them;
+        the app decides, as stdout is not the terminal once it runs)."""
         super().__init__(name=name, id=id, classes=classes)
         self.store = store
         self._summary: JobSetSummary | None = None
@@ -243,7 +245,8 @@ class HistogramPane(Widget, can_focus=True):
         self._request = 0
         self._in_flight: tuple[str, int | None] | None = None
         self._again = False
-        self._unicode = views.unicode_ok()
+        self._go_to_open = False
+        self._unicode = unicode
 
     def compose(self) -> ComposeResult:
         yield Static(self._title, id="histogram-title")
@@ -277,7 +280,10 @@ class HistogramPane(Widget, can_focus=True):
         return "\n".join(lines)
 
     def show_set(self, summary: JobSetSummary | None) -> None:
-        """Show (or clear) a set: its experiment 0, or keep the index if it is the same set."""
+        """Show (or clear) a set: its experiment 0, or keep the index if it is the same set.
+
+        Like every method here that changes what is on show, call it once the pane is mounted.
+        """
         if summary is not None and self._summary is not None and summary.id == self._summary.id:
             self.refresh_set(summary)
             return
@@ -323,7 +329,7 @@ class HistogramPane(Widget, can_focus=True):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_go_to":
-            return self.query_one("#histogram-go-to", Input).display
+            return self._go_to_open
         if action in ("previous", "next", "go_to", "toggle_combined"):
             return self._experiment is not None
         return True
@@ -356,7 +362,7 @@ class HistogramPane(Widget, can_focus=True):
         """Open the box that takes an experiment index or circuit name."""
         box = self.query_one("#histogram-go-to", Input)
         box.value = ""
-        box.display = True
+        box.display = self._go_to_open = True
         box.focus()
         self.refresh_bindings()
 
@@ -396,6 +402,7 @@ class HistogramPane(Widget, can_focus=True):
         raise not_found(int(text) if text.isdigit() else text, n)
 
     def _close_go_to(self) -> None:
+        self._go_to_open = False
         self.query_one("#histogram-go-to", Input).display = False
         self.query_one("#histogram-go-to-error", Static).display = False
         self.refresh_bindings()
