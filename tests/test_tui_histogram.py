@@ -76,6 +76,9 @@ async def _steps_through_experiments_within_bounds(tmp_path: Path) -> None:
         async with app.run_test(size=(80, 20)) as pilot:
             pane = app.query_one(HistogramPane)
             assert pane.experiment is None and "No job set selected" in pane.histogram_text()
+            await pilot.press("right_square_bracket", "c", "g")
+            assert pane.experiment is None and not pane.combined, "no set: the keys do nothing"
+            assert not app.query_one("#histogram-go-to", Input).display
             pane.show_set(summary(manager.store, job_set.job_set_id()))
             await settle(pilot)
             assert pane.experiment == 0 and not pane.combined
