@@ -51,7 +51,7 @@ from qjm_tui.core.inputs import (
     validate_for_target,
     validate_shots,
 )
-from qjm_tui.core.jobset import ManagedJobSet
+from qjm_tui.core.jobset import ManagedJobSet, unstored_message
 from qjm_tui.core.ports import BackendFactory, ExecutionBackend
 from qjm_tui.core.split import count_jobs, plan_jobs
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
@@ -634,13 +634,23 @@ class JobManager:
                     f"job set {job_set_id} is already running in this process (pid "
                     f"{os.getpid()} on {self.store.host})")
             row = self.store.get_job_set(job_set_id)
+            unrunnable = self._fail_unstored(job_set, row)
             counts = self.store.status_counts(job_set_id)
-            to_reset = self.store.job_indices(job_set_id, reset) if reset else []
+            to_reset = [i for i in self.store.job_indices(job_set_id, reset) if i not in unrunnable] \
+                if reset else []
             open_jobs = sum(n for status, n in counts.items() if status not in JOB_FINAL)
             if not to_reset and not open_jobs:
                 if set(counts) <= {JobStatus.DONE} and row.state != SetState.DONE:
                     self.store.update_job_set(job_set_id, state=SetState.DONE)
                     self.bus.publish(JobSetStateChanged(job_set_id, SetState.DONE))
+                elif self.store.effective_state(row) == SetState.INTERRUPTED:
+                    # Every job is final, some for good: the set ends here, for everyone.
+                    final = SetState.PARTIAL if counts.get(JobStatus.DONE) else SetState.FAILED
+                    self.store.claim(job_set_id)
+                    self.store.update_job_set(job_set_id, state=final, finished=self.now(),
+                                              owner_pid=None, heartbeat=None)
+                    self.bus.publish(JobSetStateChanged(job_set_id, final))
+                    self.bus.publish(JobSetFinished(job_set_id, final))
                 return job_set
             try:
                 adapter = self._adapter(backend if backend is not None else row.backend)
@@ -661,6 +671,23 @@ class JobManager:
             self._start(job_set_id, adapter)
         return job_set
 
+
+    def _fail_unstored(self, job_set: ManagedJobSet, row: st.JobSetRow) -> set[int]:
+        """Fail, for good, the unfinished jobs whose circuits never reached the store (the
+        process that created the set ended while storing them); returns their indices.
+
+        Nothing can run them: the message on each names the experiments and says they must be
+        run again from their source, and retry leaves them alone.
+        """
+        unrunnable = set(job_set.unrunnable_jobs())
+        if not unrunnable:
+            return set()
+        message = unstored_message(row, job_set.unstored_experiments())
+        to_fail = [i for i in sorted(unrunnable) if self.store.job(row.id, i).last_error != message]
+        if to_fail:
+            self.store.update_jobs(row.id, to_fail, status=JobStatus.FAILED, last_error=message,
+                                   finished=self.now())
+        return unrunnable
 
     def _move(self, job_set_id: str, spec: str, to_reset: list[int]) -> list[int]:
         """Record that the rest of the set runs on ``spec``; returns the jobs to run afresh.

@@ -480,6 +480,13 @@ class Store:
                 (job_set_id, start, stop, sqlite3.Binary(qpy)),
             )
 
+    def stored_ranges(self, job_set_id: str) -> list[tuple[int, int]]:
+        """The experiment ranges ``(start, stop)`` whose circuits are in the store, in order."""
+        rows = self._connect().execute(
+            "SELECT start, stop FROM circuit_blocks WHERE job_set_id=? ORDER BY start", (job_set_id,)
+        ).fetchall()
+        return [(a, b) for a, b in rows]
+
     def circuit_blocks(self, job_set_id: str, start: int, stop: int) -> list[tuple[int, int, bytes]]:
         """The stored blocks overlapping experiments ``start`` to ``stop - 1``, in order."""
         rows = self._connect().execute(
