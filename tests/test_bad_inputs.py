@@ -88,6 +88,10 @@ CASES: list[tuple[str, list[str], str | None]] = [
     ("control_chars_tag", ["tag", "$id", "--add", "t\x1b[31m"], None),
     ("control_chars_rename", ["rename", "$id", "x\x1b[2Jy"], None),
     ("not_sqlite_store", ["ls"], "store = \"$bad/not_sqlite.db\"\n"),
+    # the default executor: its worker pool starts while the request is checked, and a refused
+    # request must still end in one line
+    ("too_wide_processes", ["run", "@too_wide.qasm", "-b", "aer:fake_manila"], None),
+    ("shots_huge_processes", ["run", "%good", "-b", "aer", "--shots", "1000000000000"], None),
     ("overlong_tag", ["run", "%good", "-b", "aer", "--tag", "t" * 1000], None),
     ("max_jobs_per_set_zero", ["run", "%good", "-b", "aer", "--max-jobs-per-set", "0"], None),
     ("max_jobs_per_set_wrong_type", ["ls"], "max_jobs_per_set = \"many\"\n"),
@@ -122,6 +126,8 @@ def test_bad_input_exits_2_with_one_line(
         conf.write_text(config.replace("$bad", str(BAD)))
     if name == "executor_bogus":
         env["QJM_EXECUTOR"] = "bogus"
+    if name.endswith("_processes"):
+        env.pop("QJM_EXECUTOR")
     if name == "not_sqlite_store":
         env.pop("QJM_HOME")
     env["QJM_CONFIG"] = str(conf)

@@ -10,6 +10,7 @@ any ``concurrent.futures.Executor`` (a Dask ``distributed.Client`` is one) can b
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import itertools
 import json
@@ -103,6 +104,9 @@ FALLBACK_MAX_SHOTS = 1_000_000
 _POOL_LOCK = threading.Lock()
 _PROCESS_POOL: ProcessPoolExecutor | None = None
 _THREAD_POOL: ThreadPoolExecutor | None = None
+#: pools being started in the background, and the first task of each worker, waited for at exit
+_STARTING: list[threading.Thread] = []
+_WARMING: list[Future[Any]] = []
 
 
 def default_workers() -> int:
@@ -149,8 +153,7 @@ def shared_process_pool(workers: int | None = None, kind: str = "aer") -> Proces
             ctx.set_forkserver_preload(["qiskit", "qiskit_aer", "qjm_tui.backends.local"])
             with _main_module_hidden():
                 pool = ProcessPoolExecutor(count, mp_context=ctx)
-                for _ in range(count):
-                    pool.submit(_warm, kind)
+                _WARMING[:] = [pool.submit(_warm, kind) for _ in range(count)]
             _PROCESS_POOL = pool
         return _PROCESS_POOL
 
@@ -170,7 +173,9 @@ def start_shared_process_pool(workers: int | None = None, kind: str = "aer"
         except BaseException as exc:  # handed to whoever waits for the pool
             future.set_exception(exc)
 
-    threading.Thread(target=start, name="qjm-pool-start", daemon=True).start()
+    thread = threading.Thread(target=start, name="qjm-pool-start", daemon=True)
+    _STARTING.append(thread)
+    thread.start()
     return future
 
 
@@ -182,6 +187,19 @@ def shared_thread_pool(workers: int | None = None) -> ThreadPoolExecutor:
             _THREAD_POOL = ThreadPoolExecutor(workers or default_workers(),
                                               thread_name_prefix="qjm-sim")
         return _THREAD_POOL
+
+
+def settle_pool_start(timeout: float = 60.0) -> None:
+    """Wait until a pool being started in the background has every worker running.
+
+    A process that ends while its workers are still starting (a command refused after the
+    backend was set up) leaves them unable to start, each printing a traceback; a program
+    about to exit calls this first (it takes about a second, and only in that case). It must
+    run before the interpreter's own shutdown, which stops the pool's manager thread.
+    """
+    for thread in _STARTING:
+        thread.join(timeout=timeout)
+    concurrent.futures.wait(_WARMING, timeout=timeout)
 
 
 @atexit.register

@@ -40,7 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False))
     try:
         with warnings_as_notes():
-            return args.func(args)
+            try:
+                return args.func(args)
+            finally:
+                settle_workers()
     except KeyboardInterrupt:
         note("interrupted")
         return EXIT_INTERRUPTED
@@ -75,6 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         err(f"qjm: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return EXIT_FAILED
+
+
+def settle_workers() -> None:
+    """Let a simulator pool still starting in the background finish starting, so a command
+    that ends early exits without the workers' tracebacks (see ``settle_pool_start``)."""
+    local = sys.modules.get("qjm_tui.backends.local")
+    if local is not None:
+        local.settle_pool_start()
 
 
 def environment_message(exc: OSError | sqlite3.OperationalError) -> str:
