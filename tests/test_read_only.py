@@ -137,3 +137,13 @@ def test_looking_commands_leave_a_writable_store_as_it_was(home_with_a_set: tupl
         proc = qjm(home, *_argv(argv, job_set_id, tmp_path / "out.json"), cwd=tmp_path)
         assert proc.returncode == 0, (argv, proc.stderr)
     assert tree(home) == before
+
+
+def test_export_to_a_place_that_cannot_be_written_names_it(home_with_a_set: tuple[Path, str],
+                                                           tmp_path: Path) -> None:
+    home, job_set_id = home_with_a_set
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    proc = qjm(home, "export", job_set_id, "-o", str(not_a_folder / "out.json"), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "out.json: cannot write: Not a directory" in proc.stderr and "-o" in proc.stderr

@@ -141,7 +141,8 @@ def write_output(target: str, text: str) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise CliError(f"{path}: cannot write: {exc.strerror}") from None
+        raise CliError(f"{path}: cannot write: {exc.strerror}; give -o a file in a folder you may "
+                       "write", EXIT_USAGE) from None
 
 
 @contextlib.contextmanager
