@@ -52,7 +52,7 @@ from qjm_tui.core.inputs import (
     validate_shots,
 )
 from qjm_tui.core.jobset import ManagedJobSet, unstored_message
-from qjm_tui.core.ports import BackendFactory, ExecutionBackend
+from qjm_tui.core.ports import BackendFactory, BackendLimits, ExecutionBackend
 from qjm_tui.core.split import count_jobs, plan_jobs
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
 from qjm_tui.core.text import strip_ansi
@@ -200,26 +200,21 @@ class JobManager:
             check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
         circuits = normalize_experiments(experiments)
+        # Counted before the circuits are transpiled or checked: a runaway request is refused
+        # at once, however many circuits it has.
+        limits = adapter.limits()
+        per_job = max_experiments_per_job
+        if per_job is None and limits.max_experiments_per_job is None:
+            preferred = getattr(adapter, "preferred_job_size", None)
+            per_job = preferred(len(circuits)) if preferred else None
+        _check_job_count(count_jobs(len(circuits), limits, shots, per_job), job_cap, limits, shots,
+                         adapter.spec)
         target_backend = adapter.target()
         if transpile:
             if target_backend is not None:
                 circuits = transpile_for(circuits, target_backend, adapter.spec)
         else:
             validate_for_target(circuits, getattr(target_backend, "target", None), adapter.spec)
-        limits = adapter.limits()
-        per_job = max_experiments_per_job
-        if per_job is None and limits.max_experiments_per_job is None:
-            preferred = getattr(adapter, "preferred_job_size", None)
-            per_job = preferred(len(circuits)) if preferred else None
-        needed = count_jobs(len(circuits), limits, shots, per_job)
-        if needed > job_cap:
-            in_rounds = shots is not None and limits.max_shots is not None and shots > limits.max_shots
-            rounds = (f" ({shots:,} shots in rounds of at most {limits.max_shots:,}, the most "
-                      f"{adapter.spec} takes per job)" if in_rounds else "")
-            raise JobManagerInputError(
-                f"this job set would need {needed:,} jobs{rounds}, more than the limit of {job_cap:,}; "
-                "to allow it, raise max_jobs_per_set (qjm run --max-jobs-per-set N, the config key "
-                "max_jobs_per_set, or run(max_jobs_per_set=N))")
         plan = plan_jobs(len(circuits), limits, shots, per_job)
         job_set_id = self._new_id()
         self.store.create_job_set(
@@ -731,6 +726,19 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
     if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
         raise JobManagerInputError("job_tags must be a list of non-empty strings")
     return [check_label(t, "a tag", MAX_TAG_LENGTH) for t in tags]
+
+
+def _check_job_count(needed: int, cap: int, limits: BackendLimits, shots: int | None, spec: str) -> None:
+    """Refuse a set needing more than ``cap`` jobs, naming the count and every way to allow it."""
+    if needed <= cap:
+        return
+    in_rounds = shots is not None and limits.max_shots is not None and shots > limits.max_shots
+    rounds = (f" ({shots:,} shots in rounds of at most {limits.max_shots:,}, the most {spec} takes "
+              "per job)" if in_rounds else "")
+    raise JobManagerInputError(
+        f"this job set would need {needed:,} jobs{rounds}, more than the limit of {cap:,}; to allow "
+        "it, raise max_jobs_per_set (qjm run --max-jobs-per-set N, the config key max_jobs_per_set, "
+        "or run(max_jobs_per_set=N))")
 
 
 def _job_cap(value: Any) -> int:
