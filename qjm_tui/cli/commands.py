@@ -9,6 +9,7 @@ import fnmatch
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qjm_tui.cli.detach import report_to_parent, start_detached
@@ -36,11 +37,12 @@ STATES = ("running", "done", "partial", "failed", "cancelled", "interrupted")
 DEMO_BACKEND = "aer"
 
 
-def open_manager() -> JobManager:
-    """The manager on the store and config of the environment (``QJM_HOME``, ``QJM_CONFIG``)."""
+def open_manager(store: Path | None = None) -> JobManager:
+    """The manager on ``store``, else on the store and config of the environment (``QJM_HOME``,
+    ``QJM_CONFIG``)."""
     from qjm_tui import JobManager
 
-    return JobManager()
+    return JobManager(store)
 
 
 def summary_data(manager: JobManager, job_set_id: str, jobs: bool = False) -> dict[str, Any]:
@@ -290,7 +292,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     """Finish an interrupted job set."""
     if args.detach:
         return start_detached(args)
-    manager = open_manager()
+    manager = open_manager(args.store)
     job_set = manager.retrieve_job_set(args.id).resume()
     return drive(args, manager, job_set, "resuming")
 
