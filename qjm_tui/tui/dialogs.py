@@ -19,7 +19,7 @@ from qjm_tui.exporting import FORMATS, SUFFIXES, default_export_path
 
 DIALOG_CSS = """
     align: center middle;
-    > Vertical {
+    & > Vertical {
         width: 72;
         max-width: 100%;
         height: auto;

@@ -122,15 +122,18 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
     DEFAULT_CSS = """
     NewJobSetForm { align: center middle; }
     NewJobSetForm > VerticalScroll {
-        width: 80; max-width: 100%; height: auto; max-height: 100%;
+        width: 84; max-width: 100%; height: auto; max-height: 100%;
         border: thick $primary; background: $surface; padding: 0 1;
     }
-    NewJobSetForm .title { text-style: bold; }
-    NewJobSetForm Label { margin-top: 1; }
-    NewJobSetForm .error { color: $error; height: auto; }
-    NewJobSetForm .error:blank { display: none; }
-    NewJobSetForm Horizontal { height: auto; margin-top: 1; }
-    NewJobSetForm Horizontal Label { margin: 1 1 0 0; }
+    NewJobSetForm .title { text-style: bold; margin-bottom: 1; }
+    NewJobSetForm .row { height: auto; }
+    NewJobSetForm .row > Label { width: 16; padding: 0 1 0 0; }
+    NewJobSetForm Input { border: none; height: 1; width: 1fr; padding: 0 1; background: $boost; }
+    NewJobSetForm Input:focus { background: $primary 30%; }
+    NewJobSetForm Select { width: 1fr; }
+    NewJobSetForm Switch { border: none; height: 1; padding: 0; }
+    NewJobSetForm .error { color: $error; height: auto; padding-left: 16; }
+    NewJobSetForm .buttons { height: auto; margin-top: 1; }
     NewJobSetForm Button { margin-right: 1; }
     """
     BINDINGS = [Binding("escape", "dismiss(None)", "Back", id="form.back")]
@@ -141,34 +144,45 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
 
     def compose(self) -> ComposeResult:
         config = self.manager.config
+        choices = backend_choices(config.default_backend)
         with VerticalScroll():
-            yield Label("New job set", classes="title")
-            yield Label("Circuit files (OpenQASM 2/3 or QPY; a path or a glob)")
-            yield Input(placeholder="circuits/*.qasm", suggester=PathSuggester(), id="files")
+            yield Label("New job set: Enter starts it, Escape backs out", classes="title")
+            with Horizontal(classes="row"):
+                yield Label("Circuit files")
+                yield Input(placeholder="OpenQASM 2/3 or QPY: a path or a glob (circuits/*.qasm)",
+                            suggester=PathSuggester(), id="files")
             yield Static("", id="files-error", classes="error", markup=False)
-            yield Label("Backend (or type a spec such as aer:fake_manila below)")
-            choices = backend_choices(config.default_backend)
-            yield Select([(spec, spec) for spec in choices], value=choices[0], allow_blank=False,
-                         id="backend")
-            yield Input(placeholder="typed spec (overrides the list)", id="backend-spec")
+            with Horizontal(classes="row"):
+                yield Label("Backend")
+                yield Select([(spec, spec) for spec in choices], value=choices[0], allow_blank=False,
+                             id="backend")
+            with Horizontal(classes="row"):
+                yield Label("  or type one")
+                yield Input(placeholder="a spec such as aer:fake_manila (overrides the list)",
+                            id="backend-spec")
             yield Static("", id="backend-error", classes="error", markup=False)
-            yield Label("Shots")
-            yield Input(str(config.default_shots), id="shots")
+            with Horizontal(classes="row"):
+                yield Label("Shots")
+                yield Input(str(config.default_shots), id="shots")
             yield Static("", id="shots-error", classes="error", markup=False)
-            yield Label("Name (default: the job set's id)")
-            yield Input(id="name")
+            with Horizontal(classes="row"):
+                yield Label("Name")
+                yield Input(placeholder="default: the job set's id", id="name")
             yield Static("", id="name-error", classes="error", markup=False)
-            yield Label("Tags (comma separated)")
-            yield Input(placeholder="nightly, calibration", id="tags")
+            with Horizontal(classes="row"):
+                yield Label("Tags")
+                yield Input(placeholder="comma separated: nightly, calibration", id="tags")
             yield Static("", id="tags-error", classes="error", markup=False)
-            yield Label("Max experiments per job (default: what the backend allows)")
-            yield Input(id="per-job")
+            with Horizontal(classes="row"):
+                yield Label("Per job")
+                yield Input(placeholder="max experiments per job (default: the backend's limit)",
+                            id="per-job")
             yield Static("", id="per-job-error", classes="error", markup=False)
-            with Horizontal():
-                yield Label("Transpile for the backend")
+            with Horizontal(classes="row"):
+                yield Label("Transpile")
                 yield Switch(value=False, id="transpile")
             yield Static("", id="status", markup=False)
-            with Horizontal():
+            with Horizontal(classes="buttons"):
                 yield Button("Start", id="start", variant="primary")
                 yield Button("Back", id="back")
 
