@@ -22,7 +22,7 @@ from textual.widgets import Input, Select, Static
 from qjm_tui import JobManager
 from qjm_tui.config import Config, ConfigError, load_config
 from qjm_tui.core.store import Store
-from qjm_tui.tui.actions import parse_tag_edit
+from qjm_tui.tui.actions import SET_BINDINGS, parse_tag_edit
 from qjm_tui.tui.app import QjmApp, make_app
 from qjm_tui.tui.dialogs import ConfirmDialog, ExportDialog, QuitDialog, TextPrompt
 from qjm_tui.tui.forms import NewJobSetForm
@@ -120,6 +120,22 @@ async def _rename_tags_and_copy_id(tmp_path: Path) -> None:
             await settle(pilot)
         await pilot.press("y")
         assert app.clipboard == set_id
+
+
+def test_every_action_is_in_the_command_palette(tmp_path: Path) -> None:
+    run(_palette, tmp_path)
+
+
+async def _palette(tmp_path: Path) -> None:
+    store = tmp_path / "qjm.sqlite"
+    set_id = done_set(store)
+    app = make_app(store, config=THREADS, watch_interval=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_selected(app, pilot)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert {f"Job set: {b.description}" for b in SET_BINDINGS} <= set(commands)
+        commands["Job set: Copy id"].callback()
+        await until(pilot, lambda: app.clipboard == set_id)
 
 
 def test_tag_edit_line() -> None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
-from textual.binding import Binding, BindingType
+from textual.app import SystemCommand
+from textual.binding import Binding
 
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, SetState
 from qjm_tui.core.text import strip_ansi
@@ -32,6 +33,7 @@ from qjm_tui.views import histogram_lines, short_id
 
 if TYPE_CHECKING:
     from textual.app import App
+    from textual.screen import Screen
 
     from qjm_tui.compose import JobManager
     from qjm_tui.core.jobset import ManagedJobSet
@@ -44,7 +46,7 @@ else:
 log = logging.getLogger("qjm_tui.tui")
 
 #: the keys of the job-set actions; each id can be remapped in the config file's [keys] table
-SET_BINDINGS: list[BindingType] = [
+SET_BINDINGS: list[Binding] = [
     Binding("n", "new_job_set", "New", id="set.new", tooltip="start a job set from circuit files"),
     Binding("x", "cancel_job_set", "Cancel", id="set.cancel", tooltip="cancel the selected set"),
     Binding("r", "retry_job_set", "Retry", id="set.retry",
@@ -100,6 +102,13 @@ class JobSetActions(_Base):
         if JobSetActions in cls.__bases__:
             cls.BINDINGS = [*SET_BINDINGS, *cls.__dict__.get("BINDINGS", [])]
         super().__init_subclass__(**kwargs)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette's entries: Textual's own, then every job-set action by name."""
+        yield from super().get_system_commands(screen)
+        for binding in SET_BINDINGS:
+            yield SystemCommand(f"Job set: {binding.description}", binding.tooltip,
+                                getattr(self, f"action_{binding.action}"))
 
     def on_mount(self) -> None:
         """Apply the config file's [keys] table; a bad entry is named in a notification."""
