@@ -320,7 +320,7 @@ async def _form_errors(tmp_path: Path) -> None:
             form.query_one("#files", Input).focus()
             await pilot.press("enter")
             await until(pilot, lambda: not form.query_one("#start").disabled
-                        and str(form.query_one(f"#{field}-error", Static).render()).strip() != "")
+                        and form.query_one(f"#{field}-error", Static).display)
             return str(form.query_one(f"#{field}-error", Static).render())
 
         message = await error_after("files", files=str(bad))

@@ -89,6 +89,20 @@ def histogram_svg(title: str, counts: dict[str, int], width: int = 80) -> str:
     return console.export_svg(title=title)
 
 
+def set_label(summary: JobSetSummary) -> str:
+    """A set as messages name it: its name and short id, or its id when it has no own name."""
+    return f"{summary.name} ({short_id(summary.id)})" if summary.name != summary.id else summary.id
+
+
+def cancel_dialog(summary: JobSetSummary) -> ConfirmDialog:
+    """The question cancelling asks: how many jobs it cancels, and that finished ones stay."""
+    open_jobs = sum(n for status, n in summary.counts.items() if status not in JOB_FINAL)
+    done = summary.counts.get("done", 0)
+    body = (f"{open_jobs} of {summary.total_jobs} jobs will be cancelled. The {done} finished jobs "
+            "keep their results; `r` (retry) runs the cancelled ones later.")
+    return ConfirmDialog(f"Cancel {set_label(summary)}?", body, "Cancel jobs")
+
+
 class JobSetActions(_Base):
     """The job-set actions of the app: key bindings (with ids) and their ``action_*`` methods."""
 
@@ -144,7 +158,7 @@ class JobSetActions(_Base):
         self.run_worker(work, name=doing, group="set-actions", thread=True, exit_on_error=False)
 
     def _label(self, summary: JobSetSummary) -> str:
-        return f"{summary.name} ({short_id(summary.id)})" if summary.name != summary.id else summary.id
+        return set_label(summary)
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -167,16 +181,12 @@ class JobSetActions(_Base):
             self.notify(f"job set {summary.id} is already {summary.state}; nothing to cancel",
                         severity="warning")
             return
-        open_jobs = sum(n for status, n in summary.counts.items() if status not in JOB_FINAL)
-        done = summary.counts.get("done", 0)
-        body = (f"{open_jobs} of {summary.total_jobs} jobs will be cancelled. The {done} finished "
-                f"jobs keep their results; `r` (retry) runs the cancelled ones later.")
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self._in_background("cancel", lambda: self._cancel(summary))
 
-        self.push_screen(ConfirmDialog(f"Cancel {self._label(summary)}?", body, "Cancel jobs"), answered)
+        self.push_screen(cancel_dialog(summary), answered)
 
     def _cancel(self, summary: JobSetSummary) -> str:
         if not self.manager.cancel_job_set(summary.id):

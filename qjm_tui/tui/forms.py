@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
-from textual.widgets import Button, Input, Label, Select, Static, Switch
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from qjm_tui.core.errors import BackendConfigurationError, JobManagerError, UnknownBackendError
 from qjm_tui.core.inputs import load_circuit_files
@@ -129,10 +129,10 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
     NewJobSetForm .row { height: auto; }
     NewJobSetForm .row > Label { width: 16; padding: 0 1 0 0; }
     NewJobSetForm Input { border: none; height: 1; width: 1fr; padding: 0 1; background: $boost; }
-    NewJobSetForm Input:focus { background: $primary 30%; }
+    NewJobSetForm Input:focus { border: none; background: $primary 30%; }
     NewJobSetForm Select { width: 1fr; }
-    NewJobSetForm Switch { border: none; height: 1; padding: 0; }
-    NewJobSetForm .error { color: $error; height: auto; padding-left: 16; }
+    NewJobSetForm Checkbox { border: none; height: 1; padding: 0; }
+    NewJobSetForm .error { color: $error; height: auto; padding-left: 16; display: none; }
     NewJobSetForm .buttons { height: auto; margin-top: 1; }
     NewJobSetForm Button { margin-right: 1; }
     """
@@ -180,7 +180,7 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
             yield Static("", id="per-job-error", classes="error", markup=False)
             with Horizontal(classes="row"):
                 yield Label("Transpile")
-                yield Switch(value=False, id="transpile")
+                yield Checkbox("translate the circuits for the backend", id="transpile")
             yield Static("", id="status", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Start", id="start", variant="primary")
@@ -193,7 +193,7 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
     @on(Button.Pressed, "#start")
     def submit(self) -> None:
         for field in FIELDS:
-            self.query_one(f"#{field}-error", Static).update("")
+            self.query_one(f"#{field}-error", Static).display = False
         self.query_one("#status", Static).update("checking…")
         self.query_one("#start", Button).disabled = True
         self.start()
@@ -223,7 +223,7 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
             try:
                 job_set = self.manager.run(circuits, backend=backend, name=self.value("name").strip() or None,
                                            max_experiments_per_job=per_job, job_tags=tags or None,
-                                           transpile=self.query_one("#transpile", Switch).value, **options)
+                                           transpile=self.query_one("#transpile", Checkbox).value, **options)
             except JobManagerError as exc:
                 raise FieldError(field_for(exc), strip_ansi(str(exc))) from None
         except FieldError as exc:
@@ -237,7 +237,9 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
 
     def show_error(self, field: str, message: str) -> None:
         """Put an error under its field and give that field the focus."""
-        self.query_one(f"#{field}-error", Static).update(message)
+        error = self.query_one(f"#{field}-error", Static)
+        error.update(message)
+        error.display = True
         self.query_one("#status", Static).update("")
         self.query_one("#start", Button).disabled = False
         target = "backend-spec" if field == "backend" else field
