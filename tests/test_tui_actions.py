@@ -20,6 +20,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static
 
 from qjm_tui import JobManager
+from qjm_tui.cli import main
 from qjm_tui.config import Config, ConfigError, load_config
 from qjm_tui.core.store import Store
 from qjm_tui.tui.actions import SET_BINDINGS, parse_tag_edit
@@ -474,3 +475,18 @@ def test_keys_table_with_a_bad_value_is_a_config_error(tmp_path: Path) -> None:
     config_file.write_text('[keys]\n"set.rename" = 3\n')
     with pytest.raises(ConfigError, match=r"config.toml: \[keys\] 'set.rename' must be a key"):
         load_config(config_file)
+
+
+def test_qjm_config_shows_the_effective_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    config_file = tmp_path / "config.toml"
+    config_file.write_text('[keys]\n"set.rename" = "N"\n')
+    monkeypatch.setenv("QJM_CONFIG", str(config_file))
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert '"set.rename" = "N"' in out and '"set.cancel" = "x"' in out
+    assert main(["config", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["keys"]["set.retry"] == "r"
+    config_file.write_text('[keys]\n"set.nope" = "z"\n')
+    assert main(["config"]) == 2
+    assert "[keys] 'set.nope': no binding has this id" in capsys.readouterr().err

@@ -94,6 +94,12 @@ def set_label(summary: JobSetSummary) -> str:
     return f"{summary.name} ({short_id(summary.id)})" if summary.name != summary.id else summary.id
 
 
+def resume_command(set_id: str, store: Path) -> Callable[[int], list[str]]:
+    """The arguments of a background ``qjm resume`` of one set in ``store`` that reports to
+    its parent on the descriptor it is given (as ``qjm resume --detach`` starts it)."""
+    return lambda fd: ["resume", set_id, "--store", str(store), "--report-fd", str(fd)]
+
+
 def cancel_dialog(summary: JobSetSummary) -> ConfirmDialog:
     """The question cancelling asks: how many jobs it cancels, and that finished ones stay."""
     open_jobs = sum(n for status, n in summary.counts.items() if status not in JOB_FINAL)
@@ -374,8 +380,11 @@ class JobSetActions(_Base):
             return
         lines = []
         for set_id in set_ids:
-            child, report, log_file = launch(
-                lambda fd, set_id=set_id: ["resume", set_id, "--store", str(store), "--report-fd", str(fd)])
+            try:
+                child, report, log_file = launch(resume_command(set_id, store))
+            except Exception as exc:  # noqa: BLE001 - said in the exit message; the set stays resumable
+                lines.append(f"job set {set_id} is interrupted ({exc}); finish it with `qjm resume {set_id}`")
+                continue
             if report is None or "error" in report:
                 why = report["error"] if report else f"it ended (exit code {child.poll()})"
                 lines.append(f"job set {set_id} did not restart in the background: {why}; "
