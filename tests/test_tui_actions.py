@@ -224,7 +224,7 @@ async def _delete(tmp_path: Path) -> None:
             await until(pilot, lambda: (selected(app) or ("",))[0] == done_id)
             await pilot.press("D")
             await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
-            await pilot.click("#yes")
+            await pilot.press("y")
             await until(pilot, lambda: done_id not in {s.id for s in runner.store.summaries()})
             await settle(pilot)
         assert running.job_set_id() in {s.id for s in runner.store.summaries()}
@@ -414,12 +414,12 @@ async def _quit_stay_then_cancel(tmp_path: Path) -> None:
         set_id = await _app_running_a_set(tmp_path, pilot, app)
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, QuitDialog))
-        await pilot.click("#stay")
+        await pilot.press("s")
         await pilot.pause(0.2)
         assert app.is_running and app.manager.active() == [set_id]
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, QuitDialog))
-        await pilot.click("#cancel")
+        await pilot.press("c")
         await until(pilot, lambda: not app.is_running, timeout=30)
     assert state_of(store, set_id) == "cancelled"
 
@@ -435,7 +435,7 @@ async def _quit_background(tmp_path: Path) -> None:
         set_id = await _app_running_a_set(tmp_path, pilot, app)
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, QuitDialog))
-        await pilot.click("#background")
+        await pilot.press("k")
         await until(pilot, lambda: not app.is_running, timeout=60)
     with JobManager(store, config=THREADS) as watcher:
         deadline = time.monotonic() + 60
@@ -490,3 +490,22 @@ def test_qjm_config_shows_the_effective_keys(tmp_path: Path, monkeypatch: pytest
     config_file.write_text('[keys]\n"set.nope" = "z"\n')
     assert main(["config"]) == 2
     assert "[keys] 'set.nope': no binding has this id" in capsys.readouterr().err
+
+
+def test_process_pool_starts_under_a_captured_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside the app sys.stderr has no descriptor (fileno() is -1); the local backend's pool
+    start gives multiprocessing a real one for that moment and puts the capture back."""
+    import io
+    import sys
+
+    from qjm_tui.backends.local import _stderr_with_a_descriptor
+
+    class Capture(io.StringIO):
+        def fileno(self) -> int:
+            return -1
+
+    capture = Capture()
+    monkeypatch.setattr(sys, "stderr", capture)
+    with _stderr_with_a_descriptor():
+        assert sys.stderr.fileno() >= 0
+    assert sys.stderr is capture

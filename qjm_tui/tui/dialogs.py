@@ -38,7 +38,8 @@ class ConfirmDialog(ModalScreen[bool]):
     """Ask yes or no about one action; True only on an explicit yes."""
 
     DEFAULT_CSS = f"ConfirmDialog {{{DIALOG_CSS}}}"
-    BINDINGS = [Binding("escape", "dismiss(False)", "Back", id="dialog.back")]
+    BINDINGS = [Binding("escape,n", "dismiss(False)", "Back", id="dialog.back"),
+                Binding("y", "dismiss(True)", "Yes", id="dialog.yes")]
 
     def __init__(self, title: str, body: str, confirm: str) -> None:
         super().__init__()
@@ -51,8 +52,8 @@ class ConfirmDialog(ModalScreen[bool]):
             yield Label(self.title_text, classes="title")
             yield Static(self.body, id="body", markup=False)
             with Horizontal():
-                yield Button(self.confirm, id="yes", variant="error")
-                yield Button("Back", id="no")
+                yield Button(f"{self.confirm} (y)", id="yes", variant="error")
+                yield Button("Back (n)", id="no")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -146,7 +147,9 @@ class QuitDialog(ModalScreen[str]):
     detached process finishes them), ``"cancel"`` or ``"stay"``."""
 
     DEFAULT_CSS = f"QuitDialog {{{DIALOG_CSS}}}"
-    BINDINGS = [Binding("escape", "dismiss('stay')", "Stay", id="dialog.back")]
+    BINDINGS = [Binding("escape,s", "dismiss('stay')", "Stay", id="quit.stay"),
+                Binding("k", "dismiss('background')", "Keep running", id="quit.background"),
+                Binding("c", "dismiss('cancel')", "Cancel them", id="quit.cancel")]
 
     def __init__(self, names: list[str]) -> None:
         super().__init__()
@@ -161,9 +164,9 @@ class QuitDialog(ModalScreen[str]):
                          "(it finishes them; `qjm wait ID` follows one), cancel them (finished "
                          "results are kept), or stay in the app?", id="body", markup=False)
             with Horizontal():
-                yield Button("Keep running", id="background", variant="primary")
-                yield Button("Cancel them", id="cancel", variant="error")
-                yield Button("Stay", id="stay")
+                yield Button("Keep running (k)", id="background", variant="primary")
+                yield Button("Cancel them (c)", id="cancel", variant="error")
+                yield Button("Stay (s)", id="stay")
 
     def on_mount(self) -> None:
         self.query_one("#stay", Button).focus()
