@@ -108,6 +108,13 @@ async def _rename_tags_and_copy_id(tmp_path: Path) -> None:
         await pilot.press("enter")
         with JobManager(store, config=THREADS) as reader:
             await until(pilot, lambda: reader.retrieve_job_set(set_id).name() == "renamed")
+            await pilot.press("E")
+            await until(pilot, lambda: isinstance(app.screen, TextPrompt))
+            app.screen.query_one(Input).value = "   "
+            await pilot.press("enter")
+            await until(pilot, lambda: any("must be a non-empty string" in n.message
+                                           for n in app._notifications))
+            assert reader.retrieve_job_set(set_id).name() == "renamed", "a bad name changes nothing"
             await pilot.press("t")
             await until(pilot, lambda: isinstance(app.screen, TextPrompt))
             await pilot.press(*"+nightly +x -base")

@@ -2,9 +2,9 @@
 export, copy id, delete, save the histogram, and quitting while this app runs job sets.
 
 :class:`JobSetActions` is a mixin the app class inherits first (``class QjmApp(JobSetActions,
-App)``). It relies on three things of the app: ``manager`` (the user-facing
-:class:`qjm_tui.compose.JobManager`), ``selected_summary()`` (the set under the browser's cursor)
-and ``clock``; and, for the histogram, an optional ``histogram_counts()`` returning ``(title,
+App)``). It relies on two things of the app: ``manager`` (the user-facing
+:class:`qjm_tui.compose.JobManager`) and ``selected_summary()`` (the set under the browser's
+cursor); and, for the histogram, an optional ``histogram_counts()`` returning ``(title,
 counts)`` of the histogram on screen. Every action goes through the same core calls as the CLI
 command of the same name, in a thread worker; its outcome, good or bad, becomes a notification
 and the app keeps running.
@@ -113,7 +113,6 @@ class JobSetActions(_Base):
     """The job-set actions of the app: key bindings (with ids) and their ``action_*`` methods."""
 
     manager: JobManager
-    clock: Callable[[], float]
     selected_summary: Callable[[], JobSetSummary | None]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -163,9 +162,6 @@ class JobSetActions(_Base):
 
         self.run_worker(work, name=doing, group="set-actions", thread=True, exit_on_error=False)
 
-    def _label(self, summary: JobSetSummary) -> str:
-        return set_label(summary)
-
     # -- actions -----------------------------------------------------------------------------
 
     def action_new_job_set(self) -> None:
@@ -197,7 +193,7 @@ class JobSetActions(_Base):
     def _cancel(self, summary: JobSetSummary) -> str:
         if not self.manager.cancel_job_set(summary.id):
             return f"job set {summary.id} had already finished; nothing to cancel"
-        return f"cancelling job set {self._label(summary)}; finished jobs keep their results"
+        return f"cancelling job set {set_label(summary)}; finished jobs keep their results"
 
     def action_retry_job_set(self) -> None:
         """Run the failed and cancelled jobs of the selected set again (as ``qjm retry``)."""
@@ -209,8 +205,8 @@ class JobSetActions(_Base):
         def retry() -> str:
             self.manager.retrieve_job_set(summary.id).retry_failed()
             if not self.manager.running_here(summary.id):
-                return f"job set {self._label(summary)} has no failed or cancelled jobs; nothing to retry"
-            return f"retrying {redo} jobs of job set {self._label(summary)}"
+                return f"job set {set_label(summary)} has no failed or cancelled jobs; nothing to retry"
+            return f"retrying {redo} jobs of job set {set_label(summary)}"
 
         self._in_background("retry", retry)
 
@@ -227,7 +223,7 @@ class JobSetActions(_Base):
 
         def resume() -> str:
             self.manager.retrieve_job_set(summary.id).resume()
-            return f"resuming job set {self._label(summary)}"
+            return f"resuming job set {set_label(summary)}"
 
         self._in_background("resume", resume)
 
@@ -243,7 +239,7 @@ class JobSetActions(_Base):
                     f"job set {summary.id} renamed: {summary.name!r} -> "
                     f"{self.manager.rename_job_set(summary.id, name)!r}"))
 
-        self.push_screen(TextPrompt(f"Rename {self._label(summary)}", summary.name,
+        self.push_screen(TextPrompt(f"Rename {set_label(summary)}", summary.name,
                                     hint="Enter renames, Escape keeps the name"), answered)
 
     def action_tag_job_set(self) -> None:
@@ -260,12 +256,12 @@ class JobSetActions(_Base):
             def retag() -> str:
                 tags = self.manager.retrieve_job_set(summary.id).update_tags(
                     replacement_tags=replace, additional_tags=adds or None, removal_tags=removes or None)
-                return f"job set {self._label(summary)} tags: {', '.join(tags) or '(none)'}"
+                return f"job set {set_label(summary)} tags: {', '.join(tags) or '(none)'}"
 
             self._in_background("tags", retag)
 
         current = " ".join(summary.tags)
-        self.push_screen(TextPrompt(f"Tags of {self._label(summary)}", "",
+        self.push_screen(TextPrompt(f"Tags of {set_label(summary)}", "",
                                     placeholder="+add -remove, or a list that replaces them",
                                     hint=f"now: {current or '(none)'}.  '+a -b' adds a and removes b; "
                                          "'a, b' replaces all; empty clears"), answered)
@@ -305,18 +301,18 @@ class JobSetActions(_Base):
         if summary is None:
             return
         if summary.state == SetState.RUNNING:
-            self.notify(f"job set {self._label(summary)} is running; cancel it (x) and let it stop "
+            self.notify(f"job set {set_label(summary)} is running; cancel it (x) and let it stop "
                         "before deleting it", title="delete", severity="error")
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self._in_background("delete", lambda: (
-                    self.manager.delete_job_set(summary.id), f"deleted job set {self._label(summary)}")[1])
+                    self.manager.delete_job_set(summary.id), f"deleted job set {set_label(summary)}")[1])
 
         body = (f"{summary.n_experiments} experiments in {summary.total_jobs} jobs, and every result "
                 "of them, are removed from the store. This cannot be undone.")
-        self.push_screen(ConfirmDialog(f"Delete {self._label(summary)}?", body, "Delete"), answered)
+        self.push_screen(ConfirmDialog(f"Delete {set_label(summary)}?", body, "Delete"), answered)
 
     def action_save_histogram(self) -> None:
         """Save the histogram on screen as an SVG picture, to a file the user names."""
