@@ -16,7 +16,7 @@ import io
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Console
 from rich.text import Text
@@ -112,12 +112,13 @@ def cancel_dialog(summary: JobSetSummary) -> ConfirmDialog:
 class JobSetActions(_Base):
     """The job-set actions of the app: key bindings (with ids) and their ``action_*`` methods."""
 
+    BINDINGS: ClassVar[list[Binding]] = SET_BINDINGS
     manager: JobManager
     selected_summary: Callable[[], JobSetSummary | None]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        # Textual merges BINDINGS only from DOMNode classes, so the app class that mixes this
-        # in gets these bindings added in front of its own.
+        # Textual merges BINDINGS only from DOMNode classes, and this mixin is not one, so the
+        # app class that mixes it in gets these bindings added in front of its own.
         if JobSetActions in cls.__bases__:
             cls.BINDINGS = [*SET_BINDINGS, *cls.__dict__.get("BINDINGS", [])]
         super().__init_subclass__(**kwargs)
