@@ -339,6 +339,9 @@ async def _form_errors(tmp_path: Path) -> None:
         assert message.strip() == "shots must be a positive integer, got 0"
         message = await error_after("files", files=str(tmp_path / "*.qpy"), shots="8")
         assert "no file matches" in message
+        message = await error_after("name", files=str(good), name="two\tlines")
+        assert message.strip() == ("the job set's name contains the control character '\\t'; "
+                                   "use printable text")
         await pilot.press("escape")
     assert (Store(store).change_seq(), store.read_bytes()) == before, "nothing was stored"
 

@@ -112,6 +112,8 @@ def field_for(exc: JobManagerError) -> str:
                           ("the job set's name", "name"), ("a tag", "tags"), ("job_tags", "tags")):
         if text.startswith(prefix):
             return field
+    if "shots" in text:
+        return "shots"
     return "backend" if "backend" in text else "files"
 
 
