@@ -26,7 +26,7 @@ from qjm_tui.core.store import Store
 from qjm_tui.tui.actions import SET_BINDINGS, parse_tag_edit
 from qjm_tui.tui.app import QjmApp, make_app
 from qjm_tui.tui.dialogs import ConfirmDialog, ExportDialog, QuitDialog, TextPrompt
-from qjm_tui.tui.forms import NewJobSetForm
+from qjm_tui.tui.forms import NewJobSetForm, PathSuggester
 
 THREADS = Config(executor="threads")
 
@@ -519,3 +519,17 @@ def test_process_pool_starts_under_a_captured_stderr(monkeypatch: pytest.MonkeyP
     with _stderr_with_a_descriptor():
         assert sys.stderr.fileno() >= 0
     assert sys.stderr is capture
+
+
+def test_path_completion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "circuits").mkdir()
+    (tmp_path / "circuits" / "bell.qasm").write_text("")
+    (tmp_path / "circuits" / "ghz.qasm").write_text("")
+    monkeypatch.chdir(tmp_path)
+    suggest = PathSuggester().get_suggestion
+    assert asyncio.run(suggest("cir")) == "circuits/"
+    assert asyncio.run(suggest("circuits/g")) == "circuits/ghz.qasm"
+    assert asyncio.run(suggest("circuits/bell.qasm circuits/g")) == "circuits/bell.qasm circuits/ghz.qasm"
+    assert asyncio.run(suggest(f"{tmp_path}/circuits/b")) == f"{tmp_path}/circuits/bell.qasm"
+    assert asyncio.run(suggest("circuits/*.q")) is None
+    assert asyncio.run(suggest("nothing/here")) is None

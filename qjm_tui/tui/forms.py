@@ -36,17 +36,18 @@ FIELDS = ("files", "backend", "shots", "name", "tags", "per-job")
 
 
 class PathSuggester(Suggester):
-    """Completes a path from the file system: the first entry of the folder that starts with
-    what is typed (folders end in ``/``, so completion goes on into them)."""
+    """Completes the last path typed from the file system: the first entry of its folder that
+    starts with what is typed (folders end in ``/``, so completion goes on into them)."""
 
     def __init__(self) -> None:
         super().__init__(use_cache=False, case_sensitive=True)
 
     async def get_suggestion(self, value: str) -> str | None:
-        if not value or any(ch in value for ch in "*?["):
+        before, _, word = value.rpartition(" ")
+        if not word or any(ch in word for ch in "*?["):
             return None
-        folder, _, prefix = value.rpartition("/")
-        where = Path(os.path.expanduser(folder or ".")) if folder or not value.startswith("/") else Path("/")
+        folder, slash, prefix = word.rpartition("/")
+        where = Path(os.path.expanduser(folder or "/")) if slash else Path(".")
         try:
             names = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in os.scandir(where)
                            if entry.name.startswith(prefix) and not entry.name.startswith("."))
@@ -54,7 +55,7 @@ class PathSuggester(Suggester):
             return None
         if not names:
             return None
-        return (f"{folder}/" if folder or value.startswith("/") else "") + names[0]
+        return f"{before} " * bool(before) + f"{folder}{slash}{names[0]}"
 
 
 class FieldError(Exception):
