@@ -344,6 +344,9 @@ class SetPane(Vertical):
     SetPane > #set-title, SetPane > #set-progress, SetPane > #set-legend {
         height: auto;
     }
+    SetPane > StatusGrid {
+        min-height: 3;
+    }
     SetPane > #set-details {
         height: auto;
         max-height: 50%;
