@@ -63,6 +63,19 @@ def unicode_ok(stream: object = None) -> bool:
 
 
 
+def printable(text: str) -> str:
+    """Text from a store or a service made safe to show: control characters (escape sequences,
+    bell, carriage return, newline...) appear escaped, as ``\\x1b``, instead of acting."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, with an ellipsis where it was cut."""
+    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
+
+
 def duration(seconds: float | None) -> str:
     """A short duration: ``4.1s``, ``3m05s``, ``2h07m``; ``?`` when unknown."""
     if seconds is None:
