@@ -574,9 +574,9 @@ class SetPane(Vertical):
         title = Text()
         title.append(f"{glyphs.get(summary.state, '?')} {summary.state}  ",
                      style=views.SET_STATE_STYLES.get(summary.state, ""))
-        title.append(summary.name or "-", style="bold")
+        title.append(views.printable(summary.name or "-"), style="bold")
         title.append(f"  {views.short_id(summary.id)}  ")
-        title.append(summary.backend)
+        title.append(views.printable(summary.backend))
         title.append(f"  {figures.total_jobs:,} jobs", style="dim")
         self.query_one("#set-title", Static).update(title)
 
@@ -626,7 +626,7 @@ def job_details(job: JobRow, now: float, glyphs: Mapping[str, str]) -> Text:
     if job.round:
         text.append(f" · shots round {job.round}")
     text.append(" · backend id ")
-    text.append(job.backend_job_id or "-")
+    text.append(views.printable(job.backend_job_id or "-"))
     text.append("\n")
     text.append(f"{glyphs.get(job.status, '?')} {job.status}",
                 style=views.JOB_STATUS_STYLES.get(job.status, ""))
@@ -638,5 +638,7 @@ def job_details(job: JobRow, now: float, glyphs: Mapping[str, str]) -> Text:
     if job.last_error:
         label = "error: " if job.status == "failed" else "last error (retried): "
         text.append("\n" + label, style="bold red")
-        text.append(strip_ansi(job.last_error))
+        # line breaks in the message are kept; any other control character is shown escaped
+        text.append("\n".join(views.printable(line)
+                              for line in strip_ansi(job.last_error).splitlines()))
     return text
