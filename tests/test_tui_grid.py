@@ -38,13 +38,14 @@ def _one_qubit() -> QuantumCircuit:
 class _Host(App[None]):
     """The smallest app that mounts a set pane, recording the jobs it highlights."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = lambda: NOW) -> None:
         super().__init__()
         self.store = store
+        self.clock = clock
         self.highlighted: list[tuple[str, int]] = []
 
     def compose(self) -> ComposeResult:
-        yield SetPane(self.store, clock=lambda: NOW)
+        yield SetPane(self.store, clock=self.clock)
 
     def on_set_pane_job_highlighted(self, message: SetPane.JobHighlighted) -> None:
         self.highlighted.append((message.set_id, message.job.index))
@@ -238,8 +239,8 @@ async def _live_update(tmp_path: Path) -> None:
             other.results()
             pane.refresh_set(_summary(store, other.job_set_id()))
             pane.refresh_set(_summary(store, set_id))
-            await pilot.pause(0.3)
-            assert rendered == [], "another set running, or nothing new, repaints no cell"
+            await pilot.pause(1.2)
+            assert rendered == [], "another set running, nothing new, or time passing repaints no cell"
 
             cancelled = [1, 2 * columns + 1]
             for index in cancelled:
@@ -261,6 +262,49 @@ async def _live_update(tmp_path: Path) -> None:
             await pilot.pause()
             assert "cancelled" in _text(pane, "#set-job")
             assert app.highlighted[-1] == (set_id, 1)
+    finally:
+        manager.close(cancel=True)
+
+
+def test_throughput_over_a_sliding_window(tmp_path: Path) -> None:
+    asyncio.run(_throughput(tmp_path))
+
+
+async def _throughput(tmp_path: Path) -> None:
+    path = tmp_path / "qjm.sqlite"
+    # the device finishes its first 8 jobs after a second and stalls on the other 12
+    stalling = f"emulator:dir={tmp_path / 'emu'},latency=0,queue=0,run=1,max_jobs=0,stall=8"
+    manager = JobManager(path, config=Config(executor="threads"))
+    try:
+        job_set = manager.run([_one_qubit()] * 20, backend=stalling, name="pace", shots=16,
+                              max_experiments_per_job=1)
+        set_id = job_set.job_set_id()
+        store = Store(path)
+        before = _summary(store, set_id)
+        now = [time.time()]
+        app = _Host(store, clock=lambda: now[0])
+        async with app.run_test(size=(80, 30)) as pilot:
+            await _until(pilot, lambda: store.status_counts(set_id).get("done") == 8,
+                         "the first eight jobs to finish")
+            after = _summary(store, set_id)
+            assert after.state == "running" and after.experiments_done > before.experiments_done
+            pane = app.query_one(SetPane)
+            await _show(pilot, pane, before)
+            now[0] += 10
+            pane.refresh_set(after)
+            await pilot.pause()
+            rate = (after.experiments_done - before.experiments_done) / 10
+            progress = _text(pane, "#set-progress")
+            assert f"{rate:,.1f} exp/s ·" in progress, progress
+            assert f"ETA {views.duration((20 - after.experiments_done) / rate)}" in progress
+            assert "8/20 exp" in progress
+            await _until(pilot, lambda: "done 8" in _text(pane, "#set-legend"), "the legend")
+            assert "running 12" in _text(pane, "#set-legend")
+
+            now[0] += 40
+            pane.refresh_set(after)
+            await pilot.pause()
+            assert "0.0 exp/s" in _text(pane, "#set-progress"), "nothing done in the last 30 s"
     finally:
         manager.close(cancel=True)
 

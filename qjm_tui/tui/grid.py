@@ -40,6 +40,8 @@ log = logging.getLogger("qjm_tui.tui")
 
 #: how far back the throughput (experiments per second) looks, in seconds
 THROUGHPUT_WINDOW = 30.0
+#: how often a running set's elapsed time, ETA and the job's running time are redrawn, in seconds
+TICK = 1.0
 
 
 def terminal_unicode() -> bool:
@@ -317,11 +319,13 @@ class _JobsRead(Message, bubble=False):
 
 
 class _ReadFailed(Message, bubble=False):
-    """A worker could not read the store; ``error`` says why."""
+    """A worker could not read the store; ``error`` says why. ``load`` is the load number of a
+    failed read of the whole set (0 for a read of changes)."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, load: int) -> None:
         super().__init__()
         self.error = error
+        self.load = load
 
 
 class SetPane(Vertical):
@@ -388,6 +392,7 @@ class SetPane(Vertical):
         self._counts: Counter[str] = Counter()
         self._seq = 0
         self._load = 0
+        self._loading = False
         self._changes_wanted = False
         self._samples: deque[tuple[float, int]] = deque()
         self.add_class("-empty")
@@ -400,6 +405,15 @@ class SetPane(Vertical):
         yield Static(id="set-legend", classes="set-part")
         with VerticalScroll(id="set-details", classes="set-part"):
             yield Static(id="set-job")
+
+    def on_mount(self) -> None:
+        self.set_interval(TICK, self._tick)
+
+    def _tick(self) -> None:
+        """Time moves on for a running set even when none of its jobs changes."""
+        if self._summary is not None and self._summary.state not in views.SET_FINAL_STATES:
+            self._show_figures()
+            self._show_job(announce=False)
 
     @property
     def grid(self) -> StatusGrid:
@@ -432,8 +446,10 @@ class SetPane(Vertical):
         self._jobs = None
         self._counts = Counter()
         self._samples.clear()
+        self._seq = 0
         self._changes_wanted = False
         self._load += 1
+        self._loading = False
         self.grid.set_statuses([])
         self.set_class(summary is None, "-empty")
         if summary is None:
@@ -441,8 +457,13 @@ class SetPane(Vertical):
         self._add_sample(summary)
         self._show_figures()
         self._show_legend()
+        self._start_load()
+
+    def _start_load(self) -> None:
+        assert self._summary is not None
+        self._loading = True
         self.query_one("#set-job", Static).update(Text("reading jobs…", style="dim"))
-        self._read_all(summary.id, self._load)
+        self._read_all(self._summary.id, self._load)
 
     def refresh_set(self, summary: JobSetSummary) -> None:
         """The set changed in the store: read only the jobs changed since the last read, in a
@@ -452,10 +473,12 @@ class SetPane(Vertical):
         self._summary = summary
         self._add_sample(summary)
         self._show_figures()
-        if self._jobs is None:
+        if self._loading:
             self._changes_wanted = True
-            return
-        self._read_changes(summary.id, self._seq)
+        elif self._jobs is None:
+            self._start_load()
+        else:
+            self._read_changes(summary.id, self._seq)
 
     @work(thread=True, exclusive=True, group="set-pane-load", exit_on_error=False)
     def _read_all(self, set_id: str, load: int) -> None:
@@ -465,7 +488,7 @@ class SetPane(Vertical):
             jobs = self.store.jobs(set_id)
         except Exception as exc:  # noqa: BLE001 - shown to the user, never raised into the UI
             log.exception("reading the jobs of %s failed", set_id)
-            self.post_message(_ReadFailed(error_text(exc)))
+            self.post_message(_ReadFailed(error_text(exc), load))
             return
         if not get_current_worker().is_cancelled:
             self.post_message(_JobsRead(set_id, jobs, seq, full=True, load=load))
@@ -477,7 +500,7 @@ class SetPane(Vertical):
             jobs, seq = self.store.jobs_changed_since(set_id, since)
         except Exception as exc:  # noqa: BLE001 - shown to the user, never raised into the UI
             log.exception("reading the changed jobs of %s failed", set_id)
-            self.post_message(_ReadFailed(error_text(exc)))
+            self.post_message(_ReadFailed(error_text(exc), 0))
             return
         if not get_current_worker().is_cancelled:
             self.post_message(_JobsRead(set_id, jobs, seq, full=False, load=0))
@@ -490,26 +513,36 @@ class SetPane(Vertical):
         if message.full:
             if message.load != self._load:
                 return
+            self._loading = False
             self._apply_all(message.jobs)
+            self._seq = message.seq
         elif self._jobs is None:
             return
         else:
             self._apply_changes(message.jobs)
-        self._seq = max(self._seq, message.seq)
+            self._seq = max(self._seq, message.seq)
         if self._changes_wanted:
             self._changes_wanted = False
             self._read_changes(message.set_id, self._seq)
 
     @on(_ReadFailed)
     def _report_failure(self, message: _ReadFailed) -> None:
+        """Say what went wrong; a failed read of the whole set is tried again by the next
+        :meth:`refresh_set`."""
+        if message.load and message.load == self._load:
+            self._loading = False
+            self._changes_wanted = False
+            self.query_one("#set-job", Static).update(Text("the jobs could not be read", style="red"))
         self.notify(f"Reading the store failed: {message.error}", severity="error")
 
     def _apply_all(self, jobs: list[JobRow]) -> None:
+        """Show every job; the grid's :class:`StatusGrid.CursorMoved` then shows the first."""
         self._jobs = jobs
         self._counts = Counter(job.status for job in jobs)
         self.grid.set_statuses([job.status for job in jobs])
         self._show_legend()
-        self._show_job()
+        if not jobs:
+            self.query_one("#set-job", Static).update(Text("this set has no jobs", style="dim"))
 
     def _apply_changes(self, rows: list[JobRow]) -> None:
         """Take rows newer than those held (a read can arrive twice or late: the row's change
@@ -609,12 +642,14 @@ class SetPane(Vertical):
             legend.append("no jobs", style="dim")
         self.query_one("#set-legend", Static).update(legend)
 
-    def _show_job(self) -> None:
+    def _show_job(self, announce: bool = True) -> None:
+        """Describe the job under the cursor and, with ``announce``, post :class:`JobHighlighted`."""
         job = self.current_job
         if job is None or self._summary is None:
             return
         self.query_one("#set-job", Static).update(job_details(job, self.clock(), self._glyphs))
-        self.post_message(self.JobHighlighted(self._summary.id, job))
+        if announce:
+            self.post_message(self.JobHighlighted(self._summary.id, job))
 
 
 def job_details(job: JobRow, now: float, glyphs: Mapping[str, str]) -> Text:
