@@ -19,6 +19,9 @@ Environment variables win over the file: ``QJM_HOME`` (store folder), ``QJM_BACK
     base_delay = 1.0
     max_delay = 60.0
 
+    [keys]                          # remap the app's keys by binding id (`qjm config` lists them)
+    "set.cancel" = "ctrl+x"
+
     [ibm]
     token = "..."                   # better: QISKIT_IBM_TOKEN; the file must then be chmod 600
     instance = "hub/group/project"  # or QISKIT_IBM_INSTANCE
@@ -91,6 +94,8 @@ class Config:
     backends: dict[str, dict[str, int]] = field(default_factory=dict)
     retry: dict[str, float] = field(default_factory=dict)
     ibm: dict[str, str] = field(default_factory=dict)
+    #: the app's binding ids remapped to keys (``"set.cancel" = "ctrl+x"``)
+    keys: dict[str, str] = field(default_factory=dict)
     source: Path | None = None
 
     def store_path(self) -> Path:
@@ -131,6 +136,7 @@ class Config:
             "backends": self.backends,
             "retry": self.retry,
             "ibm": {k: ("***" if k in SECRET_KEYS and v else v) for k, v in self.ibm.items()},
+            "keys": self.keys,
         }
 
 
@@ -156,7 +162,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
     where = str(source) if source else "configuration"
     known = {"default_backend", "default_shots", "max_jobs_per_set", "executor", "store", "backends",
-             "retry", "ibm"}
+             "retry", "ibm", "keys"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})", where)
@@ -200,6 +206,14 @@ def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
         if key not in _IBM_KEYS:
             raise ConfigError(f"unknown key {key!r} in [ibm] (known: {', '.join(_IBM_KEYS)})", where)
     config.ibm = dict(ibm)
+    keys = raw.get("keys", {})
+    if not isinstance(keys, dict):
+        raise ConfigError("[keys] must be a table of binding ids and keys", where)
+    for binding_id, key in keys.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"[keys] {binding_id!r} must be a key such as 'x' or 'ctrl+x' (several "
+                              f"comma separated), got {key!r}", where)
+    config.keys = dict(keys)
     return config
 
 

@@ -136,6 +136,31 @@ def _main_module_hidden() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
+@contextlib.contextmanager
+def _stderr_with_a_descriptor() -> Iterator[None]:
+    """Give ``sys.stderr`` a real file descriptor while workers start.
+
+    multiprocessing's resource tracker hands ``sys.stderr.fileno()`` to the process it starts.
+    Under a full-screen app (Textual) ``sys.stderr`` is a capture whose ``fileno()`` is -1, and
+    starting the pool would fail with "bad value(s) in fds_to_keep"; meanwhile the tracker
+    writes to the null device instead, so nothing it says can land on the app's screen.
+    """
+    try:
+        usable = sys.stderr is not None and sys.stderr.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        usable = False
+    if usable:
+        yield
+        return
+    captured = sys.stderr
+    with open(os.devnull, "w") as null:
+        sys.stderr = null
+        try:
+            yield
+        finally:
+            sys.stderr = captured
+
+
 def shared_process_pool(workers: int | None = None, kind: str = "aer") -> ProcessPoolExecutor:
     """The process-wide warm pool (forkserver: workers never inherit our threads or sockets).
 
@@ -151,7 +176,7 @@ def shared_process_pool(workers: int | None = None, kind: str = "aer") -> Proces
             count = workers or default_workers()
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["qiskit", "qiskit_aer", "qjm_tui.backends.local"])
-            with _main_module_hidden():
+            with _main_module_hidden(), _stderr_with_a_descriptor():
                 pool = ProcessPoolExecutor(count, mp_context=ctx)
                 _WARMING[:] = [pool.submit(_warm, kind) for _ in range(count)]
             _PROCESS_POOL = pool

@@ -9,6 +9,7 @@ import fnmatch
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qjm_tui.cli.detach import report_to_parent, start_detached
@@ -36,8 +37,9 @@ STATES = ("running", "done", "partial", "failed", "cancelled", "interrupted")
 DEMO_BACKEND = "aer"
 
 
-def open_manager(read_only: bool = False) -> JobManager:
-    """The manager on the store and config of the environment (``QJM_HOME``, ``QJM_CONFIG``).
+def open_manager(store: Path | None = None, read_only: bool = False) -> JobManager:
+    """The manager on ``store``, else on the store and config of the environment (``QJM_HOME``,
+    ``QJM_CONFIG``).
 
     ``read_only`` for the commands that only look: they work on a store nobody may write and
     create nothing on disk (no store file, no folder) where there is no store yet.
@@ -47,7 +49,8 @@ def open_manager(read_only: bool = False) -> JobManager:
     from qjm_tui.core.store import Store
 
     config = load_config()
-    return JobManager(Store(config.store_path(), read_only=read_only), config=config)
+    return JobManager(Store(store if store is not None else config.store_path(), read_only=read_only),
+                      config=config)
 
 
 def summary_data(manager: JobManager, job_set_id: str, jobs: bool = False) -> dict[str, Any]:
@@ -298,7 +301,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     """Finish an interrupted job set."""
     if args.detach:
         return start_detached(args)
-    manager = open_manager()
+    manager = open_manager(args.store)
     job_set = manager.retrieve_job_set(args.id).resume(backend=args.backend)
     return drive(args, manager, job_set, "resuming")
 

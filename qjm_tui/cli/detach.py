@@ -9,6 +9,8 @@ import os
 import select
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from qjm_tui.cli.output import EXIT_FAILED, EXIT_OK, CliError, note, out, print_json
@@ -49,8 +51,11 @@ def read_report(read_fd: int, child: subprocess.Popen[bytes]) -> dict[str, Any] 
     return report if isinstance(report, dict) else None
 
 
-def start_detached(args: argparse.Namespace) -> int:
-    """Run this command in a background process and return once it has started the job set."""
+def launch(argv_for: Callable[[int], list[str]]
+           ) -> tuple[subprocess.Popen[bytes], dict[str, Any] | None, Path]:
+    """Start ``python -m qjm_tui.cli <argv_for(fd)>`` in a session of its own, its output going
+    to the log file, and wait for the one JSON line it writes on ``fd`` once the job set is
+    stored. Returns the child, its report (None if it ended without one) and the log path."""
     from qjm_tui.config import log_path
 
     if os.name != "posix":
@@ -61,7 +66,7 @@ def start_detached(args: argparse.Namespace) -> int:
     try:
         with open(log, "ab") as log_file:
             child = subprocess.Popen(
-                [sys.executable, "-m", "qjm_tui.cli", *child_argv(args, write_fd)],
+                [sys.executable, "-m", "qjm_tui.cli", *argv_for(write_fd)],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                 pass_fds=(write_fd,), start_new_session=True,
             )
@@ -71,6 +76,12 @@ def start_detached(args: argparse.Namespace) -> int:
         report = read_report(read_fd, child)
     finally:
         os.close(read_fd)
+    return child, report, log
+
+
+def start_detached(args: argparse.Namespace) -> int:
+    """Run this command in a background process and return once it has started the job set."""
+    child, report, log = launch(lambda fd: child_argv(args, fd))
     if report is None:
         code = child.poll()
         raise CliError(f"the background process ended (exit code {code}) before it started the job "

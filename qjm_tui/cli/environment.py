@@ -99,6 +99,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     config = load_config()
     data = config.masked()
+    data["keys"] = app_keys(config)
     path = config_path()
     data["config_path"] = str(path)
     data["config_file_exists"] = path.exists()
@@ -120,4 +121,18 @@ def cmd_config(args: argparse.Namespace) -> int:
         out(f"\n[backends.{json.dumps(spec)}]")
         for key, value in limits.items():
             out(f"{key} = {value}")
+    if data["keys"]:
+        out("\n[keys]  # the app's keys by binding id, with the file's changes applied")
+        for binding_id, keys in data["keys"].items():
+            out(f"{json.dumps(binding_id)} = {json.dumps(keys)}")
     return EXIT_OK
+
+
+def app_keys(config: Any) -> dict[str, str]:
+    """The app's effective keys by binding id (empty where the app cannot load); an unknown id
+    in the file's [keys] table is a ConfigError naming it."""
+    try:
+        from qjm_tui.tui.keys import effective_keys
+    except ImportError:
+        return {}
+    return effective_keys(config.keys, where=str(config.source or "configuration"))

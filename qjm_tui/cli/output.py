@@ -4,10 +4,7 @@ the exit codes and the one-line error a failure becomes."""
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
-import io
-import json
 import logging
 import os
 import sys
@@ -23,6 +20,7 @@ from qjm_tui.core.errors import (
     StoreError,
 )
 from qjm_tui.core.text import printable
+from qjm_tui.exporting import to_json, write_atomically
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -70,13 +68,6 @@ def log_line(text: str) -> None:
     err(f"{dt.datetime.now().isoformat(timespec='seconds')} qjm[{os.getpid()}]: {text}")
 
 
-def to_json(data: Any, indent: int | None = 2) -> str:
-    """``data`` as JSON text, with Qiskit's result values (complex, numpy, dates) converted."""
-    from qjm_tui.core.jsonable import jsonable
-
-    return json.dumps(jsonable(data), indent=indent)
-
-
 def print_json(data: Any) -> None:
     """``data`` as JSON on stdout."""
     out(to_json(data))
@@ -114,17 +105,6 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
 
 
-def csv_text(items: Sequence[dict[str, Any]]) -> str:
-    """Counts as CSV, one row per outcome: ``experiment,name,outcome,count``."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["experiment", "name", "outcome", "count"])
-    for item in items:
-        for outcome, count in sorted((item["counts"] or {}).items()):
-            writer.writerow([item["index"], item["name"], outcome, count])
-    return buffer.getvalue()
-
-
 def write_output(target: str, text: str) -> None:
     """Write to a file atomically (a reader never sees half a file), or to stdout for '-'."""
     if target == "-":
@@ -134,13 +114,9 @@ def write_output(target: str, text: str) -> None:
     path = Path(target)
     if path.is_dir():
         raise CliError(f"{path}: is a directory; give a file name to -o", EXIT_USAGE)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomically(path, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise CliError(f"{path}: cannot write: {exc.strerror}; give -o a file in a folder you may "
                        "write", EXIT_USAGE) from None
 

@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_id(p)
     add_move(p)
     add_driving(p)
+    p.add_argument("--store", type=Path, metavar="PATH", help="the store file (default: $QJM_HOME)")
 
     p = add("rename", cmd_rename, "Rename a job set", _examples("qjm rename ID 'calibration run 2'"))
     add_id(p)

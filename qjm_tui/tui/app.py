@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from qjm_tui import JobManager, views
 from qjm_tui.config import Config, load_config, log_path
 from qjm_tui.core.store import JobSetSummary
+from qjm_tui.tui.actions import JobSetActions
 from qjm_tui.tui.messages import JobSetsChanged
 
 log = logging.getLogger("qjm_tui.tui")
@@ -29,7 +30,7 @@ SORTS: list[tuple[str, Callable[[JobSetSummary], object], bool]] = [
 ]
 
 
-class QjmApp(App[int]):
+class QjmApp(JobSetActions, App[int]):
     """Lists the job sets of one store, newest first, refreshed as the store changes."""
 
     CSS_PATH = "app.tcss"

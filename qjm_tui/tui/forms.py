@@ -1,0 +1,249 @@
+"""The new-job-set form: circuit files, backend and options, checked before anything is stored.
+
+The check runs in a thread worker (a big QPY file or a transpile must not freeze the form) and
+uses the same code as ``qjm run``: the files are loaded by :func:`qjm_tui.core.inputs.load_circuit_files`
+and the set is created by ``JobManager.run``, which validates shots, width and options before
+it stores anything. An error is shown under the field it concerns; the store is unchanged.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.suggester import Suggester
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+from qjm_tui.core.errors import BackendConfigurationError, JobManagerError, UnknownBackendError
+from qjm_tui.core.inputs import load_circuit_files
+from qjm_tui.core.text import strip_ansi
+
+if TYPE_CHECKING:
+    from qjm_tui.compose import JobManager
+
+log = logging.getLogger("qjm_tui.tui")
+
+#: the fields an error can be shown under, in the order the form shows them
+FIELDS = ("files", "backend", "shots", "name", "tags", "per-job")
+
+
+class PathSuggester(Suggester):
+    """Completes the last path typed from the file system: the first entry of its folder that
+    starts with what is typed (folders end in ``/``, so completion goes on into them)."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        before, _, word = value.rpartition(" ")
+        if not word or any(ch in word for ch in "*?["):
+            return None
+        folder, slash, prefix = word.rpartition("/")
+        where = Path(os.path.expanduser(folder or "/")) if slash else Path(".")
+        try:
+            names = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in os.scandir(where)
+                           if entry.name.startswith(prefix) and not entry.name.startswith("."))
+        except OSError:
+            return None
+        if not names:
+            return None
+        return f"{before} " * bool(before) + f"{folder}{slash}{names[0]}"
+
+
+class FieldError(Exception):
+    """A problem with what one field of the form holds."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def backend_choices(default: str) -> list[str]:
+    """The backends the form offers: the configured default first, then each spec of
+    ``qjm backends`` that runs as written (families such as ``aer:<device>`` are typed)."""
+    from qjm_tui.backends.registry import KNOWN_SPECS
+
+    concrete = [spec.split("[", 1)[0] for spec in KNOWN_SPECS if "<" not in spec]
+    return [default, *(spec for spec in concrete if spec != default)]
+
+
+def expand_files(text: str) -> list[str]:
+    """The files a field names: paths separated by spaces, each a path or a glob."""
+    words = text.split()
+    if not words:
+        raise FieldError("files", "give a circuit file or a glob, such as circuits/*.qasm")
+    paths: list[str] = []
+    for word in words:
+        word = os.path.expanduser(word)
+        if any(ch in word for ch in "*?["):
+            matched = sorted(glob.glob(word, recursive=True))
+            if not matched:
+                raise FieldError("files", f"{word}: no file matches")
+            paths.extend(matched)
+        else:
+            paths.append(word)
+    return paths
+
+
+def parse_count(field: str, text: str, what: str) -> int | None:
+    """A whole number typed in a field (None when empty); the message matches the core's."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise FieldError(field, f"{what} must be a positive integer, got {text!r}") from None
+
+
+def field_for(exc: JobManagerError) -> str:
+    """The field an error from ``JobManager.run`` is about, read from what it names."""
+    text = str(exc)
+    if isinstance(exc, (UnknownBackendError, BackendConfigurationError)):
+        return "backend"
+    for prefix, field in (("shots", "shots"), ("max_experiments_per_job", "per-job"),
+                          ("the job set's name", "name"), ("a tag", "tags"), ("job_tags", "tags")):
+        if text.startswith(prefix):
+            return field
+    if "shots" in text:
+        return "shots"
+    return "backend" if "backend" in text else "files"
+
+
+class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
+    """Start a job set: files (path or glob, completed as typed), backend, shots, name, tags,
+    experiments per job and transpile. Enter in the files field submits with the defaults."""
+
+    DEFAULT_CSS = """
+    NewJobSetForm { align: center middle; }
+    NewJobSetForm > VerticalScroll {
+        width: 84; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $primary; background: $surface; padding: 0 1;
+    }
+    NewJobSetForm .title { text-style: bold; margin-bottom: 1; }
+    NewJobSetForm .row { height: auto; }
+    NewJobSetForm .row > Label { width: 16; padding: 0 1 0 0; }
+    NewJobSetForm Input { border: none; height: 1; width: 1fr; padding: 0 1; background: $boost; }
+    NewJobSetForm Input:focus { border: none; background: $primary 30%; }
+    NewJobSetForm Select { width: 1fr; }
+    NewJobSetForm Checkbox { border: none; height: 1; padding: 0; }
+    NewJobSetForm .error { color: $error; height: auto; padding-left: 16; display: none; }
+    NewJobSetForm .buttons { height: auto; margin-top: 1; }
+    NewJobSetForm Button { margin-right: 1; }
+    """
+    BINDINGS = [Binding("escape", "dismiss(None)", "Back", id="form.back")]
+
+    def __init__(self, manager: JobManager) -> None:
+        super().__init__()
+        self.manager = manager
+
+    def compose(self) -> ComposeResult:
+        config = self.manager.config
+        choices = backend_choices(config.default_backend)
+        with VerticalScroll():
+            yield Label("New job set: Enter starts it, Escape backs out", classes="title")
+            with Horizontal(classes="row"):
+                yield Label("Circuit files")
+                yield Input(placeholder="OpenQASM 2/3 or QPY: a path or a glob (circuits/*.qasm)",
+                            suggester=PathSuggester(), id="files")
+            yield Static("", id="files-error", classes="error", markup=False)
+            with Horizontal(classes="row"):
+                yield Label("Backend")
+                yield Select([(spec, spec) for spec in choices], value=choices[0], allow_blank=False,
+                             id="backend")
+            with Horizontal(classes="row"):
+                yield Label("  or type one")
+                yield Input(placeholder="a spec such as aer:fake_manila (overrides the list)",
+                            id="backend-spec")
+            yield Static("", id="backend-error", classes="error", markup=False)
+            with Horizontal(classes="row"):
+                yield Label("Shots")
+                yield Input(str(config.default_shots), id="shots")
+            yield Static("", id="shots-error", classes="error", markup=False)
+            with Horizontal(classes="row"):
+                yield Label("Name")
+                yield Input(placeholder="default: the job set's id", id="name")
+            yield Static("", id="name-error", classes="error", markup=False)
+            with Horizontal(classes="row"):
+                yield Label("Tags")
+                yield Input(placeholder="comma separated: nightly, calibration", id="tags")
+            yield Static("", id="tags-error", classes="error", markup=False)
+            with Horizontal(classes="row"):
+                yield Label("Per job")
+                yield Input(placeholder="max experiments per job (default: the backend's limit)",
+                            id="per-job")
+            yield Static("", id="per-job-error", classes="error", markup=False)
+            with Horizontal(classes="row"):
+                yield Label("Transpile")
+                yield Checkbox("translate the circuits for the backend", id="transpile")
+            yield Static("", id="status", markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Start", id="start", variant="primary")
+                yield Button("Back", id="back")
+
+    def on_mount(self) -> None:
+        self.query_one("#files", Input).focus()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#start")
+    def submit(self) -> None:
+        for field in FIELDS:
+            self.query_one(f"#{field}-error", Static).display = False
+        self.query_one("#status", Static).update("checking…")
+        self.query_one("#start", Button).disabled = True
+        self.start()
+
+    @on(Button.Pressed, "#back")
+    def back(self) -> None:
+        self.dismiss(None)
+
+    def value(self, field: str) -> str:
+        """What a text field holds now."""
+        return self.query_one(f"#{field}", Input).value
+
+    @work(thread=True, exclusive=True, group="new-set", exit_on_error=False)
+    def start(self) -> None:
+        """Load and check everything, then store and start the set (in a worker thread)."""
+        typed = self.value("backend-spec").strip()
+        backend = typed or str(self.query_one("#backend", Select).value)
+        tags = [t.strip() for t in self.value("tags").split(",") if t.strip()]
+        try:
+            shots = parse_count("shots", self.value("shots"), "shots")
+            per_job = parse_count("per-job", self.value("per-job"), "max_experiments_per_job")
+            try:
+                circuits = load_circuit_files(expand_files(self.value("files")))
+            except JobManagerError as exc:
+                raise FieldError("files", strip_ansi(str(exc))) from None
+            options = {} if shots is None else {"shots": shots}
+            try:
+                job_set = self.manager.run(circuits, backend=backend, name=self.value("name").strip() or None,
+                                           max_experiments_per_job=per_job, job_tags=tags or None,
+                                           transpile=self.query_one("#transpile", Checkbox).value, **options)
+            except JobManagerError as exc:
+                raise FieldError(field_for(exc), strip_ansi(str(exc))) from None
+        except FieldError as exc:
+            self.app.call_from_thread(self.show_error, exc.field, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown in the form; the app keeps running
+            log.exception("starting a job set failed")
+            self.app.call_from_thread(self.show_error, "files", f"could not start: {strip_ansi(str(exc))}")
+            return
+        self.app.call_from_thread(self.dismiss, job_set)
+
+    def show_error(self, field: str, message: str) -> None:
+        """Put an error under its field and give that field the focus."""
+        error = self.query_one(f"#{field}-error", Static)
+        error.update(message)
+        error.display = True
+        self.query_one("#status", Static).update("")
+        self.query_one("#start", Button).disabled = False
+        target = "backend-spec" if field == "backend" else field
+        self.query_one(f"#{target}", Input).focus()
