@@ -199,7 +199,7 @@ def start_shared_process_pool(workers: int | None = None, kind: str = "aer"
             future.set_exception(exc)
 
     thread = threading.Thread(target=start, name="qjm-pool-start", daemon=True)
-    _STARTING.append(thread)
+    _STARTING[:] = [t for t in _STARTING if t.is_alive()] + [thread]
     thread.start()
     return future
 
