@@ -111,6 +111,9 @@ class QjmApp(JobSetActions, App[int]):
     def on_mount(self) -> None:
         self._unsubscribe = self.manager.subscribe(self._on_engine_event)
         self._mounted = True
+        self.browser.border_title = "1 Job sets"
+        self.set_pane.border_title = "2 Jobs"
+        self.histogram.border_title = "3 Results"
         self._show_pane(self._pane)
         self.set_interval(self.watch_interval, self.check_store)
         self.set_interval(self.flush_interval, self._flush_changes)
