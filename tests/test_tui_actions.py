@@ -284,10 +284,8 @@ async def _save_histogram(tmp_path: Path) -> None:
     target = tmp_path / "bell.svg"
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_selected(app, pilot)
-        await pilot.press("H")
-        await pilot.pause(0.1)
-        assert any("No histogram" in n.message for n in app._notifications)
-        app.histogram_counts = lambda: ("Experiment 0 b0", counts)  # type: ignore[attr-defined]
+        await until(pilot, lambda: app.histogram_counts() is not None)
+        assert app.histogram_counts()[1] == counts, "the histogram on screen is experiment 0's"
         await pilot.press("H")
         await until(pilot, lambda: isinstance(app.screen, TextPrompt))
         app.screen.query_one(Input).value = str(target)

@@ -130,6 +130,9 @@ async def _cells_keys_and_details(tmp_path: Path) -> None:
         assert "job 29 · experiments 87..89" in _text(pane, "#set-job")
         assert await press("home") == 0
         assert await press("k") == 0, "up from the first row stays put"
+        await pilot.click(StatusGrid, offset=(5, 0))
+        await pilot.pause()
+        assert grid.cursor == 5 and pane.current_job == jobs[5], "a click picks the cell"
 
     # a narrow pane: several rows, so up/down and paging move by whole rows
     app = _Host(store)

@@ -118,9 +118,10 @@ class JobSetActions(_Base):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Textual merges BINDINGS only from DOMNode classes, and this mixin is not one, so the
-        # app class that mixes it in gets these bindings added in front of its own.
+        # app class that mixes it in gets these bindings after its own (so the footer shows the
+        # app's quit and help keys first).
         if JobSetActions in cls.__bases__:
-            cls.BINDINGS = [*SET_BINDINGS, *cls.__dict__.get("BINDINGS", [])]
+            cls.BINDINGS = [*cls.__dict__.get("BINDINGS", []), *SET_BINDINGS]
         super().__init_subclass__(**kwargs)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

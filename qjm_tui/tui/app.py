@@ -1,76 +1,142 @@
-"""The qjm app: browse job sets in a store and watch them change live."""
+"""The qjm app: browse the job sets of a store, watch their jobs and results change live.
+
+Three panes, the selection flowing left to right: the job-set browser, the selected set's status
+grid (with the details of the job under the cursor), and the results histogram of the selected
+experiment. At 120 columns and wider all three are in view; narrower, one pane fills the screen
+and Tab or 1 2 3 switch between them.
+
+The app never calls a backend. It reads the store, in worker threads, only what changed since it
+last looked: it checks the store's change number once a second (sets run by other processes),
+and sooner when the engine in this process publishes an event (sets started here). Events come
+far faster than a screen can paint, so they only mark the store "dirty"; a timer turns that into
+at most a few reads and repaints a second.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from rich.text import Text
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import DataTable, Footer, Header
 
 from qjm_tui import JobManager, views
 from qjm_tui.config import Config, load_config, log_path
+from qjm_tui.core.events import Event
 from qjm_tui.core.store import JobSetSummary
-from qjm_tui.tui.actions import JobSetActions
+from qjm_tui.tui.actions import SET_BINDINGS, JobSetActions
+from qjm_tui.tui.browser import SetBrowser
+from qjm_tui.tui.grid import SetPane
+from qjm_tui.tui.help import HelpScreen
+from qjm_tui.tui.histogram import KEYS_HINT, HistogramPane
 from qjm_tui.tui.messages import JobSetsChanged
 
 log = logging.getLogger("qjm_tui.tui")
 
-#: the orders ``s`` cycles through: (label, key, descending)
-SORTS: list[tuple[str, Callable[[JobSetSummary], object], bool]] = [
-    ("newest", lambda s: s.created, True),
-    ("name", lambda s: (s.name or "").lower(), False),
-    ("state", lambda s: s.state, False),
-    ("progress", lambda s: s.fraction, True),
-]
+#: below this width one pane is shown at a time
+WIDE = 120
+
+#: the help's heading for the keys that act on the selected job set
+SET_GROUP = "The selected job set"
+
+#: the panes in the order Tab and 1 2 3 visit them: (widget id, label)
+PANES = [("browser", "Job sets"), ("set-pane", "Jobs"), ("histogram", "Results")]
+
+
+def display_path(path: Path) -> str:
+    """A store path as the header shows it: under the home folder as ``~/...``."""
+    try:
+        return "~/" + str(path.resolve().relative_to(Path.home().resolve()))
+    except ValueError:
+        return str(path)
 
 
 class QjmApp(JobSetActions, App[int]):
-    """Lists the job sets of one store, newest first, refreshed as the store changes."""
+    """The job sets of one store, their jobs and their results, refreshed as the store changes."""
 
     CSS_PATH = "app.tcss"
     TITLE = "qjm"
+    #: the screen gets ``-narrow`` below WIDE columns (one pane at a time) and ``-wide`` above
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("slash", "filter", "Filter", id="app.filter"),
-        Binding("question_mark", "show_help_panel", "Help", id="app.help"),
-        Binding("s", "cycle_sort", "Sort", id="app.cycle_sort"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="app.clear_filter"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("tab", "next_pane", "Next pane", priority=True, id="app.next_pane"),
+        Binding("shift+tab", "previous_pane", "Previous pane", show=False, priority=True,
+                id="app.previous_pane"),
+        Binding("1", "pane(0)", "Show the job sets", show=False, id="app.pane_sets"),
+        Binding("2", "pane(1)", "Show the jobs of the set", show=False, id="app.pane_jobs"),
+        Binding("3", "pane(2)", "Show the results", show=False, id="app.pane_results"),
     ]
 
     def __init__(self, manager: JobManager, *, clock: Callable[[], float] = time.time,
-                 watch_interval: float = 1.0) -> None:
+                 watch_interval: float = 1.0, flush_interval: float = 0.25,
+                 store_label: str | None = None) -> None:
         super().__init__()
         self.manager = manager
         self.clock = clock
         self.watch_interval = watch_interval
+        self.flush_interval = flush_interval
+        self.unicode = views.unicode_ok(sys.__stdout__)
+        self.store_label = store_label or display_path(manager.store.path)
         self._seq = -1
-        self._rows: dict[str, JobSetSummary] = {}
-        self._sort = 0
-        self.sub_title = str(manager.store.path)
+        self._pane = 0
+        self._dirty = threading.Event()
+        self._unsubscribe: Callable[[], None] | None = None
+        #: the panes take selections only once all of them are mounted
+        self._mounted = False
+        self.sub_title = self.store_label
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static(Text("No job sets yet. Start one with `qjm demo` or `qjm run`."), id="empty")
-        yield Input(placeholder="filter: name, id prefix, backend, state:failed, tag:nightly",
-                    id="filter")
-        yield DataTable(id="sets", cursor_type="row", zebra_stripes=True)
-        yield Static(id="details", markup=False)
+        self.browser = SetBrowser(clock=self.clock, unicode=self.unicode, id="browser")
+        self.set_pane = SetPane(self.manager.store, clock=self.clock, id="set-pane")
+        self.histogram = HistogramPane(self.manager.store, unicode=self.unicode, id="histogram")
+        self.right = Vertical(self.set_pane, self.histogram, id="right")
+        yield Header(icon="")
+        with Horizontal(id="panes"):
+            yield self.browser
+            yield self.right
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#sets", DataTable)
-        table.add_columns("", "name", "id", "backend", "created", "exps", "progress", "state")
-        table.focus()
+        self._unsubscribe = self.manager.subscribe(self._on_engine_event)
+        self._mounted = True
+        self.browser.border_title = "1 Job sets"
+        self.set_pane.border_title = "2 Jobs"
+        self.histogram.border_title = "3 Results"
+        self._show_pane(self._pane)
         self.set_interval(self.watch_interval, self.check_store)
+        self.set_interval(self.flush_interval, self._flush_changes)
+        self.set_interval(30, self._age_times)
         self.check_store()
 
-    @work(thread=True, exclusive=True, group="watch")
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+
+    # -- live updates --------------------------------------------------------------------------
+
+    def _on_engine_event(self, event: Event) -> None:
+        """Called on engine threads: only note that something changed (no UI work here)."""
+        self._dirty.set()
+
+    def _flush_changes(self) -> None:
+        """A few times a second: if the engine said something changed, read what did."""
+        if self._dirty.is_set():
+            self._dirty.clear()
+            self.check_store()
+
+    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
     def check_store(self) -> None:
         """Read only what changed in the store since the last look (in a worker thread)."""
         store = self.manager.store
@@ -80,127 +146,204 @@ class QjmApp(JobSetActions, App[int]):
                 return
             changes = store.sets_changed_since(max(self._seq, 0))
             summaries = store.summaries(list(changes.changed)) if changes.changed else []
-            self._seq = changes.seq
         except Exception as exc:  # noqa: BLE001 - shown to the user, not raised into the UI
             log.exception("reading the store failed")
-            self.call_from_thread(self.notify, f"Reading the store failed: {exc}", severity="error")
+            self.call_from_thread(self.notify, f"Reading the store failed: {views.printable(str(exc))}. "
+                                  "The app keeps trying; see the log for details.",
+                                  severity="error")
             return
+        finally:
+            store.release_thread_connection()
+        self._seq = changes.seq
         self.post_message(JobSetsChanged(summaries, list(changes.deleted)))
 
     def on_job_sets_changed(self, message: JobSetsChanged) -> None:
-        for set_id in message.deleted:
-            self._rows.pop(set_id, None)
-        for summary in message.summaries:
-            self._rows[summary.id] = summary
-        self._redraw()
+        browser = self.browser
+        browser.apply(message.summaries, message.deleted)
+        selected = browser.selected
+        if selected is not None and any(s.id == selected.id for s in message.summaries):
+            self.set_pane.refresh_set(selected)
+            self.histogram.refresh_set(selected)
+        self._update_title()
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_details(event.row_key.value if event.row_key else None)
+    def _age_times(self) -> None:
+        """Relative times ("3 min ago") age even when nothing changes."""
+        self.browser.redraw()
+
+    def _update_title(self) -> None:
+        totals: dict[str, int] = {}
+        for s in self.browser.rows.values():
+            totals[s.state] = totals.get(s.state, 0) + 1
+        counts = " · ".join(f"{n} {state}" for state, n in sorted(totals.items()))
+        self.sub_title = f"{self.store_label}  {counts}" if counts else self.store_label
+
+    # -- selection flows left to right ---------------------------------------------------------
+
+    def on_set_browser_selected(self, message: SetBrowser.Selected) -> None:
+        if self._mounted:
+            self.set_pane.show_set(message.summary)
+            self.histogram.show_set(message.summary)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a job set opens its jobs."""
+        self.action_pane(1)
+
+    def on_set_pane_job_highlighted(self, message: SetPane.JobHighlighted) -> None:
+        """The histogram follows the grid: it shows the first experiment of the job under the
+        cursor."""
+        self.histogram.show_experiment(message.job.start)
 
     def selected_summary(self) -> JobSetSummary | None:
         """The job set under the browser's cursor (what every set action acts on), if any."""
-        table = self.query_one("#sets", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return self._rows.get(key.value) if key.value is not None else None
+        return self.browser.selected
 
-    def _show_details(self, set_id: str | None) -> None:
-        """Describe the set under the cursor: jobs per status, experiments, retries, tags."""
-        summary = self._rows.get(set_id) if set_id else None
-        details = self.query_one("#details", Static)
-        if summary is None:
-            details.update("")
+    # -- panes and layout ----------------------------------------------------------------------
+
+    def _show_pane(self, index: int) -> None:
+        self._pane = index
+        for n, (pane_id, _) in enumerate(PANES):
+            pane = self._pane_widget(pane_id)
+            pane.set_class(n == index, "-active")
+        self.right.set_class(index > 0, "-active")
+        target = self._pane_widget(PANES[index][0])
+        if target.has_focus_within or target.has_focus:
             return
-        text = Text()
-        text.append(f"{summary.name or '-'}  ", style="bold")
-        text.append(f"{summary.id}  {summary.backend}  created {views.iso(summary.created)}\n")
-        for state, count in summary.counts.items():
-            if count:
-                text.append(f"{views.JOB_GLYPHS.get(state, '?')} {state} {count}  ",
-                            style=views.JOB_STATUS_STYLES.get(state, ""))
-        text.append(f"\nexperiments {summary.experiments_done}/{summary.n_experiments}"
-                    f"  jobs {summary.total_jobs}  retries {summary.retries}")
-        if summary.tags:
-            text.append("  tags " + ", ".join(summary.tags))
-        details.update(text)
-
-    def action_cycle_sort(self) -> None:
-        """Sort by the next key: newest first, name, state, progress."""
-        self._sort = (self._sort + 1) % len(SORTS)
-        self.notify(f"sorted by {SORTS[self._sort][0]}", timeout=2)
-        self._redraw()
-
-    def action_filter(self) -> None:
-        """Show the filter box and type into it; the list narrows as you type."""
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def action_clear_filter(self) -> None:
-        """Empty and hide the filter box and give the list back the keys."""
-        box = self.query_one("#filter", Input)
-        box.value = ""
-        box.display = False
-        self.query_one("#sets", DataTable).focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self._redraw()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one("#sets", DataTable).focus()
-
-    def _redraw(self) -> None:
-        table = self.query_one("#sets", DataTable)
-        now = self.clock()
-        selected = (table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-                    if table.row_count else None)
-        table.clear()
-        wanted = self.query_one("#filter", Input).value
-        totals: dict[str, int] = {}
-        for s in self._rows.values():
-            totals[s.state] = totals.get(s.state, 0) + 1
-        self.sub_title = f"{self.manager.store.path}  " + "  ".join(
-            f"{state} {n}" for state, n in sorted(totals.items()))
-        shown = [s for s in self._rows.values() if matches(s, wanted)]
-        _, key, reverse = SORTS[self._sort]
-        for s in sorted(shown, key=key, reverse=reverse):
-            style = views.SET_STATE_STYLES.get(s.state, "")
-            table.add_row(
-                Text(views.SET_GLYPHS.get(s.state, "?"), style=style),
-                Text(s.name or "-"), Text(views.short_id(s.id)), Text(s.backend),
-                views.ago(s.created, now), str(s.n_experiments),
-                views.progress_bar(s.fraction, 12), Text(s.state, style=style), key=s.id)
-        if selected is not None and selected in table.rows:
-            table.move_cursor(row=table.get_row_index(selected))
-        if table.row_count:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-            self._show_details(key.value)
-        self.query_one("#empty").display = not self._rows
-        table.display = bool(self._rows)
-
-
-def matches(summary: JobSetSummary, query: str) -> bool:
-    """Whether a set passes a filter: every word must match; ``state:X`` and ``tag:X`` match
-    the state or a tag exactly, any other word a name part, an id prefix or the backend."""
-    for word in query.lower().split():
-        if word.startswith("state:"):
-            ok = summary.state == word[6:]
-        elif word.startswith("tag:"):
-            ok = word[4:] in (t.lower() for t in summary.tags)
+        if isinstance(target, SetBrowser):
+            target.table.focus()
+        elif target.can_focus:
+            target.focus()
         else:
-            ok = (word in (summary.name or "").lower() or summary.id.lower().startswith(word)
-                  or views.short_id(summary.id).startswith(word) or word in summary.backend.lower())
-        if not ok:
-            return False
-    return True
+            focusable = [w for w in target.query("*") if w.can_focus]
+            if focusable:
+                focusable[0].focus()
+
+    def _pane_widget(self, pane_id: str) -> Widget:
+        return {"browser": self.browser, "set-pane": self.set_pane, "histogram": self.histogram}[pane_id]
+
+    def action_pane(self, index: int) -> None:
+        """Show (on narrow screens) and focus one pane: 0 sets, 1 jobs, 2 results."""
+        self._show_pane(index)
+
+    def action_next_pane(self) -> None:
+        """Move to the next pane, wrapping around."""
+        self._show_pane((self._current_pane() + 1) % len(PANES))
+
+    def action_previous_pane(self) -> None:
+        """Move to the previous pane, wrapping around."""
+        self._show_pane((self._current_pane() - 1) % len(PANES))
+
+    def _current_pane(self) -> int:
+        focused = self.focused
+        for n, (pane_id, _) in enumerate(PANES):
+            pane = self._pane_widget(pane_id)
+            if focused is not None and (focused is pane or pane in focused.ancestors):
+                return n
+        return self._pane
+
+    def on_descendant_focus(self) -> None:
+        """Clicking or tabbing into a pane makes it the current one."""
+        current = self._current_pane()
+        if current != self._pane:
+            self._pane = current
+            for n, (pane_id, _) in enumerate(PANES):
+                self._pane_widget(pane_id).set_class(n == current, "-active")
+            self.right.set_class(current > 0, "-active")
+
+    # -- help, palette, errors -----------------------------------------------------------------
+
+    def action_help(self) -> None:
+        """Open the list of every key."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.all_bindings()))
+
+    def all_bindings(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Every key of the app, grouped by pane: (group, [(keys, description)])."""
+        return [(group, [(keys, description) for keys, description, _, _ in rows])
+                for group, rows in self._binding_table()]
+
+    def _binding_table(self) -> list[tuple[str, list[tuple[str, str, object, str]]]]:
+        """Every binding with a description, grouped by pane, as (keys shown, description,
+        the widget it acts on, the action), with keys remapped by the keymap."""
+        set_ids = {b.id for b in SET_BINDINGS}
+        everywhere = [(self, b) for b in self._bindings_of(type(self))]
+        groups: list[tuple[str, list[tuple[object, Binding]]]] = [
+            ("Everywhere", [(w, b) for w, b in everywhere if b.id not in set_ids]),
+            (SET_GROUP, [(w, b) for w, b in everywhere if b.id in set_ids])]
+        for pane_id, label in PANES:
+            pane = self._pane_widget(pane_id)
+            groups.append((label, [(w, b) for w in [pane, *pane.query("*")]
+                                   for b in self._bindings_of(type(w), own_only=True)]))
+        out = []
+        for label, bindings in groups:
+            rows, seen = [], set()
+            for widget, b in bindings:
+                if not b.description or (b.id or b.action) in seen:
+                    continue
+                seen.add(b.id or b.action)
+                keys = self._keymap.get(b.id, b.key) if b.id else b.key
+                shown = ", ".join(self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
+                rows.append((shown, b.description, widget, b.action))
+            out.append((label, rows))
+        return out
+
+    @staticmethod
+    def _bindings_of(cls: type, own_only: bool = False) -> list[Binding]:
+        """The bindings a class declares (its own, or with those it inherits from qjm classes)."""
+        out: list[Binding] = []
+        for klass in reversed(cls.__mro__ if not own_only else (cls,)):
+            if klass.__module__.startswith("qjm_tui"):
+                for b in klass.__dict__.get("BINDINGS", []):
+                    out.append(b if isinstance(b, Binding) else Binding(*b))
+        return out
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette: every action of the app and a jump to each job set by name."""
+        for label, rows in self._binding_table():
+            if label == SET_GROUP:
+                continue  # the actions' own palette entries, with their longer help, come below
+            for keys, description, widget, action in rows:
+                yield SystemCommand(f"{description} ({keys})", label,
+                                    lambda w=widget, a=action: self.run_action(a, w))
+        for summary in self.browser.rows.values():
+            name = views.printable(summary.name or summary.id)
+            yield SystemCommand(f"Go to job set {name}",
+                                f"{views.short_id(summary.id)}  {summary.backend}  {summary.state}",
+                                lambda set_id=summary.id: self.go_to_set(set_id))
+        yield from super().get_system_commands(screen)
+
+    def histogram_counts(self) -> tuple[str, dict[str, int]] | None:
+        """What the histogram pane shows, as (title, counts), for saving it as a picture."""
+        pane = self.histogram
+        counts = pane.current_counts
+        if counts is None:
+            return None
+        title = pane.histogram_text().splitlines()[0].replace(KEYS_HINT, "").strip()
+        summary = self.selected_summary()
+        return (f"{views.printable(summary.name)}  {title}" if summary else title), counts
+
+    def go_to_set(self, set_id: str) -> None:
+        """Select a job set in the browser and show its jobs."""
+        if self.browser.select(set_id):
+            self.action_pane(1)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An unexpected error: the traceback goes to the log file, the user gets one line."""
+        log.error("unexpected error in the app", exc_info=error)
+        if self.is_headless:
+            super()._handle_exception(error)
+            return
+        message = (f"qjm stopped on an unexpected error: {views.printable(str(error))}\n"
+                   f"The details are in {log_path()}; your job sets are safe in the store.")
+        self.exit(return_code=1, message=Text(message, style="red"))
 
 
 def make_app(store_path: Path | None = None, *, clock: Callable[[], float] = time.time,
-             config: Config | None = None, watch_interval: float = 1.0) -> QjmApp:
+             config: Config | None = None, watch_interval: float = 1.0,
+             flush_interval: float = 0.25, store_label: str | None = None) -> QjmApp:
     """Build the app on the store at ``store_path`` (None: the configured default store)."""
     config = config if config is not None else load_config()
-    return QjmApp(JobManager(store_path, config=config), clock=clock, watch_interval=watch_interval)
+    return QjmApp(JobManager(store_path, config=config), clock=clock, watch_interval=watch_interval,
+                  flush_interval=flush_interval, store_label=store_label)
 
 
 def run_app(store_path: Path | None = None) -> int:

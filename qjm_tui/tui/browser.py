@@ -96,8 +96,9 @@ class SetBrowser(Vertical):
         self.columns = COLUMNS
 
     def compose(self) -> ComposeResult:
+        # disabled while hidden, so that nothing focuses it but the filter key
         yield Input(placeholder="filter: name, id, tag, backend, state:failed tag:nightly",
-                    id="filter")
+                    id="filter", disabled=True)
         yield Static(Text(EMPTY_TEXT), id="empty")
         yield SetTable(id="sets", cursor_type="row", zebra_stripes=True)
 
@@ -226,6 +227,7 @@ class SetBrowser(Vertical):
         """Show the filter box and type into it; the list narrows as you type."""
         box = self.query_one("#filter", Input)
         box.display = True
+        box.disabled = False
         box.focus()
 
     def action_clear_filter(self) -> None:
@@ -233,6 +235,7 @@ class SetBrowser(Vertical):
         box = self.query_one("#filter", Input)
         box.value = ""
         box.display = False
+        box.disabled = True
         self.table.focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:

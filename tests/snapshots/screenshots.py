@@ -1,0 +1,44 @@
+"""Draw the app's screens as SVG pictures into ``screenshots/``, from the same frozen scenes
+the snapshot tests use:  ``python -m tests.snapshots.screenshots [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+from tests.snapshots.scenes import SHOTS, SIZES, Scene, Shot, build, stage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def draw(scene: Scene, empty: Path, shot: Shot, size: tuple[int, int], out: Path) -> Path:
+    """Drive one app to the shot's screen and save it as ``out/<name>-<w>x<h>.svg``."""
+    app = (Scene(empty / "qjm.sqlite", scene.manager, scene.clock) if shot.empty else scene).app()
+    path = out / f"{shot.name}-{size[0]}x{size[1]}.svg"
+    async with app.run_test(size=size) as pilot:
+        await stage(pilot, None if shot.empty else scene, shot)
+        path.write_text(app.export_screenshot(title=f"qjm: {shot.name}"), encoding="utf-8")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        scene = build(Path(tmp) / "scene")
+        empty = Path(tmp) / "empty"
+        empty.mkdir()
+        try:
+            for shot in SHOTS:
+                for size in SIZES:
+                    print(asyncio.run(draw(scene, empty, shot, size, args.out)))
+        finally:
+            scene.close()
+
+
+if __name__ == "__main__":
+    main()
