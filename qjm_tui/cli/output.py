@@ -159,7 +159,8 @@ class LogFileHandler(logging.FileHandler):
 
 def log_to_file() -> None:
     """Send the log records of qjm and the libraries it uses (qiskit-ibm-runtime) to the log
-    file (``$QJM_HOME/qjm.log``), never to the terminal."""
+    file (``$QJM_HOME/qjm.log``), never to the terminal. The app's own logging setup then finds
+    the root logger configured and keeps this."""
     from qjm_tui.config import log_path
 
     root = logging.getLogger()
@@ -171,5 +172,7 @@ def log_to_file() -> None:
         old.close()
     handler = LogFileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s[%(process)d] %(levelname)s: %(message)s"))
-    handler.setLevel(logging.WARNING)
     root.addHandler(handler)
+    # qjm's own notes down to INFO (the app logs what it does); other libraries from WARNING,
+    # the root logger's level.
+    logging.getLogger("qjm_tui").setLevel(logging.INFO)
