@@ -174,7 +174,9 @@ class QjmApp(JobSetActions, App[int]):
         totals: dict[str, int] = {}
         for s in self.browser.rows.values():
             totals[s.state] = totals.get(s.state, 0) + 1
-        counts = " · ".join(f"{n} {state}" for state, n in sorted(totals.items()))
+        order = ["running", "interrupted", "partial", "failed", "cancelled", "done"]
+        counts = " · ".join(f"{totals[state]} {state}" for state in sorted(
+            totals, key=lambda s: order.index(s) if s in order else len(order)))
         self.sub_title = f"{self.store_label}  {counts}" if counts else self.store_label
 
     # -- selection flows left to right ---------------------------------------------------------
@@ -254,12 +256,19 @@ class QjmApp(JobSetActions, App[int]):
     def action_help(self) -> None:
         """Open the list of every key."""
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.all_bindings()))
+            self.push_screen(HelpScreen(self._help_rows()))
 
     def all_bindings(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """Every key of the app, grouped by pane: (group, [(keys, description)])."""
         return [(group, [(keys, description) for keys, description, _, _ in rows])
                 for group, rows in self._binding_table()]
+
+    def _help_rows(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """What the help lists: each key with its description and, where a binding has one,
+        its longer explanation."""
+        tips = {b.description: b.tooltip for b in SET_BINDINGS if b.tooltip}
+        return [(group, [(keys, f"{d}: {tips[d]}" if d in tips else d) for keys, d in rows])
+                for group, rows in self.all_bindings()]
 
     def _binding_table(self) -> list[tuple[str, list[tuple[str, str, object, str]]]]:
         """Every binding with a description, grouped by pane, as (keys shown, description,

@@ -28,8 +28,7 @@ COLUMNS = [("glyph", ""), ("name", "name"), ("id", "id"), ("backend", "backend")
            ("created", "created"), ("exps", "exps"), ("progress", "progress"), ("state", "state")]
 
 #: the columns when the browser shares the screen with the other panes
-COMPACT_COLUMNS = [("glyph", ""), ("name", "name"), ("backend", "backend"), ("exps", "exps"),
-                   ("state", "state")]
+COMPACT_COLUMNS = [("name", "name"), ("backend", "backend"), ("exps", "exps"), ("state", "state")]
 
 EMPTY_TEXT = ("No job sets in this store yet.\n\n"
               "Press n to start one, or run `qjm demo` in another terminal:\n"
@@ -189,12 +188,13 @@ class SetBrowser(Vertical):
         glyphs = views.SET_GLYPHS if self.unicode else views.SET_GLYPHS_ASCII
         if self.columns is COMPACT_COLUMNS:
             state = f"{s.fraction:.0%}" if s.state == "running" else s.state
-            return [Text(glyphs.get(s.state, "?"), style=style),
-                    Text(views.clip(views.printable(s.name or "-"), 18)),
-                    Text(views.clip(views.printable(s.backend), 14)),
-                    Text(f"{s.n_experiments:,}", justify="right"), Text(state, style=style)]
+            return [Text(views.clip(views.printable(s.name or "-"), 18)),
+                    Text(views.clip(views.printable(views.backend_label(s.backend)), 12)),
+                    Text(f"{s.n_experiments:,}", justify="right"),
+                    Text(f"{glyphs.get(s.state, '?')} {state}", style=style)]
         return [Text(glyphs.get(s.state, "?"), style=style), Text(views.printable(s.name or "-")),
-                Text(views.short_id(s.id)), Text(views.printable(s.backend)),
+                Text(views.short_id(s.id)),
+                Text(views.clip(views.printable(views.backend_label(s.backend)), 24)),
                 Text(views.ago(s.created, now)), Text(f"{s.n_experiments:,}", justify="right"),
                 Text(views.progress_bar(s.fraction, 12, self.unicode)), Text(s.state, style=style)]
 

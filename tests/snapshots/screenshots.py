@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        scene = build(Path(tmp) / "scene")
+        scene = build()
         empty = Path(tmp) / "empty"
         empty.mkdir()
         try:
