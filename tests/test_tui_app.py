@@ -245,10 +245,10 @@ async def _coalesced(tmp_path: Path) -> None:
         await pilot.pause(0.2)
         original = app.manager.store.change_seq
         app.manager.store.change_seq = lambda: reads.append(1) or original()  # type: ignore[method-assign]
-        job_set = app.manager.run([_bell()] * 60, backend="aer", name="busy", shots=16,
-                                  max_experiments_per_job=1)
         events = []
         app.manager.subscribe(events.append)
+        job_set = app.manager.run([_bell()] * 60, backend="aer", name="busy", shots=16,
+                                  max_experiments_per_job=1)
         await asyncio.to_thread(job_set.results)
         assert await _until(pilot, lambda: _names(app) == ["busy"]
                             and app.selected_summary().state == "done")
