@@ -95,6 +95,8 @@ class QjmApp(JobSetActions, App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         #: the panes take selections only once all of them are mounted
         self._mounted = False
+        #: a set started here, to select once the browser lists it
+        self._follow: str | None = None
         self.sub_title = self.store_label
 
     def compose(self) -> ComposeResult:
@@ -160,6 +162,8 @@ class QjmApp(JobSetActions, App[int]):
     def on_job_sets_changed(self, message: JobSetsChanged) -> None:
         browser = self.browser
         browser.apply(message.summaries, message.deleted)
+        if self._follow is not None and self.go_to_set(self._follow):
+            self._follow = None
         selected = browser.selected
         if selected is not None and any(s.id == selected.id for s in message.summaries):
             self.set_pane.refresh_set(selected)
@@ -330,10 +334,18 @@ class QjmApp(JobSetActions, App[int]):
         summary = self.selected_summary()
         return (f"{views.printable(summary.name)}  {title}" if summary else title), counts
 
-    def go_to_set(self, set_id: str) -> None:
-        """Select a job set in the browser and show its jobs."""
+    def follow_set(self, set_id: str) -> None:
+        """Select a set as soon as the browser lists it (a set just started here)."""
+        if not self.go_to_set(set_id):
+            self._follow = set_id
+            self.check_store()
+
+    def go_to_set(self, set_id: str) -> bool:
+        """Select a job set in the browser and show its jobs; False if it is not listed (yet)."""
         if self.browser.select(set_id):
             self.action_pane(1)
+            return True
+        return False
 
     def _handle_exception(self, error: Exception) -> None:
         """An unexpected error: the traceback goes to the log file, the user gets one line."""
