@@ -281,3 +281,27 @@ async def _fail_inside(app: QjmApp, monkeypatch) -> None:  # noqa: ANN001
         except RuntimeError as exc:
             app._handle_exception(exc)
         await pilot.pause(0.1)
+
+
+def test_no_color_turns_colour_off_and_states_still_read(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """With NO_COLOR set the app draws through Textual's colour-removing filter, and the states
+    are still told apart: by glyph and by word."""
+    from textual.filter import Monochrome, NoColor
+
+    store = tmp_path / "qjm.sqlite"
+    failing = f"emulator:dir={tmp_path / 'emu'},latency=0,queue=0,run=0,fail=1.0"
+    with JobManager(store, config=Config(executor="threads"),
+                    retry_policy=RetryPolicy(max_attempts=1, base_delay=0.0, jitter=0.0)) as manager:
+        manager.run([_bell()] * 2, backend="aer", name="good", shots=32).results()
+        manager.run([_bell()] * 2, backend=failing, name="bad", shots=32).results(partial=True)
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(store, config=Config(executor="threads"), watch_interval=0.1)
+
+    async def draw() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _until(pilot, lambda: len(_names(app)) == 2)
+            assert any(isinstance(f, (Monochrome, NoColor)) for f in app.get_line_filters())
+            assert _column(app, "glyph") == ["✗", "●"]
+            assert _column(app, "state") == ["failed", "done"]
+
+    asyncio.run(draw())
