@@ -171,6 +171,8 @@ SHOTS = [
     Shot("finished-histogram", select="done", keys=("3",)),
     Shot("failed-error", select="failed", keys=("enter", "right")),
     Shot("help", keys=("question_mark",)),
+    Shot("new-set-form", keys=("n",)),
+    Shot("cancel-question", select="running", keys=("x",)),
 ]
 
 SIZES = [(80, 24), (120, 40)]
@@ -179,13 +181,15 @@ SIZES = [(80, 24), (120, 40)]
 async def settle(pilot) -> None:  # noqa: ANN001
     """Wait until the app has read the store and every pane has drawn what it read."""
     app = pilot.app
-    for _ in range(100):
-        await pilot.pause(0.05)
-        await app.workers.wait_for_complete()
-        if app._seq >= 0 and not app._dirty.is_set():
-            break
-    await pilot.pause(0.2)
-    await app.workers.wait_for_complete()
+
+    def quiet() -> bool:
+        return app._seq >= 0 and not app._dirty.is_set() and all(w.is_finished for w in app.workers)
+
+    for _ in range(3):  # quiet three times in a row: reads that start more reads are done too
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if quiet():
+                break
     await pilot.pause(0.1)
 
 
