@@ -62,6 +62,14 @@ def unicode_ok(stream: object = None) -> bool:
     return encoding.lower().replace("-", "").startswith("utf")
 
 
+def backend_label(spec: str) -> str:
+    """A backend spec as a listing shows it: ``aer:fake_manila`` and ``ibm-runtime:ibm_kyiv``
+    as they are, but a spec with options (``emulator:dir=...,latency=0``) by its kind alone;
+    the whole spec is in ``qjm show``."""
+    kind, sep, rest = spec.partition(":")
+    return kind if sep and "=" in rest else spec
+
+
 def clip(text: str, width: int) -> str:
     """``text`` cut to ``width`` characters, with an ellipsis where it was cut."""
     return text if len(text) <= width else text[:max(width - 1, 0)] + "…"

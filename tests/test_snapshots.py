@@ -13,8 +13,8 @@ from tests.snapshots.scenes import SHOTS, SIZES, Scene, Shot, build, stage
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
-    made = build(tmp_path_factory.mktemp("scene"))
+def scene() -> Iterator[Scene]:
+    made = build()
     yield made
     made.close()
 

@@ -354,8 +354,10 @@ async def _form_starts(tmp_path: Path) -> None:
     circuits.mkdir()
     for i in range(3):
         (circuits / f"c{i}.qasm").write_text(qasm2.dumps(bell(f"c{i}")))
+    earlier = done_set(store)
     app = make_app(store, config=THREADS, watch_interval=0.1)
     async with app.run_test(size=(100, 40)) as pilot:
+        await until(pilot, lambda: selected(app) is not None and selected(app)[0] == earlier)
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, NewJobSetForm))
         form = app.screen
@@ -366,8 +368,8 @@ async def _form_starts(tmp_path: Path) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: not isinstance(app.screen, NewJobSetForm))
         assert any("started job set from the form" in n.message for n in app._notifications)
-        await until(pilot, lambda: bool(Store(store).summaries())
-                    and Store(store).summaries()[0].state == "done")
+        await until(pilot, lambda: app.selected_summary().name == "from the form")
+        await until(pilot, lambda: Store(store).summaries()[0].state == "done")
         await settle(pilot)
     summary = Store(store).summaries()[0]
     assert (summary.name, summary.tags, summary.n_experiments, summary.shots) == \

@@ -173,6 +173,9 @@ class JobSetActions(_Base):
             if job_set is not None:
                 self.notify(f"started job set {job_set.name()} ({job_set.job_set_id()}) on "
                             f"{job_set.backend_spec()}", title="new job set")
+                follow = getattr(self, "follow_set", None)
+                if follow is not None:
+                    follow(job_set.job_set_id())
 
         self.push_screen(NewJobSetForm(self.manager), started)
 

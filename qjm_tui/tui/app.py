@@ -95,6 +95,8 @@ class QjmApp(JobSetActions, App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         #: the panes take selections only once all of them are mounted
         self._mounted = False
+        #: a set started here, to select once the browser lists it
+        self._follow: str | None = None
         self.sub_title = self.store_label
 
     def compose(self) -> ComposeResult:
@@ -160,6 +162,8 @@ class QjmApp(JobSetActions, App[int]):
     def on_job_sets_changed(self, message: JobSetsChanged) -> None:
         browser = self.browser
         browser.apply(message.summaries, message.deleted)
+        if self._follow is not None and self.go_to_set(self._follow):
+            self._follow = None
         selected = browser.selected
         if selected is not None and any(s.id == selected.id for s in message.summaries):
             self.set_pane.refresh_set(selected)
@@ -174,7 +178,9 @@ class QjmApp(JobSetActions, App[int]):
         totals: dict[str, int] = {}
         for s in self.browser.rows.values():
             totals[s.state] = totals.get(s.state, 0) + 1
-        counts = " · ".join(f"{n} {state}" for state, n in sorted(totals.items()))
+        order = ["running", "interrupted", "partial", "failed", "cancelled", "done"]
+        counts = " · ".join(f"{totals[state]} {state}" for state in sorted(
+            totals, key=lambda s: order.index(s) if s in order else len(order)))
         self.sub_title = f"{self.store_label}  {counts}" if counts else self.store_label
 
     # -- selection flows left to right ---------------------------------------------------------
@@ -254,12 +260,19 @@ class QjmApp(JobSetActions, App[int]):
     def action_help(self) -> None:
         """Open the list of every key."""
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.all_bindings()))
+            self.push_screen(HelpScreen(self._help_rows()))
 
     def all_bindings(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """Every key of the app, grouped by pane: (group, [(keys, description)])."""
         return [(group, [(keys, description) for keys, description, _, _ in rows])
                 for group, rows in self._binding_table()]
+
+    def _help_rows(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """What the help lists: each key with its description and, where a binding has one,
+        its longer explanation."""
+        tips = {b.description: b.tooltip for b in SET_BINDINGS if b.tooltip}
+        return [(group, [(keys, f"{d}: {tips[d]}" if d in tips else d) for keys, d in rows])
+                for group, rows in self.all_bindings()]
 
     def _binding_table(self) -> list[tuple[str, list[tuple[str, str, object, str]]]]:
         """Every binding with a description, grouped by pane, as (keys shown, description,
@@ -321,10 +334,18 @@ class QjmApp(JobSetActions, App[int]):
         summary = self.selected_summary()
         return (f"{views.printable(summary.name)}  {title}" if summary else title), counts
 
-    def go_to_set(self, set_id: str) -> None:
-        """Select a job set in the browser and show its jobs."""
+    def follow_set(self, set_id: str) -> None:
+        """Select a set as soon as the browser lists it (a set just started here)."""
+        if not self.go_to_set(set_id):
+            self._follow = set_id
+            self.check_store()
+
+    def go_to_set(self, set_id: str) -> bool:
+        """Select a job set in the browser and show its jobs; False if it is not listed (yet)."""
         if self.browser.select(set_id):
             self.action_pane(1)
+            return True
+        return False
 
     def _handle_exception(self, error: Exception) -> None:
         """An unexpected error: the traceback goes to the log file, the user gets one line."""

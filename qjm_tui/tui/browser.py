@@ -23,13 +23,12 @@ SORTS: list[tuple[str, Callable[[JobSetSummary], object], bool]] = [
     ("progress", lambda s: s.fraction, True),
 ]
 
-#: the table's columns: (key, label)
-COLUMNS = [("glyph", ""), ("name", "name"), ("id", "id"), ("backend", "backend"),
-           ("created", "created"), ("exps", "exps"), ("progress", "progress"), ("state", "state")]
+#: the table's columns when the browser has the screen: (key, label)
+COLUMNS = [("name", "name"), ("id", "id"), ("backend", "backend"), ("created", "created"),
+           ("exps", "exps"), ("state", "state")]
 
 #: the columns when the browser shares the screen with the other panes
-COMPACT_COLUMNS = [("glyph", ""), ("name", "name"), ("backend", "backend"), ("exps", "exps"),
-                   ("state", "state")]
+COMPACT_COLUMNS = [("name", "name"), ("backend", "backend"), ("exps", "exps"), ("state", "state")]
 
 EMPTY_TEXT = ("No job sets in this store yet.\n\n"
               "Press n to start one, or run `qjm demo` in another terminal:\n"
@@ -185,18 +184,19 @@ class SetBrowser(Vertical):
         self._announce()
 
     def _cells(self, s: JobSetSummary, now: float) -> list[Text]:
+        """A row's cells; the state cell has the state's glyph (readable without colour) and,
+        while the set runs, its percentage done instead of the word."""
         style = views.SET_STATE_STYLES.get(s.state, "")
         glyphs = views.SET_GLYPHS if self.unicode else views.SET_GLYPHS_ASCII
+        words = f"{s.fraction:.0%}" if s.state == "running" else s.state
+        state = Text(f"{glyphs.get(s.state, '?')} {words}", style=style)
+        exps = Text(f"{s.n_experiments:,}", justify="right")
+        backend = views.printable(views.backend_label(s.backend))
         if self.columns is COMPACT_COLUMNS:
-            state = f"{s.fraction:.0%}" if s.state == "running" else s.state
-            return [Text(glyphs.get(s.state, "?"), style=style),
-                    Text(views.clip(views.printable(s.name or "-"), 18)),
-                    Text(views.clip(views.printable(s.backend), 14)),
-                    Text(f"{s.n_experiments:,}", justify="right"), Text(state, style=style)]
-        return [Text(glyphs.get(s.state, "?"), style=style), Text(views.printable(s.name or "-")),
-                Text(views.short_id(s.id)), Text(views.printable(s.backend)),
-                Text(views.ago(s.created, now)), Text(f"{s.n_experiments:,}", justify="right"),
-                Text(views.progress_bar(s.fraction, 12, self.unicode)), Text(s.state, style=style)]
+            return [Text(views.clip(views.printable(s.name or "-"), 18)),
+                    Text(views.clip(backend, 12)), exps, state]
+        return [Text(views.clip(views.printable(s.name or "-"), 32)), Text(views.short_id(s.id)),
+                Text(views.clip(backend, 20)), Text(views.ago(s.created, now)), exps, state]
 
     def _show_empty(self) -> None:
         empty = not self.rows

@@ -609,7 +609,7 @@ class SetPane(Vertical):
                      style=views.SET_STATE_STYLES.get(summary.state, ""))
         title.append(views.printable(summary.name or "-"), style="bold")
         title.append(f"  {views.short_id(summary.id)}  ")
-        title.append(views.printable(summary.backend))
+        title.append(views.printable(views.backend_label(summary.backend)))
         title.append(f"  {figures.total_jobs:,} jobs", style="dim")
         self.query_one("#set-title", Static).update(title)
 

@@ -1,7 +1,7 @@
 """Stores filled by the real core for the app's snapshot tests and screenshots, with times and
 ids frozen so every run draws the same screen.
 
-One store holds a little history: a finished set with results (Aer, seeded), a set whose jobs
+One store holds a little history: a finished set with results (seeded), a set whose jobs
 failed on the emulator (seeded faults, so the same jobs fail each time), a cancelled set, and a
 set still running on a stalled emulator (the first jobs finish, the rest run forever), so the
 running screen is the same on every run. ``Scene.close()`` cancels what still runs.
@@ -10,6 +10,8 @@ running screen is the same on every run. ``Scene.close()`` cancels what still ru
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,8 @@ from qjm_tui.tui.app import QjmApp, make_app
 
 #: 2026-11-25 09:30:00 UTC, when every scene "happens"
 T0 = 1795599000.0
+#: where scenes are built: a fixed place, because emulator specs (shown on screen) hold the path
+SCENE_ROOT = Path(tempfile.gettempdir()) / "qjm-scene"
 #: what the header shows instead of the (temporary) store path
 STORE_LABEL = "~/.local/share/qjm/qjm.sqlite"
 
@@ -89,9 +93,12 @@ class Scene:
         self.manager.close(cancel=True, timeout=30)
 
 
-def build(directory: Path, *, running: bool = True) -> Scene:
-    """Fill a store under ``directory`` with the scenes' job sets (see the module docstring)."""
-    directory.mkdir(parents=True, exist_ok=True)
+def build(directory: Path = SCENE_ROOT, *, running: bool = True) -> Scene:
+    """Fill a store under ``directory`` (emptied first) with the scenes' job sets (see the
+    module docstring). Every emulator takes one job at a time, so jobs are accepted in index
+    order and the same jobs fail, finish or stall on every run."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
     clock = FrozenClock()
     counter = _ids()
     manager = JobManager(
@@ -102,23 +109,25 @@ def build(directory: Path, *, running: bool = True) -> Scene:
 
     circuits = [ghz(3, "ghz_3"), noisy(4, "rot_4", 0.45), noisy(5, "rot_5", 0.3),
                 ghz(5, "ghz_5"), basis("1011", "basis_1011"), noisy(3, "rot_3", 0.8)] * 4
-    done = manager.run(circuits, backend="aer", name="bellfarm", shots=1024,
+    farm = f"emulator:dir={directory / 'emu-farm'},latency=0,queue=0,run=0,seed=21,max_jobs=1,advertise=1"
+    done = manager.run(circuits, backend=farm, name="bellfarm", shots=1024,
                        max_experiments_per_job=3, job_tags=["nightly"], seed_simulator=1234)
     done.results()
     scene.ids["done"] = done.job_set_id()
 
     clock.t += 60
     faulty = (f"emulator:dir={directory / 'emu-faulty'},latency=0,queue=0,run=0,seed=11,"
-              f"fail=0.35,max_jobs=0")
+              f"fail=0.35,max_jobs=1,advertise=1")
     failed = manager.run([basis(f"{i:03b}", f"basis_{i:03b}") for i in range(8)] * 3, backend=faulty,
                          name="calib-faulty", shots=256, max_experiments_per_job=2, seed_simulator=1)
     failed.results(partial=True)
     scene.ids["failed"] = failed.job_set_id()
 
     clock.t += 60
-    cancelled = manager.run([basis("01", "c")] * 6, backend=(
-        f"emulator:dir={directory / 'emu-cancel'},latency=0,queue=0,run=0,seed=3,stall=2,max_jobs=0"),
-        name="calib-cancelled", shots=128, max_experiments_per_job=1)
+    stalling = (f"emulator:dir={directory / 'emu-cancel'},latency=0,queue=0,run=0,seed=3,stall=2,"
+                f"max_jobs=1,advertise=1")
+    cancelled = manager.run([basis("01", "c")] * 6, backend=stalling, name="calib-cancelled",
+                            shots=128, max_experiments_per_job=1)
     _wait(lambda: manager.store.status_counts(cancelled.job_set_id()).get("done", 0) == 2)
     cancelled.cancel()
     cancelled.results(partial=True)
@@ -127,12 +136,12 @@ def build(directory: Path, *, running: bool = True) -> Scene:
     if running:
         clock.t += 60
         stalled = (f"emulator:dir={directory / 'emu-stalled'},latency=0,queue=0,run=0,seed=5,"
-                   f"stall=26,max_jobs=6,advertise=1")
+                   f"stall=26,max_jobs=1,advertise=1")
         sweep = manager.run([noisy(3, f"sweep_{i}", 0.1 * (i % 10)) for i in range(40)],
                             backend=stalled, name="sweep-0412", shots=512, max_experiments_per_job=1,
                             seed_simulator=99)
         _wait(lambda: manager.store.status_counts(sweep.job_set_id()) == {
-            "done": 26, "running": 6, "pending": 8})
+            "done": 26, "running": 1, "pending": 13})
         scene.ids["running"] = sweep.job_set_id()
     return scene
 
@@ -162,6 +171,8 @@ SHOTS = [
     Shot("finished-histogram", select="done", keys=("3",)),
     Shot("failed-error", select="failed", keys=("enter", "right")),
     Shot("help", keys=("question_mark",)),
+    Shot("new-set-form", keys=("n",)),
+    Shot("cancel-question", select="running", keys=("x",)),
 ]
 
 SIZES = [(80, 24), (120, 40)]
@@ -170,13 +181,15 @@ SIZES = [(80, 24), (120, 40)]
 async def settle(pilot) -> None:  # noqa: ANN001
     """Wait until the app has read the store and every pane has drawn what it read."""
     app = pilot.app
-    for _ in range(100):
-        await pilot.pause(0.05)
-        await app.workers.wait_for_complete()
-        if app._seq >= 0 and not app._dirty.is_set():
-            break
-    await pilot.pause(0.2)
-    await app.workers.wait_for_complete()
+
+    def quiet() -> bool:
+        return app._seq >= 0 and not app._dirty.is_set() and all(w.is_finished for w in app.workers)
+
+    for _ in range(3):  # quiet three times in a row: reads that start more reads are done too
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if quiet():
+                break
     await pilot.pause(0.1)
 
 

@@ -23,19 +23,33 @@ async def draw(scene: Scene, empty: Path, shot: Shot, size: tuple[int, int], out
     return path
 
 
+async def draw_quit_dialog(out: Path) -> Path:
+    """The question ``q`` asks while this app runs job sets (shown over a bare screen)."""
+    from qjm_tui.tui.dialogs import QuitDialog
+    from tests.test_tui_dialog_snapshots import DialogHost
+
+    app = DialogHost(QuitDialog(["sweep-0412", "nightly-qv"]))
+    path = out / "quit-dialog-80x24.svg"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        path.write_text(app.export_screenshot(title="qjm: quit-dialog"), encoding="utf-8")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        scene = build(Path(tmp) / "scene")
+        scene = build()
         empty = Path(tmp) / "empty"
         empty.mkdir()
         try:
             for shot in SHOTS:
                 for size in SIZES:
                     print(asyncio.run(draw(scene, empty, shot, size, args.out)))
+            print(asyncio.run(draw_quit_dialog(args.out)))
         finally:
             scene.close()
 
