@@ -304,3 +304,18 @@ def test_no_color_turns_colour_off_and_states_still_read(tmp_path: Path, monkeyp
             assert _column(app, "state") == ["✗ failed", "● done"]
 
     asyncio.run(draw())
+
+
+def test_notifications_show_names_as_they_are(tmp_path: Path) -> None:
+    """A set name with markup and control characters is shown literally in a notification."""
+
+    async def go() -> None:
+        app = make_app(tmp_path / "qjm.sqlite", config=Config(executor="threads"))
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.query_one(SetBrowser).notify("renamed to [b]bold[/b]\x1b[2J")
+            await pilot.pause(0.2)
+            shown = [n.message for n in app._notifications]
+            assert shown == ["renamed to [b]bold[/b]\\x1b[2J"]
+            assert all(not n.markup for n in app._notifications)
+
+    asyncio.run(go())

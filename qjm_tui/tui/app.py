@@ -25,6 +25,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widget import Widget
@@ -346,6 +347,13 @@ class QjmApp(JobSetActions, App[int]):
             self.action_pane(1)
             return True
         return False
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Show a notification. Its text is never read as markup: messages carry names and
+        errors from the store and from services, which must show as they are."""
+        super().notify(views.printable(message), title=views.printable(title), severity=severity,
+                       timeout=timeout, markup=False)
 
     def _handle_exception(self, error: Exception) -> None:
         """An unexpected error: the traceback goes to the log file, the user gets one line."""
