@@ -5,7 +5,6 @@ fails the job instead of multiplying work, and nothing is submitted after a canc
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,27 +18,9 @@ from qjm_tui.core.circuits import circuits_to_qpy
 from qjm_tui.core.engine import RetryPolicy
 from qjm_tui.core.ports import JobPayload
 from qjm_tui.core.status import JobStatus, SetState
-from tests.conftest import basis_state
+from tests.conftest import basis_state, executions_per_chunk
 
 FAST = RetryPolicy(max_attempts=10, base_delay=0.05, max_delay=0.5, limit_wait=0.1, max_poll_errors=8)
-
-
-def executions_per_chunk(emulator: EmulatorBackend, jobs: list[st.JobRow]) -> Counter[tuple[int, int]]:
-    """How many times the service ran each chunk (a job's experiment range) to a good end.
-
-    A job that was cancelled before its finish time, failed, or lost its result delivered
-    nothing; every other job the service accepted and finished ran its chunk once.
-    """
-    ranges = {job.client_tag: (job.start, job.stop) for job in jobs}
-    now = time.time()
-    runs: Counter[tuple[int, int]] = Counter()
-    for record in emulator.jobs():
-        if record["fate"] != "ok" or record["cancelled_at"] is not None or record["finish_at"] > now:
-            continue
-        for tag in record["tags"]:
-            if tag in ranges:
-                runs[ranges[tag]] += 1
-    return runs
 
 
 def basis_circuits(n: int) -> list[QuantumCircuit]:
@@ -87,7 +68,7 @@ def test_resume_reconciles_with_every_job_the_service_holds_for_the_tag(
     records = emulator.jobs()
     assert len(records) == len(earlier) + new_submissions
     assert sum(1 for r in records if r["cancelled_at"] is not None) == cancelled
-    assert executions_per_chunk(emulator, store.jobs("crashed-1")) == {(0, 2): 1}
+    assert executions_per_chunk(emulator.jobs(), store.jobs("crashed-1")) == {("crashed-1", 0, 2): 1}
     store.close()
 
 
@@ -105,7 +86,7 @@ def test_eighty_percent_status_errors_run_no_chunk_twice(tmp_path: Path) -> None
         results = job_set.results()
         assert all(results.get_counts(i) == {format(i % 8, "03b"): 16} for i in range(20))
         jobs = manager.store.jobs(job_set.job_set_id())
-    runs = executions_per_chunk(EmulatorBackend(f"dir={service}"), jobs)
+    runs = executions_per_chunk(EmulatorBackend(f"dir={service}").jobs(), jobs)
     assert len(runs) == 10
     ran_twice = sum(1 for n in runs.values() if n > 1)
     assert ran_twice == 0, runs
