@@ -63,6 +63,19 @@ def unicode_ok(stream: object = None) -> bool:
 
 
 
+def printable(text: str) -> str:
+    """Text from a store or a service made safe to show: control characters (escape sequences,
+    bell, carriage return, newline...) appear escaped, as ``\\x1b``, instead of acting."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, with an ellipsis where it was cut."""
+    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
+
+
 def duration(seconds: float | None) -> str:
     """A short duration: ``4.1s``, ``3m05s``, ``2h07m``; ``?`` when unknown."""
     if seconds is None:
@@ -147,6 +160,37 @@ def histogram_rows(counts: dict[str, int], max_rows: int = 16) -> list[Histogram
     return rows
 
 
+@dataclass(frozen=True)
+class HistogramCells:
+    """One histogram row as text cells, each padded to the widths of its histogram so rows line
+    up: the outcome, its count, its probability as a percentage, and how long its bar is."""
+
+    label: str
+    count: str
+    percent: str
+    fraction: float  #: of the most frequent row, whose bar fills the width
+    folded: int = 0  #: how many outcomes an "other" row stands for (0 for a real outcome)
+
+    def bar_text(self, width: int, unicode: bool = True) -> str:
+        """This row's bar for a histogram whose longest bar is ``width`` cells."""
+        return bar(self.fraction, width, unicode)
+
+
+def histogram_cells(counts: dict[str, int], max_rows: int = 16) -> list[HistogramCells]:
+    """Counts as the cells of a text histogram (rows as :func:`histogram_rows` gives them).
+
+    The one text-bar renderer: the CLI's :func:`histogram_lines` and the app's histogram pane
+    both lay out these cells, so they show the same rows, figures and bars.
+    """
+    rows = histogram_rows(counts, max_rows)
+    top = max((r.count for r in rows), default=0)
+    label_width = max((len(r.label) for r in rows), default=0)
+    count_width = len(str(top))
+    return [HistogramCells(r.label.rjust(label_width), str(r.count).rjust(count_width),
+                           f"{r.probability * 100:5.1f}%", r.count / top if top else 0.0, r.folded)
+            for r in rows]
+
+
 def histogram_lines(counts: dict[str, int], width: int = 40, max_rows: int = 16,
                     unicode: bool | None = None) -> list[str]:
     """Counts as text bars, one line each: ``outcome  count  percent  bar``.
@@ -156,15 +200,8 @@ def histogram_lines(counts: dict[str, int], width: int = 40, max_rows: int = 16,
     if not counts:
         return ["  (no counts)"]
     unicode = unicode_ok() if unicode is None else unicode
-    rows = histogram_rows(counts, max_rows)
-    top = max(r.count for r in rows)
-    label_width = max(len(r.label) for r in rows)
-    count_width = len(str(top))
-    return [
-        f"  {r.label.rjust(label_width)} {str(r.count).rjust(count_width)} "
-        f"{r.probability * 100:5.1f}% {bar(r.count / top if top else 0, width, unicode)}".rstrip()
-        for r in rows
-    ]
+    return [f"  {c.label} {c.count} {c.percent} {c.bar_text(width, unicode)}".rstrip()
+            for c in histogram_cells(counts, max_rows)]
 
 
 # -- job sets ------------------------------------------------------------------------------

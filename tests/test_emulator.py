@@ -205,3 +205,18 @@ def test_reattach_after_the_client_is_killed(tmp_path: Path) -> None:
     assert all(j["client_pid"] == os.getpid() for j in jobs[3:])
     per_tag = Counter(tag for j in jobs for tag in j["tags"] if tag in client_tags)
     assert sorted(per_tag.values()) == [1] * 6
+
+
+def test_a_stalled_device_runs_later_jobs_forever_and_a_seed_repeats_job_ids(tmp_path: Path) -> None:
+    def run_once(directory: Path) -> tuple[list[str], list[str]]:
+        emu = EmulatorBackend(f"dir={directory},latency=0,queue=0,run=0,seed=7,stall=2,max_jobs=0")
+        payload = JobPayload(circuits=[basis_state("01")], shots=8, run_options={}, tags=("t",))
+        ids = [emu.submit(payload) for _ in range(3)]
+        time.sleep(0.05)
+        return ids, [emu.status(i).state for i in ids]
+
+    ids, states = run_once(tmp_path / "a")
+    assert states[:2] == [JobStatus.DONE, JobStatus.DONE]
+    assert states[2] == JobStatus.RUNNING, "the third job stalls"
+    again, _ = run_once(tmp_path / "b")
+    assert again == ids, "with a seed, a fresh directory gives the same job ids"

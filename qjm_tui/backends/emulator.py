@@ -37,7 +37,10 @@ submit_error    -          chance of a transient submit error (overrides fault_r
 fail            -          chance that an accepted job fails (retryable)
 lose            -          chance that a done job's result is lost (fetching it fails)
 status_error    -          chance that one status query fails transiently
-seed            none       seed for fault injection and for the simulator
+seed            none       seed for fault injection and for the simulator; with a seed, job ids
+                           repeat too (the n-th job accepted in a fresh ``dir`` has one id)
+stall           0          a stalled device: jobs accepted after the first ``stall`` (counted
+                           over the whole ``dir``) start and never finish; 0 = never
 device          none       a fake IBM device (``fake_manila``): noisy model and its qubit count
 dir             see above  the folder holding the emulator's job file
 ==============  =========  ==================================================================
@@ -74,14 +77,17 @@ from qjm_tui.core.sqlite import immediate_transaction
 from qjm_tui.core.status import JobStatus
 
 _FLOAT_KEYS = ("latency", "queue", "run", "fault_rate", "submit_error", "fail", "lose", "status_error")
-_INT_KEYS = ("max_jobs", "advertise", "max_per_job", "max_shots", "seed")
+_INT_KEYS = ("max_jobs", "advertise", "max_per_job", "max_shots", "seed", "stall")
 _STR_KEYS = ("device", "dir")
 _RATE_KEYS = ("fault_rate", "submit_error", "fail", "lose", "status_error")
 DEFAULTS: dict[str, Any] = {
     "latency": 0.05, "queue": 0.2, "run": 0.1, "max_jobs": 5, "advertise": 0,
     "max_per_job": 100, "max_shots": 100_000, "fault_rate": 0.0, "seed": None,
-    "device": None, "dir": None,
+    "device": None, "dir": None, "stall": 0,
 }
+
+#: how long a stalled job runs (seconds): longer than anyone waits
+_FOREVER = 10.0 ** 9
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -277,13 +283,18 @@ class EmulatorBackend(ExecutionBackend):
                     fate = "fail"
                 elif draw < self.options["fail"] + self.options["lose"]:
                     fate = "lose"
-                job_id = f"emu-{uuid.uuid4().hex[:12]}"
+                job_id = (f"emu-{rng.getrandbits(48):012x}" if self.options["seed"] is not None
+                          else f"emu-{uuid.uuid4().hex[:12]}")
                 start_at = now + self.options["queue"]
+                run = self.options["run"]
+                stall = self.options["stall"]
+                if stall and tx.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] >= stall:
+                    run = _FOREVER
                 tx.execute(
                     "INSERT INTO jobs (id, seq, accepted, start_at, finish_at, cancelled_at, fate, tags,"
                     " shots, run_options, sim, qpy, result, client_pid)"
                     " VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, NULL, ?)",
-                    (job_id, seq, now, start_at, start_at + self.options["run"], fate, tags,
+                    (job_id, seq, now, start_at, start_at + run, fate, tags,
                      payload.shots, json.dumps(payload.run_options), self._sim_kind, qpy, os.getpid()),
                 )
                 tx.execute("INSERT INTO events (time, kind, job_id, tags, in_flight) VALUES "

@@ -443,35 +443,7 @@ class ManagedJobSet:
         del refresh
         if wait:
             self.wait(timeout)
-        row = self._row()
-        jobs = self._store.jobs(self._id)
-        taken = time.time()
-        stored = self._store.raw_results(self._id, experiments)
-        rounds = 1 + max((j.round for j in jobs), default=0)
-        usable = {JobStatus.DONE, JobStatus.FAILED} if partial else {JobStatus.DONE}
-        keep = [False] * row.n_experiments
-        for job in jobs:
-            if job.round == 0 and job.status in usable:
-                keep[job.start:job.stop] = [True] * job.size
-        complete = {i: parts for i, parts in stored.items() if len(parts) == rounds and keep[i]}
-
-        # The results are a snapshot, so they explain missing data from the same snapshot
-        # (one read, however many experiments are asked about) and say so.
-        when = time.strftime("%H:%M:%S", time.localtime(taken))
-
-        def why_missing(index: int) -> str:
-            for job in jobs:
-                if job.start <= index < job.stop and job.status != JobStatus.DONE:
-                    detail = f": {job.last_error}" if job.last_error else ""
-                    hint = "" if job.status in JOB_FINAL else "; call results() again for newer ones"
-                    return (f"its job {job.index} was {job.status} when these results were read"
-                            f" ({when}){detail}{hint}")
-            if experiments is not None and index not in experiments:
-                return "these results hold only the experiments of one job"
-            return f"it was not stored when these results were read ({when}); call results() again"
-
-        return ManagedResults(self._id, row.backend, complete, row.n_experiments,
-                              _ExperimentIndex(row), why_missing)
+        return stored_results(self._store, self._id, partial=partial, experiments=experiments)
 
     # -- control -----------------------------------------------------------------------------
 
@@ -498,3 +470,41 @@ class ManagedJobSet:
 
     def __repr__(self) -> str:
         return f"ManagedJobSet(id={self._id!r})"
+
+
+def stored_results(store: st.Store, job_set_id: str, *, partial: bool = False,
+                   experiments: Sequence[int] | range | None = None) -> ManagedResults:
+    """The results a job set has in the store now, without waiting (a snapshot).
+
+    What :meth:`ManagedJobSet.results` gives once it has waited; readers that hold only a
+    store (the app) call it directly. ``partial`` and ``experiments`` as there.
+    """
+    row = store.get_job_set(job_set_id)
+    jobs = store.jobs(job_set_id)
+    taken = time.time()
+    stored = store.raw_results(job_set_id, experiments)
+    rounds = 1 + max((j.round for j in jobs), default=0)
+    usable = {JobStatus.DONE, JobStatus.FAILED} if partial else {JobStatus.DONE}
+    keep = [False] * row.n_experiments
+    for job in jobs:
+        if job.round == 0 and job.status in usable:
+            keep[job.start:job.stop] = [True] * job.size
+    complete = {i: parts for i, parts in stored.items() if len(parts) == rounds and keep[i]}
+
+    # The results are a snapshot, so they explain missing data from the same snapshot
+    # (one read, however many experiments are asked about) and say so.
+    when = time.strftime("%H:%M:%S", time.localtime(taken))
+
+    def why_missing(index: int) -> str:
+        for job in jobs:
+            if job.start <= index < job.stop and job.status != JobStatus.DONE:
+                detail = f": {job.last_error}" if job.last_error else ""
+                hint = "" if job.status in JOB_FINAL else "; call results() again for newer ones"
+                return (f"its job {job.index} was {job.status} when these results were read"
+                        f" ({when}){detail}{hint}")
+        if experiments is not None and index not in experiments:
+            return "these results hold only the experiments of one job"
+        return f"it was not stored when these results were read ({when}); call results() again"
+
+    return ManagedResults(job_set_id, row.backend, complete, row.n_experiments,
+                          _ExperimentIndex(row), why_missing)

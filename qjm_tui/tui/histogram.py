@@ -1,0 +1,481 @@
+"""The results histogram pane: the counts of one experiment of a job set as horizontal bars.
+
+The pane is handed a job set (:meth:`HistogramPane.show_set`) and reads its results from the
+store in a thread worker, as the core assembles them (shots rounds merged, failures explained),
+so what it shows is what ``ManagedJobSet.results()`` and ``qjm results`` give. Bars are laid out
+by :func:`qjm_tui.views.histogram_cells`, the same renderer the command line draws with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Input, Static
+from textual.worker import get_current_worker
+
+from qjm_tui import views
+from qjm_tui.core.errors import JobManagerJobNotFound, ManagedResultDataNotAvailable
+from qjm_tui.core.jobset import stored_results
+from qjm_tui.core.results import not_found
+from qjm_tui.core.status import JOB_FINAL, JobStatus
+from qjm_tui.core.store import JobRow, JobSetSummary, Store
+from qjm_tui.core.text import error_text, strip_ansi
+
+log = logging.getLogger("qjm_tui.tui")
+
+#: the keys the title line names (the footer shows the bindings as remapped)
+KEYS_HINT = "[ ] step · g go to · c combined"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one read of the store found for the pane: counts to draw, or why there are none."""
+
+    set_id: str
+    experiment: int | None  #: None for the combined view
+    names: tuple[str, ...] | None  #: the set's experiment names (None if the read failed)
+    counts: dict[str, int] | None
+    reason: str | None = None  #: why there are no counts
+    failed: bool = False  #: the reason is a failure (not something still to come)
+    covered: int = 0  #: experiments summed in the combined view
+
+
+def read_experiment(store: Store, set_id: str, index: int) -> Reading:
+    """The counts of one experiment, or why it has none: its job is not finished yet, its job
+    failed (with the job's error), or the experiment failed inside a finished job."""
+    names = tuple(store.get_job_set(set_id).experiment_names)
+    results = stored_results(store, set_id, partial=True, experiments=[index])
+    try:
+        counts = dict(results.get_counts(index))
+    except ManagedResultDataNotAvailable as exc:
+        if index in results.available():  # a result is stored: the experiment itself failed
+            return Reading(set_id, index, names, None, _sentence(error_text(exc)), failed=True)
+        reason, failed = why_no_result(store.jobs(set_id), index, _sentence(error_text(exc)))
+        return Reading(set_id, index, names, None, reason, failed)
+    return Reading(set_id, index, names, counts)
+
+
+def why_no_result(jobs: list[JobRow], index: int, otherwise: str) -> tuple[str, bool]:
+    """Why experiment ``index`` has no stored result, from the jobs that hold it (one per shots
+    round), and whether that is a failure; ``otherwise`` when its jobs do not tell."""
+    holding = [job for job in jobs if job.start <= index < job.stop]
+    for job in holding:
+        if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            verb = "failed" if job.status == JobStatus.FAILED else "was cancelled"
+            error = strip_ansi(job.last_error or "").strip()
+            detail = f": {error}" if error else "."
+            return f"Job {job.index} ({_span(job)}) {verb}{detail}", True
+    for job in holding:
+        if job.status not in JOB_FINAL:
+            return f"No counts yet: job {job.index} ({_span(job)}) is {job.status}.", False
+    return otherwise, False
+
+
+def _sentence(text: str) -> str:
+    """The core's message (``experiment 3 failed on the backend: ...``) as a sentence."""
+    return text[:1].upper() + text[1:]
+
+
+def _span(job: JobRow) -> str:
+    return f"experiments {job.start}-{job.stop - 1}" if job.size > 1 else f"experiment {job.start}"
+
+
+def read_combined(store: Store, set_id: str, cancelled: Callable[[], bool]) -> Reading | None:
+    """The counts of every experiment of the set that has counts, summed (None if
+    ``cancelled`` before the end: a big set is a long read, and a newer one replaces it)."""
+    names = tuple(store.get_job_set(set_id).experiment_names)
+    results = stored_results(store, set_id, partial=True)
+    total: dict[str, int] = {}
+    covered = 0
+    for index in results.available():
+        if cancelled():
+            return None
+        try:
+            counts = results.get_counts(index)
+        except ManagedResultDataNotAvailable:
+            continue  # failed inside its job: nothing to add
+        covered += 1
+        for outcome, count in counts.items():
+            total[outcome] = total.get(outcome, 0) + count
+    if not covered:
+        return Reading(set_id, None, names, None, "No experiment of this job set has counts.")
+    return Reading(set_id, None, names, total, covered=covered)
+
+
+class HistogramBars(Widget):
+    """The bars (or the reason there are none) of the counts on show, fitted to the size:
+    as many rows as there are lines, the rest folded into one ``other (N)`` row."""
+
+    COMPONENT_CLASSES = {"histogram--label", "histogram--bar", "histogram--other",
+                         "histogram--waiting", "histogram--failed"}
+
+    def __init__(self, unicode: bool, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.unicode = unicode
+        self.counts: dict[str, int] | None = None
+        self.reason = ""
+        self.failed = False
+
+    def show(self, counts: dict[str, int] | None, reason: str = "", failed: bool = False) -> None:
+        """Draw these counts, or say ``reason`` when there are none."""
+        self.counts, self.reason, self.failed = counts, reason, failed
+        self.refresh()
+
+    def lines(self) -> list[Text]:
+        """The lines drawn at the current size: ``label  bar  count percent`` per row."""
+        if self.counts is None:
+            style = "histogram--failed" if self.failed else "histogram--waiting"
+            return [Text(views.printable(self.reason), style=self.get_component_rich_style(style))]
+        if not self.counts:
+            return [Text("(no outcomes)")]
+        width, height = self.content_size
+        cells = views.histogram_cells(self.counts, max(height, 1))
+        first = cells[0]
+        bar_width = max(width - len(first.label) - len(first.count) - len(first.percent) - 5, 1)
+        label_style = self.get_component_rich_style("histogram--label")
+        other_style = self.get_component_rich_style("histogram--other")
+        bar_style = self.get_component_rich_style("histogram--bar")
+        lines = []
+        for cell in cells:
+            line = Text(no_wrap=True, overflow="crop")
+            line.append(views.printable(cell.label), other_style if cell.folded else label_style)
+            line.append("  ")
+            line.append(cell.bar_text(bar_width, self.unicode).ljust(bar_width), bar_style)
+            line.append(f"  {cell.count} {cell.percent}")
+            lines.append(line)
+        return lines
+
+    def render(self) -> Text:
+        text = Text("\n").join(self.lines())
+        text.no_wrap = self.counts is not None
+        return text
+
+
+class HistogramPane(Widget, can_focus=True):
+    """The counts of the selected experiment of a job set as horizontal bars, most frequent
+    first, with a title line; ``[``/``]`` step, ``g`` goes to an experiment by index or circuit
+    name, ``c`` sums every experiment that has counts.
+
+    Experiments without counts say why: their job is still to run, failed (the job's error),
+    or the experiment failed inside its job.
+    """
+
+    DEFAULT_CSS = """
+    HistogramPane {
+        layout: vertical;
+        height: 1fr;
+    }
+    HistogramPane > #histogram-title {
+        height: 1;
+    }
+    HistogramPane:focus-within > #histogram-title {
+        background: $boost;
+    }
+    HistogramPane > HistogramBars {
+        height: 1fr;
+    }
+    HistogramPane > #histogram-go-to {
+        display: none;
+    }
+    HistogramPane > #histogram-go-to-error {
+        display: none;
+        height: auto;
+        color: $text-error;
+    }
+    HistogramBars > .histogram--label {
+        text-style: bold;
+    }
+    HistogramBars > .histogram--bar {
+        color: $accent;
+    }
+    HistogramBars > .histogram--other {
+        text-style: italic;
+    }
+    HistogramBars > .histogram--waiting {
+        color: $text-muted;
+    }
+    HistogramBars > .histogram--failed {
+        color: $text-error;
+    }
+    """
+
+    BINDINGS = [
+        Binding("left_square_bracket", "previous", "Prev exp", key_display="[", id="histogram.previous",
+                tooltip="Show the previous experiment"),
+        Binding("right_square_bracket", "next", "Next exp", key_display="]", id="histogram.next",
+                tooltip="Show the next experiment"),
+        Binding("g", "go_to", "Go to", id="histogram.go_to",
+                tooltip="Go to an experiment by index or circuit name"),
+        Binding("c", "toggle_combined", "Combined", id="histogram.combined",
+                tooltip="Sum the counts of every experiment that has them"),
+        Binding("escape", "cancel_go_to", "Cancel", show=False, id="histogram.cancel_go_to"),
+    ]
+
+    class CountsRead(Message, bubble=False):
+        """A worker read the counts on show (or why there are none) from the store."""
+
+        def __init__(self, request: int, reading: Reading) -> None:
+            super().__init__()
+            self.request = request
+            self.reading = reading
+
+    def __init__(self, store: Store, *, unicode: bool = True, name: str | None = None,
+                 id: str | None = None, classes: str | None = None) -> None:
+        """``unicode``: draw bars in block glyphs, else in ``#`` (for terminals without them;
+        the app decides, as stdout is not the terminal once it runs)."""
+        super().__init__(name=name, id=id, classes=classes)
+        self.store = store
+        self._summary: JobSetSummary | None = None
+        self._experiment: int | None = None
+        self._combined = False
+        self._names: tuple[str, ...] = ()
+        self._shown: Reading | None = None
+        self._title = Text("No job set selected")
+        # Reads are numbered; one for the same view as the read under way is not started but
+        # remembered (``_again``) and run when that one lands, so a stream of refreshes
+        # costs one read at a time and every read that is started gets shown.
+        self._request = 0
+        self._in_flight: tuple[str, int | None] | None = None
+        self._again = False
+        self._go_to_open = False
+        self._unicode = unicode
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._title, id="histogram-title")
+        yield HistogramBars(self._unicode, id="histogram-bars")
+        yield Input(placeholder="experiment index or circuit name", id="histogram-go-to")
+        yield Static(id="histogram-go-to-error")
+
+    # -- what the app calls ------------------------------------------------------------------
+
+    @property
+    def experiment(self) -> int | None:
+        """The experiment selected (also while the combined view is on); None without a set."""
+        return self._experiment
+
+    @property
+    def combined(self) -> bool:
+        """Whether the pane sums every experiment of the set instead of showing one."""
+        return self._combined
+
+    @property
+    def current_counts(self) -> dict[str, int] | None:
+        """The counts on show (the sums in the combined view); None when there are none."""
+        return dict(self._shown.counts) if self._shown and self._shown.counts is not None else None
+
+    def histogram_text(self) -> str:
+        """The text on show, plain: the title line, then the bars or the reason there are none."""
+        lines = [self._title.plain, *(line.plain for line in self.query_one(HistogramBars).lines())]
+        error = self.query_one("#histogram-go-to-error", Static)
+        if error.display:
+            lines.append(str(error.render()))
+        return "\n".join(lines)
+
+    def show_set(self, summary: JobSetSummary | None) -> None:
+        """Show (or clear) a set: its experiment 0, or keep the index if it is the same set.
+
+        Like every method here that changes what is on show, call it once the pane is mounted.
+        """
+        if summary is not None and self._summary is not None and summary.id == self._summary.id:
+            self.refresh_set(summary)
+            return
+        self._summary = summary
+        self._experiment = 0 if summary is not None and summary.n_experiments else None
+        self._combined = False
+        self._names = ()
+        self._shown = None
+        self._close_go_to()
+        if summary is None:
+            self._request += 1  # a read under way is for a set no longer on show
+            self._in_flight = None
+            self._draw(Text("No job set selected"), None, "")
+        elif self._experiment is None:
+            self._draw(Text("This job set has no experiments"), None, "")
+        else:
+            self._read_current()
+        self.refresh_bindings()
+
+    def refresh_set(self, summary: JobSetSummary) -> None:
+        """The set changed in the store (new results may exist): re-read only if what is on screen
+        can have changed (the current experiment has no counts yet, or the combined view)."""
+        if self._summary is None or summary.id != self._summary.id:
+            return
+        self._summary = summary
+        shown = self._shown
+        if (self._combined or shown is None or shown.counts is None
+                or (shown.set_id, shown.experiment) != self._target()):
+            self._read_current()
+
+    def show_experiment(self, index: int) -> None:
+        """Show experiment ``index`` of the set on show (leaving the combined view).
+
+        Raises :class:`~qjm_tui.core.errors.JobManagerJobNotFound` for an index the set lacks.
+        """
+        if self._summary is None or not 0 <= index < self._summary.n_experiments:
+            raise not_found(index, self._summary.n_experiments if self._summary else 0)
+        self._experiment = index
+        self._combined = False
+        self._read_current()
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_go_to":
+            return self._go_to_open
+        if action in ("previous", "next", "go_to", "toggle_combined"):
+            return self._experiment is not None
+        return True
+
+    def action_previous(self) -> None:
+        """Show the experiment before this one (from the combined view: the one selected)."""
+        self._step(-1)
+
+    def action_next(self) -> None:
+        """Show the experiment after this one (from the combined view: the one selected)."""
+        self._step(1)
+
+    def _step(self, delta: int) -> None:
+        if self._summary is None or self._experiment is None:
+            return
+        index = self._experiment if self._combined else self._experiment + delta
+        if 0 <= index < self._summary.n_experiments:
+            self.show_experiment(index)
+        else:
+            self.app.bell()
+
+    def action_toggle_combined(self) -> None:
+        """Switch between the selected experiment and the sum over every finished one."""
+        if self._experiment is None:
+            return
+        self._combined = not self._combined
+        self._read_current()
+
+    def action_go_to(self) -> None:
+        """Open the box that takes an experiment index or circuit name."""
+        box = self.query_one("#histogram-go-to", Input)
+        box.value = ""
+        box.display = self._go_to_open = True
+        box.focus()
+        self.refresh_bindings()
+
+    def action_cancel_go_to(self) -> None:
+        """Close the go-to box without moving."""
+        self._close_go_to()
+        self.focus()
+
+    @on(Input.Changed, "#histogram-go-to")
+    def _go_to_changed(self, event: Input.Changed) -> None:
+        event.stop()  # typing here filters nothing elsewhere
+        self.query_one("#histogram-go-to-error", Static).display = False
+
+    @on(Input.Submitted, "#histogram-go-to")
+    def _go_to_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        try:
+            index = self._resolve(event.value)
+        except JobManagerJobNotFound as exc:
+            error = self.query_one("#histogram-go-to-error", Static)
+            error.update(Text(str(exc)))
+            error.display = True
+            return
+        self._close_go_to()
+        self.focus()
+        self.show_experiment(index)
+
+    def _resolve(self, text: str) -> int:
+        """An experiment given as typed: an index if all digits (and in range), else a circuit
+        name (the first experiment of that name); the core's clear error if neither."""
+        text = text.strip()
+        n = self._summary.n_experiments if self._summary else 0
+        if text.isdigit() and int(text) < n:
+            return int(text)
+        if text in self._names:
+            return self._names.index(text)
+        raise not_found(int(text) if text.isdigit() else text, n)
+
+    def _close_go_to(self) -> None:
+        self._go_to_open = False
+        self.query_one("#histogram-go-to", Input).display = False
+        self.query_one("#histogram-go-to-error", Static).display = False
+        self.refresh_bindings()
+
+    # -- reading and drawing -----------------------------------------------------------------
+
+    def _target(self) -> tuple[str, int | None] | None:
+        """What is to be on show: (set id, experiment index or None for the combined view)."""
+        if self._summary is None or self._experiment is None:
+            return None
+        return self._summary.id, None if self._combined else self._experiment
+
+    def _read_current(self) -> None:
+        target = self._target()
+        if target is None:
+            return
+        if target == self._in_flight:
+            self._again = True
+            return
+        self._in_flight, self._again = target, False
+        self._request += 1
+        self._read(self._request, *target)
+
+    @work(thread=True, exclusive=True, group="histogram", exit_on_error=False)
+    def _read(self, request: int, set_id: str, experiment: int | None) -> None:
+        """Read the counts of one experiment, or of all (``experiment`` None), off the UI thread."""
+        worker = get_current_worker()
+        reading: Reading | None
+        try:
+            if experiment is None:
+                reading = read_combined(self.store, set_id, lambda: worker.is_cancelled)
+            else:
+                reading = read_experiment(self.store, set_id, experiment)
+        except Exception as exc:  # noqa: BLE001 - shown in the pane, not raised into the UI
+            log.exception("reading the results of job set %s failed", set_id)
+            reading = Reading(set_id, experiment, None, None, f"Reading the store failed: {error_text(exc)}",
+                              failed=True)
+        finally:
+            self.store.release_thread_connection()
+        if reading is not None and not worker.is_cancelled:
+            self.post_message(self.CountsRead(request, reading))
+
+    def on_histogram_pane_counts_read(self, message: HistogramPane.CountsRead) -> None:
+        if message.request != self._request:
+            return  # a newer read replaced this one
+        self._in_flight = None
+        reading = message.reading
+        if reading.names is not None:
+            self._names = reading.names
+        self._shown = reading
+        self._draw(self._title_for(reading), reading.counts, reading.reason or "", reading.failed)
+        if self._again:
+            self._read_current()
+
+    def _title_for(self, reading: Reading) -> Text:
+        title = Text(no_wrap=True, overflow="ellipsis")
+        shots = sum(reading.counts.values()) if reading.counts is not None else None
+        if reading.experiment is None:
+            n = self._summary.n_experiments if self._summary else 0
+            title.append("Combined", style="bold")
+            title.append(f"  {reading.covered:,} of {n:,} experiments")
+        else:
+            title.append(f"Experiment {reading.experiment}", style="bold")
+            if reading.experiment < len(self._names):
+                title.append(f"  {views.printable(self._names[reading.experiment])}")
+            if shots is None and self._summary is not None:
+                shots = self._summary.shots
+        if shots is not None:
+            title.append(f"  {shots:,} shots")
+        title.append(f"   {KEYS_HINT}", style="dim")
+        return title
+
+    def _draw(self, title: Text, counts: dict[str, int] | None, reason: str, failed: bool = False) -> None:
+        self._title = title
+        self.query_one("#histogram-title", Static).update(title)
+        self.query_one(HistogramBars).show(counts, reason, failed)
