@@ -6,6 +6,7 @@ Environment variables win over the file: ``QJM_HOME`` (store folder), ``QJM_BACK
 
     default_backend = "aer"
     default_shots = 4000
+    max_jobs_per_set = 10000        # a set needing more jobs is refused (a typo in shots, most often)
     executor = "processes"          # or "threads", or "dask://127.0.0.1:8786"
     store = "~/qjm/qjm.sqlite"
 
@@ -82,6 +83,8 @@ class Config:
 
     default_backend: str = "aer"
     default_shots: int = 1024
+    #: the most jobs one job set may need; a larger request is refused before anything is stored
+    max_jobs_per_set: int = 10_000
     #: "processes", "threads", "dask://HOST:PORT", or an executor object (a Dask Client)
     executor: Any = "processes"
     store: Path | None = None
@@ -121,6 +124,7 @@ class Config:
             "config_file": str(self.source) if self.source else None,
             "default_backend": self.default_backend,
             "default_shots": self.default_shots,
+            "max_jobs_per_set": self.max_jobs_per_set,
             "executor": self.executor if isinstance(self.executor, str) else repr(self.executor),
             "store": str(self.store_path()),
             "log": str(log_path()),
@@ -151,7 +155,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
     where = str(source) if source else "configuration"
-    known = {"default_backend", "default_shots", "executor", "store", "backends", "retry", "ibm"}
+    known = {"default_backend", "default_shots", "max_jobs_per_set", "executor", "store", "backends",
+             "retry", "ibm"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})", where)
@@ -160,6 +165,8 @@ def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
         config.default_backend = _typed(raw, "default_backend", str, where)
     if "default_shots" in raw:
         config.default_shots = _positive(raw, "default_shots", where)
+    if "max_jobs_per_set" in raw:
+        config.max_jobs_per_set = _positive(raw, "max_jobs_per_set", where)
     if "executor" in raw:
         config.executor = _executor(_typed(raw, "executor", str, where), "executor", where)
     if "store" in raw:

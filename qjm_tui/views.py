@@ -21,6 +21,7 @@ from qjm_tui.core.status import (  # noqa: F401  (the phrases are part of what v
     elapsed_and_eta,
     job_status_phrase,
 )
+from qjm_tui.core.text import printable  # every view shows stored text through it
 
 if TYPE_CHECKING:
     from qjm_tui.core.store import JobRow, JobSetSummary
@@ -59,16 +60,6 @@ def unicode_ok(stream: object = None) -> bool:
     """Whether ``stream`` (stdout by default) can show block and circle glyphs."""
     encoding = getattr(stream if stream is not None else sys.stdout, "encoding", None) or ""
     return encoding.lower().replace("-", "").startswith("utf")
-
-
-
-
-def printable(text: str) -> str:
-    """Text from a store or a service made safe to show: control characters (escape sequences,
-    bell, carriage return, newline...) appear escaped, as ``\\x1b``, instead of acting."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def clip(text: str, width: int) -> str:
@@ -346,10 +337,12 @@ def job_set_cells(summary: JobSetSummary, now: float, unicode: bool = True) -> J
     jobs = f"{f.done}/{f.total_jobs}" + (f" ({f.failed} failed)" if f.failed else "")
     glyphs = SET_GLYPHS if unicode else SET_GLYPHS_ASCII
     return JobSetCells(
-        id=summary.id, short_id=short_id(summary.id), name=summary.name, state=f.state,
+        id=printable(summary.id), short_id=printable(short_id(summary.id)), name=printable(summary.name),
+        state=f.state,
         glyph=glyphs.get(f.state, "?"), style=SET_STATE_STYLES.get(f.state, ""), jobs=jobs,
         experiments=f"{f.experiments_done}/{f.experiments}", percent=f"{int(f.fraction * 100)}%",
-        backend=summary.backend, created=ago(summary.created, now), tags=",".join(summary.tags),
+        backend=printable(summary.backend), created=ago(summary.created, now),
+        tags=printable(",".join(summary.tags)),
     )
 
 

@@ -51,8 +51,8 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, 
     return home, pair[0], pair[1]
 
 
-# (case id, argv, config: None, text of the config file, "@file" from BAD, or "readonly" for a
-# read-only store)
+# (case id, argv, config: None, text of the config file, "@file" from BAD, "readonly" for a
+# read-only store file or "readonly-home" for a read-only QJM_HOME folder)
 CASES: list[tuple[str, list[str], str | None]] = [
     ("qasm2_missing_semicolon", ["run", "@qasm2_missing_semicolon.qasm", "-b", "aer"], None),
     ("qasm2_unknown_gate", ["run", "@qasm2_unknown_gate.qasm", "-b", "aer"], None),
@@ -69,6 +69,8 @@ CASES: list[tuple[str, list[str], str | None]] = [
     ("shots_zero", ["run", "%good", "-b", "aer", "--shots", "0"], None),
     ("shots_negative", ["run", "%good", "-b", "aer", "--shots", "-5"], None),
     ("shots_huge", ["run", "%good", "-b", "aer", "--shots", "1000000000000"], None),
+    ("shots_huge_emulator", ["run", "%good", "-b", "emulator:dir=$home/emulator", "--shots", "10000000000"],
+     None),
     ("shots_not_a_number", ["run", "%good", "-b", "aer", "--shots", "lots"], None),
     ("max_per_job_zero", ["run", "%good", "-b", "aer", "--max-per-job", "0"], None),
     ("unknown_backend", ["run", "%good", "-b", "nosuchbackend"], None),
@@ -86,27 +88,19 @@ CASES: list[tuple[str, list[str], str | None]] = [
     ("control_chars_tag", ["tag", "$id", "--add", "t\x1b[31m"], None),
     ("control_chars_rename", ["rename", "$id", "x\x1b[2Jy"], None),
     ("not_sqlite_store", ["ls"], "store = \"$bad/not_sqlite.db\"\n"),
+    ("overlong_tag", ["run", "%good", "-b", "aer", "--tag", "t" * 1000], None),
+    ("max_jobs_per_set_zero", ["run", "%good", "-b", "aer", "--max-jobs-per-set", "0"], None),
+    ("max_jobs_per_set_wrong_type", ["ls"], "max_jobs_per_set = \"many\"\n"),
+    ("unknown_experiment", ["results", "$id", "--experiment", "99"], None),
+    ("export_to_a_directory", ["export", "$id", "-o", "."], None),
     ("readonly_store_write", ["rename", "$id", "new name"], "readonly"),
+    ("readonly_store_run", ["run", "%good", "-b", "aer"], "readonly"),
+    ("readonly_store_tag", ["tag", "$id", "--add", "x"], "readonly"),
+    ("readonly_home_run", ["run", "%good", "-b", "aer"], "readonly-home"),
+    ("readonly_home_rename", ["rename", "$id", "new name"], "readonly-home"),
 ]
 
-# Cases that today fail the contract; each is removed as it is fixed.
-KNOWN_FAILURES = {
-    "readonly_store_write": "a read-only store gives 'internal error: OperationalError'",
-    "shots_huge": "shots beyond the backend's limit plan millions of jobs instead of being refused",
-}
-
-
-def _params() -> list:
-    out = []
-    for case in CASES:
-        marks = ()
-        if case[0] in KNOWN_FAILURES:
-            marks = (pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[case[0]]),)
-        out.append(pytest.param(*case, id=case[0], marks=marks))
-    return out
-
-
-@pytest.mark.parametrize(("name", "argv", "config"), _params())
+@pytest.mark.parametrize(("name", "argv", "config"), CASES, ids=[case[0] for case in CASES])
 def test_bad_input_exits_2_with_one_line(
     name: str, argv: list[str], config: str | None, template_home: tuple[Path, str, str], tmp_path: Path
 ) -> None:
@@ -119,7 +113,7 @@ def test_bad_input_exits_2_with_one_line(
     env.pop("QJM_BACKEND", None)
     env.pop("QJM_SHOTS", None)
     conf = tmp_path / "config.toml"
-    readonly = config == "readonly"
+    readonly = config in ("readonly", "readonly-home")
     if config is None or readonly:
         conf.write_text("")
     elif config.startswith("@"):
@@ -139,19 +133,23 @@ def test_bad_input_exits_2_with_one_line(
             a = str(good)
         elif a == "$id":
             a = id_a
+        elif "$home" in a:
+            a = a.replace("$home", str(home))
         elif a == "$prefix":
             a = id_a[0]
         args.append(a)
     watched = [home / "qjm.sqlite", home / "emulator", BAD / "not_sqlite.db"]
     before = {str(p): _tree_hash(p) for p in watched}
-    store = home / "qjm.sqlite"
-    if readonly:
-        os.chmod(store, 0o444)
+    locked = {"readonly": home / "qjm.sqlite", "readonly-home": home}.get(config or "")
+    if locked is not None:
+        mode = locked.stat().st_mode
+        locked.chmod(mode & ~0o222)
     try:
         proc = subprocess.run([sys.executable, "-m", "qjm_tui.cli", *args], env=env, capture_output=True,
                               text=True, timeout=120, cwd=tmp_path)
     finally:
-        os.chmod(store, 0o644)
+        if locked is not None:
+            locked.chmod(mode)
     after = {str(p): _tree_hash(p) for p in watched}
     err_lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2, f"exit {proc.returncode}; stderr: {proc.stderr[-2000:]!r}"

@@ -157,4 +157,5 @@ def test_wait_on_an_interrupted_set_says_to_resume(tmp_path: Path) -> None:
         # the circuits never reached the store: resume says so instead of guessing
         job_set.resume(backend="aer")
         job_set.wait(30)
-        assert "not in the store" in job_set.error_messages()
+        assert "experiment 0 (a) were never stored" in job_set.error_messages()
+        assert job_set.state() == "failed"

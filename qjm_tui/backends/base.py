@@ -6,8 +6,10 @@ adapter-side code several adapters use.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from qjm_tui.core.errors import PermanentBackendError
@@ -25,6 +27,28 @@ QISKIT_JOB_STATES = {"INITIALIZING": JobStatus.QUEUED, "QUEUED": JobStatus.QUEUE
 def state_of_qiskit_status(status: Any) -> JobStatus:
     """The adapter state for a Qiskit job status (an enum member or its name)."""
     return QISKIT_JOB_STATES.get(str(getattr(status, "name", status)).upper(), JobStatus.QUEUED)
+
+
+def import_runtime() -> ModuleType:
+    """``qiskit_ibm_runtime``, with its log lines going through Python logging like any library's.
+
+    On import it gives its logger a handler that prints to the terminal; that handler is taken
+    off again, so an application decides where the lines go (the CLI writes them to its log
+    file) and they never break a table or a progress bar.
+    """
+    import qiskit_ibm_runtime
+
+    route_library_logs("qiskit_ibm_runtime")
+    return qiskit_ibm_runtime
+
+
+def route_library_logs(name: str) -> None:
+    """Take the terminal handlers off the logger ``name`` and let its records propagate."""
+    logger = logging.getLogger(name)
+    for handler in list(logger.handlers):
+        if type(handler) is logging.StreamHandler:
+            logger.removeHandler(handler)
+    logger.propagate = True
 
 
 def limits_of(backend: Any) -> BackendLimits:

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from qjm_tui.backends.base import import_runtime
 from qjm_tui.core.errors import UnknownBackendError
 
 
@@ -21,6 +22,7 @@ def _quiet() -> Iterator[None]:
 
 @functools.lru_cache(maxsize=1)
 def _provider() -> Any:
+    import_runtime()
     from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
 
     return FakeProviderForBackendV2()

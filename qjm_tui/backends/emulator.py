@@ -183,32 +183,45 @@ class EmulatorBackend(ExecutionBackend):
         self.options = parse_options(options)
         self.spec = spec or (f"emulator:{options}" if options else "emulator")
         self.directory = Path(self.options["dir"]).expanduser() if self.options["dir"] else default_dir()
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UnknownBackendError(f"cannot create the emulator folder: {exc.strerror}",
-                                      str(self.directory)) from None
         self.path = self.directory / "emulator.sqlite"
         self._local = threading.local()
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
         self._sim_kind = "aer"
         if self.options["device"]:
             from qjm_tui.backends.devices import fake_device
 
             fake_device(self.options["device"])  # a clear error for an unknown device
             self._sim_kind = f"aer:{self.options['device']}"
-        try:
-            self._conn().executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise UnknownBackendError(f"the emulator's job file cannot be used: {exc}",
-                                      str(self.path)) from None
+        if self.path.is_file() and self.path.stat().st_size > 0:
+            with open(self.path, "rb") as fh:
+                if fh.read(16) != b"SQLite format 3\x00":
+                    raise UnknownBackendError("the emulator's job file is not an SQLite file", str(self.path))
 
     # -- storage -----------------------------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
+        """This thread's connection to the job file. The folder and the file are made on first
+        use, not when the adapter is built, so a request refused before it is submitted leaves
+        the emulator's folder as it was."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UnknownBackendError(f"cannot create the emulator folder: {exc.strerror}",
+                                          str(self.directory)) from None
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
+            with self._schema_lock:
+                if not self._schema_ready:
+                    try:
+                        conn.executescript(_SCHEMA)
+                    except sqlite3.DatabaseError as exc:
+                        conn.close()
+                        raise UnknownBackendError(f"the emulator's job file cannot be used: {exc}",
+                                                  str(self.path)) from None
+                    self._schema_ready = True
             self._local.conn = conn
         return conn
 

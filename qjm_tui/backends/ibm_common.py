@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from qjm_tui.backends.base import state_of_qiskit_status
+from qjm_tui.backends.base import import_runtime, state_of_qiskit_status
 from qjm_tui.core.errors import (
     BackendConfigurationError,
     BackendLimitReached,
@@ -81,9 +81,7 @@ class IBMCredentials:
 def saved_account_names() -> list[str]:
     """Names of the accounts qiskit-ibm-runtime has saved on disk (none if it cannot tell)."""
     try:
-        from qiskit_ibm_runtime import QiskitRuntimeService
-
-        return list(QiskitRuntimeService.saved_accounts())
+        return list(import_runtime().QiskitRuntimeService.saved_accounts())
     except Exception:
         return []
 

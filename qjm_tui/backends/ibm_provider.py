@@ -18,12 +18,13 @@ this adapter down to the HTTP layer is real; the HTTP layer and the service are 
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from qjm_tui.backends.base import QiskitJobs, experiments_from_result, limits_of
+from qjm_tui.backends.base import QiskitJobs, experiments_from_result, limits_of, route_library_logs
 from qjm_tui.backends.ibm_common import IBMCredentials, classify, ibm_job_status, resolve_credentials, scrub
 from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError
 from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
@@ -39,7 +40,24 @@ def import_provider() -> Any:
             raise BackendConfigurationError(
                 f"ibm-provider:<backend> needs qiskit-ibm-provider: pip install "
                 f"'qiskit-ibm-provider>=0.11,<0.12' ({exc})") from None
+    route_library_logs("qiskit_ibm_provider")
     return qiskit_ibm_provider
+
+
+def check_provider_instance(instance: str | None) -> None:
+    """Refuse an instance that is not ``hub/group/project`` before the provider is asked: its
+    own parser fails on one with an error that names neither the value nor where it came from.
+    A setting the user can correct, so a :class:`~qjm_tui.config.ConfigError` (exit 2)."""
+    if instance is None:
+        return
+    parts = instance.split("/")
+    if len(parts) != 3 or not all(p.strip() for p in parts):
+        from qjm_tui.config import ConfigError
+
+        where = ("QISKIT_IBM_INSTANCE" if os.environ.get("QISKIT_IBM_INSTANCE")
+                 else "instance in the [ibm] table of the config file")
+        raise ConfigError(f"{instance!r} is not an IBM Quantum instance; ibm-provider needs "
+                          "'hub/group/project' (such as 'ibm-q/open/main')", where)
 
 
 class IBMProviderBackend(ExecutionBackend):
@@ -60,6 +78,7 @@ class IBMProviderBackend(ExecutionBackend):
         self._credentials: IBMCredentials | None = None
         if provider is None:
             self._credentials = resolve_credentials(config, self.spec)
+            check_provider_instance(self._credentials.instance)
         self._backend: Any = None
         self._jobs = QiskitJobs(reattach=self._reattach)
         self._lock = threading.Lock()

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from qjm_tui.backends.base import QiskitJobs, limits_of
+from qjm_tui.backends.base import QiskitJobs, import_runtime, limits_of
 from qjm_tui.backends.ibm_common import IBMCredentials, classify, ibm_job_status, resolve_credentials, scrub
 from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError
 from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
@@ -149,7 +149,7 @@ class IBMRuntimeBackend(ExecutionBackend):
         """The ``QiskitRuntimeService``, logged in on first use."""
         with self._lock:
             if self._service is None:
-                from qiskit_ibm_runtime import QiskitRuntimeService
+                QiskitRuntimeService = import_runtime().QiskitRuntimeService  # noqa: N806
 
                 assert self._credentials is not None
                 try:
@@ -185,7 +185,7 @@ class IBMRuntimeBackend(ExecutionBackend):
     # -- jobs --------------------------------------------------------------------------------
 
     def submit(self, payload: JobPayload) -> str:
-        from qiskit_ibm_runtime import SamplerV2
+        SamplerV2 = import_runtime().SamplerV2  # noqa: N806
 
         options = dict(payload.run_options)
         memory = bool(options.pop("memory", False))

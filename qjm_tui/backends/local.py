@@ -25,7 +25,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from qjm_tui.backends.base import experiments_from_result
+from qjm_tui.backends.base import experiments_from_result, limits_of
 from qjm_tui.core.circuits import circuits_from_qpy
 from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError, TransientBackendError
 from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
@@ -95,6 +95,10 @@ def _warm(kind: str) -> int:
 
 
 # -- shared executors ------------------------------------------------------------------------
+
+#: shots per job for a simulator that declares no maximum (BasicSimulator samples shot by shot
+#: in Python): Aer's own figure
+FALLBACK_MAX_SHOTS = 1_000_000
 
 _POOL_LOCK = threading.Lock()
 _PROCESS_POOL: ProcessPoolExecutor | None = None
@@ -285,7 +289,10 @@ class LocalBackend(ExecutionBackend):
         self._target_backend: Any | None = None
 
     def limits(self) -> BackendLimits:
-        return BackendLimits(max_experiments_per_job=self.job_size, max_shots=self.max_shots)
+        """``job_size`` circuits per job; the shots per job the simulator declares (Aer: a
+        million), so a larger request runs in rounds instead of exhausting memory in one call."""
+        max_shots = self.max_shots or limits_of(self.target()).max_shots or FALLBACK_MAX_SHOTS
+        return BackendLimits(max_experiments_per_job=self.job_size, max_shots=max_shots)
 
     def preferred_job_size(self, n_experiments: int) -> int:
         """Circuits per job when neither the user nor the backend sets a maximum."""

@@ -26,7 +26,7 @@ from qjm_tui.cli.output import (
 )
 from qjm_tui.cli.progress import follow, label, outcome, progress_mode, read_figures
 from qjm_tui.core.errors import JobManagerError
-from qjm_tui.views import histogram_lines, job_set_cells, job_set_summary
+from qjm_tui.views import histogram_lines, job_set_cells, job_set_summary, printable
 
 if TYPE_CHECKING:
     from qjm_tui.core.jobset import ManagedJobSet
@@ -36,11 +36,18 @@ STATES = ("running", "done", "partial", "failed", "cancelled", "interrupted")
 DEMO_BACKEND = "aer"
 
 
-def open_manager() -> JobManager:
-    """The manager on the store and config of the environment (``QJM_HOME``, ``QJM_CONFIG``)."""
-    from qjm_tui import JobManager
+def open_manager(read_only: bool = False) -> JobManager:
+    """The manager on the store and config of the environment (``QJM_HOME``, ``QJM_CONFIG``).
 
-    return JobManager()
+    ``read_only`` for the commands that only look: they work on a store nobody may write and
+    create nothing on disk (no store file, no folder) where there is no store yet.
+    """
+    from qjm_tui import JobManager
+    from qjm_tui.config import load_config
+    from qjm_tui.core.store import Store
+
+    config = load_config()
+    return JobManager(Store(config.store_path(), read_only=read_only), config=config)
 
 
 def summary_data(manager: JobManager, job_set_id: str, jobs: bool = False) -> dict[str, Any]:
@@ -105,8 +112,9 @@ def run_options(pairs: Sequence[str] | None) -> dict[str, Any]:
             options[key.strip()] = json.loads(value)
         except ValueError:
             options[key.strip()] = value
-    if "shots" in options:
-        raise CliError("give shots with --shots, not --option", EXIT_USAGE)
+    for key, flag in (("shots", "--shots"), ("max_jobs_per_set", "--max-jobs-per-set")):
+        if key in options:
+            raise CliError(f"give {key} with {flag}, not --option", EXIT_USAGE)
     return options
 
 
@@ -121,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     job_set = manager.run(
         list(args.files), backend=args.backend, name=args.name,
         max_experiments_per_job=args.max_per_job, job_tags=args.tag or None,
-        transpile=args.transpile, **run_config,
+        transpile=args.transpile, max_jobs_per_set=args.max_jobs_per_set, **run_config,
     )
     return drive(args, manager, job_set, "started")
 
@@ -148,7 +156,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_config["shots"] = args.shots
     job_set = manager.run(circuits, backend=args.backend, name=args.name,
                           max_experiments_per_job=args.max_per_job, job_tags=["demo"],
-                          transpile=True, **run_config)
+                          transpile=True, max_jobs_per_set=args.max_jobs_per_set, **run_config)
     jid = job_set.job_set_id()
     if not quiet:
         p = read_figures(manager, jid)
@@ -190,7 +198,7 @@ def print_histogram(manager: JobManager, job_set: ManagedJobSet, results: Any, e
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """List job sets, newest first, with filters (one query for every set's figures)."""
-    manager = open_manager()
+    manager = open_manager(read_only=True)
     summaries = manager.store.summaries()
     selected = []
     for summary in summaries:
@@ -225,7 +233,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """One job set's report."""
-    manager = open_manager()
+    manager = open_manager(read_only=True)
     job_set = manager.retrieve_job_set(args.id)
     if args.json:
         print_json(summary_data(manager, job_set.job_set_id(), jobs=True))
@@ -236,7 +244,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """The report of every job set in the store."""
-    manager = open_manager()
+    manager = open_manager(read_only=True)
     if args.json:
         store, now = manager.store, time.time()
         options = {row.id: row.run_options for row in store.list_job_sets()}
@@ -251,7 +259,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
     """Block until a job set (run by any process) is finished."""
     if args.timeout is not None and args.timeout < 0:
         raise CliError(f"--timeout must not be negative, got {args.timeout:g}", EXIT_USAGE)
-    manager = open_manager()
+    manager = open_manager(read_only=True)
     job_set = manager.retrieve_job_set(args.id)
     state = follow(manager, job_set, progress_mode(args), timeout=args.timeout)
     code = outcome(manager, job_set, state, quiet=args.json or progress_mode(args) == "none")
@@ -282,7 +290,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if args.detach:
         return start_detached(args)
     manager = open_manager()
-    job_set = manager.retrieve_job_set(args.id).retry_failed()
+    job_set = manager.retrieve_job_set(args.id).retry_failed(backend=args.backend)
     return drive(args, manager, job_set, "retrying")
 
 
@@ -291,7 +299,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.detach:
         return start_detached(args)
     manager = open_manager()
-    job_set = manager.retrieve_job_set(args.id).resume()
+    job_set = manager.retrieve_job_set(args.id).resume(backend=args.backend)
     return drive(args, manager, job_set, "resuming")
 
 
@@ -317,7 +325,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     """Add or remove tags; prints the resulting tags, one a line."""
-    manager = open_manager()
+    manager = open_manager(read_only=not (args.add or args.remove))
     job_set = manager.retrieve_job_set(args.id)
     if args.add or args.remove:
         tags = job_set.update_tags(additional_tags=args.add or None, removal_tags=args.remove or None)
@@ -327,5 +335,5 @@ def cmd_tag(args: argparse.Namespace) -> int:
         print_json({"id": job_set.job_set_id(), "tags": tags})
     else:
         for tag in tags:
-            out(tag)
+            out(printable(tag))
     return EXIT_OK

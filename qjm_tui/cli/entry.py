@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from qjm_tui.cli.output import (
     CliError,
     err,
     exit_code_for,
+    log_to_file,
     note,
     warnings_as_notes,
 )
@@ -34,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # plain `qjm` opens the app
         args = parser.parse_args(["tui", *argv])
     args.argv = argv
+    log_to_file()
     debug = bool(getattr(args, "debug", False))
     try:
         with warnings_as_notes():
@@ -57,9 +60,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         err(f"qjm: error: {message}")
         return code
+    except (OSError, sqlite3.OperationalError) as exc:
+        # The environment, not qjm: a file or folder that cannot be read or written, a full
+        # disk. Named, with exit 2, since the user can fix it.
+        message = environment_message(exc)
+        report_to_parent(args, {"error": message, "code": EXIT_USAGE})
+        if debug:
+            traceback.print_exc()
+        err(f"qjm: error: {message}")
+        return EXIT_USAGE
     except Exception as exc:
         report_to_parent(args, {"error": f"internal error: {exc}", "code": EXIT_FAILED})
         if debug:
             traceback.print_exc()
         err(f"qjm: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return EXIT_FAILED
+
+
+def environment_message(exc: OSError | sqlite3.OperationalError) -> str:
+    """One line naming the place an environment failure is about and what to do."""
+    from qjm_tui.config import load_config
+    from qjm_tui.core.text import strip_ansi
+
+    if isinstance(exc, OSError):
+        place = exc.filename or "a file qjm uses"
+        return f"{place}: {exc.strerror or exc}; check that it exists and that you may read and write it"
+    try:
+        store = str(load_config().store_path())
+    except JobManagerError:
+        store = "the store"
+    text = strip_ansi(str(exc))
+    if "readonly" in text or "read-only" in text:
+        return (f"{store}: the store cannot be written ({text}); make the file and its folder writable "
+                "or set QJM_HOME to another folder")
+    return f"{store}: {text}; check that the file and its folder can be read and written"

@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import os
 import sys
 import warnings
@@ -21,6 +22,7 @@ from qjm_tui.core.errors import (
     JobManagerUnknownJobSet,
     StoreError,
 )
+from qjm_tui.core.text import printable
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -46,14 +48,15 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def out(text: str = "") -> None:
-    """One line of data on stdout."""
-    sys.stdout.write(text + "\n")
+    """One line of data on stdout; control characters in it are shown escaped (text read from a
+    store or a service never acts on the terminal)."""
+    sys.stdout.write(printable(text, keep_newlines=True) + "\n")
     sys.stdout.flush()
 
 
 def err(text: str) -> None:
-    """One line on stderr, as given."""
-    sys.stderr.write(text + "\n")
+    """One line on stderr, control characters escaped as in :func:`out`."""
+    sys.stderr.write(printable(text, keep_newlines=True) + "\n")
     sys.stderr.flush()
 
 
@@ -94,15 +97,18 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     if stdout_is_terminal():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(box=None, header_style="bold", pad_edge=False)
         for header in headers:
             # One line per row, however narrow the terminal: long names end in an ellipsis.
             table.add_column(header, no_wrap=True, overflow="ellipsis")
         for row in rows:
-            table.add_row(*row)
+            # Text, not markup: a stored "[red]" is shown as it is, never as a colour.
+            table.add_row(*(Text(printable(cell)) for cell in row))
         Console(file=sys.stdout).print(table)
         return
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     for line in [headers, *rows]:
         out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
@@ -122,7 +128,7 @@ def csv_text(items: Sequence[dict[str, Any]]) -> str:
 def write_output(target: str, text: str) -> None:
     """Write to a file atomically (a reader never sees half a file), or to stdout for '-'."""
     if target == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(printable(text, keep_newlines=True))
         sys.stdout.flush()
         return
     path = Path(target)
@@ -154,3 +160,39 @@ def warnings_as_notes() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
         yield
+
+
+class LogFileHandler(logging.FileHandler):
+    """Appends log records to qjm's log file, made (with its folder) only when a record comes.
+
+    A command that logs nothing leaves nothing on disk; a log file that cannot be written drops
+    the record instead of printing a logging traceback over the command's output.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8", delay=True)
+
+    def _open(self) -> TextIO:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """Drop the record: the terminal is for the command's own output."""
+
+
+def log_to_file() -> None:
+    """Send the log records of qjm and the libraries it uses (qiskit-ibm-runtime) to the log
+    file (``$QJM_HOME/qjm.log``), never to the terminal."""
+    from qjm_tui.config import log_path
+
+    root = logging.getLogger()
+    path = log_path()
+    for old in [h for h in root.handlers if isinstance(h, LogFileHandler)]:
+        if Path(old.baseFilename) == path.absolute():
+            return
+        root.removeHandler(old)
+        old.close()
+    handler = LogFileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s[%(process)d] %(levelname)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    root.addHandler(handler)

@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     def add_id(p: argparse.ArgumentParser) -> None:
         p.add_argument("id", metavar="ID", help="job-set id, or any unique prefix of it")
 
+    def add_move(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-b", "--backend", metavar="SPEC",
+                       help="run the rest of the set on this backend instead of the one it ran on")
+
     def add_driving(p: argparse.ArgumentParser) -> None:
         mode = p.add_mutually_exclusive_group()
         mode.add_argument("--wait", action="store_true",
@@ -118,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--name", help="a name for the job set (default: its id)")
     p.add_argument("-s", "--shots", type=int, help="shots per circuit (default: from the config)")
     p.add_argument("--max-per-job", type=int, metavar="N", help="at most N circuits per job")
+    p.add_argument("--max-jobs-per-set", type=int, metavar="N",
+                   help="allow a set of up to N jobs (default: config max_jobs_per_set, 10000)")
     p.add_argument("-t", "--tag", action="append", metavar="TAG", help="a tag (repeatable)")
     p.add_argument("--transpile", action="store_true", help="transpile the circuits for the backend")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
@@ -132,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
             ))
     p.add_argument("--circuits", type=int, default=1000, metavar="N", help="how many (default 1000)")
     p.add_argument("--max-per-job", type=int, metavar="N", help="at most N circuits per job")
+    p.add_argument("--max-jobs-per-set", type=int, metavar="N",
+                   help="allow a set of up to N jobs (default: config max_jobs_per_set, 10000)")
     p.add_argument("-s", "--shots", type=int, help="shots per circuit (default: from the config)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first random circuit (default 0)")
     p.add_argument("-b", "--backend", default=DEMO_BACKEND, metavar="SPEC",
@@ -189,14 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: give up after this long")
 
     p = add("retry", cmd_retry, "Run a job set's failed and cancelled jobs again", _examples(
-        "qjm retry ID", "qjm retry ID --detach"))
+        "qjm retry ID", "qjm retry ID --detach",
+        "qjm retry ID --backend emulator      # run the rest on another backend"))
     add_id(p)
+    add_move(p)
     add_driving(p)
 
     p = add("resume", cmd_resume, "Finish an interrupted job set (its process ended)", _examples(
         "qjm resume ID", "qjm resume ID --detach",
+        "qjm resume ID --backend aer          # finish on another backend (its service is gone)",
         "", "Jobs already done are not run again."))
     add_id(p)
+    add_move(p)
     add_driving(p)
 
     p = add("rename", cmd_rename, "Rename a job set", _examples("qjm rename ID 'calibration run 2'"))

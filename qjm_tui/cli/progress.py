@@ -14,6 +14,7 @@ from qjm_tui.cli import output
 from qjm_tui.cli.output import EXIT_FAILED, EXIT_OK, CliError, err, note
 from qjm_tui.core.errors import JobManagerInvalidStateError, JobManagerTimeoutError
 from qjm_tui.core.events import Event, JobSetFinished
+from qjm_tui.core.jobset import unstored_message
 from qjm_tui.views import SetFigures, SetProgress, duration, progress_line, progress_parts, set_figures
 
 if TYPE_CHECKING:
@@ -245,13 +246,19 @@ def outcome(manager: JobManager, job_set: ManagedJobSet, state: str, quiet: bool
         return EXIT_OK
     note(f"job set {jid} {state}: {p.done} of {p.total_jobs} jobs done, {p.failed} failed, "
          f"{p.cancelled} cancelled; {p.experiments_done}/{p.experiments} experiments have results")
+    unrunnable = job_set.unrunnable_jobs()
     errors = job_set.error_messages()
-    if errors:
+    if unrunnable:
+        # Said once, not per job; these jobs can never run, so no command is offered for them.
+        err(f"  {unstored_message(manager.store.get_job_set(jid), job_set.unstored_experiments())}")
+        if p.failed + p.cancelled > len(unrunnable):
+            err(f"  other jobs failed too: see `qjm show {jid}`")
+    elif errors:
         lines = errors.splitlines()
         for line in lines[:6]:
             err(f"  {line}")
         if len(lines) > 6:
             err(f"  ... see `qjm show {jid}`")
-    if state in ("partial", "failed", "cancelled"):
+    if state in ("partial", "failed", "cancelled") and p.failed + p.cancelled > len(unrunnable):
         err(f"  run `qjm retry {jid}` to run the failed and cancelled jobs again")
     return EXIT_FAILED

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from qjm_tui.cli.commands import open_manager
 from qjm_tui.cli.output import EXIT_FAILED, EXIT_OK, csv_text, note, out, print_json, to_json, write_output
-from qjm_tui.views import histogram_lines
+from qjm_tui.views import histogram_lines, printable
 
 if TYPE_CHECKING:
     from qjm_tui.core.jobset import ManagedJobSet
@@ -64,38 +64,38 @@ def missing_note(header: dict[str, Any], items: Sequence[dict[str, Any]]) -> int
 
 def cmd_results(args: argparse.Namespace) -> int:
     """Counts per experiment: text, JSON or CSV. Never waits: use `qjm wait` first."""
-    manager = open_manager()
+    manager = open_manager(read_only=True)
     job_set = manager.retrieve_job_set(args.id)
     header, items = result_rows(manager, job_set, args.experiment)
     if args.json:
         print_json({**header, "experiments": items})
     elif args.csv:
-        sys.stdout.write(csv_text(items))
+        sys.stdout.write(printable(csv_text(items), keep_newlines=True))
         sys.stdout.flush()
     elif args.experiment:
         for n, item in enumerate(items):
             if n:
                 out("")
-            out(f"Experiment {item['index']} ({item['name']}): " + (
+            out(f"Experiment {item['index']} ({printable(item['name'])}): " + (
                 f"{item['shots']} shots, {len(item['counts'])} outcomes" if item["counts"] is not None
-                else item["error"]))
+                else printable(item["error"])))
             if item["counts"] is not None:
                 for line in histogram_lines(item["counts"]):
                     out(line)
     else:
         for item in items:
             if item["counts"] is None:
-                out(f"{item['index']}\t{item['name']}\t-\t{item['error']}")
+                out(f"{item['index']}\t{printable(item['name'])}\t-\t{printable(item['error'])}")
             else:
                 ordered = sorted(item["counts"].items(), key=lambda kv: (-kv[1], kv[0]))
-                out(f"{item['index']}\t{item['name']}\t{item['shots']}\t"
+                out(f"{item['index']}\t{printable(item['name'])}\t{item['shots']}\t"
                     + " ".join(f"{k}:{v}" for k, v in ordered))
     return missing_note(header, items)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a job set's results to a file: JSON, CSV, or a Qiskit Result as JSON."""
-    manager = open_manager()
+    manager = open_manager(read_only=True)
     job_set = manager.retrieve_job_set(args.id)
     code = EXIT_OK
     if args.format == "qiskit":

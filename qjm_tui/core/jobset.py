@@ -25,6 +25,7 @@ from qjm_tui.core.status import (
     elapsed_and_eta,
     job_status_phrase,
 )
+from qjm_tui.core.text import printable
 
 if TYPE_CHECKING:
     from qjm_tui.core.manager import JobManager
@@ -325,6 +326,27 @@ class ManagedJobSet:
         """Each job's ``qiskit.providers.JobStatus`` (None if not yet submitted)."""
         return [qiskit_status(r.status) for r in self._store.jobs(self._id)]
 
+    def unstored_experiments(self) -> list[int]:
+        """The experiments whose circuits are not in the store, once nobody is storing them: the
+        process that created the set ended before it had stored them all. They can only be run
+        again from their source; empty for every set whose creation finished."""
+        row = self._row()
+        if row.state == SetState.RUNNING and self._manager.job_set_state(self._id, row) == SetState.RUNNING:
+            return []
+        covered = bytearray(row.n_experiments)
+        for start, stop in self._store.stored_ranges(self._id):
+            covered[start:stop] = b"\x01" * (min(stop, row.n_experiments) - start)
+        return [i for i, stored in enumerate(covered) if not stored]
+
+    def unrunnable_jobs(self) -> list[int]:
+        """The unfinished jobs that hold an experiment of :meth:`unstored_experiments`: no
+        retry or resume can run them."""
+        missing = set(self.unstored_experiments())
+        if not missing:
+            return []
+        return [job.index for job in self._store.jobs(self._id)
+                if job.status != JobStatus.DONE and missing.intersection(range(job.start, job.stop))]
+
     def error_messages(self) -> str | None:
         """What went wrong in each failed job, or None if nothing did."""
         lines = []
@@ -385,10 +407,10 @@ class ManagedJobSet:
         p = self._progress(counts, units, rounds, sum(j.retries for j in jobs), row.n_experiments,
                            row.created, row.finished, self._manager.job_set_state(self._id, row))
         lines = [
-            f"Job set name: {row.name}",
-            f"          ID: {row.id}",
-            f"     backend: {row.backend}",
-            f"        tags: {row.tags}",
+            f"Job set name: {printable(row.name)}",
+            f"          ID: {printable(row.id)}",
+            f"     backend: {printable(row.backend)}",
+            f"        tags: {printable(str(row.tags))}",
             f"       state: {p.state}",
             "Summary report:",
             f"       Total jobs: {p.total_jobs}",
@@ -400,6 +422,9 @@ class ManagedJobSet:
             f"          Retries: {p.retries}",
             f"      Experiments: {p.experiments_done}/{p.experiments} done",
         ]
+        unstored = self.unstored_experiments()
+        if unstored:
+            lines += ["", f"Never stored: {printable(unstored_message(row, unstored))}"]
         if detailed:
             lines += ["", "Detail report:"]
             for job in jobs:
@@ -409,13 +434,13 @@ class ManagedJobSet:
                 lines += [
                     label,
                     f"    job index: {job.index}",
-                    f"    job ID: {job.backend_job_id}",
-                    f"    name: {row.name}_{job.index}",
+                    f"    job ID: {printable(str(job.backend_job_id))}",
+                    f"    name: {printable(row.name)}_{job.index}",
                     f"    status: {job_status_phrase(job.status)}",
                     f"    attempts: {job.attempts} (retries: {job.retries})",
                 ]
                 if job.last_error:
-                    lines.append(f"    error: {job.last_error}")
+                    lines.append(f"    error: {printable(job.last_error)}")
         return "\n".join(lines)
 
     # -- waiting and results -----------------------------------------------------------------
@@ -508,3 +533,30 @@ def stored_results(store: st.Store, job_set_id: str, *, partial: bool = False,
 
     return ManagedResults(job_set_id, row.backend, complete, row.n_experiments,
                           _ExperimentIndex(row), why_missing)
+
+
+def unstored_message(row: st.JobSetRow, missing: Sequence[int]) -> str:
+    """Why experiments of a set can never run: their circuits were never stored. Names them
+    (ranges and the first few names) and says what to do."""
+    names = [row.experiment_names[i] for i in missing[:5] if i < len(row.experiment_names)]
+    more = f", and {len(missing) - len(names)} more" if len(missing) > len(names) else ""
+    which = "experiment" if len(missing) == 1 else "experiments"
+    return (f"the circuits of {which} {index_ranges(missing)} ({', '.join(names)}{more}) were never "
+            f"stored: the process that created job set {row.id} ended while storing them; they "
+            "cannot be retried or resumed, run them again from their source in a new job set")
+
+
+def index_ranges(indices: Sequence[int]) -> str:
+    """Sorted indices as ranges: ``0-3, 7, 9-12``."""
+    parts: list[str] = []
+    start = prev = None
+    for i in indices:
+        if prev is not None and i == prev + 1:
+            prev = i
+            continue
+        if start is not None:
+            parts.append(f"{start}-{prev}" if prev != start else f"{start}")
+        start = prev = i
+    if start is not None:
+        parts.append(f"{start}-{prev}" if prev != start else f"{start}")
+    return ", ".join(parts)

@@ -51,13 +51,17 @@ from qjm_tui.core.inputs import (
     validate_for_target,
     validate_shots,
 )
-from qjm_tui.core.jobset import ManagedJobSet
+from qjm_tui.core.jobset import ManagedJobSet, unstored_message
 from qjm_tui.core.ports import BackendFactory, ExecutionBackend
-from qjm_tui.core.split import plan_jobs
+from qjm_tui.core.split import count_jobs, plan_jobs
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
 from qjm_tui.core.text import strip_ansi
 
 log = logging.getLogger(__name__)
+
+#: the jobs one job set may need unless the caller allows more: beyond this a request is far
+#: more likely a typo (a trillion shots) than a plan, and planning it alone would take minutes
+DEFAULT_MAX_JOBS_PER_SET = 10_000
 
 
 class Settings(Protocol):
@@ -65,6 +69,8 @@ class Settings(Protocol):
 
     default_backend: str
     default_shots: int
+    #: the most jobs one job set may need; a larger request is refused before anything is stored
+    max_jobs_per_set: int
 
     def retry_policy(self) -> RetryPolicy:
         """How passing failures are retried."""
@@ -76,6 +82,7 @@ class Defaults:
 
     default_backend: str = "aer"
     default_shots: int = 1024
+    max_jobs_per_set: int = DEFAULT_MAX_JOBS_PER_SET
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def retry_policy(self) -> RetryPolicy:
@@ -161,6 +168,7 @@ class JobManager:
         max_experiments_per_job: int | None = None,
         job_tags: Sequence[str] | None = None,
         transpile: bool = False,
+        max_jobs_per_set: int | None = None,
         **run_config: Any,
     ) -> ManagedJobSet:
         """Split ``experiments`` into jobs within the backend's limits and start them.
@@ -169,6 +177,9 @@ class JobManager:
         is a Qiskit backend or a spec string such as ``"aer"``. Everything is validated before
         anything is stored or submitted. Returns once every circuit is safely in the store
         (jobs are already running by then); the jobs go on in the background.
+
+        A set that would need more than ``max_jobs_per_set`` jobs (default: the configuration's
+        ``max_jobs_per_set``, 10,000) is refused, as it is almost always a typo in ``shots``.
         """
         if "job_share_level" in run_config:
             run_config.pop("job_share_level")
@@ -181,6 +192,8 @@ class JobManager:
             raise JobManagerInputError(
                 f"max_experiments_per_job must be a positive integer, got {max_experiments_per_job!r}")
         tags = _check_tags(job_tags)
+        job_cap = _job_cap(max_jobs_per_set if max_jobs_per_set is not None
+                           else getattr(self.config, "max_jobs_per_set", DEFAULT_MAX_JOBS_PER_SET))
         if name is not None and not isinstance(name, str):
             raise JobManagerInputError(f"name must be a string, got {type(name).__name__}")
         if name is not None:
@@ -198,6 +211,15 @@ class JobManager:
         if per_job is None and limits.max_experiments_per_job is None:
             preferred = getattr(adapter, "preferred_job_size", None)
             per_job = preferred(len(circuits)) if preferred else None
+        needed = count_jobs(len(circuits), limits, shots, per_job)
+        if needed > job_cap:
+            in_rounds = shots is not None and limits.max_shots is not None and shots > limits.max_shots
+            rounds = (f" ({shots:,} shots in rounds of at most {limits.max_shots:,}, the most "
+                      f"{adapter.spec} takes per job)" if in_rounds else "")
+            raise JobManagerInputError(
+                f"this job set would need {needed:,} jobs{rounds}, more than the limit of {job_cap:,}; "
+                "to allow it, raise max_jobs_per_set (qjm run --max-jobs-per-set N, the config key "
+                "max_jobs_per_set, or run(max_jobs_per_set=N))")
         plan = plan_jobs(len(circuits), limits, shots, per_job)
         job_set_id = self._new_id()
         self.store.create_job_set(
@@ -612,13 +634,23 @@ class JobManager:
                     f"job set {job_set_id} is already running in this process (pid "
                     f"{os.getpid()} on {self.store.host})")
             row = self.store.get_job_set(job_set_id)
+            unrunnable = self._fail_unstored(job_set, row)
             counts = self.store.status_counts(job_set_id)
-            to_reset = self.store.job_indices(job_set_id, reset) if reset else []
+            to_reset = [i for i in self.store.job_indices(job_set_id, reset) if i not in unrunnable] \
+                if reset else []
             open_jobs = sum(n for status, n in counts.items() if status not in JOB_FINAL)
             if not to_reset and not open_jobs:
                 if set(counts) <= {JobStatus.DONE} and row.state != SetState.DONE:
                     self.store.update_job_set(job_set_id, state=SetState.DONE)
                     self.bus.publish(JobSetStateChanged(job_set_id, SetState.DONE))
+                elif self.store.effective_state(row) == SetState.INTERRUPTED:
+                    # Every job is final, some for good: the set ends here, for everyone.
+                    final = SetState.PARTIAL if counts.get(JobStatus.DONE) else SetState.FAILED
+                    self.store.claim(job_set_id)
+                    self.store.update_job_set(job_set_id, state=final, finished=self.now(),
+                                              owner_pid=None, heartbeat=None)
+                    self.bus.publish(JobSetStateChanged(job_set_id, final))
+                    self.bus.publish(JobSetFinished(job_set_id, final))
                 return job_set
             try:
                 adapter = self._adapter(backend if backend is not None else row.backend)
@@ -630,12 +662,42 @@ class JobManager:
                     ) from None
                 raise
             self.store.claim(job_set_id)
+            if backend is not None and adapter.spec != row.backend:
+                to_reset = self._move(job_set_id, adapter.spec, to_reset)
             if to_reset:
                 self.store.update_jobs(job_set_id, to_reset, status=JobStatus.PENDING,
                                        backend_job_id=None, attempts=0, last_error=None, finished=None)
                 self.bus.publish(JobsReset(job_set_id, tuple(to_reset)))
             self._start(job_set_id, adapter)
         return job_set
+
+
+    def _fail_unstored(self, job_set: ManagedJobSet, row: st.JobSetRow) -> set[int]:
+        """Fail, for good, the unfinished jobs whose circuits never reached the store (the
+        process that created the set ended while storing them); returns their indices.
+
+        Nothing can run them: the message on each names the experiments and says they must be
+        run again from their source, and retry leaves them alone.
+        """
+        unrunnable = set(job_set.unrunnable_jobs())
+        if not unrunnable:
+            return set()
+        message = unstored_message(row, job_set.unstored_experiments())
+        to_fail = [i for i in sorted(unrunnable) if self.store.job(row.id, i).last_error != message]
+        if to_fail:
+            self.store.update_jobs(row.id, to_fail, status=JobStatus.FAILED, last_error=message,
+                                   finished=self.now())
+        return unrunnable
+
+    def _move(self, job_set_id: str, spec: str, to_reset: list[int]) -> list[int]:
+        """Record that the rest of the set runs on ``spec``; returns the jobs to run afresh.
+
+        Jobs the old backend held but never finished are run again on the new one (the new
+        backend cannot know their ids); jobs already done keep their results.
+        """
+        self.store.update_job_set(job_set_id, backend=spec)
+        held = self.store.job_indices(job_set_id, set(JobStatus) - JOB_FINAL - {JobStatus.PENDING})
+        return sorted(set(to_reset) | set(held))
 
 
 def _say(text: str) -> None:
@@ -669,6 +731,13 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
     if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
         raise JobManagerInputError("job_tags must be a list of non-empty strings")
     return [check_label(t, "a tag", MAX_TAG_LENGTH) for t in tags]
+
+
+def _job_cap(value: Any) -> int:
+    """``value`` as the most jobs a set may need, or a clear error naming the option."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise JobManagerInputError(f"max_jobs_per_set must be a positive integer, got {value!r}")
+    return value
 
 
 def _jsonable_options(options: dict[str, Any]) -> dict[str, Any]:

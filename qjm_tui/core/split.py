@@ -37,6 +37,31 @@ def shot_rounds(shots: int | None, max_shots: int | None) -> list[int | None]:
     return [max_shots] * full + ([rest] if rest else [])
 
 
+def count_jobs(
+    n_experiments: int,
+    limits: BackendLimits,
+    shots: int | None = None,
+    max_experiments_per_job: int | None = None,
+) -> int:
+    """How many jobs :func:`plan_jobs` would make, computed without making them.
+
+    A request such as a trillion shots on a backend that takes a million per job would plan a
+    million rounds; counting first lets the caller refuse it before any memory or time is spent.
+    """
+    if n_experiments <= 0:
+        return 0
+    if shots is None or limits.max_shots is None or shots <= limits.max_shots:
+        rounds = [(shots, 1)]
+    else:
+        full, rest = divmod(shots, limits.max_shots)
+        rounds = [(limits.max_shots, full)] + ([(rest, 1)] if rest else [])
+    total = 0
+    for round_shots, times in rounds:
+        size = _chunk_size(n_experiments, limits, round_shots, max_experiments_per_job)
+        total += -(-n_experiments // size) * times
+    return total
+
+
 def plan_jobs(
     n_experiments: int,
     limits: BackendLimits,

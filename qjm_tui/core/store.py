@@ -261,12 +261,22 @@ class Store:
     ``now`` gives the wall-clock time written as a row's created, updated, submitted and
     finished times (injectable, so screens can be snapshotted). Owners' heartbeats always use
     the real time, since other processes judge liveness by them.
+
+    ``read_only`` is for commands that only look: nothing is created on disk (a missing file
+    reads as an empty store), and a file or folder that is not writable is read without being
+    touched. A writing store refuses, up front and by name, a file or folder it cannot write.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 now: Callable[[], float] | None = None) -> None:
+                 now: Callable[[], float] | None = None, read_only: bool = False) -> None:
         self.path = Path(path) if path is not None else default_store_path()
         self.now = now or time.time
+        self.read_only = read_only
+        #: what connections open: the file itself, or a URI (read-only file, empty stand-in)
+        self._target: str | Path = self.path
+        self._uri = False
+        #: keeps the empty in-memory stand-in of a missing store alive while the store is open
+        self._keeper: sqlite3.Connection | None = None
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -278,8 +288,8 @@ class Store:
     def _connect(self) -> sqlite3.Connection:
         holder = getattr(self._local, "holder", None)
         if holder is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(self._target, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False, uri=self._uri)
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -291,6 +301,8 @@ class Store:
         return holder.conn
 
     def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only; this change needs a writable store")
         return immediate_transaction(self._connect())
 
     @contextmanager
@@ -310,6 +322,9 @@ class Store:
                 except sqlite3.Error:
                     pass
             self._connections.clear()
+            if self._keeper is not None:
+                self._keeper.close()
+                self._keeper = None
         self._local = threading.local()
 
     def release_thread_connection(self) -> None:
@@ -323,10 +338,11 @@ class Store:
     def _open_and_migrate(self) -> None:
         if self.path.exists() and self.path.is_dir():
             raise StoreError(f"{self.path}: is a directory, not a qjm store")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"{self.path.parent}: cannot create the store folder ({exc})") from exc
+        if self.read_only and not self.path.exists():
+            self._open_empty()
+            return
+        if not self.read_only:
+            self._make_folder()
         if self.path.exists() and self.path.stat().st_size > 0:
             with open(self.path, "rb") as fh:
                 if fh.read(16) != b"SQLite format 3\x00":
@@ -334,22 +350,62 @@ class Store:
                         f"{self.path}: not a qjm store (not an SQLite file); "
                         "move it away or set QJM_HOME to another folder"
                     )
+        unwritable = _unwritable(self.path)
+        if unwritable is not None and not self.read_only:
+            raise StoreError(unwritable)
+        if unwritable is not None:
+            # Read as it is: no journal, lock or shared-memory file is made next to it. A
+            # write-ahead log a writer left behind is read too (that needs its index file).
+            wal = Path(f"{self.path}-wal")
+            mode = "mode=ro" if wal.exists() and wal.stat().st_size else "immutable=1"
+            self._target, self._uri = f"{self.path.absolute().as_uri()}?{mode}", True
         try:
             conn = self._connect()
-            self.journal_mode = _set_wal(conn)
-            if self._schema_version(conn) < SCHEMA_VERSION:
-                # Reading the version again and migrating is one write transaction, so
-                # processes opening a fresh file at once wait for each other, and the later
-                # ones find the work done.
-                with self._tx() as tx:
-                    for target in range(self._schema_version(tx) + 1, SCHEMA_VERSION + 1):
-                        for statement in _split_sql(_MIGRATIONS[target - 1]):
-                            tx.execute(statement)
-                        tx.execute("INSERT OR REPLACE INTO meta VALUES ('app', ?)", (APP_ID,))
-                        tx.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
-                                   (str(target),))
+            if not self.read_only:
+                self.journal_mode = _set_wal(conn)
+            version = self._schema_version(conn)
+            if self.read_only:
+                self.journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if version == 0:  # an empty file: nothing to read
+                    self.close()
+                    self._open_empty()
+                elif version < SCHEMA_VERSION:
+                    raise StoreError(f"{self.path}: written by an older qjm (schema {version}); a "
+                                     "command that changes the store upgrades it")
+                return
+            if version < SCHEMA_VERSION:
+                self._migrate(conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot be read as a qjm store ({exc})") from exc
+
+    def _make_folder(self) -> None:
+        """Create the store's folder; an error names the first folder that cannot be made."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            place = Path(exc.filename) if exc.filename else self.path.parent
+            raise StoreError(f"{place}: cannot create the store's folder ({exc.strerror}); make "
+                             "its parent writable or set QJM_HOME to a writable folder") from None
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring the schema up to date. Reading the version again and migrating is one write
+        transaction, so processes opening a fresh file at once wait for each other, and the
+        later ones find the work done."""
+        with immediate_transaction(conn) as tx:
+            for target in range(self._schema_version(tx) + 1, SCHEMA_VERSION + 1):
+                for statement in _split_sql(_MIGRATIONS[target - 1]):
+                    tx.execute(statement)
+                tx.execute("INSERT OR REPLACE INTO meta VALUES ('app', ?)", (APP_ID,))
+                tx.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(target),))
+
+    def _open_empty(self) -> None:
+        """Stand in for a store file that does not exist yet with an empty one in memory, so a
+        command that only looks finds no job sets and leaves nothing on disk."""
+        self._target, self._uri = f"file:qjm-empty-{uuid.uuid4().hex}?mode=memory&cache=shared", True
+        self._keeper = sqlite3.connect(self._target, uri=True, isolation_level=None,
+                                       check_same_thread=False)
+        self.journal_mode = "memory"
+        self._migrate(self._keeper)
 
     def _schema_version(self, conn: sqlite3.Connection) -> int:
         """The file's schema version (0 for an empty file); refuses files that are not ours."""
@@ -423,6 +479,13 @@ class Store:
                 "INSERT OR REPLACE INTO circuit_blocks (job_set_id, start, stop, qpy) VALUES (?,?,?,?)",
                 (job_set_id, start, stop, sqlite3.Binary(qpy)),
             )
+
+    def stored_ranges(self, job_set_id: str) -> list[tuple[int, int]]:
+        """The experiment ranges ``(start, stop)`` whose circuits are in the store, in order."""
+        rows = self._connect().execute(
+            "SELECT start, stop FROM circuit_blocks WHERE job_set_id=? ORDER BY start", (job_set_id,)
+        ).fetchall()
+        return [(a, b) for a, b in rows]
 
     def circuit_blocks(self, job_set_id: str, start: int, stop: int) -> list[tuple[int, int, bytes]]:
         """The stored blocks overlapping experiments ``start`` to ``stop - 1``, in order."""
@@ -766,6 +829,22 @@ class Store:
         return JobSetRow(id_, name, json.loads(tags), backend, shots, json.loads(run_options), n,
                          json.loads(names), state, created, updated, finished, host, pid, heartbeat,
                          bool(cancel_requested), seq)
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why a store at ``path`` cannot be written (naming the file or folder and what to do),
+    or None if it can. A file without any write permission counts as read-only even for root,
+    who could write it anyway: someone made it read-only on purpose."""
+    if path.exists():
+        mode = path.stat().st_mode
+        if not os.access(path, os.W_OK) or not mode & 0o222:
+            return (f"{path}: the store file is read-only; make it writable (chmod u+w {path}) "
+                    "or set QJM_HOME to another folder")
+    folder = path.parent
+    if folder.exists() and (not os.access(folder, os.W_OK) or not folder.stat().st_mode & 0o222):
+        return (f"{folder}: the store's folder is not writable (SQLite keeps its journal next to "
+                f"the store); make it writable (chmod u+w {folder}) or set QJM_HOME to another folder")
+    return None
 
 
 def _set_wal(conn: sqlite3.Connection, patience: float = 30.0) -> str:
