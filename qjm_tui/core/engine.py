@@ -311,6 +311,9 @@ class JobSetRunner(threading.Thread):
                 continue
             elif not reattach:
                 reset.append(index)
+            elif job.backend_job_id and job.attempts == 1 and job.status != JobStatus.PENDING:
+                # Submitted once, and the service's id for it recorded: there is no other attempt.
+                self._in_flight[index] = job.backend_job_id
             else:
                 # An earlier process submitted this job at least once: the service may hold
                 # several attempts (a failed one, a retry that succeeded, one whose id was never
