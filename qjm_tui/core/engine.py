@@ -673,7 +673,8 @@ class JobSetRunner(threading.Thread):
     def _retry_later(self, index: int, message: str) -> None:
         job = self.jobs[index]
         if job.attempts >= self.policy.max_attempts:
-            self._fail(index, f"gave up after {job.attempts} attempts; last error: {message}")
+            tries = "1 attempt" if job.attempts == 1 else f"{job.attempts} attempts"
+            self._fail(index, f"gave up after {tries}; last error: {message}")
             return
         retry = job.retries + 1
         delay = self.policy.delay(retry, self.rng)
