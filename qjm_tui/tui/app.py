@@ -14,11 +14,12 @@ at most a few reads and repaints a second.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from rich.text import Text
@@ -26,6 +27,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
@@ -167,8 +169,9 @@ class QjmApp(JobSetActions, App[int]):
             self._follow = None
         selected = browser.selected
         if selected is not None and any(s.id == selected.id for s in message.summaries):
-            self.set_pane.refresh_set(selected)
-            self.histogram.refresh_set(selected)
+            with self._unless_closing():
+                self.set_pane.refresh_set(selected)
+                self.histogram.refresh_set(selected)
         self._update_title()
 
     def _age_times(self) -> None:
@@ -188,8 +191,18 @@ class QjmApp(JobSetActions, App[int]):
 
     def on_set_browser_selected(self, message: SetBrowser.Selected) -> None:
         if self._mounted:
-            self.set_pane.show_set(message.summary)
-            self.histogram.show_set(message.summary)
+            with self._unless_closing():
+                self.set_pane.show_set(message.summary)
+                self.histogram.show_set(message.summary)
+
+    @contextlib.contextmanager
+    def _unless_closing(self) -> Iterator[None]:
+        """Run a pane update, unless the panes are being taken down (the app is closing and a
+        message sent before was still on its way): then there is nothing to update."""
+        try:
+            yield
+        except NoMatches:
+            log.debug("a pane update arrived while the panes were being taken down", exc_info=True)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on a job set opens its jobs."""
