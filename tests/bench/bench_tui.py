@@ -302,6 +302,7 @@ async def _until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
 async def run_scenario(path: Path, set_id: str, scenario: str, rate: int, seconds: float) -> Figures:
     """Run the app on the set, apply the scenario's load for ``seconds`` while pressing keys,
     and return what was measured."""
+    before = set(threading.enumerate())
     app = make_app(path, config=Config(executor="threads"))
     probe = FrameProbe(app)
     figures = Figures(scenario, seconds)
@@ -354,7 +355,10 @@ async def run_scenario(path: Path, set_id: str, scenario: str, rate: int, second
             wall = time.perf_counter() - start
             cpu = time.process_time() - cpu
             probe.recording = False
-    await app.workers.wait_for_complete()  # no read may outlive the store it reads
+    # no read may outlive the store it reads (idle pool threads never end: bounded wait)
+    deadline = time.monotonic() + 3.0
+    for straggler in set(threading.enumerate()) - before:
+        straggler.join(timeout=max(0.0, deadline - time.monotonic()))
 
     figures.seconds = wall
     figures.frames = len(probe.repaints)
