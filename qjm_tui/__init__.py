@@ -6,23 +6,38 @@ the original name, so code written for it runs with only the import changed.
 
 from typing import TYPE_CHECKING, Any
 
-from qjm_tui.core.errors import (
-    JobManagerError,
-    JobManagerInputError,
-    JobManagerInvalidStateError,
-    JobManagerJobNotFound,
-    JobManagerTimeoutError,
-    JobManagerUnknownJobSet,
-    ManagedResultDataNotAvailable,
-)
-
 if TYPE_CHECKING:
     from qjm_tui.compose import JobManager
+    from qjm_tui.core.errors import (
+        JobManagerError,
+        JobManagerInputError,
+        JobManagerInvalidStateError,
+        JobManagerJobNotFound,
+        JobManagerTimeoutError,
+        JobManagerUnknownJobSet,
+        ManagedResultDataNotAvailable,
+    )
     from qjm_tui.core.jobset import ManagedJob, ManagedJobSet
     from qjm_tui.core.results import ManagedResults
 
-# Loaded on first use, so importing one layer (``qjm_tui.core.store``) does not load the others.
+# Loaded on first use, so importing one layer (``qjm_tui.core.store``) does not load the others,
+# and ``qjm --version`` does not load Qiskit (the error classes derive from QiskitError).
+_ERRORS = {
+    "JobManagerError": "JobManagerError", "JobManagerInputError": "JobManagerInputError",
+    "JobManagerInvalidStateError": "JobManagerInvalidStateError",
+    "JobManagerJobNotFound": "JobManagerJobNotFound",
+    "JobManagerTimeoutError": "JobManagerTimeoutError",
+    "JobManagerUnknownJobSet": "JobManagerUnknownJobSet",
+    "ManagedResultDataNotAvailable": "ManagedResultDataNotAvailable",
+    "IBMQJobManagerError": "JobManagerError",
+    "IBMQJobManagerInvalidStateError": "JobManagerInvalidStateError",
+    "IBMQJobManagerTimeoutError": "JobManagerTimeoutError",
+    "IBMQJobManagerJobNotFound": "JobManagerJobNotFound",
+    "IBMQJobManagerUnknownJobSet": "JobManagerUnknownJobSet",
+    "IBMQManagedResultDataNotAvailable": "ManagedResultDataNotAvailable",
+}
 _LAZY = {
+    **{name: ("qjm_tui.core.errors", target) for name, target in _ERRORS.items()},
     "JobManager": ("qjm_tui.compose", "JobManager"),
     "IBMQJobManager": ("qjm_tui.compose", "JobManager"),
     "ManagedJob": ("qjm_tui.core.jobset", "ManagedJob"),
@@ -41,13 +56,6 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
-
-IBMQJobManagerError = JobManagerError
-IBMQJobManagerInvalidStateError = JobManagerInvalidStateError
-IBMQJobManagerTimeoutError = JobManagerTimeoutError
-IBMQJobManagerJobNotFound = JobManagerJobNotFound
-IBMQJobManagerUnknownJobSet = JobManagerUnknownJobSet
-IBMQManagedResultDataNotAvailable = ManagedResultDataNotAvailable
 
 __version__ = "0.1.0"
 

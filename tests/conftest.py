@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qiskit import QuantumCircuit
 
 from qjm_tui import JobManager
 from qjm_tui.config import Config
+from qjm_tui.core.store import JobRow
 
 
 @pytest.fixture(autouse=True)
@@ -55,3 +59,23 @@ def basis_state(bits: str, name: str | None = None) -> QuantumCircuit:
             qc.x(i)
     qc.measure(range(n), range(n))
     return qc
+
+
+def executions_per_chunk(records: list[dict[str, Any]], jobs: list[JobRow]
+                         ) -> Counter[tuple[str, int, int]]:
+    """How many times the emulated service ran each chunk (a job's experiment range) to a good
+    end, from its record (``EmulatorBackend.jobs()``) and the store's job rows.
+
+    A job cancelled before its finish time, planned to fail, or planned to lose its result
+    delivered nothing; every other accepted job that reached its finish time ran its chunk.
+    """
+    ranges = {job.client_tag: (job.job_set_id, job.start, job.stop) for job in jobs}
+    now = time.time()
+    runs: Counter[tuple[str, int, int]] = Counter()
+    for record in records:
+        if record["fate"] != "ok" or record["cancelled_at"] is not None or record["finish_at"] > now:
+            continue
+        for tag in record["tags"]:
+            if tag in ranges:
+                runs[ranges[tag]] += 1
+    return runs

@@ -328,7 +328,10 @@ class EmulatorBackend(ExecutionBackend):
         if self.options["status_error"]:
             with self._tx() as tx:
                 call = self._next(tx, "status_calls")
-            if self._rng("status", call).random() < self.options["status_error"]:
+                fails = self._rng("status", call).random() < self.options["status_error"]
+                if fails:
+                    self._next(tx, "status_errors")
+            if fails:
                 raise TransientBackendError("emulated service error: status query timed out")
         start_at, finish_at, cancelled_at, fate, *_ = self._row(job_id)
         now = time.time()
@@ -406,6 +409,16 @@ class EmulatorBackend(ExecutionBackend):
         return [{"id": r[0], "accepted": r[1], "start_at": r[2], "finish_at": r[3],
                  "cancelled_at": r[4], "fate": r[5], "tags": json.loads(r[6]), "client_pid": r[7]}
                 for r in rows]
+
+    def faults(self) -> dict[str, int]:
+        """How many faults the service injected, by kind: failed submissions, status queries
+        that failed, and accepted jobs planned to fail or to lose their result."""
+        conn = self._conn()
+        submit = conn.execute("SELECT COUNT(*) FROM events WHERE kind='submit_error'").fetchone()[0]
+        status = conn.execute("SELECT value + 1 FROM counters WHERE name='status_errors'").fetchone()
+        fates = dict(conn.execute("SELECT fate, COUNT(*) FROM jobs GROUP BY fate").fetchall())
+        return {"submit_error": submit, "status_error": status[0] if status else 0,
+                "fail": fates.get("fail", 0), "lose": fates.get("lose", 0)}
 
     def max_concurrency(self) -> int:
         """The most jobs that were ever in flight at once, from the jobs' own intervals."""

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from qjm_tui.core import store as st
 from qjm_tui.core.circuits import circuits_from_qpy
@@ -105,6 +105,28 @@ class RetryPolicy:
         return bound * (1.0 - self.jitter * rng.random())
 
 
+#: what reconciling a job with the service decided (see :meth:`JobSetRunner._reconcile`)
+Verdict = Literal["adopt", "submit", "unknown"]
+
+
+@dataclass
+class _Blind:
+    """A job whose fate the service cannot tell now: nothing is submitted for it meanwhile.
+
+    ``known`` is its last backend id; ``reason`` why it is being settled (None: a resume found
+    it open); ``since`` the wall-clock time the first check failed.
+    """
+
+    known: str | None
+    reason: str | None
+    since: float
+    rounds: int = 0
+    due: float = 0.0
+
+
+class _SubmissionStopped(Exception):
+    """A submission refused because the set was cancelled before it started."""
+
 
 class JobSetRunner(threading.Thread):
     """Drives one job set to completion on one backend.
@@ -172,6 +194,16 @@ class JobSetRunner(threading.Thread):
         self._submitting: dict[int, Future[str]] = {}
         self._fetching: dict[int, Future[list[dict[str, Any]]]] = {}
         self._poll_errors: dict[int, int] = {}
+        #: jobs being settled with the service, which cannot tell their fate now
+        self._blind: dict[int, _Blind] = {}
+        #: backend jobs that reported done, and those of them whose result could not be fetched
+        self._done_seen: set[str] = set()
+        self._unfetchable: set[str] = set()
+        #: guards the cancel flag against submissions: a submission starts only while holding it
+        #: and finding no cancel, and cancel() sets the flag under it
+        self._submit_gate = threading.Condition()
+        #: the threads now inside a backend submit call
+        self._submit_threads: set[int] = set()
         #: jobs of ours the service holds when it last said "limit reached" and nothing since
         #: showed more room: the learned concurrent limit (None until the first refusal)
         self._learned_cap: int | None = None
@@ -185,8 +217,16 @@ class JobSetRunner(threading.Thread):
     # -- control -----------------------------------------------------------------------------
 
     def cancel(self) -> None:
-        """Stop submitting, cancel every job in flight, and finish as cancelled."""
-        self._cancel.set()
+        """Stop submitting, cancel every job in flight, and finish as cancelled.
+
+        Returns once no submission is under way (other than one this thread is making, when a
+        backend cancels from inside its submit): every job the service accepted for this set
+        was accepted before then (and is cancelled by the runner), none after.
+        """
+        me = threading.get_ident()
+        with self._submit_gate:
+            self._cancel.set()
+            self._submit_gate.wait_for(lambda: not self._submit_threads - {me})
         self._wake.set()
 
     def cancel_job(self, index: int) -> None:
@@ -204,7 +244,7 @@ class JobSetRunner(threading.Thread):
 
     def all_submitted(self) -> bool:
         """Whether every job has been handed to the backend (or has ended)."""
-        return not (self._pending or self._delayed or self._submitting)
+        return not (self._pending or self._delayed or self._submitting or self._blind)
 
     def open_jobs(self) -> int:
         """How many jobs have not reached a final state."""
@@ -261,42 +301,153 @@ class JobSetRunner(threading.Thread):
         self._last_heartbeat = self.clock.now()
         self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.RUNNING))
         reset = []
+        reattach = self.backend.can_reattach()
         for index in sorted(self.jobs):
             job = self.jobs[index]
-            if job.status == JobStatus.PENDING:
+            if job.status == JobStatus.PENDING and not (reattach and job.attempts):
                 self._pending.append(index)
-            elif job.status == JobStatus.SUBMITTING:
-                found = self._find(job)
-                if found:
-                    self._set_status(index, JobStatus.QUEUED, backend_job_id=found)
-                    self._in_flight[index] = found
-                else:
-                    reset.append(index)
-            elif job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-                if job.backend_job_id and self.backend.can_reattach():
-                    self._in_flight[index] = job.backend_job_id
+            elif job.status not in (JobStatus.PENDING, JobStatus.SUBMITTING, JobStatus.QUEUED,
+                                    JobStatus.RUNNING):
+                continue
+            elif not reattach:
+                reset.append(index)
+            elif job.backend_job_id and job.attempts == 1 and job.status != JobStatus.PENDING:
+                # Submitted once, and the service's id for it recorded: there is no other attempt.
+                self._in_flight[index] = job.backend_job_id
+            else:
+                # An earlier process submitted this job at least once: the service may hold
+                # several attempts (a failed one, a retry that succeeded, one whose id was never
+                # recorded). Settle with all of them before anything is submitted again.
+                verdict, job_id = self._reconcile(index, job.backend_job_id)
+                if verdict == "adopt":
+                    self._adopt(index, job_id)
+                elif verdict == "unknown":
+                    self._blind[index] = _Blind(job_id, None, self.now())
+                elif job.status == JobStatus.PENDING:
+                    self._pending.append(index)
                 else:
                     reset.append(index)
         if reset:
             # Jobs this process cannot follow (an interrupted submission the backend does not
-            # know, or a job that died with the process that ran it) are run again.
-            self.store.update_jobs(self.job_set_id, reset, status=JobStatus.PENDING, backend_job_id=None)
-            for index in reset:
-                self.jobs[index] = replace(self.jobs[index], status=JobStatus.PENDING, backend_job_id=None)
-            self.bus.publish(JobsReset(self.job_set_id, tuple(reset)))
-            self._pending = deque(sorted([*self._pending, *reset]))
+            # have, or a job that died with the process that ran it) are run again.
+            self._reset(reset)
 
-    def _find(self, job: st.JobRow) -> str | None:
-        """A crash between writing the intent and recording the id: the job's backend id if
-        the backend has it, else None (it is submitted again)."""
-        if not self.backend.can_reattach():
-            return None
+    def _reset(self, indices: list[int]) -> None:
+        """Make jobs pending again, to be submitted as if for the first time."""
+        self.store.update_jobs(self.job_set_id, indices, status=JobStatus.PENDING, backend_job_id=None)
+        for index in indices:
+            self.jobs[index] = replace(self.jobs[index], status=JobStatus.PENDING, backend_job_id=None)
+        self.bus.publish(JobsReset(self.job_set_id, tuple(indices)))
+        self._pending = deque(sorted({*self._pending, *indices}))
+
+    # -- reconciling with the service --------------------------------------------------------
+
+    def _reconcile(self, index: int, known: str | None) -> tuple[Verdict, str | None]:
+        """Settle a job with every job the service holds for its client tag.
+
+        ``adopt`` (with an id): one of them succeeded, or none did and one is still queued or
+        running; that one is followed and the others still queued or running are cancelled.
+        ``submit``: none of them can finish (failed, cancelled, forgotten, or none at all).
+        ``unknown``: the service cannot say now (a search or status check fails), so nothing
+        may be submitted yet; ``known`` (the job's last id) is returned for the caller to
+        keep. A job whose result could not be fetched (:attr:`_unfetchable`) never counts.
+        """
+        job = self.jobs[index]
         try:
             found = self.backend.find([job.client_tag])
         except Exception as exc:
-            log.warning("could not search for %s: %s", job.client_tag, exc)
-            return None
-        return found[0] if found else None
+            log.warning("could not search the service for %s: %s", job.client_tag, exc)
+            return "unknown", known
+        candidates = [i for i in dict.fromkeys([*([known] if known else []), *found])
+                      if i not in self._unfetchable]
+        states = {job_id: self._state_of(job_id) for job_id in candidates}
+        done = [i for i, s in states.items() if s == JobStatus.DONE]
+        active = [i for i, s in states.items() if s in (JobStatus.QUEUED, JobStatus.RUNNING)]
+        unknown = [i for i, s in states.items() if s is None]
+        if done:
+            chosen = done[0]
+            stray = [*active, *unknown]
+        elif unknown:
+            return "unknown", known
+        elif active:
+            chosen = active[0]  # the job's own last id first, when it is still active
+            stray = active[1:]
+        else:
+            return "submit", None
+        for job_id in stray:
+            self._try_cancel(job_id)
+        return "adopt", chosen
+
+    def _state_of(self, job_id: str) -> JobStatus | None:
+        """The state of a backend job, asking up to ``max_poll_errors`` times; None if every
+        check failed. A job the service does not know counts as failed."""
+        for _ in range(max(1, self.policy.max_poll_errors)):
+            try:
+                return self.backend.status(job_id).state
+            except PermanentBackendError:
+                return JobStatus.FAILED
+            except Exception as exc:
+                log.debug("status of %s: %s", job_id, exc)
+        return None
+
+    def _adopt(self, index: int, job_id: str | None) -> None:
+        """Follow ``job_id`` as the job's backend job from now on."""
+        assert job_id is not None
+        self._in_flight[index] = job_id
+        self._poll_errors.pop(index, None)
+        if self.jobs[index].backend_job_id != job_id or self.jobs[index].status not in (
+                JobStatus.QUEUED, JobStatus.RUNNING):
+            self._set_status(index, JobStatus.QUEUED, backend_job_id=job_id)
+
+    def _lost_track(self, index: int, job_id: str, message: str) -> None:
+        """``max_poll_errors`` checks of a job failed in a row: stop the job unless it is known
+        to have finished (then its result is lost: never adopt it again), and settle with the
+        service before anything is submitted again."""
+        del self._in_flight[index]
+        self._poll_errors.pop(index, None)
+        if job_id in self._done_seen:
+            self._unfetchable.add(job_id)
+        else:
+            self._try_cancel(job_id)
+        if not self.backend.can_reattach():
+            self._retry_later(index, message)
+            return
+        self._blind[index] = _Blind(job_id, message, self.now())
+        self._settle_blind(index)
+
+    def _settle_blind(self, index: int) -> None:
+        """Reconcile a job whose fate was unknown; back off while the service cannot say,
+        and fail the job once ``max_attempts`` rounds could not (rather than run it twice)."""
+        blind = self._blind[index]
+        verdict, job_id = self._reconcile(index, blind.known)
+        if verdict == "adopt":
+            del self._blind[index]
+            self._adopt(index, job_id)
+        elif verdict == "submit":
+            del self._blind[index]
+            if blind.reason is None:
+                self._reset([index])
+            else:
+                self._retry_later(index, blind.reason)
+        else:
+            blind.rounds += 1
+            if blind.rounds >= self.policy.max_attempts:
+                del self._blind[index]
+                where = f"job {blind.known} may still run there; a cancel was sent" if blind.known \
+                    else "it may have been taken"
+                self._fail(index, f"the service answered none of {blind.rounds} rounds of status "
+                                  f"checks over {self.now() - blind.since:.0f} s, so the job was not "
+                                  f"submitted again ({where})"
+                           + (f"; before that: {blind.reason}" if blind.reason else ""))
+                if blind.known:
+                    self._try_cancel(blind.known)
+            else:
+                blind.due = self.clock.now() + self.policy.delay(blind.rounds, self.rng)
+
+    def _settle_due(self) -> None:
+        now = self.clock.now()
+        for index in [i for i, b in self._blind.items() if b.due <= now]:
+            self._settle_blind(index)
 
     def _loop(self) -> None:
         while True:
@@ -309,6 +460,7 @@ class JobSetRunner(threading.Thread):
                 self._cancel_everything()
             else:
                 self._release_delayed()
+                self._settle_due()
                 self._submit_ready()
             self._collect_submissions()
             in_flight = len(self._in_flight)
@@ -318,7 +470,7 @@ class JobSetRunner(threading.Thread):
                 self._slot_wait_until = 0.0  # a job of ours left the backend: its slot is free
             self._heartbeat()
             if not (self._pending or self._delayed or self._in_flight or self._submitting
-                    or self._fetching):
+                    or self._fetching or self._blind):
                 return
             self.clock.wait(self._wake, self._next_timeout())
 
@@ -330,6 +482,8 @@ class JobSetRunner(threading.Thread):
             timeout = min(timeout, max(0.0, self._delayed[0][0] - now))
         if self._pending and self._probe_at > now:
             timeout = min(timeout, self._probe_at - now)
+        if self._blind:
+            timeout = min(timeout, max(0.0, min(b.due for b in self._blind.values()) - now))
         return max(timeout, 0.0)
 
     def _heartbeat(self) -> None:
@@ -348,8 +502,9 @@ class JobSetRunner(threading.Thread):
         return len(self._in_flight) - len(self._fetching)
 
     def _held(self) -> int:
-        """Slots at the service that are ours or may be: accepted jobs and submissions under way."""
-        return self._accepted() + len(self._submitting)
+        """Slots at the service that are ours or may be: accepted jobs, submissions under way
+        and jobs whose fate the service cannot tell now."""
+        return self._accepted() + len(self._submitting) + len(self._blind)
 
     def _slots_free(self) -> bool:
         held = self._held()
@@ -396,7 +551,10 @@ class JobSetRunner(threading.Thread):
                              submitted=self.now())
             if self._pool is None:
                 try:
-                    job_id = self.backend.submit(payload)
+                    job_id = self._submit_unless_cancelled(payload)
+                except _SubmissionStopped:
+                    self._set_status(index, JobStatus.CANCELLED, finished=self.now())
+                    return
                 except Exception as exc:
                     self._submit_failed(index, exc)
                     if isinstance(exc, BackendLimitReached):
@@ -404,9 +562,23 @@ class JobSetRunner(threading.Thread):
                     continue
                 self._submitted(index, job_id)
             else:
-                future = self._pool.submit(self.backend.submit, payload)
+                future = self._pool.submit(self._submit_unless_cancelled, payload)
                 future.add_done_callback(lambda _f: self._wake.set())
                 self._submitting[index] = future
+
+    def _submit_unless_cancelled(self, payload: JobPayload) -> str:
+        """Submit, unless the set was cancelled: checked under the lock cancel() takes, so no
+        submission starts once a cancel is requested, and cancel() waits for those under way."""
+        with self._submit_gate:
+            if self._cancel.is_set():
+                raise _SubmissionStopped
+            self._submit_threads.add(threading.get_ident())
+        try:
+            return self.backend.submit(payload)
+        finally:
+            with self._submit_gate:
+                self._submit_threads.discard(threading.get_ident())
+                self._submit_gate.notify_all()
 
     def _payload(self, index: int) -> JobPayload | None:
         job = self.jobs[index]
@@ -444,6 +616,9 @@ class JobSetRunner(threading.Thread):
             del self._submitting[index]
             try:
                 job_id = future.result()
+            except _SubmissionStopped:
+                self._set_status(index, JobStatus.CANCELLED, finished=self.now())
+                continue
             except Exception as exc:
                 self._submit_failed(index, exc)
                 continue
@@ -498,7 +673,8 @@ class JobSetRunner(threading.Thread):
     def _retry_later(self, index: int, message: str) -> None:
         job = self.jobs[index]
         if job.attempts >= self.policy.max_attempts:
-            self._fail(index, f"gave up after {job.attempts} attempts; last error: {message}")
+            tries = "1 attempt" if job.attempts == 1 else f"{job.attempts} attempts"
+            self._fail(index, f"gave up after {tries}; last error: {message}")
             return
         retry = job.retries + 1
         delay = self.policy.delay(retry, self.rng)
@@ -524,6 +700,7 @@ class JobSetRunner(threading.Thread):
             if info.state != JobStatus.DONE:  # a done job's error count goes on until its result is in
                 self._poll_errors.pop(index, None)
             if info.state == JobStatus.DONE:
+                self._done_seen.add(job_id)
                 self._fetch(index, job_id)
             elif info.state == JobStatus.FAILED:
                 del self._in_flight[index]
@@ -549,9 +726,7 @@ class JobSetRunner(threading.Thread):
         count = self._poll_errors.get(index, 0) + 1
         self._poll_errors[index] = count
         if count >= self.policy.max_poll_errors:
-            self._poll_errors.pop(index, None)
-            del self._in_flight[index]
-            self._retry_later(index, f"lost track of the job: {error_text(exc)}")
+            self._lost_track(index, self._in_flight[index], f"lost track of the job: {error_text(exc)}")
 
     def _fetch(self, index: int, job_id: str) -> None:
         self._wake.set()  # the job has left the service: its slot can take the next one now
@@ -611,6 +786,11 @@ class JobSetRunner(threading.Thread):
             self._set_status(index, JobStatus.CANCELLED, finished=self.now())
         self._pending.clear()
         self._delayed.clear()
+        for index, blind in list(self._blind.items()):
+            if blind.known:
+                self._try_cancel(blind.known)
+            del self._blind[index]
+            self._set_status(index, JobStatus.CANCELLED, finished=self.now())
         for index, job_id in list(self._in_flight.items()):
             if index in self._fetching:
                 continue  # already done; let its results land
@@ -632,6 +812,10 @@ class JobSetRunner(threading.Thread):
                 heapq.heapify(self._delayed)
             elif index in self._in_flight and index not in self._fetching:
                 self._try_cancel(self._in_flight.pop(index))
+            elif index in self._blind:
+                known = self._blind.pop(index).known
+                if known:
+                    self._try_cancel(known)
             elif index in self._submitting or index in self._fetching:
                 continue  # settled when the submission or the result comes back
             self._set_status(index, JobStatus.CANCELLED, finished=self.now())

@@ -1,0 +1,313 @@
+"""Crash suite: SIGKILL at seeded random moments, resume in a new process, lose nothing, run
+nothing twice.
+
+Each round starts one process that resumes every unfinished job set of a shared store (and
+sometimes starts a new set, on ``aer`` or on the emulated service with faults), then kills it
+with SIGKILL at a seeded moment picked from one phase: inside ``run()`` while the circuits are
+being stored, while jobs are being submitted, while a retry is under way, while results are
+being stored, or after a random delay. The next round's process resumes what the killed one
+left. A last process, never killed, resumes everything. Then:
+
+* every experiment whose circuit reached the store has exactly one result, equal to what its
+  circuit must give (basis-state circuits: one bitstring gets every shot);
+* a set killed inside ``run()`` before all its circuits were stored ends in a final state and
+  has no results for the experiments whose circuits never reached the store;
+* the emulated service's own record shows no chunk (a job's experiment range) run twice;
+* ``PRAGMA integrity_check`` is ok on the store and on the service's job file.
+
+Processes are forked from one that has imported Qiskit and qjm already, so a round costs
+milliseconds rather than the seconds a fresh interpreter takes; every round is a new process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qjm_tui.backends.emulator import EmulatorBackend
+from qjm_tui.core.status import SET_FINAL, SetState
+from qjm_tui.core.store import Store
+from tests.conftest import executions_per_chunk
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: a process that imports everything once, then forks one worker per command read from stdin
+ZYGOTE = textwrap.dedent("""
+    import json, os, sys, traceback
+    import qiskit_aer  # noqa: F401  (imported once, before any fork)
+    from qiskit import QuantumCircuit
+    from qjm_tui import JobManager
+    from qjm_tui.backends import emulator, local  # noqa: F401
+    from qjm_tui.config import Config
+    from qjm_tui.core.engine import RetryPolicy
+
+    POLICY = RetryPolicy(max_attempts=30, base_delay=0.02, max_delay=0.2, limit_wait=0.05,
+                         max_poll_errors=3)
+
+    def basis(i):
+        qc = QuantumCircuit(3, 3, name=f"c{i}")
+        for q in range(3):
+            if ((i % 8) >> q) & 1:
+                qc.x(q)
+        qc.measure(range(3), range(3))
+        return qc
+
+    def work(task):
+        new = task.get("new")
+        manager = JobManager(task["store"], config=Config(executor="threads"), retry_policy=POLICY,
+                             new_id=lambda: new["id"])
+        sets = [manager.retrieve_job_set(set_id).resume() for set_id in task["resume"]]
+        if new:
+            sets.append(manager.run([basis(i) for i in range(new["n"])], backend=new["spec"],
+                                    max_experiments_per_job=new["per_job"], shots=new["shots"],
+                                    **new["options"]))
+        for job_set in sets:
+            job_set.wait(300)
+        manager.close()
+
+    for line in sys.stdin:
+        task = json.loads(line)
+        if task["do"] == "wait":
+            print(os.waitpid(task["pid"], 0)[1], flush=True)
+            continue
+        pid = os.fork()
+        if pid == 0:
+            log = os.open(task["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            code = 0
+            try:
+                work(task)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        print(pid, flush=True)
+""")
+
+PHASES = ("run", "submit", "retry", "results", "random")
+
+
+@dataclass
+class Campaign:
+    """What a crash campaign did, for the assertions and the figures it reports."""
+
+    kills: Counter[str] = field(default_factory=Counter)
+    rounds: int = 0
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
+    unstored_sets: int = 0
+    experiments_checked: int = 0
+    results_lost: int = 0
+    chunks_run_twice: int = 0
+
+
+class Zygote:
+    """The forking process: ``start`` runs a task in a new child, ``reap`` collects a child."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", ZYGOTE], cwd=REPO, env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def _ask(self, command: dict[str, Any]) -> int:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        assert answer, "the forking process ended"
+        return int(answer)
+
+    def start(self, task: dict[str, Any]) -> int:
+        return self._ask({"do": "fork", **task})
+
+    def reap(self, pid: int) -> int:
+        """Wait for the child and return its wait status (a killed child is no zombie after)."""
+        return self._ask({"do": "wait", "pid": pid})
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the child is still running (a finished one is a zombie until reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _moment_reached(db: sqlite3.Connection, phase: str, set_ids: list[str], target: int,
+                    new_id: str | None, blocks_planned: int) -> bool:
+    """Whether the store shows the moment picked for this kill."""
+    marks = ",".join("?" * len(set_ids))
+    if phase == "run":
+        if new_id is None:
+            return False
+        row = db.execute("SELECT COUNT(*), (SELECT COUNT(*) FROM job_sets WHERE id=?) FROM circuit_blocks"
+                         " WHERE job_set_id=?", (new_id, new_id)).fetchone()
+        return row[1] == 1 and min(target, blocks_planned - 1) <= row[0] < blocks_planned
+    rows = db.execute(f"SELECT status, retries, backend_job_id FROM jobs WHERE job_set_id IN ({marks})",
+                      set_ids).fetchall()
+    if phase == "submit":
+        return sum(1 for s, _r, b in rows if b or s == "submitting") >= target and \
+            any(s == "submitting" for s, _r, _b in rows)
+    if phase == "retry":
+        return any(r > 0 and s not in ("done", "failed", "cancelled") for s, r, _b in rows)
+    return sum(1 for s, _r, _b in rows if s == "done") >= target  # results
+
+
+def _set_ids(db: sqlite3.Connection, unfinished_only: bool) -> list[str]:
+    """The ids of the store's job sets (only those not in a final state, if asked)."""
+    final = sorted(SET_FINAL) if unfinished_only else []
+    marks = ",".join("?" * len(final))
+    return [i for (i,) in db.execute(f"SELECT id FROM job_sets WHERE state NOT IN ({marks})", final)]
+
+
+def run_campaign(tmp_path: Path, kills: int, seed: int) -> Campaign:
+    """Kill ``kills`` processes at seeded moments, resume after each, then finish everything."""
+    rng = random.Random(seed)
+    home = tmp_path / "home"
+    store_path, service = home / "qjm.sqlite", tmp_path / "service"
+    env = {**os.environ, "QJM_HOME": str(home), "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
+    campaign = Campaign()
+    zygote = Zygote(env)
+    log = tmp_path / "workers.log"
+    db: sqlite3.Connection | None = None
+    try:
+        while sum(campaign.kills.values()) < kills:
+            campaign.rounds += 1
+            assert campaign.rounds <= 4 * kills, f"too few kills landed: {campaign.kills}"
+            phase = rng.choice(PHASES)
+            unfinished = [] if db is None else _set_ids(db, unfinished_only=True)
+            new = None
+            if phase == "run" or not unfinished or rng.random() < 0.3:
+                n = len(campaign.sets)
+                on_emulator = n % 2 == 0
+                new = {"id": f"crash-{n:03d}", "n": 24, "per_job": 2, "shots": 32, "options": {},
+                       "spec": f"emulator:dir={service},latency=0.01,queue=0.05,run=0.05,max_jobs=4,"
+                               f"max_per_job=2,fault_rate=0.3,status_error=0.25,seed={seed * 1000 + n}"}
+                if not on_emulator:
+                    new.update(spec="aer", shots=4000, options={"memory": True})
+                campaign.sets[new["id"]] = new
+            pid = zygote.start({"store": str(store_path), "log": str(log), "resume": unfinished,
+                                "new": new})
+            involved = unfinished + ([new["id"]] if new else [])
+            target = rng.randint(0, 11) if phase == "run" else rng.randint(1, 10)
+            delay = rng.uniform(0.0, 1.0)
+            started = time.monotonic()
+            killed = False
+            while _alive(pid) and time.monotonic() - started < 60:
+                if db is None and store_path.exists():
+                    db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=30)
+                try:
+                    reached = (time.monotonic() - started >= delay) if phase == "random" else (
+                        db is not None and _moment_reached(db, phase, involved, target,
+                                                           new and new["id"], 12))
+                except sqlite3.OperationalError:
+                    reached = False  # the store is being created
+                if reached:
+                    os.kill(pid, signal.SIGKILL)
+                    killed = True
+                    break
+                time.sleep(0.002)
+            status = zygote.reap(pid)
+            if killed:
+                campaign.kills[phase] += 1
+            else:
+                assert status == 0, f"a worker failed (status {status}):\n{log.read_text()[-3000:]}"
+        if db is None:
+            db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=30)
+        last = zygote.start({"store": str(store_path), "log": str(log), "new": None,
+                             "resume": _set_ids(db, unfinished_only=False)})
+        assert zygote.reap(last) == 0, log.read_text()[-3000:]
+    finally:
+        if db is not None:
+            db.close()
+        zygote.close()
+    _check(campaign, store_path, service)
+    return campaign
+
+
+def _check(campaign: Campaign, store_path: Path, service: Path) -> None:
+    store = Store(store_path)
+    emulator = EmulatorBackend(f"dir={service}")
+    try:
+        all_jobs = []
+        for set_id, plan in campaign.sets.items():
+            if not any(r.id == set_id for r in store.list_job_sets()):
+                continue  # killed before run() stored the set: nothing was kept, nothing ran
+            row = store.get_job_set(set_id)
+            jobs = store.jobs(set_id)
+            all_jobs += jobs
+            stored = {e for start, stop, _q in store.circuit_blocks(set_id, 0, plan["n"])
+                      for e in range(start, stop)}
+            results = store.results(set_id)
+            state = store.effective_state(row)
+            assert state in SET_FINAL, (set_id, state)
+            if len(stored) < plan["n"]:
+                campaign.unstored_sets += 1
+            else:
+                assert state == SetState.DONE, (set_id, state, [j.last_error for j in jobs])
+            for experiment in range(plan["n"]):
+                got = results.get(experiment, [])
+                if experiment not in stored:
+                    assert got == [], (set_id, experiment)
+                    continue
+                campaign.experiments_checked += 1
+                if not got:
+                    campaign.results_lost += 1
+                    continue
+                assert len(got) == 1, (set_id, experiment, len(got))
+                assert got[0]["data"]["counts"] == {hex(experiment % 8): plan["shots"]}, (set_id, experiment)
+        runs = executions_per_chunk(emulator.jobs(), all_jobs)
+        campaign.chunks_run_twice = sum(1 for n in runs.values() if n > 1)
+        campaign.faults = emulator.faults()
+        for path in (store_path, service / "emulator.sqlite"):
+            with sqlite3.connect(path) as conn:
+                assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok", path
+    finally:
+        store.close()
+        emulator.close()
+    assert campaign.results_lost == 0
+    assert campaign.chunks_run_twice == 0, runs
+
+
+def _report(campaign: Campaign) -> str:
+    return (f"{sum(campaign.kills.values())} kills in {campaign.rounds} rounds "
+            f"({dict(campaign.kills)}); {len(campaign.sets)} job sets, {campaign.unstored_sets} killed "
+            f"before all circuits were stored; faults injected {sum(campaign.faults.values())} "
+            f"({campaign.faults}); {campaign.experiments_checked} results checked, "
+            f"{campaign.results_lost} lost, {campaign.chunks_run_twice} chunks run twice")
+
+
+def test_twenty_kills_at_seeded_moments_lose_nothing_and_run_nothing_twice(tmp_path: Path) -> None:
+    campaign = run_campaign(tmp_path, kills=20, seed=20261125)
+    print(_report(campaign))
+    assert sum(campaign.kills.values()) == 20
+    assert len(campaign.kills) >= 3, campaign.kills  # the kills landed in several phases
+
+
+@pytest.mark.slow
+def test_a_hundred_kills_at_seeded_moments(tmp_path: Path) -> None:
+    campaign = run_campaign(tmp_path, kills=100, seed=7)
+    print(_report(campaign))
+    assert sum(campaign.kills.values()) == 100
+    assert len(campaign.kills) == len(PHASES), campaign.kills
