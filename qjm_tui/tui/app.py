@@ -164,6 +164,8 @@ class QjmApp(JobSetActions, App[int]):
 
     def on_job_sets_changed(self, message: JobSetsChanged) -> None:
         browser = self.browser
+        if not browser.is_attached:
+            return  # a read that finished while the app was shutting down: nothing to show it in
         browser.apply(message.summaries, message.deleted)
         if self._follow is not None and self.go_to_set(self._follow):
             self._follow = None
