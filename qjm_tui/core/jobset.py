@@ -505,10 +505,15 @@ def stored_results(store: st.Store, job_set_id: str, *, partial: bool = False,
     store (the app) call it directly. ``partial`` and ``experiments`` as there.
     """
     row = store.get_job_set(job_set_id)
-    jobs = store.jobs(job_set_id)
+    if experiments is not None and len(experiments) == 1:
+        # one experiment (the app's histogram): read only the jobs that hold it
+        jobs = store.jobs_holding(job_set_id, experiments[0])
+        rounds = store.rounds(job_set_id)
+    else:
+        jobs = store.jobs(job_set_id)
+        rounds = 1 + max((j.round for j in jobs), default=0)
     taken = time.time()
     stored = store.raw_results(job_set_id, experiments)
-    rounds = 1 + max((j.round for j in jobs), default=0)
     usable = {JobStatus.DONE, JobStatus.FAILED} if partial else {JobStatus.DONE}
     keep = [False] * row.n_experiments
     for job in jobs:

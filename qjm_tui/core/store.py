@@ -643,6 +643,20 @@ class Store:
         rows = self._connect().execute(self._JOB_COLUMNS + " ORDER BY idx", (job_set_id,)).fetchall()
         return [JobRow(*r) for r in rows]
 
+    def jobs_holding(self, job_set_id: str, experiment: int) -> list[JobRow]:
+        """The jobs that hold one experiment (one per shots round), read without building
+        every job of the set: what a view of a single experiment needs."""
+        rows = self._connect().execute(self._JOB_COLUMNS + " AND start <= ? AND stop > ? ORDER BY idx",
+                                       (job_set_id, experiment, experiment)).fetchall()
+        return [JobRow(*r) for r in rows]
+
+    def rounds(self, job_set_id: str) -> int:
+        """How many shots rounds the set's jobs are split into (1 unless shots exceed a
+        backend's limit)."""
+        row = self._connect().execute("SELECT MAX(round) FROM jobs WHERE job_set_id=?",
+                                      (job_set_id,)).fetchone()
+        return 1 + (row[0] or 0)
+
     def job(self, job_set_id: str, index: int) -> JobRow:
         """One job of a job set."""
         row = self._connect().execute(self._JOB_COLUMNS + " AND idx=?", (job_set_id, index)).fetchone()

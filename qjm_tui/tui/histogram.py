@@ -58,7 +58,8 @@ def read_experiment(store: Store, set_id: str, index: int) -> Reading:
     except ManagedResultDataNotAvailable as exc:
         if index in results.available():  # a result is stored: the experiment itself failed
             return Reading(set_id, index, names, None, _sentence(error_text(exc)), failed=True)
-        reason, failed = why_no_result(store.jobs(set_id), index, _sentence(error_text(exc)))
+        reason, failed = why_no_result(store.jobs_holding(set_id, index), index,
+                                       _sentence(error_text(exc)))
         return Reading(set_id, index, names, None, reason, failed)
     return Reading(set_id, index, names, counts)
 
