@@ -83,7 +83,7 @@ class QjmApp(JobSetActions, App[int]):
     ]
 
     def __init__(self, manager: JobManager, *, clock: Callable[[], float] = time.time,
-                 watch_interval: float = 1.0, flush_interval: float = 0.25,
+                 watch_interval: float = 1.0, flush_interval: float = 0.5,
                  store_label: str | None = None) -> None:
         super().__init__()
         self.manager = manager
@@ -383,7 +383,7 @@ class QjmApp(JobSetActions, App[int]):
 
 def make_app(store_path: Path | None = None, *, clock: Callable[[], float] = time.time,
              config: Config | None = None, watch_interval: float = 1.0,
-             flush_interval: float = 0.25, store_label: str | None = None) -> QjmApp:
+             flush_interval: float = 0.5, store_label: str | None = None) -> QjmApp:
     """Build the app on the store at ``store_path`` (None: the configured default store)."""
     config = config if config is not None else load_config()
     return QjmApp(JobManager(store_path, config=config), clock=clock, watch_interval=watch_interval,
