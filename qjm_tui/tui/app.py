@@ -163,22 +163,21 @@ class QjmApp(JobSetActions, App[int]):
         self.post_message(JobSetsChanged(summaries, list(changes.deleted)))
 
     def on_job_sets_changed(self, message: JobSetsChanged) -> None:
-        browser = self.browser
-        if not browser.is_attached:
-            return  # a read that finished while the app was shutting down: nothing to show it in
-        browser.apply(message.summaries, message.deleted)
-        if self._follow is not None and self.go_to_set(self._follow):
-            self._follow = None
-        selected = browser.selected
-        if selected is not None and any(s.id == selected.id for s in message.summaries):
-            with self._unless_closing():
+        with self._unless_closing():
+            browser = self.browser
+            browser.apply(message.summaries, message.deleted)
+            if self._follow is not None and self.go_to_set(self._follow):
+                self._follow = None
+            selected = browser.selected
+            if selected is not None and any(s.id == selected.id for s in message.summaries):
                 self.set_pane.refresh_set(selected)
                 self.histogram.refresh_set(selected)
-        self._update_title()
+            self._update_title()
 
     def _age_times(self) -> None:
         """Relative times ("3 min ago") age even when nothing changes."""
-        self.browser.redraw()
+        with self._unless_closing():
+            self.browser.redraw()
 
     def _update_title(self) -> None:
         totals: dict[str, int] = {}
@@ -199,8 +198,8 @@ class QjmApp(JobSetActions, App[int]):
 
     @contextlib.contextmanager
     def _unless_closing(self) -> Iterator[None]:
-        """Run a pane update, unless the panes are being taken down (the app is closing and a
-        message sent before was still on its way): then there is nothing to update."""
+        """Run an update of the panes, unless they are being taken down (the app is closing and
+        a read that finished before was still on its way): then there is nothing to update."""
         try:
             yield
         except NoMatches:

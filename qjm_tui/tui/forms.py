@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
+from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from qjm_tui.core.errors import BackendConfigurationError, JobManagerError, UnknownBackendError
@@ -118,6 +119,14 @@ def field_for(exc: JobManagerError) -> str:
     return "backend" if "backend" in text else "files"
 
 
+def _field(label: str, widget: Widget, error_id: str | None = None) -> ComposeResult:
+    """One labelled field of the form and the line under it where its error is shown."""
+    with Horizontal(classes="row"):
+        yield Label(label)
+        yield widget
+    yield Static("", id=error_id or f"{widget.id}-error", classes="error", markup=False)
+
+
 class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
     """Start a job set: files (path or glob, completed as typed), backend, shots, name, tags,
     experiments per job and transpile. Enter in the files field submits with the defaults."""
@@ -150,37 +159,21 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
         choices = backend_choices(config.default_backend)
         with VerticalScroll():
             yield Label("New job set: Enter starts it, Escape backs out", classes="title")
-            with Horizontal(classes="row"):
-                yield Label("Circuit files")
-                yield Input(placeholder="OpenQASM 2/3 or QPY: a path or a glob (circuits/*.qasm)",
-                            suggester=PathSuggester(), id="files")
-            yield Static("", id="files-error", classes="error", markup=False)
+            yield from _field("Circuit files", Input(
+                placeholder="OpenQASM 2/3 or QPY: a path or a glob (circuits/*.qasm)",
+                suggester=PathSuggester(), id="files"))
             with Horizontal(classes="row"):
                 yield Label("Backend")
                 yield Select([(spec, spec) for spec in choices], value=choices[0], allow_blank=False,
                              id="backend")
-            with Horizontal(classes="row"):
-                yield Label("  or type one")
-                yield Input(placeholder="a spec such as aer:fake_manila (overrides the list)",
-                            id="backend-spec")
-            yield Static("", id="backend-error", classes="error", markup=False)
-            with Horizontal(classes="row"):
-                yield Label("Shots")
-                yield Input(str(config.default_shots), id="shots")
-            yield Static("", id="shots-error", classes="error", markup=False)
-            with Horizontal(classes="row"):
-                yield Label("Name")
-                yield Input(placeholder="default: the job set's id", id="name")
-            yield Static("", id="name-error", classes="error", markup=False)
-            with Horizontal(classes="row"):
-                yield Label("Tags")
-                yield Input(placeholder="comma separated: nightly, calibration", id="tags")
-            yield Static("", id="tags-error", classes="error", markup=False)
-            with Horizontal(classes="row"):
-                yield Label("Per job")
-                yield Input(placeholder="max experiments per job (default: the backend's limit)",
-                            id="per-job")
-            yield Static("", id="per-job-error", classes="error", markup=False)
+            yield from _field("  or type one", Input(
+                placeholder="a spec such as aer:fake_manila (overrides the list)", id="backend-spec"),
+                error_id="backend-error")
+            yield from _field("Shots", Input(str(config.default_shots), id="shots"))
+            yield from _field("Name", Input(placeholder="default: the job set's id", id="name"))
+            yield from _field("Tags", Input(placeholder="comma separated: nightly, calibration", id="tags"))
+            yield from _field("Per job", Input(
+                placeholder="max experiments per job (default: the backend's limit)", id="per-job"))
             with Horizontal(classes="row"):
                 yield Label("Transpile")
                 yield Checkbox("translate the circuits for the backend", id="transpile")
