@@ -610,7 +610,8 @@ class SetPane(Vertical):
         title.append(views.printable(summary.name or "-"), style="bold")
         title.append(f"  {views.short_id(summary.id)}  ")
         title.append(views.printable(views.backend_label(summary.backend)))
-        title.append(f"  {figures.total_jobs:,} jobs", style="dim")
+        jobs = "job" if figures.total_jobs == 1 else "jobs"
+        title.append(f"  {figures.total_jobs:,} {jobs}", style="dim")
         self.query_one("#set-title", Static).update(title)
 
         caption = (f"  {figures.experiments_done:,}/{figures.experiments:,} exp"
