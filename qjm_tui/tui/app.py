@@ -28,6 +28,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.dom import DOMNode
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
@@ -52,8 +53,8 @@ WIDE = 120
 #: the help's heading for the keys that act on the selected job set
 SET_GROUP = "The selected job set"
 
-#: the panes in the order Tab and 1 2 3 visit them: (widget id, label)
-PANES = [("browser", "Job sets"), ("set-pane", "Jobs"), ("histogram", "Results")]
+#: the panes' names in the order Tab and 1 2 3 visit them
+PANE_LABELS = ("Job sets", "Jobs", "Results")
 
 
 def display_path(path: Path) -> str:
@@ -107,6 +108,7 @@ class QjmApp(JobSetActions, App[int]):
         self.set_pane = SetPane(self.manager.store, clock=self.clock, id="set-pane")
         self.histogram = HistogramPane(self.manager.store, unicode=self.unicode, id="histogram")
         self.right = Vertical(self.set_pane, self.histogram, id="right")
+        self.panes: tuple[Widget, ...] = (self.browser, self.set_pane, self.histogram)
         yield Header(icon="")
         with Horizontal(id="panes"):
             yield self.browser
@@ -221,25 +223,21 @@ class QjmApp(JobSetActions, App[int]):
     # -- panes and layout ----------------------------------------------------------------------
 
     def _show_pane(self, index: int) -> None:
+        """Make pane ``index`` the current one and give it the focus, unless it has it."""
+        self._mark_active(index)
+        target = self.panes[index]
+        if target.has_focus or target.has_focus_within:
+            return
+        focusable = [w for w in (target, *target.query("*")) if w.can_focus and not w.disabled]
+        if focusable:
+            focusable[0].focus()
+
+    def _mark_active(self, index: int) -> None:
+        """Mark the current pane (on narrow screens the only one shown)."""
         self._pane = index
-        for n, (pane_id, _) in enumerate(PANES):
-            pane = self._pane_widget(pane_id)
+        for n, pane in enumerate(self.panes):
             pane.set_class(n == index, "-active")
         self.right.set_class(index > 0, "-active")
-        target = self._pane_widget(PANES[index][0])
-        if target.has_focus_within or target.has_focus:
-            return
-        if isinstance(target, SetBrowser):
-            target.table.focus()
-        elif target.can_focus:
-            target.focus()
-        else:
-            focusable = [w for w in target.query("*") if w.can_focus]
-            if focusable:
-                focusable[0].focus()
-
-    def _pane_widget(self, pane_id: str) -> Widget:
-        return {"browser": self.browser, "set-pane": self.set_pane, "histogram": self.histogram}[pane_id]
 
     def action_pane(self, index: int) -> None:
         """Show (on narrow screens) and focus one pane: 0 sets, 1 jobs, 2 results."""
@@ -247,16 +245,15 @@ class QjmApp(JobSetActions, App[int]):
 
     def action_next_pane(self) -> None:
         """Move to the next pane, wrapping around."""
-        self._show_pane((self._current_pane() + 1) % len(PANES))
+        self._show_pane((self._current_pane() + 1) % len(self.panes))
 
     def action_previous_pane(self) -> None:
         """Move to the previous pane, wrapping around."""
-        self._show_pane((self._current_pane() - 1) % len(PANES))
+        self._show_pane((self._current_pane() - 1) % len(self.panes))
 
     def _current_pane(self) -> int:
         focused = self.focused
-        for n, (pane_id, _) in enumerate(PANES):
-            pane = self._pane_widget(pane_id)
+        for n, pane in enumerate(self.panes):
             if focused is not None and (focused is pane or pane in focused.ancestors):
                 return n
         return self._pane
@@ -265,10 +262,7 @@ class QjmApp(JobSetActions, App[int]):
         """Clicking or tabbing into a pane makes it the current one."""
         current = self._current_pane()
         if current != self._pane:
-            self._pane = current
-            for n, (pane_id, _) in enumerate(PANES):
-                self._pane_widget(pane_id).set_class(n == current, "-active")
-            self.right.set_class(current > 0, "-active")
+            self._mark_active(current)
 
     # -- help, palette, errors -----------------------------------------------------------------
 
@@ -279,26 +273,25 @@ class QjmApp(JobSetActions, App[int]):
 
     def all_bindings(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """Every key of the app, grouped by pane: (group, [(keys, description)])."""
-        return [(group, [(keys, description) for keys, description, _, _ in rows])
+        return [(group, [(keys, b.description) for keys, b, _ in rows])
                 for group, rows in self._binding_table()]
 
     def _help_rows(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """What the help lists: each key with its description and, where a binding has one,
-        its longer explanation."""
-        tips = {b.description: b.tooltip for b in SET_BINDINGS if b.tooltip}
-        return [(group, [(keys, f"{d}: {tips[d]}" if d in tips else d) for keys, d in rows])
-                for group, rows in self.all_bindings()]
+        its longer explanation (its tooltip)."""
+        return [(group, [(keys, f"{b.description}: {b.tooltip}" if b.tooltip else b.description)
+                         for keys, b, _ in rows])
+                for group, rows in self._binding_table()]
 
-    def _binding_table(self) -> list[tuple[str, list[tuple[str, str, object, str]]]]:
-        """Every binding with a description, grouped by pane, as (keys shown, description,
-        the widget it acts on, the action), with keys remapped by the keymap."""
+    def _binding_table(self) -> list[tuple[str, list[tuple[str, Binding, DOMNode]]]]:
+        """Every binding with a description, grouped by pane, as (keys shown, remapped by the
+        keymap; the binding; the node it acts on)."""
         set_ids = {b.id for b in SET_BINDINGS}
         everywhere = [(self, b) for b in self._bindings_of(type(self))]
-        groups: list[tuple[str, list[tuple[object, Binding]]]] = [
+        groups: list[tuple[str, list[tuple[DOMNode, Binding]]]] = [
             ("Everywhere", [(w, b) for w, b in everywhere if b.id not in set_ids]),
             (SET_GROUP, [(w, b) for w, b in everywhere if b.id in set_ids])]
-        for pane_id, label in PANES:
-            pane = self._pane_widget(pane_id)
+        for pane, label in zip(self.panes, PANE_LABELS, strict=True):
             groups.append((label, [(w, b) for w in [pane, *pane.query("*")]
                                    for b in self._bindings_of(type(w), own_only=True)]))
         out = []
@@ -310,7 +303,7 @@ class QjmApp(JobSetActions, App[int]):
                 seen.add(b.id or b.action)
                 keys = self._keymap.get(b.id, b.key) if b.id else b.key
                 shown = ", ".join(self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
-                rows.append((shown, b.description, widget, b.action))
+                rows.append((shown, b, widget))
             out.append((label, rows))
         return out
 
@@ -329,9 +322,9 @@ class QjmApp(JobSetActions, App[int]):
         for label, rows in self._binding_table():
             if label == SET_GROUP:
                 continue  # the actions' own palette entries, with their longer help, come below
-            for keys, description, widget, action in rows:
-                yield SystemCommand(f"{description} ({keys})", label,
-                                    lambda w=widget, a=action: self.run_action(a, w))
+            for keys, b, node in rows:
+                yield SystemCommand(f"{b.description} ({keys})", label,
+                                    lambda n=node, a=b.action: self.run_action(a, n))
         for summary in self.browser.rows.values():
             name = views.printable(summary.name or summary.id)
             yield SystemCommand(f"Go to job set {name}",
