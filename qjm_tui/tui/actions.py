@@ -24,7 +24,7 @@ from textual.app import SystemCommand
 from textual.binding import Binding
 
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, SetState
-from qjm_tui.core.text import strip_ansi
+from qjm_tui.core.text import error_text
 from qjm_tui.exporting import export, write_atomically
 from qjm_tui.tui.dialogs import ConfirmDialog, ExportDialog, QuitDialog, TextPrompt
 from qjm_tui.tui.forms import NewJobSetForm
@@ -156,7 +156,7 @@ class JobSetActions(_Base):
                 message = call()
             except Exception as exc:  # noqa: BLE001 - every failure is shown, the app goes on
                 log.exception("%s failed", doing)
-                self.call_from_thread(self.notify, strip_ansi(str(exc)) or type(exc).__name__,
+                self.call_from_thread(self.notify, error_text(exc),
                                       title=f"{doing} failed", severity="error", timeout=10)
                 return
             if message:

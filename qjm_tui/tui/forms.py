@@ -25,7 +25,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from qjm_tui.core.errors import BackendConfigurationError, JobManagerError, UnknownBackendError
 from qjm_tui.core.inputs import load_circuit_files
-from qjm_tui.core.text import strip_ansi
+from qjm_tui.core.text import error_text
 
 if TYPE_CHECKING:
     from qjm_tui.compose import JobManager
@@ -214,20 +214,20 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
             try:
                 circuits = load_circuit_files(expand_files(self.value("files")))
             except JobManagerError as exc:
-                raise FieldError("files", strip_ansi(str(exc))) from None
+                raise FieldError("files", error_text(exc)) from None
             options = {} if shots is None else {"shots": shots}
             try:
                 job_set = self.manager.run(circuits, backend=backend, name=self.value("name").strip() or None,
                                            max_experiments_per_job=per_job, job_tags=tags or None,
                                            transpile=self.query_one("#transpile", Checkbox).value, **options)
             except JobManagerError as exc:
-                raise FieldError(field_for(exc), strip_ansi(str(exc))) from None
+                raise FieldError(field_for(exc), error_text(exc)) from None
         except FieldError as exc:
             self.app.call_from_thread(self.show_error, exc.field, str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - shown in the form; the app keeps running
             log.exception("starting a job set failed")
-            self.app.call_from_thread(self.show_error, "files", f"could not start: {strip_ansi(str(exc))}")
+            self.app.call_from_thread(self.show_error, "files", f"could not start: {error_text(exc)}")
             return
         self.app.call_from_thread(self.dismiss, job_set)
 
