@@ -498,13 +498,15 @@ class ManagedJobSet:
 
 
 def stored_results(store: st.Store, job_set_id: str, *, partial: bool = False,
-                   experiments: Sequence[int] | range | None = None) -> ManagedResults:
+                   experiments: Sequence[int] | range | None = None,
+                   row: st.JobSetRow | None = None) -> ManagedResults:
     """The results a job set has in the store now, without waiting (a snapshot).
 
     What :meth:`ManagedJobSet.results` gives once it has waited; readers that hold only a
-    store (the app) call it directly. ``partial`` and ``experiments`` as there.
+    store (the app) call it directly. ``partial`` and ``experiments`` as there; ``row`` is the
+    set's row if the caller has just read it.
     """
-    row = store.get_job_set(job_set_id)
+    row = row if row is not None else store.get_job_set(job_set_id)
     if experiments is not None and len(experiments) == 1:
         # one experiment (the app's histogram): read only the jobs that hold it
         jobs = store.jobs_holding(job_set_id, experiments[0])

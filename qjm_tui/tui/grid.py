@@ -587,14 +587,18 @@ class SetPane(Vertical):
     def throughput(self) -> tuple[float | None, bool]:
         """Experiments per second, and whether that is over the recent window (True) or the
         whole run (False: a finished set, or too few samples yet); None when unknown."""
-        summary = self._summary
-        if summary is None:
+        if self._summary is None:
             return None, False
+        return self._throughput(views.set_figures(self._summary, self.clock()).elapsed)
+
+    def _throughput(self, elapsed: float) -> tuple[float | None, bool]:
+        """:meth:`throughput`, given the set's elapsed time (its figures are already at hand)."""
+        summary = self._summary
+        assert summary is not None
         if summary.state not in views.SET_FINAL_STATES and len(self._samples) >= 2:
             (t0, done0), (t1, done1) = self._samples[0], self._samples[-1]
             if t1 > t0:
                 return (done1 - done0) / (t1 - t0), True
-        elapsed = views.set_figures(summary, self.clock()).elapsed
         return (summary.experiments_done / elapsed if elapsed > 0 else None), False
 
     def _show_figures(self) -> None:
@@ -620,7 +624,7 @@ class SetPane(Vertical):
         line = Text()
         line.append(views.progress_bar(figures.fraction, width, self.unicode), style="green")
         line.append(caption + "\n")
-        rate, recent = self.throughput()
+        rate, recent = self._throughput(figures.elapsed)
         line.append("- exp/s" if rate is None else f"{rate:,.1f} exp/s" + ("" if recent else " overall"))
         if summary.state not in views.SET_FINAL_STATES:
             eta = figures.eta

@@ -51,8 +51,9 @@ class Reading:
 def read_experiment(store: Store, set_id: str, index: int) -> Reading:
     """The counts of one experiment, or why it has none: its job is not finished yet, its job
     failed (with the job's error), or the experiment failed inside a finished job."""
-    names = tuple(store.get_job_set(set_id).experiment_names)
-    results = stored_results(store, set_id, partial=True, experiments=[index])
+    row = store.get_job_set(set_id)
+    names = tuple(row.experiment_names)
+    results = stored_results(store, set_id, partial=True, experiments=[index], row=row)
     try:
         counts = dict(results.get_counts(index))
     except ManagedResultDataNotAvailable as exc:
@@ -92,8 +93,9 @@ def _span(job: JobRow) -> str:
 def read_combined(store: Store, set_id: str, cancelled: Callable[[], bool]) -> Reading | None:
     """The counts of every experiment of the set that has counts, summed (None if
     ``cancelled`` before the end: a big set is a long read, and a newer one replaces it)."""
-    names = tuple(store.get_job_set(set_id).experiment_names)
-    results = stored_results(store, set_id, partial=True)
+    row = store.get_job_set(set_id)
+    names = tuple(row.experiment_names)
+    results = stored_results(store, set_id, partial=True, row=row)
     total: dict[str, int] = {}
     covered = 0
     for index in results.available():
