@@ -9,7 +9,10 @@ CLI and the app say the same thing the same way, and tests can check it without 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import os
 import sys
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,6 +24,7 @@ from qjm_tui.core.status import (  # noqa: F401  (the phrases are part of what v
     elapsed_and_eta,
     job_status_phrase,
 )
+from qjm_tui.core.store import id_tail
 from qjm_tui.core.text import printable  # every view shows stored text through it
 
 if TYPE_CHECKING:
@@ -29,14 +33,15 @@ if TYPE_CHECKING:
 #: job statuses in the order a legend lists them
 JOB_STATUS_ORDER = ("done", "running", "queued", "submitting", "pending", "failed", "cancelled")
 
-#: one glyph per job status, distinct without colour; and their ASCII fallbacks
-JOB_GLYPHS = {"pending": "○", "submitting": "◌", "queued": "◌", "running": "◐", "done": "●",
+#: one glyph per job status, distinct without colour (a circle filling up as the job moves on);
+#: and their ASCII fallbacks
+JOB_GLYPHS = {"pending": "○", "submitting": "◌", "queued": "◔", "running": "◐", "done": "●",
               "failed": "✗", "cancelled": "⊘"}
-JOB_GLYPHS_ASCII = {"pending": ".", "submitting": "q", "queued": "q", "running": "r", "done": "#",
+JOB_GLYPHS_ASCII = {"pending": ".", "submitting": "s", "queued": "q", "running": "r", "done": "#",
                     "failed": "x", "cancelled": "-"}
 
-#: one glyph per job-set state
-SET_GLYPHS = {"running": "◐", "done": "●", "partial": "◑", "failed": "✗", "cancelled": "⊘",
+#: one glyph per job-set state (partial is a diamond: a half circle would read as running)
+SET_GLYPHS = {"running": "◐", "done": "●", "partial": "◆", "failed": "✗", "cancelled": "⊘",
               "interrupted": "‼"}
 SET_GLYPHS_ASCII = {"running": "r", "done": "#", "partial": "p", "failed": "x", "cancelled": "-",
                     "interrupted": "!"}
@@ -60,6 +65,57 @@ def unicode_ok(stream: object = None) -> bool:
     """Whether ``stream`` (stdout by default) can show block and circle glyphs."""
     encoding = getattr(stream if stream is not None else sys.stdout, "encoding", None) or ""
     return encoding.lower().replace("-", "").startswith("utf")
+
+
+#: what a terminal can draw: every glyph qjm uses; the Linux console's font (box drawing and
+#: full blocks, none of the circles); or ASCII only
+CHARSETS = ("unicode", "console", "ascii")
+
+
+def terminal_charset(stream: object = None, term: str | None = None) -> str:
+    """The charset to draw in on the terminal behind ``stream`` (stdout by default), one of
+    :data:`CHARSETS`: ``ascii`` when the stream is not UTF-8 (``LC_ALL=C``), ``console`` on the
+    Linux console (``TERM=linux``, whose font lacks the state glyphs), else ``unicode``."""
+    if not unicode_ok(stream):
+        return "ascii"
+    term = os.environ.get("TERM", "") if term is None else term
+    return "console" if term == "linux" else "unicode"
+
+
+def cell_width(text: str) -> int:
+    """How many terminal cells ``text`` takes: two for each wide (East Asian) character, none
+    for combining marks."""
+    return sum(_char_width(ch) for ch in text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _char_width(ch: str) -> int:
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def fit(text: str, width: int, keep_end: int = 0) -> str:
+    """``text`` cut to at most ``width`` cells with an ellipsis where it was cut; with
+    ``keep_end``, the cut is in the middle and that many cells of the end are kept (names that
+    differ only at their end stay apart)."""
+    if cell_width(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    keep_end = min(keep_end, (width - 1) // 2)
+    tail = ""
+    if keep_end:
+        for ch in reversed(text):
+            if cell_width(tail) + _char_width(ch) > keep_end:
+                break
+            tail = ch + tail
+    head, room = "", width - 1 - cell_width(tail)
+    for ch in text:
+        if cell_width(head) + _char_width(ch) > room:
+            break
+        head += ch
+    return head + "…" + tail
 
 
 def backend_label(spec: str) -> str:
@@ -184,8 +240,8 @@ def histogram_cells(counts: dict[str, int], max_rows: int = 16) -> list[Histogra
     rows = histogram_rows(counts, max_rows)
     top = max((r.count for r in rows), default=0)
     label_width = max((len(r.label) for r in rows), default=0)
-    count_width = len(str(top))
-    return [HistogramCells(r.label.rjust(label_width), str(r.count).rjust(count_width),
+    count_width = len(f"{top:,}")
+    return [HistogramCells(r.label.rjust(label_width), f"{r.count:,}".rjust(count_width),
                            f"{r.probability * 100:5.1f}%", r.count / top if top else 0.0, r.folded)
             for r in rows]
 
@@ -335,8 +391,17 @@ class JobSetCells:
 
 
 def short_id(set_id: str) -> str:
-    """The part of a job-set id that tells sets apart (ids start with their creation time)."""
-    return set_id.rsplit("-", 1)[-1]
+    """The part of a job-set id that tells sets apart (ids start with their creation time):
+    its random tail, which every ``qjm`` command taking an id accepts as well as the id."""
+    return id_tail(set_id)
+
+
+def id_matches(set_id: str, word: str) -> bool:
+    """Whether a filter word names a job set by id: the start of its short id, or the start of
+    the whole id once it is as long as a date (``20261125``), so a lone digit matches names and
+    numbers, not every id of the year."""
+    word = word.lower()
+    return short_id(set_id).lower().startswith(word) or (len(word) >= 8 and set_id.lower().startswith(word))
 
 
 def job_set_cells(summary: JobSetSummary, now: float, unicode: bool = True) -> JobSetCells:

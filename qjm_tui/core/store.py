@@ -222,6 +222,13 @@ def new_job_set_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
 
 
+def id_tail(job_set_id: str) -> str:
+    """A job-set id's random tail (``8c1e4f2a`` of ``20261125-093012-8c1e4f2a``): what tells
+    sets apart, since ids start with their creation time. Listings show it as the short id, and
+    :meth:`Store.resolve_id` takes it (or its start) as well as the id (or its start)."""
+    return job_set_id.rsplit("-", 1)[-1]
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process with this pid exists on this machine."""
     try:
@@ -504,18 +511,25 @@ class Store:
         return self._job_set_row(row)
 
     def resolve_id(self, prefix: str) -> str:
-        """The one job-set id starting with ``prefix``; clear errors for none or several."""
+        """The one job-set id that starts with ``prefix``, or whose random tail (the short id
+        the app and listings show, :func:`id_tail`) does; clear errors for none or several."""
         if not prefix:
             raise JobManagerUnknownJobSet("an empty job-set id matches nothing")
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._connect().execute(
+        conn = self._connect()
+        rows = conn.execute(
             "SELECT id FROM job_sets WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 6", (escaped + "%",)
         ).fetchall()
         ids = [r[0] for r in rows]
         if prefix in ids:
             return prefix
+        tails = conn.execute(
+            "SELECT id FROM job_sets WHERE id LIKE ? ESCAPE '\\' ORDER BY id", ("%-" + escaped + "%",)
+        ).fetchall()
+        ids += [r[0] for r in tails if id_tail(r[0]).startswith(prefix) and r[0] not in ids]
         if not ids:
-            raise JobManagerUnknownJobSet(f"no job set id starts with {prefix!r} in {self.path}")
+            raise JobManagerUnknownJobSet(
+                f"no job set id starts with {prefix!r} in {self.path} (nor does any short id)")
         if len(ids) > 1:
             shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
             raise JobManagerUnknownJobSet(
