@@ -25,10 +25,10 @@ from qjm_tui.core.status import (  # noqa: F401  (the phrases are part of what v
     job_status_phrase,
 )
 from qjm_tui.core.store import id_tail
-from qjm_tui.core.text import printable  # every view shows stored text through it
+from qjm_tui.core.text import printable, strip_ansi  # every view shows stored text through printable
 
 if TYPE_CHECKING:
-    from qjm_tui.core.store import JobRow, JobSetSummary
+    from qjm_tui.core.store import JobEvent, JobRow, JobSetSummary
 
 #: job statuses in the order a legend lists them
 JOB_STATUS_ORDER = ("done", "running", "queued", "submitting", "pending", "failed", "cancelled")
@@ -370,6 +370,74 @@ def job_summary(job: JobRow) -> dict[str, Any]:
         "retries": job.retries,
         "error": job.last_error,
     }
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One thing said about a job: a label, its value and a style name for the value (or "")."""
+
+    label: str
+    value: str
+    style: str = ""
+
+
+def job_facts(job: JobRow, now: float) -> list[Fact]:
+    """What the app says of one job, in order: the one place job details come from (the set
+    pane's details of the job under the cursor and the job view both show these), so a new
+    field is added here once."""
+    facts = [Fact("job", f"{job.index:,}"),
+             Fact("experiments", f"{job.start:,}–{job.stop - 1:,}" if job.size > 1 else f"{job.start:,}")]
+    if job.round:
+        facts.append(Fact("shots round", str(job.round)))
+    facts += [Fact("status", f"{job.status} ({job_status_phrase(job.status)})",
+                   JOB_STATUS_STYLES.get(job.status, "")),
+              Fact("backend job id", printable(job.backend_job_id or "-")),
+              Fact("attempts", f"{job.attempts}" + (f" ({job.retries} retried)" if job.retries else "")),
+              Fact("submitted", clock_time(job.submitted)),
+              Fact("finished", clock_time(job.finished))]
+    if job.status in JOB_ACTIVE_STATUSES and job.submitted is not None:
+        facts.append(Fact("running for", duration(max(0.0, now - job.submitted))))
+    if job.last_error:
+        label = "error" if job.status == "failed" else "last error (retried)"
+        facts.append(Fact(label, "\n".join(printable(line) for line in strip_ansi(job.last_error).splitlines()),
+                          JOB_STATUS_STYLES["failed"]))
+    return facts
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One submission of a job: when, under which backend job id, how and when it ended."""
+
+    number: int
+    submitted: float | None
+    backend_job_id: str | None
+    ended: float | None
+    outcome: str  #: a job status, or "retried" for an attempt that failed and was tried again
+    error: str | None
+
+
+def job_attempts(job: JobRow, history: Sequence[JobEvent]) -> list[Attempt]:
+    """A job's attempts, oldest first, from its history (:meth:`Store.job_history`); a job
+    without a history (made before the store kept them) gets one line from its row."""
+    attempts: dict[int, dict[str, Any]] = {}
+    for event in history:
+        if event.attempt <= 0:
+            continue
+        a = attempts.setdefault(event.attempt, {"submitted": None, "backend_job_id": None, "ended": None,
+                                                "outcome": event.status, "error": None})
+        if event.status == "submitting" or a["submitted"] is None:
+            a["submitted"] = a["submitted"] or event.time
+        a["backend_job_id"] = event.backend_job_id or a["backend_job_id"]
+        if event.status == "pending":  # back in the queue: this attempt ended and is retried
+            a.update(outcome="retried", ended=event.time, error=event.error)
+        else:
+            a["outcome"] = event.status
+            if event.status in ("done", "failed", "cancelled"):
+                a.update(ended=event.time, error=event.error)
+    if not attempts and job.attempts:
+        return [Attempt(job.attempts, job.submitted, job.backend_job_id, job.finished, job.status,
+                        job.last_error)]
+    return [Attempt(n, **a) for n, a in sorted(attempts.items())]
 
 
 @dataclass(frozen=True)

@@ -209,8 +209,9 @@ async def _folds_the_tail_into_other(tmp_path: Path) -> None:
             assert [(line[0], int(line[2])) for line in lines[:-1]] == ordered[:rows - 1]
             other = lines[-1]
             assert other[:2] == ["other", f"({64 - (rows - 1)})"]
-            assert int(other[3]) == sum(count for _, count in ordered[rows - 1:])
-            assert sum(int(line[2]) for line in lines[:-1]) + int(other[3]) == 4000
+            folded = sum(count for _, count in ordered[rows - 1:])
+            assert other[3] == f"{folded:,}", "counts with thousands separators"
+            assert sum(int(line[2]) for line in lines[:-1]) + folded == 4000
             await pilot.resize_terminal(80, 10)
             await settle(pilot)
             assert len(bar_lines(pane)) == 9 and bar_lines(pane)[-1][1] == "(56)", "refolded to fit"

@@ -866,9 +866,27 @@ class JobSetRunner(threading.Thread):
         values = {"status": status, **{k: v for k, v in fields.items() if k != "idx"}}
         self.jobs[index] = replace(old, **values)
         if old.status != status:
+            job = self.jobs[index]
             self.bus.publish(JobStatusChanged(self.job_set_id, index, old.status, status,
-                                              self.jobs[index].backend_job_id,
-                                              self.jobs[index].last_error))
+                                              job.backend_job_id, job.last_error))
+            self._log_change(job, old.status)
+
+    def _log_change(self, job: st.JobRow, old: str) -> None:
+        """Note in the log what a user may look for later about one job: its submission with
+        the backend's id, a retry or a failure with the error, a cancel."""
+        status = job.status
+        error = " ".join(strip_ansi(job.last_error or "").split())[:300]
+        if status == JobStatus.QUEUED and old == JobStatus.SUBMITTING:
+            what = f"submitted as backend job {job.backend_job_id}"
+        elif status == JobStatus.PENDING and error and old != JobStatus.PENDING:
+            what = f"to be retried after: {error}"
+        elif status == JobStatus.FAILED:
+            what = f"failed: {error or 'no reason given'}"
+        elif status == JobStatus.CANCELLED:
+            what = "cancelled"
+        else:
+            return
+        log.info("job set %s: job %d (attempt %d): %s", self.job_set_id, job.index, job.attempts, what)
 
 
 _FAILED_MARK = re.compile(r'"success"\s*:\s*false')

@@ -34,7 +34,7 @@ from qjm_tui.core.sqlite import immediate_transaction
 from qjm_tui.core.status import JobStatus, SetState
 
 APP_ID = "qjm"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: a running job set whose owner has not written a heartbeat for this long is interrupted
 HEARTBEAT_STALE_SECONDS = 60.0
@@ -108,6 +108,21 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX job_sets_changes ON job_sets(seq);
     CREATE INDEX deleted_sets_changes ON deleted_sets(seq);
     """,
+    # version 3: every status a job has had, with the attempt it belonged to, its backend job
+    # id and its error then, so a job's attempts can be told one by one after the fact.
+    """
+    CREATE TABLE job_history (
+        job_set_id TEXT NOT NULL REFERENCES job_sets(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        time REAL NOT NULL,
+        status TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        backend_job_id TEXT,
+        error TEXT
+    );
+    CREATE INDEX job_history_job ON job_history(job_set_id, idx, seq);
+    """,
 ]
 
 
@@ -161,6 +176,18 @@ class JobRow:
     def size(self) -> int:
         """How many experiments the job holds."""
         return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One status a job had: when, in which attempt (0 before its first submission), and its
+    backend job id and error at that moment."""
+
+    time: float
+    status: str
+    attempt: int
+    backend_job_id: str | None
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -657,6 +684,14 @@ class Store:
         rows = self._connect().execute(self._JOB_COLUMNS + " ORDER BY idx", (job_set_id,)).fetchall()
         return [JobRow(*r) for r in rows]
 
+    def job_history(self, job_set_id: str, index: int) -> list[JobEvent]:
+        """Every status job ``index`` of the set has had, oldest first (empty for a job that
+        has not changed since it was made, or made before the store kept histories)."""
+        rows = self._connect().execute(
+            "SELECT time, status, attempt, backend_job_id, error FROM job_history"
+            " WHERE job_set_id=? AND idx=? ORDER BY seq", (job_set_id, index)).fetchall()
+        return [JobEvent(*row) for row in rows]
+
     def jobs_holding(self, job_set_id: str, experiment: int) -> list[JobRow]:
         """The jobs that hold one experiment (one per shots round), read without building
         every job of the set: what a view of a single experiment needs."""
@@ -693,22 +728,32 @@ class Store:
         ).fetchall()
         return dict(rows)
 
+    #: records a job's status as it is now in the job's history (the change number and time
+    #: as parameters, then the job's set and index)
+    _HISTORY = ("INSERT INTO job_history (job_set_id, idx, seq, time, status, attempt, backend_job_id,"
+                " error) SELECT job_set_id, idx, ?, ?, status, attempts, backend_job_id, last_error"
+                " FROM jobs WHERE job_set_id=? AND idx=?")
+
     def update_job(self, job_set_id: str, index: int, **fields: Any) -> None:
-        """Set columns of one job in one transaction."""
-        fields["updated"] = self.now()
+        """Set columns of one job in one transaction (a new status goes into its history)."""
+        fields["updated"] = now = self.now()
         cols = ", ".join(f"{k}=?" for k in fields)
         with self._change() as (tx, seq):
             tx.execute(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?",
                        (*fields.values(), seq, job_set_id, index))
+            if "status" in fields:
+                tx.execute(self._HISTORY, (seq, now, job_set_id, index))
             tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
 
     def update_jobs(self, job_set_id: str, indices: Sequence[int], **fields: Any) -> None:
         """Set the same columns on several jobs in one transaction."""
-        fields["updated"] = self.now()
+        fields["updated"] = now = self.now()
         cols = ", ".join(f"{k}=?" for k in fields)
         with self._change() as (tx, seq):
             tx.executemany(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?",
                            [(*fields.values(), seq, job_set_id, i) for i in indices])
+            if "status" in fields:
+                tx.executemany(self._HISTORY, [(seq, now, job_set_id, i) for i in indices])
             tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
 
     def finish_job(self, job_set_id: str, job: JobRow,
@@ -737,6 +782,7 @@ class Store:
                 (JobStatus.FAILED if error else JobStatus.DONE, now, now, error, seq, job_set_id,
                  job.index),
             )
+            tx.execute(self._HISTORY, (seq, now, job_set_id, job.index))
             tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
 
     # -- results -----------------------------------------------------------------------------

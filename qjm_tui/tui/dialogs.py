@@ -8,14 +8,47 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TypeVar
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets._select import SelectOverlay
 
 from qjm_tui.exporting import FORMATS, SUFFIXES, default_export_path
+from qjm_tui.tui.bars import KeyBar
+
+Answer = TypeVar("Answer")
+
+
+class Dialog(ModalScreen[Answer]):
+    """A modal screen whose every field is reached by Tab and Shift+Tab (the screen's own
+    keys) and by Down and Up, with a key bar of its own keys along the bottom."""
+
+    BINDINGS = [
+        Binding("tab", "app.focus_next", "Next field", id="dialog.tab"),
+        Binding("down", "field(1)", "Next field", show=False, priority=True, id="dialog.next_field"),
+        Binding("up", "field(-1)", "Previous field", show=False, priority=True, id="dialog.previous_field"),
+    ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "field":  # an open drop-down list takes Up and Down itself
+            return not isinstance(self.focused, SelectOverlay)
+        return True
+
+    def action_field(self, step: int) -> None:
+        """Move to the next (1) or previous (-1) field."""
+        if step > 0:
+            self.focus_next()
+        else:
+            self.focus_previous()
+
+    def compose_key_bar(self) -> ComposeResult:
+        """The key bar; every dialog yields it after its content."""
+        yield KeyBar()
 
 DIALOG_CSS = """
     align: center middle;
@@ -34,7 +67,7 @@ DIALOG_CSS = """
 """
 
 
-class ConfirmDialog(ModalScreen[bool]):
+class ConfirmDialog(Dialog[bool]):
     """Ask yes or no about one action; True only on an explicit yes."""
 
     DEFAULT_CSS = f"ConfirmDialog {{{DIALOG_CSS}}}"
@@ -54,6 +87,7 @@ class ConfirmDialog(ModalScreen[bool]):
             with Horizontal():
                 yield Button(f"{self.confirm} (y)", id="yes", variant="error")
                 yield Button("Back (n)", id="no")
+        yield from self.compose_key_bar()
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -63,7 +97,7 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
-class TextPrompt(ModalScreen["str | None"]):
+class TextPrompt(Dialog["str | None"]):
     """Ask for one line of text (a name, tags, a path); Enter answers, Escape backs out."""
 
     DEFAULT_CSS = f"TextPrompt {{{DIALOG_CSS}}}"
@@ -81,13 +115,14 @@ class TextPrompt(ModalScreen["str | None"]):
             yield Label(self.title_text, classes="title")
             yield Input(self.value, placeholder=self.placeholder, id="text")
             yield Static(self.hint, classes="hint", markup=False)
+        yield from self.compose_key_bar()
 
     @on(Input.Submitted)
     def submit(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
 
 
-class ExportDialog(ModalScreen["tuple[str, Path] | None"]):
+class ExportDialog(Dialog["tuple[str, Path] | None"]):
     """Ask for an export format and a file; the path follows the format until it is edited."""
 
     DEFAULT_CSS = f"ExportDialog {{{DIALOG_CSS}}}"
@@ -108,6 +143,7 @@ class ExportDialog(ModalScreen["tuple[str, Path] | None"]):
             with Horizontal():
                 yield Button("Export", id="export", variant="primary")
                 yield Button("Back", id="back")
+        yield from self.compose_key_bar()
 
     def on_mount(self) -> None:
         self.query_one("#path", Input).focus()
@@ -142,7 +178,7 @@ class ExportDialog(ModalScreen["tuple[str, Path] | None"]):
         self.dismiss(None)
 
 
-class QuitDialog(ModalScreen[str]):
+class QuitDialog(Dialog[str]):
     """Ask what becomes of the job sets this app runs when it quits: ``"background"`` (a
     detached process finishes them), ``"cancel"`` or ``"stay"``."""
 
@@ -162,11 +198,13 @@ class QuitDialog(ModalScreen[str]):
             yield Label(f"This app is running {sets}", classes="title")
             yield Static(", ".join(self.names) + "\n\nKeep them running in a background process "
                          "(it finishes them; `qjm wait ID` follows one), cancel them (finished "
-                         "results are kept), or stay in the app?", id="body", markup=False)
+                         "results are kept), or stay in the app? Ctrl+C again keeps them running.",
+                         id="body", markup=False)
             with Horizontal():
                 yield Button("Keep running (k)", id="background", variant="primary")
                 yield Button("Cancel them (c)", id="cancel", variant="error")
                 yield Button("Stay (s)", id="stay")
+        yield from self.compose_key_bar()
 
     def on_mount(self) -> None:
         self.query_one("#stay", Button).focus()
