@@ -38,7 +38,7 @@ from textual.widget import Widget
 from qjm_tui import JobManager, views
 from qjm_tui.config import Config, load_config, log_path
 from qjm_tui.core.events import Event
-from qjm_tui.core.store import JobSetSummary
+from qjm_tui.core.store import JobRow, JobSetSummary
 from qjm_tui.tui.actions import SET_BINDINGS, JobSetActions, set_label
 from qjm_tui.tui.bars import Entry, KeyBar, TitleBar
 from qjm_tui.tui.browser import ATTENTION, SetBrowser, SetList
@@ -202,13 +202,17 @@ class QjmApp(JobSetActions, App[int]):
         if now - self._checked_liveness >= LIVENESS_INTERVAL:
             self._checked_liveness = now
             running = [s.id for s in self.browser.rows.values() if s.state == "running"]
-        self._read_store(running)
+        self._read_store(running, self.set_pane.changes_wanted() if self._mounted else None)
 
     @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
-    def _read_store(self, running: list[str]) -> None:
+    def _read_store(self, running: list[str], pane: tuple[str, int] | None) -> None:
         """Read only what changed in the store since the last look (in a worker thread), and the
-        sets in ``running`` whatever the change number says."""
+        sets in ``running`` whatever the change number says; if the set the jobs pane shows
+        changed, its changed jobs too (``pane``: its id and where to read on from), so the
+        list, the figures and the grid change in one repaint."""
         store = self.manager.store
+        jobs: list[JobRow] | None = None
+        jobs_seq = 0
         try:
             seq = store.change_seq()
             changed: list[str] = []
@@ -218,6 +222,8 @@ class QjmApp(JobSetActions, App[int]):
                 changed, deleted, seq = list(changes.changed), list(changes.deleted), changes.seq
             again = [set_id for set_id in running if set_id not in changed]
             summaries = store.summaries(changed + again) if changed or again else []
+            if pane is not None and pane[0] in changed:
+                jobs, jobs_seq = store.jobs_changed_since(*pane)
         except Exception as exc:  # noqa: BLE001 - shown to the user, not raised into the UI
             log.exception("reading the store failed")
             self.call_from_thread(self.notify, f"Reading the store failed: {views.printable(str(exc))}. "
@@ -231,7 +237,8 @@ class QjmApp(JobSetActions, App[int]):
         summaries = [s for s in summaries if s.id in fresh or s.state != "running"]
         self._seq = seq
         if summaries or deleted:
-            self.post_message(JobSetsChanged(summaries, deleted))
+            self.post_message(JobSetsChanged(summaries, deleted, jobs_of=pane[0] if jobs is not None and pane
+                                             else None, jobs=jobs, jobs_seq=jobs_seq))
 
     def on_job_sets_changed(self, message: JobSetsChanged) -> None:
         with self._unless_closing():
@@ -244,7 +251,8 @@ class QjmApp(JobSetActions, App[int]):
                     self._follow = None
                 selected = browser.selected
                 if selected is not None and any(s.id == selected.id for s in message.summaries):
-                    self.set_pane.refresh_set(selected)
+                    read = message.jobs is not None and message.jobs_of == selected.id
+                    self.set_pane.refresh_set(selected, (message.jobs or [], message.jobs_seq) if read else None)
                     self.histogram.refresh_set(selected)
                 if not first_read:
                     self._announce_endings(message.summaries, before)

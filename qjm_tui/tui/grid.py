@@ -479,6 +479,8 @@ class SetPane(Vertical):
         self.follow = False
         #: what each Static shows now: one is updated only when its text changes
         self._shown: dict[str, Text] = {}
+        #: when the figures were last shown (monotonic seconds)
+        self._shown_at = 0.0
         self.add_class("-empty")
 
     def compose(self) -> ComposeResult:
@@ -496,8 +498,10 @@ class SetPane(Vertical):
         self.set_interval(TICK, self._tick)
 
     def _tick(self) -> None:
-        """Time moves on for a running set even when none of its jobs changes."""
-        if self._summary is not None and self._summary.state == "running":
+        """Time moves on for a running set even when none of its jobs changes (when they do,
+        the figures are shown with the changes: one repaint, not two)."""
+        if (self._summary is not None and self._summary.state == "running"
+                and time.monotonic() - self._shown_at >= TICK * 0.9):
             self._show_figures()
             self._show_job(announce=False)
 
@@ -600,9 +604,11 @@ class SetPane(Vertical):
         self._put("set-job", Text("reading jobs…", style="dim"), layout=True)
         self._read_all(self._summary.id, self._load)
 
-    def refresh_set(self, summary: JobSetSummary) -> None:
+    def refresh_set(self, summary: JobSetSummary, changed_jobs: tuple[list[JobRow], int] | None = None) -> None:
         """The set changed in the store: read only the jobs changed since the last read, in a
-        thread worker, and repaint only their cells' lines. Ignored unless it is the shown set."""
+        thread worker (or take ``changed_jobs``, (rows, change number), read by the caller
+        from :meth:`changes_wanted`), and repaint only their cells' lines. Ignored unless it is
+        the shown set."""
         if self._summary is None or summary.id != self._summary.id:
             return
         self._summary = summary
@@ -612,8 +618,19 @@ class SetPane(Vertical):
             self._changes_wanted = True
         elif self._jobs is None:
             self._start_load()
+        elif changed_jobs is not None:
+            rows, seq = changed_jobs
+            self._apply_changes(rows)
+            self._seq = max(self._seq, seq)
         else:
             self._read_changes(summary.id, self._seq)
+
+    def changes_wanted(self) -> tuple[str, int] | None:
+        """(set id, change number) from which the shown set's changed jobs are to be read, or
+        None while it has no jobs to update (none shown, or its first read is under way)."""
+        if self._summary is None or self._jobs is None or self._loading:
+            return None
+        return self._summary.id, self._seq
 
     @work(thread=True, exclusive=True, group="set-pane-load", exit_on_error=False)
     def _read_all(self, set_id: str, load: int) -> None:
@@ -743,6 +760,7 @@ class SetPane(Vertical):
         summary = self._summary
         if summary is None or not self.is_mounted:
             return
+        self._shown_at = time.monotonic()
         figures = views.set_figures(summary, self.clock())
         glyphs = views.SET_GLYPHS if self.unicode else views.SET_GLYPHS_ASCII
         width = max(self.size.width - 2, 20)
