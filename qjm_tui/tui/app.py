@@ -90,7 +90,7 @@ def attention_sequence(kind: str, title: str, body: str) -> str:
     (OSC 9, or OSC 777 with a title); "" for ``none``. Text is made printable and stripped of
     the characters that would end the sequence early."""
     def clean(text: str) -> str:
-        return views.printable(text).replace("\x07", "").replace("\x1b", "").replace(";", ",")
+        return views.printable(text.replace("\x07", "").replace("\x1b", "")).replace(";", ",")
 
     if kind == "bell":
         return "\x07"

@@ -438,7 +438,7 @@ class SetBrowser(Vertical):
         # disabled while hidden, so that nothing focuses it but the filter key
         yield Input(placeholder="filter: name, short id, tag, backend, state:failed tag:nightly",
                     id="filter", disabled=True)
-        yield Static(views.printable(EMPTY_TEXT), id="empty", markup=False)
+        yield Static(EMPTY_TEXT, id="empty", markup=False)
         yield Static("", id="sets-header", markup=False)
         yield SetList(id="sets")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typing import TypeVar
 
-from textual import on
+from textual import _time, events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -24,9 +24,28 @@ from qjm_tui.tui.bars import KeyBar
 Answer = TypeVar("Answer")
 
 
+class FreshInput(Input):
+    """A text field that takes only keys pressed once its dialog is open: keys typed while the
+    dialog was on its way were meant for the screen before it, not for this field."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.time < getattr(self.screen, "opened_at", 0.0):
+            event.stop()
+            event.prevent_default()
+            return
+        await super()._on_key(event)
+
+
 class Dialog(ModalScreen[Answer]):
     """A modal screen whose every field is reached by Tab and Shift+Tab (the screen's own
-    keys) and by Down and Up, with a key bar of its own keys along the bottom."""
+    keys) and by Down and Up, with a key bar of its own keys along the bottom. Its text
+    fields are :class:`FreshInput`: keys typed before it opened do not land in them."""
+
+    #: when the dialog was shown (Textual's event clock)
+    opened_at = float("inf")
+
+    def on_mount(self) -> None:
+        self.opened_at = _time.get_time()
 
     BINDINGS = [
         Binding("tab", "app.focus_next", "Next field", id="dialog.tab"),
@@ -113,7 +132,7 @@ class TextPrompt(Dialog["str | None"]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.title_text, classes="title")
-            yield Input(self.value, placeholder=self.placeholder, id="text")
+            yield FreshInput(self.value, placeholder=self.placeholder, id="text")
             yield Static(self.hint, classes="hint", markup=False)
         yield from self.compose_key_bar()
 
@@ -138,7 +157,7 @@ class ExportDialog(Dialog["tuple[str, Path] | None"]):
             yield Label(f"Export the results of {self.set_name}", classes="title")
             yield Select([(f"{name}: {what}", name) for name, what in FORMATS.items()],
                          value="json", allow_blank=False, id="format")
-            yield Input(str(default_export_path(self.set_name, "json", self.folder)), id="path")
+            yield FreshInput(str(default_export_path(self.set_name, "json", self.folder)), id="path")
             yield Static("", id="path-error", classes="error", markup=False)
             with Horizontal():
                 yield Button("Export", id="export", variant="primary")

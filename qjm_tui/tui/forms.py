@@ -25,7 +25,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from qjm_tui.core.errors import BackendConfigurationError, JobManagerError, UnknownBackendError
 from qjm_tui.core.inputs import load_circuit_files
 from qjm_tui.core.text import error_text
-from qjm_tui.tui.dialogs import Dialog
+from qjm_tui.tui.dialogs import Dialog, FreshInput
 
 if TYPE_CHECKING:
     from qjm_tui.compose import JobManager
@@ -170,22 +170,23 @@ class NewJobSetForm(Dialog["ManagedJobSet | None"]):
     def compose(self) -> ComposeResult:
         config = self.manager.config
         choices = backend_choices(config.default_backend)
-        with VerticalScroll():
+        with VerticalScroll() as scroll:
+            scroll.can_focus = False  # Tab goes from field to field, not to the frame
             yield Label("New job set: Enter starts it, Escape backs out", classes="title")
-            yield from _field("Circuit files", Input(
+            yield from _field("Circuit files", FreshInput(
                 placeholder="OpenQASM 2/3 or QPY: a path or a glob (circuits/*.qasm)",
                 suggester=PathSuggester(), id="files"))
             with Horizontal(classes="row"):
                 yield Label("Backend")
                 yield Select([(spec, spec) for spec in choices], value=choices[0], allow_blank=False,
                              id="backend")
-            yield from _field("  or type one", Input(
+            yield from _field("  or type one", FreshInput(
                 placeholder="a spec such as aer:fake_manila (overrides the list)", id="backend-spec"),
                 error_id="backend-error")
-            yield from _field("Shots", Input(str(config.default_shots), id="shots"))
-            yield from _field("Name", Input(placeholder="default: named after the circuit files", id="name"))
-            yield from _field("Tags", Input(placeholder="comma separated: nightly, calibration", id="tags"))
-            yield from _field("Per job", Input(
+            yield from _field("Shots", FreshInput(str(config.default_shots), id="shots"))
+            yield from _field("Name", FreshInput(placeholder="default: named after the circuit files", id="name"))
+            yield from _field("Tags", FreshInput(placeholder="comma separated: nightly, calibration", id="tags"))
+            yield from _field("Per job", FreshInput(
                 placeholder="max experiments per job (default: the backend's limit)", id="per-job"))
             with Horizontal(classes="row"):
                 yield Label("Transpile")

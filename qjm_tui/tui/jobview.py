@@ -112,6 +112,10 @@ class JobScreen(Dialog[None]):
         self.clock = clock
         self.unicode = unicode
         self.log_file = log_file or log_path()
+        #: the log files searched: qjm's (``$QJM_HOME``'s), and one beside the store, where a
+        #: store in its own folder has the log of the processes that ran its sets
+        beside = store.path.parent / "qjm.log"
+        self.log_files = [self.log_file] + ([beside] if beside.resolve() != self.log_file.resolve() else [])
         self.reading: JobReading | None = None
 
     def compose(self) -> ComposeResult:
@@ -152,7 +156,8 @@ class JobScreen(Dialog[None]):
             ids = {a.backend_job_id for a in attempts if a.backend_job_id}
             if job.backend_job_id:
                 ids.add(job.backend_job_id)
-            lines = log_lines_about(self.log_file, self.summary.id, self.index, ids)
+            lines = [line for path in self.log_files for line in
+                     log_lines_about(path, self.summary.id, self.index, ids)][-LOG_LINES:]
             reading = JobReading(job, attempts, lines, now_seq)
         except Exception as exc:  # noqa: BLE001 - said on the screen, never raised into the UI
             log.exception("reading job %s of %s failed", self.index, self.summary.id)
