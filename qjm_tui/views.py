@@ -72,11 +72,17 @@ def unicode_ok(stream: object = None) -> bool:
 CHARSETS = ("unicode", "console", "ascii")
 
 
-def terminal_charset(stream: object = None, term: str | None = None) -> str:
+def terminal_charset(stream: object = None, term: str | None = None, codeset: str | None = None) -> str:
     """The charset to draw in on the terminal behind ``stream`` (stdout by default), one of
-    :data:`CHARSETS`: ``ascii`` when the stream is not UTF-8 (``LC_ALL=C``), ``console`` on the
-    Linux console (``TERM=linux``, whose font lacks the state glyphs), else ``unicode``."""
-    if not unicode_ok(stream):
+    :data:`CHARSETS`: ``ascii`` when the stream or the locale is not UTF-8 (``LC_ALL=C``: Python
+    may write UTF-8 all the same, in its UTF-8 mode, but the terminal was not promised it),
+    ``console`` on the Linux console (``TERM=linux``, whose font lacks the state glyphs), else
+    ``unicode``. ``term`` and ``codeset`` default to ``$TERM`` and the locale's codeset."""
+    if codeset is None:
+        import locale
+
+        codeset = locale.nl_langinfo(locale.CODESET) if hasattr(locale, "nl_langinfo") else "utf-8"
+    if not unicode_ok(stream) or not codeset.lower().replace("-", "").startswith("utf"):
         return "ascii"
     term = os.environ.get("TERM", "") if term is None else term
     return "console" if term == "linux" else "unicode"

@@ -498,6 +498,9 @@ class QjmApp(JobSetActions, App[int]):
     def go_to_set(self, set_id: str) -> bool:
         """Select a job set in the browser and show its jobs; False if it is not listed (yet)."""
         if self.browser.select(set_id):
+            summary = self.browser.rows[set_id]
+            self.set_pane.show_set(summary)  # now, so that the jobs pane can take the focus
+            self.histogram.show_set(summary)
             self.action_pane(1)
             return True
         return False
@@ -507,7 +510,8 @@ class QjmApp(JobSetActions, App[int]):
         uses (``⏎``), its name."""
         shown = super().get_key_display(binding)
         if not self.unicode and not shown.isascii():
-            return binding.key.split(",")[0].replace("_", " ")
+            key = binding.key.split(",")[0]
+            return {"left": "<", "right": ">", "up": "^", "down": "v"}.get(key, key.replace("_", " "))
         return shown
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",

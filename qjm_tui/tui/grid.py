@@ -512,6 +512,8 @@ class SetPane(Vertical):
             return
         self._shown[part] = text
         self.query_one(f"#{part}", Static).update(text, layout=layout)
+        if layout:  # the grid may be given more or fewer lines: say again which jobs are in view
+            self.call_after_refresh(self._show_position)
 
     def action_toggle_follow(self) -> None:
         """Keep the running jobs in view as the set runs (or stop doing so)."""

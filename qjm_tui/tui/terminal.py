@@ -72,6 +72,9 @@ class Translation(dict):  # type: ignore[type-arg]
         if self.charset == "console" and ch in _CONSOLE_BOX:
             return _CONSOLE_BOX[ch]
         out = _STAND_INS.get(ch) or _box_to_ascii(ch)
+        if out is None:  # a letter with an accent: the letter (é as e)
+            base = unicodedata.normalize("NFKD", ch)[:1]
+            out = base if base.isascii() and base.isprintable() and views.cell_width(ch) == 1 else None
         if out is None:
             width = views.cell_width(ch)
             out = "?" * width
