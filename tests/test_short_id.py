@@ -63,3 +63,37 @@ def test_qjm_show_takes_the_short_id_the_app_shows(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert IDS[2] in proc.stdout
+
+
+def test_every_id_the_app_shows_is_one_the_cli_takes(tmp_path: Path) -> None:
+    """The list, the jobs pane's title, the palette and the notices name a set by what
+    ``qjm`` takes: its short id (or its whole id)."""
+    import asyncio
+    import re
+
+    from qjm_tui.config import Config
+    from qjm_tui.tui.app import make_app
+    from tests.tui_screen import screen_lines
+
+    store = _store(tmp_path / "qjm.sqlite")
+
+    async def go() -> None:
+        app = make_app(store.path, config=Config(executor="threads"), watch_interval=0.1)
+        async with app.run_test(size=(120, 40)) as pilot:
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if len(app.browser.rows) == 3 and app.set_pane.summary is not None:
+                    break
+            await pilot.pause(0.3)
+            shown = "\n".join(screen_lines(app))
+            palette = " ".join(c.help or "" for c in app.get_system_commands(app.screen))
+            await pilot.press("y")
+            notices = " ".join(n.message for n in app._notifications)
+            for text, where in ((shown, "screen"), (palette, "palette"), (notices, "notices")):
+                words = set(re.findall(r"[0-9a-f]{8}\b|\d{8}-\d{6}-[0-9a-f]{8}", text))
+                assert words, where
+                for word in words:
+                    assert store.resolve_id(word) in IDS, (where, word)
+        app.manager.close()
+
+    asyncio.run(go())

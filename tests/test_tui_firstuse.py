@@ -100,6 +100,8 @@ def test_tab_shift_tab_up_and_down_reach_every_field_of_every_form(tmp_path: Pat
             assert up == ["files", "back", "start"], up
             assert isinstance(app.screen, NewJobSetForm), "the keys never left the form"
             assert app._pane == 0, "and never moved the panes behind it"
+            footer = screen_lines(app)[-1]
+            assert "esc Back" in footer and "Filter" not in footer, f"the form's keys: {footer!r}"
             await pilot.press("escape")
             await until(pilot, lambda: not isinstance(app.screen, NewJobSetForm), "the form to close")
 

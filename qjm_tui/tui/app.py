@@ -59,6 +59,9 @@ HUGE = 160
 #: how often the sets shown running are read again, to notice one whose process died (seconds)
 LIVENESS_INTERVAL = 2.0
 
+#: the actions that need a selected set (all of the set keys but "new")
+SET_ACTIONS = frozenset(b.action for b in SET_BINDINGS if b.action != "new_job_set")
+
 #: the help's heading for the keys that act on the selected job set
 SET_GROUP = "The selected job set"
 
@@ -320,6 +323,7 @@ class QjmApp(JobSetActions, App[int]):
                     self._update_title()
                 self.set_pane.show_set(message.summary)
                 self.histogram.show_set(message.summary)
+                self.refresh_bindings()  # the set keys come and go with a selection
 
     @contextlib.contextmanager
     def _unless_closing(self) -> Iterator[None]:
@@ -393,6 +397,8 @@ class QjmApp(JobSetActions, App[int]):
         between its fields, and digits are typed."""
         if action in ("next_pane", "previous_pane", "pane"):
             return self.screen is self.screen_stack[0]
+        if action in SET_ACTIONS and self._mounted and self.browser.selected is None:
+            return False  # no set to act on: the keys are not offered
         return super().check_action(action, parameters)
 
     def _current_pane(self) -> int:

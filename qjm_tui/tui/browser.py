@@ -374,6 +374,11 @@ class SetList(ScrollView, can_focus=True, inherit_bindings=False):
         """Move a screenful down."""
         self._move(self.cursor + max(self.scrollable_content_region.height, 1))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "open":
+            return self.cursor_id is not None
+        return True
+
     def action_open(self) -> None:
         """Open the set under the cursor."""
         if self.cursor_id is not None:

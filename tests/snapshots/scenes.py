@@ -202,3 +202,17 @@ async def stage(pilot, scene: Scene | None, shot: Shot) -> None:  # noqa: ANN001
     for key in shot.keys:
         await pilot.press(key)
         await settle(pilot)
+
+
+#: the busy store's screens (tests/snapshots/busy.py): the list at its narrowest, and everything
+#: at once on a wide screen, with the set of 10,000 experiments selected
+BUSY_SIZES = [(80, 24), (200, 60)]
+
+
+async def stage_busy(pilot, busy) -> None:  # noqa: ANN001
+    """Bring the app on (a copy of) the busy store to its screen: every set read, the big set
+    under the cursor, the list in focus."""
+    await settle(pilot)
+    assert pilot.app.browser.select(busy.big)
+    pilot.app.action_pane(0)
+    await settle(pilot)
