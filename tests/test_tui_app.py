@@ -188,7 +188,7 @@ async def _palette(tmp_path: Path) -> None:
         assert await _until(pilot, lambda: len(_names(app)) == 2)
         assert await _until(pilot, lambda: app.histogram.experiment is not None)
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        momentary = {"Clear filter", "Close the go-to box"}  # keys for a box that is not open
+        momentary = {"Clear filter", "Close the go-to box", "Back"}  # keys for a moment or a place
         for group, rows in app.all_bindings():
             for keys, description in rows:
                 wanted = f"Job set: {description}" if group == SET_GROUP else f"{description} ({keys})"

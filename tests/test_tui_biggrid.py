@@ -76,17 +76,25 @@ def test_position_next_failed_or_running_and_follow(tmp_path: Path) -> None:
             shown = [int(n.replace(",", "")) for n in re.findall(r"[\d,]+", position())[:3]]
             assert shown == [first + 1, last + 1, JOBS], position()
 
+            await pilot.press("home")
             await pilot.press("f")
-            await until(pilot, lambda: grid.cursor == 1, "follow mode to go to the running job")
+            await pilot.pause(0.1)
             assert "following" in position()
-            writer.update_job(set_id, 1, status="done")
-            writer.update_job(set_id, 2, status="running")
-            await until(pilot, lambda: grid.cursor == 2, "the cursor to follow the run")
+            assert grid.visible_range()[0] == 0, "the running job 1 is in view: nothing moves"
+            # the run moves on far out of view, as its runner writes it
+            writer.update_jobs(set_id, list(range(1, 1600)), status="done")
+            writer.update_job(set_id, 1600, status="running")
+            await until(pilot, lambda: grid.visible_range()[0] <= 1600 <= grid.visible_range()[1],
+                        "the view to follow the run")
+            assert grid.cursor == 0, "the cursor stays where it was put"
             await pilot.press("f")
-            writer.update_job(set_id, 2, status="done")
-            writer.update_job(set_id, 3, status="running")
-            await until(pilot, lambda: grid.status(3) == "running", "the change")
-            assert grid.cursor == 2, "not following any more"
+            assert "following" not in position()
+            writer.update_job(set_id, 1600, status="done")
+            writer.update_jobs(set_id, list(range(1601, 1990)), status="done")
+            writer.update_job(set_id, 1990, status="running")
+            await until(pilot, lambda: grid.status(1990) == "running", "the change")
+            first, last = grid.visible_range()
+            assert first <= 1600 <= last, "not following any more: the view stays"
         app.manager.close()
 
     try:

@@ -470,13 +470,19 @@ class QjmApp(JobSetActions, App[int]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The command palette: every action of the app and a jump to each job set by name
         (not Textual's own commands: themes and screenshots are not what qjm is for)."""
+        offered: set[str] = set()
         for label, rows in self._binding_table():
             if label == SET_GROUP:
                 continue  # the actions' own palette entries, with their longer help, come below
             for keys, b, node in rows:
-                if node.check_action(b.action.split("(")[0], ()) is False:
-                    continue  # a key for a moment (closing a box that is not open)
-                yield SystemCommand(f"{b.description} ({keys})", b.tooltip or label,
+                action = b.action.split("(")[0]
+                if action == "back" or node.check_action(action, ()) is False:
+                    continue  # a key for a moment or a place (closing a box, leaving a pane)
+                title = f"{b.description} ({keys})"
+                if title in offered:
+                    continue
+                offered.add(title)
+                yield SystemCommand(title, b.tooltip or label,
                                     lambda n=node, a=b.action: self.run_action(a, n))
         yield from JobSetActions.get_system_commands(self, screen)
         for summary in self.browser.rows.values():

@@ -95,7 +95,11 @@ class TitleBar(Widget):
         right = views.cell_width(DOT.join(shown))
         # " qjm  <label>   <counts> ": the label gets what is left, if that is worth showing
         room = width - 1 - views.cell_width("qjm") - 2 - 3 - right - 1
-        label = views.fit(self.store_label, room, keep_end=max(room // 2, 0)) if room >= 12 else ""
+        label = self.store_label
+        if views.cell_width(label) > room:  # a path: its end is what tells it apart
+            label = "…" + label[-max(room - 1, 0):] if room >= 16 else ""
+            while views.cell_width(label) > room:
+                label = "…" + label[2:]
         text = Text(" ")
         text.append("qjm", style="bold")
         if label:

@@ -285,6 +285,8 @@ class SetList(ScrollView, can_focus=True, inherit_bindings=False):
         base = self.rich_style
         if set_id == self.cursor_id:
             base = base + self.get_component_rich_style("set-list--cursor")
+            if getattr(self.app, "no_color", False):
+                base += Style(reverse=True)  # without colour, a cursor in reverse video
         texts = render_cells(self.cells[set_id], self.columns)
         segments = [Segment(" " * MARGIN, base)]
         for n, (column, text) in enumerate(zip(self.columns, texts, strict=True)):

@@ -157,6 +157,12 @@ class StatusGrid(ScrollView, can_focus=True, inherit_bindings=False):
         """The status the cell of job ``index`` shows."""
         return self._statuses[index]
 
+    def show_cell(self, index: int) -> None:
+        """Scroll so that cell ``index`` is in view (near the top), unless it is already."""
+        first, last = self.visible_range()
+        if self._statuses and not first <= index <= last:
+            self.scroll_to(y=max(index // self._columns - 1, 0), animate=False)
+
     def visible_range(self) -> tuple[int, int]:
         """The first and last job index of the rows in view ((0, -1) when empty)."""
         if not self._statuses:
@@ -444,7 +450,7 @@ class SetPane(Vertical):
 
     BINDINGS = [
         Binding("f", "toggle_follow", "Follow", id="set.follow",
-                tooltip="keep the jobs that are running in view as the set runs"),
+                tooltip="keep the running jobs in view as the set runs (the cursor stays put)"),
         Binding("escape,backspace", "back", "Back", show=False, id="set.back",
                 tooltip="back to the list of job sets"),
     ]
@@ -528,16 +534,17 @@ class SetPane(Vertical):
             show(0)
 
     def _follow_now(self) -> None:
-        """In follow mode, put the cursor on the first job with the backend (else the first
-        one not finished), so the part of the grid that changes stays in view."""
+        """In follow mode, keep the front of the run in view: the first job with the backend
+        (else the first one still to run). The view moves only when the front leaves it, a
+        screenful at a time, and the cursor stays where the user put it."""
         if not self.follow or not self._jobs:
             return
         grid = self.grid
-        target = grid.find(frozenset(views.JOB_ACTIVE_STATUSES), 0, 1)
-        if target is None:
-            target = grid.find(frozenset({"pending"}), 0, 1)
-        if target is not None:
-            grid.move_cursor(target)
+        front = grid.find(frozenset(views.JOB_ACTIVE_STATUSES), 0, 1)
+        if front is None:
+            front = grid.find(frozenset({"pending"}), 0, 1)
+        if front is not None:
+            grid.show_cell(front)
 
     def _show_position(self) -> None:
         """Which jobs are in view, of how many; and whether the grid follows the run."""

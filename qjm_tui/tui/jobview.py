@@ -20,13 +20,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
+from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from qjm_tui import views
 from qjm_tui.config import log_path
 from qjm_tui.core.store import JobRow, JobSetSummary, Store
 from qjm_tui.core.text import error_text
-from qjm_tui.tui.dialogs import Dialog
+from qjm_tui.tui.bars import KeyBar
 
 log = logging.getLogger("qjm_tui.tui")
 
@@ -67,7 +68,7 @@ class JobReading:
     error: str | None = None
 
 
-class JobScreen(Dialog[None]):
+class JobScreen(ModalScreen[None]):
     """One job of a set, in full; Esc, q or Backspace go back to the grid."""
 
     DEFAULT_CSS = """
@@ -121,12 +122,12 @@ class JobScreen(Dialog[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
             name = views.printable(self.summary.name or self.summary.id)
-            scroll.border_title = f"Job {self.index:,} of {name} ({views.short_id(self.summary.id)})"
+            scroll.border_title = f"Job {self.index:,} of {views.short_id(self.summary.id)} {name}"
             scroll.border_subtitle = "y copies the backend job id · Esc back"
             yield Static(Text("reading the job…", style="dim"), id="job-facts")
             yield Static(id="job-attempts")
             yield Static(id="job-log")
-        yield from self.compose_key_bar()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self._read(-1)
@@ -203,7 +204,8 @@ class JobScreen(Dialog[None]):
         where = views.printable(str(self.log_file))
         if not lines:
             return Text(f"No lines about this job in {where}.")
-        text = Text(f"{len(lines)} lines about this job in {where}:\n", style="bold")
+        count = "1 line" if len(lines) == 1 else f"{len(lines)} lines"
+        text = Text(f"{count} about this job in {where}:\n", style="bold")
         text.append("\n".join(views.printable(line) for line in lines), style="")
         return text
 
