@@ -405,8 +405,8 @@ def job_facts(job: JobRow, now: float) -> list[Fact]:
         facts.append(Fact("running for", duration(max(0.0, now - job.submitted))))
     if job.last_error:
         label = "error" if job.status == "failed" else "last error (retried)"
-        facts.append(Fact(label, "\n".join(printable(line) for line in strip_ansi(job.last_error).splitlines()),
-                          JOB_STATUS_STYLES["failed"]))
+        lines = strip_ansi(job.last_error).splitlines()
+        facts.append(Fact(label, "\n".join(printable(line) for line in lines), JOB_STATUS_STYLES["failed"]))
     return facts
 
 

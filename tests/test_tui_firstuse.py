@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from qiskit import QuantumCircuit, qasm2
+from qiskit import qasm2
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -25,22 +25,15 @@ from qjm_tui.core.engine import RetryPolicy
 from qjm_tui.core.store import Store
 from qjm_tui.tui.app import QjmApp, attention_sequence, make_app
 from qjm_tui.tui.browser import SetList
-from qjm_tui.tui.dialogs import ConfirmDialog, ExportDialog, QuitDialog
+from qjm_tui.tui.dialogs import ExportDialog, QuitDialog
 from qjm_tui.tui.forms import NewJobSetForm
 from qjm_tui.tui.grid import StatusGrid
 from qjm_tui.tui.jobview import JobScreen
+from tests.conftest import bell
 from tests.tui_screen import screen_lines
 
 THREADS = Config(executor="threads")
 REPO = Path(__file__).resolve().parents[1]
-
-
-def bell() -> QuantumCircuit:
-    qc = QuantumCircuit(2, 2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure([0, 1], [0, 1])
-    return qc
 
 
 async def until(pilot: Pilot[int], check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -348,8 +341,8 @@ def test_enter_on_a_job_shows_every_attempt_the_error_its_backend_id_and_log_lin
 
 def test_the_sort_is_marked_and_reversed_and_a_lone_digit_filters_no_id(tmp_path: Path) -> None:
     store = tmp_path / "qjm.sqlite"
-    done_sets(store, "first", "second", "run 2",
-              ids=[f"20261125-09301{n}-{tail}" for n, tail in enumerate(("aa01bb01", "cc02dd02", "ee03ff03"))])
+    tails = ("aa01bb01", "cc02dd02", "ee03ff03")  # none starts with a 2
+    done_sets(store, "first", "second", "run 2", ids=[f"20261125-09301{n}-{t}" for n, t in enumerate(tails)])
 
     async def go() -> None:
         app = make_app(store, config=THREADS, watch_interval=0.1)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import textual.drivers.headless_driver as headless
-from qiskit import QuantumCircuit
 
+from tests.conftest import bell
 from tests.snapshots.busy import BusyStore
 
 #: the most the app may send, in bytes a second: with a set running, and with nothing changing
@@ -34,14 +34,6 @@ class CountingDriver(headless.HeadlessDriver):
 
     def flush(self) -> None:
         pass
-
-
-def _circuit() -> QuantumCircuit:
-    qc = QuantumCircuit(2, 2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure([0, 1], [0, 1])
-    return qc
 
 
 def bytes_per_second(start: float, end: float) -> float:
@@ -67,7 +59,7 @@ def test_bytes_to_the_terminal_idle_and_with_a_set_running(busy_store: BusyStore
             start = time.monotonic()
             await asyncio.sleep(5.0)
             figures["idle"] = bytes_per_second(start, time.monotonic())
-            job_set = app.manager.run([_circuit()] * 400, backend=emulator, name="live", shots=32,
+            job_set = app.manager.run([bell()] * 400, backend=emulator, name="live", shots=32,
                                       max_experiments_per_job=1)
             app.follow_set(job_set.job_set_id())
             await pilot.pause(2.0)

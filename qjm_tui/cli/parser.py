@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
 
     def add_id(p: argparse.ArgumentParser) -> None:
-        p.add_argument("id", metavar="ID", help="job-set id, any unique prefix of it, or its short id (the 8 characters after the last dash, as the app and listings show it)")
+        p.add_argument("id", metavar="ID", help="job-set id, any unique prefix of it, or its short id "
+                                                "(what follows the id's last dash, as the app shows it)")
 
     def add_move(p: argparse.ArgumentParser) -> None:
         p.add_argument("-b", "--backend", metavar="SPEC",

@@ -41,7 +41,7 @@ from qjm_tui.core.events import Event
 from qjm_tui.core.store import JobRow, JobSetSummary
 from qjm_tui.tui.actions import SET_BINDINGS, JobSetActions, set_label
 from qjm_tui.tui.bars import Entry, KeyBar, TitleBar
-from qjm_tui.tui.browser import ATTENTION, SetBrowser, SetList
+from qjm_tui.tui.browser import ATTENTION, SetBrowser
 from qjm_tui.tui.grid import SetPane, StatusGrid
 from qjm_tui.tui.help import HelpScreen
 from qjm_tui.tui.histogram import HistogramPane
@@ -255,7 +255,8 @@ class QjmApp(JobSetActions, App[int]):
                 selected = browser.selected
                 if selected is not None and any(s.id == selected.id for s in message.summaries):
                     read = message.jobs is not None and message.jobs_of == selected.id
-                    self.set_pane.refresh_set(selected, (message.jobs or [], message.jobs_seq) if read else None)
+                    jobs = (message.jobs or [], message.jobs_seq) if read else None
+                    self.set_pane.refresh_set(selected, jobs)
                     self.histogram.refresh_set(selected)
                 if not first_read:
                     self._announce_endings(message.summaries, before)

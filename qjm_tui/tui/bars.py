@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from rich.text import Text
 from textual.app import RenderResult
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
 
@@ -97,9 +96,11 @@ class TitleBar(Widget):
         room = width - 1 - views.cell_width("qjm") - 2 - 3 - right - 1
         label = self.store_label
         if views.cell_width(label) > room:  # a path: its end is what tells it apart
-            label = "…" + label[-max(room - 1, 0):] if room >= 16 else ""
-            while views.cell_width(label) > room:
-                label = "…" + label[2:]
+            label = ""
+            if room >= 16:
+                label = "…" + self.store_label[-(room - 1):]
+                while views.cell_width(label) > room:  # wide characters
+                    label = "…" + label[2:]
         text = Text(" ")
         text.append("qjm", style="bold")
         if label:

@@ -522,9 +522,8 @@ class SetBrowser(Vertical):
 
     def _show_header(self) -> None:
         table = self.table
-        header = " " * MARGIN + (" " * GAP).join(
-            views.fit(c.label, c.width).rjust(c.width) if c.right else views.fit(c.label, c.width).ljust(c.width)
-            for c in table.columns)
+        labels = {c.key: c.label for c in table.columns}
+        header = " " * MARGIN + (" " * GAP).join(render_cells(labels, table.columns))
         if header != self._header:
             self._header = header
             self.query_one("#sets-header", Static).update(header)

@@ -7,7 +7,6 @@ so the action that pushed it decides what to do; none of them touches the store.
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TypeVar
 
 from textual import _time, events, on

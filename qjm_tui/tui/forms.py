@@ -184,8 +184,10 @@ class NewJobSetForm(Dialog["ManagedJobSet | None"]):
                 placeholder="a spec such as aer:fake_manila (overrides the list)", id="backend-spec"),
                 error_id="backend-error")
             yield from _field("Shots", FreshInput(str(config.default_shots), id="shots"))
-            yield from _field("Name", FreshInput(placeholder="default: named after the circuit files", id="name"))
-            yield from _field("Tags", FreshInput(placeholder="comma separated: nightly, calibration", id="tags"))
+            yield from _field("Name", FreshInput(placeholder="default: named after the circuit files",
+                                                 id="name"))
+            yield from _field("Tags", FreshInput(placeholder="comma separated: nightly, calibration",
+                                                 id="tags"))
             yield from _field("Per job", FreshInput(
                 placeholder="max experiments per job (default: the backend's limit)", id="per-job"))
             with Horizontal(classes="row"):

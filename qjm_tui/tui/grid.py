@@ -34,7 +34,7 @@ from textual.worker import get_current_worker
 
 from qjm_tui import views
 from qjm_tui.core.store import JobRow, JobSetSummary, Store
-from qjm_tui.core.text import error_text, strip_ansi
+from qjm_tui.core.text import error_text
 
 log = logging.getLogger("qjm_tui.tui")
 
@@ -613,7 +613,8 @@ class SetPane(Vertical):
         self._put("set-job", Text("reading jobs…", style="dim"), layout=True)
         self._read_all(self._summary.id, self._load)
 
-    def refresh_set(self, summary: JobSetSummary, changed_jobs: tuple[list[JobRow], int] | None = None) -> None:
+    def refresh_set(self, summary: JobSetSummary,
+                    changed_jobs: tuple[list[JobRow], int] | None = None) -> None:
         """The set changed in the store: read only the jobs changed since the last read, in a
         thread worker (or take ``changed_jobs``, (rows, change number), read by the caller
         from :meth:`changes_wanted`), and repaint only their cells' lines. Ignored unless it is

@@ -195,8 +195,9 @@ class JobScreen(ModalScreen[None]):
             table.add_column(column, no_wrap=column != "error")
         for a in attempts:
             style = views.JOB_STATUS_STYLES.get(a.outcome, "red" if a.outcome == "retried" else "")
-            table.add_row(str(a.number), views.clock_time(a.submitted), views.printable(a.backend_job_id or "-"),
-                          views.clock_time(a.ended), Text(a.outcome, style=style),
+            table.add_row(str(a.number), views.clock_time(a.submitted),
+                          views.printable(a.backend_job_id or "-"), views.clock_time(a.ended),
+                          Text(a.outcome, style=style),
                           Text(views.printable(" ".join((a.error or "").split())) or "-"))
         return table
 

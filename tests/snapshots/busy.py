@@ -38,7 +38,7 @@ from qjm_tui.core.engine import RetryPolicy
 from qjm_tui.core.jobset import ManagedJobSet
 from qjm_tui.core.store import Store
 from qjm_tui.tui.app import QjmApp, make_app
-from tests.snapshots.scenes import STORE_LABEL, T0, FrozenClock, basis, ghz, noisy
+from tests.snapshots.scenes import STORE_LABEL, T0, FrozenClock, _wait, basis, ghz, noisy
 
 #: how many sets of each state the store holds (150 in all)
 MIX = {"done": 88, "partial": 18, "failed": 12, "cancelled": 10, "interrupted": 10, "running": 12}
@@ -168,12 +168,14 @@ def build(directory: Path, *, mix: dict[str, int] | None = None, seed: int = 17)
                                   name="sweep-10k-points-overnight", shots=64,
                                   max_experiments_per_job=100, job_tags=["overnight"])
             busy.big = job_set.job_set_id()
-            _until(lambda s=busy.big: manager.store.status_counts(s).get("running") == 1)
+            _wait(lambda s=busy.big: manager.store.status_counts(s).get("running") == 1)
         elif state in ("running", "interrupted", "cancelled"):
             owner = elsewhere if state == "interrupted" else manager
-            job_set = owner.run(circuits * 3, backend=emulator(key, stall=rng.randrange(1, 3 * size), seed=number),
-                                name=name, shots=128, max_experiments_per_job=1, job_tags=tags)
-            _until(lambda s=job_set.job_set_id(), o=owner: o.store.status_counts(s).get("running") == 1)
+            stalling = emulator(key, stall=rng.randrange(1, 3 * size), seed=number)
+            job_set = owner.run(circuits * 3, backend=stalling, name=name, shots=128,
+                                max_experiments_per_job=1, job_tags=tags)
+            set_id, store = job_set.job_set_id(), owner.store
+            _wait(lambda s=set_id, st=store: st.status_counts(s).get("running") == 1)
             if state == "cancelled":
                 job_set.cancel()
         else:
@@ -199,14 +201,6 @@ def build(directory: Path, *, mix: dict[str, int] | None = None, seed: int = 17)
         busy.names[set_id] = name
     elsewhere.detach(timeout=30)
     return busy
-
-
-def _until(condition, timeout: float = 60.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("a set of the busy store did not reach its state in time")
-        time.sleep(0.01)
 
 
 def main() -> None:
