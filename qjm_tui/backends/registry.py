@@ -5,6 +5,8 @@ A spec is what a job set stores, so a later process can build the same backend a
 * ``aer`` — the ideal Aer simulator; ``aer:<device>`` — Aer with the noise model, qubit count and
   coupling map of a fake IBM device (``aer:fake_manila``); ``basic`` — Qiskit's BasicSimulator.
   These run locally on the configured executor (process pool, threads, or a Dask cluster).
+* ``dynamics`` / ``dynamics:fake_7q_pulse`` — pulse schedules on a local pulse simulator
+  (qiskit-dynamics, the ``pulse`` extra; :mod:`qjm_tui.backends.dynamics`), on the same executor.
 * ``emulator`` / ``emulator:key=value,...`` — a local stand-in for a remote service
   (:mod:`qjm_tui.backends.emulator`).
 * ``ibm-runtime:<backend>`` — IBM Quantum through qiskit-ibm-runtime (SamplerV2).
@@ -29,6 +31,8 @@ KNOWN_SPECS = (
     "aer",
     "aer:<device>",
     "basic",
+    "dynamics",
+    "dynamics:fake_7q_pulse",
     "emulator[:key=value,...]",
     "ibm-runtime:<backend>",
     "ibm-provider:<backend>",
@@ -86,6 +90,13 @@ def _build(spec: str, config: Any) -> ExecutionBackend:
             fake_device(arg)
         executor = getattr(config, "executor", None) or "processes"
         return LocalBackend(spec, executor=executor)
+    if kind == "dynamics":
+        from qjm_tui.backends.dynamics import PulseBackend
+
+        if colon and not arg:
+            raise UnknownBackendError(f"backend {spec!r} names no model; use dynamics or "
+                                      "dynamics:fake_7q_pulse")
+        return PulseBackend(spec, executor=getattr(config, "executor", None) or "processes")
     if kind == "emulator":
         from qjm_tui.backends.emulator import EmulatorBackend
 

@@ -42,9 +42,12 @@ def probe_backend(spec: str, config: Any) -> dict[str, Any]:
         width = getattr(getattr(target, "target", None), "num_qubits", None)
         if width is None:
             width = getattr(target, "num_qubits", None)
+        if width is None:  # a backend with no Qiskit target (pulse models) says it itself
+            width = getattr(adapter, "num_qubits", None)
         entry["num_qubits"] = width
         entry["available"] = True
-        entry["detail"] = getattr(target, "name", None) or type(adapter).__name__
+        entry["detail"] = getattr(target, "name", None) or getattr(adapter, "detail", None) \
+            or type(adapter).__name__
     except Exception as exc:
         entry["detail"] = str(exc).strip() or type(exc).__name__
     return entry

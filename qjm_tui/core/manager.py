@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qjm_tui.core import store as st
-from qjm_tui.core.circuits import circuits_to_qpy
+from qjm_tui.core.circuits import circuits_from_qpy, circuits_to_qpy
 from qjm_tui.core.engine import Clock, JobSetRunner, RetryPolicy
 from qjm_tui.core.errors import (
     BackendConfigurationError,
@@ -45,7 +45,10 @@ from qjm_tui.core.events import (
 from qjm_tui.core.inputs import (
     MAX_NAME_LENGTH,
     MAX_TAG_LENGTH,
+    check_kind_runs,
     check_label,
+    check_schedules,
+    experiment_kind,
     normalize_experiments,
     transpile_for,
     validate_for_target,
@@ -200,6 +203,8 @@ class JobManager:
             check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
         circuits = normalize_experiments(experiments)
+        kind = experiment_kind(circuits)
+        check_kind_runs(kind, adapter.experiment_kinds, adapter.spec, transpile)
         # Counted before the circuits are transpiled or checked: a runaway request is refused
         # at once, however many circuits it has.
         limits = adapter.limits()
@@ -209,12 +214,16 @@ class JobManager:
             per_job = preferred(len(circuits)) if preferred else None
         _check_job_count(count_jobs(len(circuits), limits, shots, per_job), job_cap, limits, shots,
                          adapter.spec)
-        target_backend = adapter.target()
-        if transpile:
-            if target_backend is not None:
-                circuits = transpile_for(circuits, target_backend, adapter.spec)
+        if kind == "schedules":
+            check_schedules(circuits)
+            adapter.check_schedules(circuits)
         else:
-            validate_for_target(circuits, getattr(target_backend, "target", None), adapter.spec)
+            target_backend = adapter.target()
+            if transpile:
+                if target_backend is not None:
+                    circuits = transpile_for(circuits, target_backend, adapter.spec)
+            else:
+                validate_for_target(circuits, getattr(target_backend, "target", None), adapter.spec)
         plan = plan_jobs(len(circuits), limits, shots, per_job)
         job_set_id = self._new_id()
         self.store.create_job_set(
@@ -656,6 +665,8 @@ class JobManager:
                         "the same backend again: resume(backend=...) or retry_failed(backend=...)"
                     ) from None
                 raise
+            if backend is not None and adapter.spec != row.backend:
+                self._check_kind_moves(job_set_id, adapter)
             self.store.claim(job_set_id)
             if backend is not None and adapter.spec != row.backend:
                 to_reset = self._move(job_set_id, adapter.spec, to_reset)
@@ -683,6 +694,20 @@ class JobManager:
             self.store.update_jobs(row.id, to_fail, status=JobStatus.FAILED, last_error=message,
                                    finished=self.now())
         return unrunnable
+
+    def _check_kind_moves(self, job_set_id: str, adapter: ExecutionBackend) -> None:
+        """Refuse to move a set to a backend that cannot run its kind of experiment (pulse
+        schedules to a circuit backend, or the reverse); the first stored one tells the kind."""
+        ranges = self.store.stored_ranges(job_set_id)
+        if not ranges:
+            return
+        start = ranges[0][0]
+        first = circuits_from_qpy(self.store.circuit_blocks(job_set_id, start, start + 1)[0][2])[:1]
+        try:
+            check_kind_runs(experiment_kind(first), adapter.experiment_kinds, adapter.spec)
+        except JobManagerInputError as exc:
+            raise JobManagerInputError(f"job set {job_set_id} cannot move to {adapter.spec}: {exc}") \
+                from None
 
     def _move(self, job_set_id: str, spec: str, to_reset: list[int]) -> list[int]:
         """Record that the rest of the set runs on ``spec``; returns the jobs to run afresh.

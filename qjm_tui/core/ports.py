@@ -83,6 +83,8 @@ class ExecutionBackend(ABC):
     inline_submit: bool = True
     #: seconds between status polls when the adapter has no completion callbacks
     poll_interval: float = 1.0
+    #: what the backend runs: ``"circuits"``, ``"schedules"`` (pulse), or both
+    experiment_kinds: tuple[str, ...] = ("circuits",)
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[], None]] = []
@@ -111,6 +113,10 @@ class ExecutionBackend(ABC):
     def target(self) -> Any | None:
         """A Qiskit ``BackendV2`` (or ``None``) used to validate and transpile circuits."""
         return None
+
+    def check_schedules(self, schedules: Sequence[Any]) -> None:
+        """Raise :class:`~qjm_tui.core.errors.JobManagerInputError`, naming the schedule and
+        what is wrong, if this backend cannot run one of ``schedules`` (pulse backends only)."""
 
     def find(self, tags: Sequence[str]) -> list[str]:
         """Backend job ids carrying every tag; empty where the backend cannot search."""
@@ -177,6 +183,7 @@ class ConfiguredBackend(ExecutionBackend):
         self.spec = inner.spec
         self.inline_submit = inner.inline_submit
         self.poll_interval = inner.poll_interval
+        self.experiment_kinds = inner.experiment_kinds
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes this wrapper lacks (preferred_job_size, submissions, ...).
@@ -201,6 +208,9 @@ class ConfiguredBackend(ExecutionBackend):
 
     def target(self) -> Any | None:
         return self.inner.target()
+
+    def check_schedules(self, schedules: Sequence[Any]) -> None:
+        self.inner.check_schedules(schedules)
 
     def find(self, tags: Sequence[str]) -> list[str]:
         return self.inner.find(tags)
