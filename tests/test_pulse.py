@@ -408,6 +408,57 @@ def test_a_pulse_job_that_fails_for_a_passing_reason_is_retried(tmp_path: Path,
         assert sorted(j.attempts for j in jm.store.jobs(job_set.job_set_id())) == [1, 2], "one job ran twice"
 
 
+@needs_dynamics
+def test_a_failed_pulse_job_is_retried_here_and_never_moved_to_a_circuit_backend(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qjm_tui.backends import dynamics
+    from qjm_tui.core.errors import PermanentBackendError
+
+    real = dynamics.run_pulse_job
+
+    def broken(*args: Any) -> list[Any]:
+        raise PermanentBackendError("the simulator ran out of memory")
+
+    monkeypatch.setattr(dynamics, "run_pulse_job", broken)
+    with JobManager(tmp_path / "qjm.sqlite", config=THREADS) as jm:
+        job_set = jm.run(sweep(2, step=0.5), backend="dynamics", shots=100, max_experiments_per_job=2)
+        assert job_set.wait(timeout=300) == "failed"
+        with pytest.raises(JobManagerInputError, match="cannot move to aer: backend aer cannot run pulse "
+                                                       "schedules"):
+            job_set.retry_failed(backend="aer")
+        assert jm.store.get_job_set(job_set.job_set_id()).backend == "dynamics"
+        monkeypatch.setattr(dynamics, "run_pulse_job", real)
+        job_set.retry_failed()
+        assert job_set.wait(timeout=300) == "done"
+        assert job_set.results().get_counts("amp=0.50").get("1", 0) >= 90
+
+
+@needs_dynamics
+def test_the_7_qubit_device_flips_each_qubit_with_its_own_x_calibration(tmp_path: Path) -> None:
+    from qiskit import pulse
+
+    def device_calibrations() -> Any:
+        from qiskit.providers.fake_provider import Fake7QPulseV1
+
+        return Fake7QPulseV1().defaults().instruction_schedule_map
+
+    calibrations = _quiet(device_calibrations)
+
+    def x_then_measure(qubit: int) -> Any:
+        x = calibrations.get("x", qubit)
+        return pulse.Schedule(x, (x.duration, pulse.Acquire(1, pulse.AcquireChannel(qubit),
+                                                             pulse.MemorySlot(qubit))), name=f"x{qubit}")
+
+    experiments = _quiet(lambda: [x_then_measure(1), x_then_measure(4), pulse.Schedule(
+        pulse.Acquire(1, pulse.AcquireChannel(6), pulse.MemorySlot(6)), name="idle")])
+    with JobManager(tmp_path / "qjm.sqlite", config=THREADS) as jm:
+        job_set = jm.run(experiments, backend="dynamics:fake_7q_pulse", shots=500, seed_simulator=3)
+        results = job_set.results(timeout=300)
+    assert results.get_counts("x1").get("10", 0) >= 450, results.get_counts("x1")
+    assert results.get_counts("x4").get("10000", 0) >= 450, results.get_counts("x4")
+    assert results.get_counts("idle") == {"0000000": 500}
+
+
 def test_the_app_shows_a_pulse_set(finished_set: tuple[Path, str]) -> None:
     asyncio.run(_app_shows_a_pulse_set(*finished_set))
 

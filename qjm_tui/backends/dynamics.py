@@ -36,7 +36,7 @@ import importlib.util
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,7 +324,7 @@ def _transmon_backend() -> Any:
     drive = 2 * np.pi * TRANSMON_DRIVE_STRENGTH * (lower + lower.T)
     solver = Solver(static_hamiltonian=static, hamiltonian_operators=[drive], rotating_frame=static,
                     hamiltonian_channels=["d0"], channel_carrier_freqs={"d0": TRANSMON_FREQUENCY},
-                    dt=TRANSMON_DT, rwa_cutoff_freq=RWA_CUTOFF)
+                    dt=TRANSMON_DT, rwa_cutoff_freq=RWA_CUTOFF, array_library="numpy")
     return _backend_class()(solver, subsystem_dims=[levels])
 
 
@@ -354,7 +354,7 @@ def _fake_7q_backend(qubits: tuple[int, ...]) -> Any:
     static = parse_backend_hamiltonian_dict(config.hamiltonian, list(qubits))[0]
     return _backend_class().from_backend(Device(), subsystem_list=list(qubits),
                                          rotating_frame=RotatingFrame(np.diag(static)),
-                                         rwa_cutoff_freq=RWA_CUTOFF)
+                                         rwa_cutoff_freq=RWA_CUTOFF, array_library="numpy")
 
 
 class PulseSimulator:
@@ -373,7 +373,7 @@ class PulseSimulator:
         key = qubits if self.model.name != "transmon" else (0,)
         made = self._backends.get(key)
         if made is None:
-            with quiet_pulse():
+            with _quiet_simulation():
                 made = _transmon_backend() if self.model.name == "transmon" else _fake_7q_backend(key)
             self._backends[key] = made
             if len(self._backends) > self.KEEP:
@@ -388,8 +388,6 @@ class PulseSimulator:
     def run(self, schedules: Sequence[Any], shots: int | None, options: dict[str, Any]
             ) -> list[dict[str, Any]]:
         """Simulate ``schedules`` and return one JSON-ready result dict each, in order."""
-        from numpy.exceptions import ComplexWarning
-
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, schedule in enumerate(schedules):
             groups.setdefault(addressed_qubits(self.model, schedule), []).append(i)
@@ -398,14 +396,22 @@ class PulseSimulator:
             for qubits, indices in groups.items():
                 backend = self.backend(qubits)
                 run_options = _run_options(backend, shots, options)
-                with quiet_pulse():
-                    # The device's control-channel frequencies are complex with no imaginary
-                    # part; qiskit-dynamics warns as it casts them to real.
-                    warnings.simplefilter("ignore", ComplexWarning)
+                with _quiet_simulation():
                     result = backend.run([schedules[i] for i in indices], **run_options).result()
                 for i, experiment in zip(indices, experiments_from_result(result), strict=True):
                     results[i] = experiment
         return [r for r in results if r is not None]
+
+
+@contextlib.contextmanager
+def _quiet_simulation() -> Iterator[None]:
+    """:func:`quiet_pulse`, and the device's control-channel frequencies: complex numbers with
+    no imaginary part, which qiskit-dynamics warns about as it casts them to real."""
+    from numpy.exceptions import ComplexWarning
+
+    with quiet_pulse():
+        warnings.simplefilter("ignore", ComplexWarning)
+        yield
 
 
 def _one_blas_thread() -> Any:
