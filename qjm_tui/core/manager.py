@@ -176,8 +176,9 @@ class JobManager:
     ) -> ManagedJobSet:
         """Split ``experiments`` into jobs within the backend's limits and start them.
 
-        ``experiments`` are circuits, circuit files (OpenQASM 2/3, QPY) or a mix; ``backend``
-        is a Qiskit backend or a spec string such as ``"aer"``. Everything is validated before
+        ``experiments`` are circuits, circuit files (OpenQASM 2/3, QPY) or a mix, or pulse
+        schedules (``Schedule``, ``ScheduleBlock``, QPY files of blocks) for a pulse backend
+        such as ``"dynamics"``; ``backend`` is a Qiskit backend or a spec string such as ``"aer"``. Everything is validated before
         anything is stored or submitted. Returns once every circuit is safely in the store
         (jobs are already running by then); the jobs go on in the background.
 
