@@ -72,7 +72,7 @@ from qjm_tui.core.errors import (
     TransientBackendError,
     UnknownBackendError,
 )
-from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo, RunOptions
 from qjm_tui.core.sqlite import immediate_transaction
 from qjm_tui.core.status import JobStatus
 
@@ -257,6 +257,14 @@ class EmulatorBackend(ExecutionBackend):
         from qjm_tui.backends.local import make_simulator
 
         return make_simulator(self._sim_kind)
+
+    def run_options(self) -> RunOptions:
+        """The run options of the Aer simulator that computes the results (see the module
+        docstring): a job's options travel with it and reach that simulator as they are."""
+        from qjm_tui.backends.options import backend_run_options
+
+        return backend_run_options(self.target(), f"the simulator it runs ({self._sim_kind}): "
+                                   "AerSimulator options and AerSimulator.run")
 
     def can_reattach(self) -> bool:
         return True

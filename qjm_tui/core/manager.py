@@ -52,6 +52,7 @@ from qjm_tui.core.inputs import (
     validate_shots,
 )
 from qjm_tui.core.jobset import ManagedJobSet, unstored_message
+from qjm_tui.core.options import check_run_options
 from qjm_tui.core.ports import BackendFactory, BackendLimits, ExecutionBackend
 from qjm_tui.core.split import count_jobs, plan_jobs
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
@@ -199,6 +200,7 @@ class JobManager:
         if name is not None:
             check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
+        check_run_options(run_config, adapter.run_options(), adapter.spec)
         circuits = normalize_experiments(experiments)
         # Counted before the circuits are transpiled or checked: a runaway request is refused
         # at once, however many circuits it has.
@@ -656,6 +658,12 @@ class JobManager:
                         "the same backend again: resume(backend=...) or retry_failed(backend=...)"
                     ) from None
                 raise
+            if backend is not None and adapter.spec != row.backend:
+                try:  # the set's options go with it: the new backend must take them too
+                    check_run_options(row.run_options, adapter.run_options(), adapter.spec)
+                except JobManagerInputError as exc:
+                    raise JobManagerInputError(f"job set {job_set_id} cannot move to {adapter.spec}, "
+                                               f"its run options do not fit: {exc}") from None
             self.store.claim(job_set_id)
             if backend is not None and adapter.spec != row.backend:
                 to_reset = self._move(job_set_id, adapter.spec, to_reset)
