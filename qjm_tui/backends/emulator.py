@@ -47,6 +47,10 @@ dir             see above  the folder holding the emulator's job file
 
 Example: ``emulator:latency=0.05,queue=0.2,run=0.1,max_jobs=5,fault_rate=0.2,seed=7``.
 
+The keys above describe the service; a job's run options (``run(..., memory=True,
+seed_simulator=7)``) travel with the job and reach the Aer simulator that computes its result,
+so the emulator takes exactly that simulator's options (``qjm backends emulator`` lists them).
+
 The emulator keeps its own record of every submission, refusal and job interval
 (:meth:`EmulatorBackend.submissions`, :meth:`EmulatorBackend.max_concurrency`), so tests can
 check what the "service" saw rather than what the client believes.
