@@ -637,3 +637,40 @@ def test_cli_backends_lists_the_run_options(capsys: pytest.CaptureFixture[str]) 
     assert options["shots"]["set_by_qjm"].startswith("use shots=")
     code, out, _ = _qjm(capsys, "backends")  # the overview stays one table
     assert "Run options" not in out
+
+
+def test_ibm_runtime_through_a_service_checks_the_same(jm: JobManager, tmp_path: Path) -> None:
+    """The real-service path (a service object with the runtime's methods, as in
+    test_ibm_offline.py) declares the same SamplerV2 options, without signing in to read them."""
+    from qjm_tui.backends.ibm_runtime import IBMRuntimeBackend
+    from tests.test_ibm_offline import StandInService
+
+    service = StandInService()
+    adapter = IBMRuntimeBackend("ibm_standin", service=service)
+    assert not adapter.local
+    _refused(
+        jm,
+        tmp_path,
+        adapter,
+        re.escape("'shot' for ibm-runtime:ibm_standin; did you mean 'shots'?"),
+        shot=100,
+    )
+    _refused(
+        jm,
+        tmp_path,
+        adapter,
+        "'dynamical_decoupling.sequence_type' .* got 'XY8'",
+        dynamical_decoupling={"sequence_type": "XY8"},
+    )
+
+
+def test_a_value_the_store_cannot_keep_is_named(jm: JobManager, tmp_path: Path) -> None:
+    from qiskit_aer.noise import NoiseModel
+
+    _refused(
+        jm,
+        tmp_path,
+        "aer",
+        r"since the store keeps them \('noise_model' is a NoiseModel\)",
+        noise_model=NoiseModel(),
+    )

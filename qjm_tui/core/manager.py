@@ -760,7 +760,18 @@ def _jsonable_options(options: dict[str, Any]) -> dict[str, Any]:
     try:
         json.dumps(options)
     except TypeError as exc:
+        bad = next((k for k, v in options.items() if not _dumps(v)), None)
+        which = f" ({bad!r} is a {type(options[bad]).__name__})" if bad is not None else ""
         raise JobManagerInputError(
-            f"run options must be plain values (numbers, strings, lists, dicts): {exc}"
+            f"run options must be plain values (numbers, strings, lists, dicts), since the store "
+            f"keeps them{which}: {exc}"
         ) from None
     return dict(options)
+
+
+def _dumps(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return False
+    return True
