@@ -326,6 +326,8 @@ def test_only_backend_options_reach_the_backend(jm: JobManager) -> None:
         == [{"memory": True, "seed_simulator": 11, "zero_threshold": 0, "max_memory_mb": None}] * 2
     )
     assert len(results.get_memory("a")) == 16
+    # a whole number where Aer takes only a float is passed on as one (Aer would warn and cast)
+    assert type(backend.seen[0]["zero_threshold"]) is float
     assert jm.store.get_job_set(job_set.job_set_id()).run_options == backend.seen[0]
 
 

@@ -200,7 +200,7 @@ class JobManager:
         if name is not None:
             check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
-        check_run_options(run_config, adapter.run_options(), adapter.spec)
+        run_config = check_run_options(run_config, adapter.run_options(), adapter.spec)
         circuits = normalize_experiments(experiments)
         # Counted before the circuits are transpiled or checked: a runaway request is refused
         # at once, however many circuits it has.

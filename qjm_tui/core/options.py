@@ -26,12 +26,17 @@ QJM_PARAMETERS = ("backend", "name", "max_experiments_per_job", "job_tags", "tra
 _LIST_AT_MOST = 12
 
 
-def check_run_options(options: Mapping[str, Any], declared: RunOptions | None, spec: str) -> None:
-    """Refuse any option ``declared`` does not accept; ``None`` (undeclared) accepts all."""
+def check_run_options(options: Mapping[str, Any], declared: RunOptions | None,
+                      spec: str) -> dict[str, Any]:
+    """``options`` as the backend takes them, or an error for the first it does not accept;
+    ``None`` (undeclared) accepts all as they are.
+
+    A whole number given where the backend takes only a float comes back as a float (``0`` ->
+    ``0.0``): Aer casts such values itself, with a deprecation warning.
+    """
     if declared is None:
-        return
-    for name, value in options.items():
-        _check(str(name), value, declared.options, spec, "")
+        return dict(options)
+    return {name: _check(str(name), value, declared.options, spec, "") for name, value in options.items()}
 
 
 def kind_of(value: Any) -> str:
@@ -77,7 +82,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check(name: str, value: Any, known: Sequence[RunOption], spec: str, prefix: str) -> None:
+def _check(name: str, value: Any, known: Sequence[RunOption], spec: str, prefix: str) -> Any:
     option = next((o for o in known if o.name == name), None)
     full = prefix + name
     if option is None:
@@ -103,9 +108,7 @@ def _check(name: str, value: Any, known: Sequence[RunOption], spec: str, prefix:
             raise JobManagerInputError(
                 f"run option {full!r} for {spec} must be a dict of its options "
                 f"({', '.join(f.name for f in option.fields)}), got {_short(value)} ({_a(kind_of(value))})")
-        for key, item in value.items():
-            _check(str(key), item, option.fields, spec, full + ".")
-        return
+        return {key: _check(str(key), item, option.fields, spec, full + ".") for key, item in value.items()}
     if option.kinds and not takes(option.kinds, value):
         raise JobManagerInputError(f"run option {full!r} for {spec} must be {_article(option)}, "
                                    f"got {_short(value)} ({_a(kind_of(value))})")
@@ -115,6 +118,9 @@ def _check(name: str, value: Any, known: Sequence[RunOption], spec: str, prefix:
         raise JobManagerInputError(
             f"run option {full!r} for {spec} must be {option.type_text()}, got {_short(value)}"
             + (f"; did you mean {near!r}?" if near else ""))
+    if float in option.kinds and int not in option.kinds and type(value) is int:
+        return float(value)
+    return value
 
 
 def _article(option: RunOption) -> str:
