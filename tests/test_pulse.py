@@ -245,6 +245,25 @@ def test_bad_schedules_are_refused_before_anything_is_stored(tmp_path: Path) -> 
         assert jm.store.list_job_sets() == []
 
 
+@needs_dynamics
+def test_run_options_are_dynamics_backends_own_and_checked_before_storing(tmp_path: Path) -> None:
+    from qiskit_dynamics import DynamicsBackend
+
+    from qjm_tui.backends.dynamics import model_of_spec, run_options_of
+
+    declared = run_options_of(model_of_spec("dynamics"))
+    own = set(DynamicsBackend._default_options(None)) | {"validate"}
+    assert set(declared.names()) == own, "the declaration names exactly what DynamicsBackend takes"
+    with JobManager(tmp_path / "qjm.sqlite", config=THREADS) as jm:
+        for options, message in (({"seed_simulater": 3}, "seed_simulator"),
+                                 ({"meas_level": 3}, "meas_level"),
+                                 ({"solver": "fast"}, "the pulse model's own"),
+                                 ({"iq_width": "wide"}, "iq_width")):
+            with pytest.raises(JobManagerInputError, match=message):
+                jm.run(sweep(2), backend="dynamics", **options)
+        assert jm.store.list_job_sets() == []
+
+
 def test_schedules_on_ibm_and_on_backend_objects_name_dynamics(tmp_path: Path) -> None:
     from qiskit_aer import AerSimulator
 

@@ -49,7 +49,7 @@ from qjm_tui.core.errors import (
     PermanentBackendError,
     UnknownBackendError,
 )
-from qjm_tui.core.ports import BackendLimits, JobPayload
+from qjm_tui.core.ports import BackendLimits, JobPayload, RunOption, RunOptions
 
 #: how to get the simulator, for every message that needs it
 PULSE_EXTRA = "pip install 'qjm-tui[pulse]'"
@@ -191,6 +191,44 @@ def require_dynamics(spec: str) -> None:
         raise BackendConfigurationError(
             f"backend {spec!r} runs pulse schedules on qiskit-dynamics, which is not installed; "
             f"install it with: {PULSE_EXTRA}")
+
+
+# -- run options -----------------------------------------------------------------------------
+
+#: what to do instead of setting one of the model's own options
+_SET_BY_MODEL = "the pulse model's own: pick the model with the backend spec"
+#: DynamicsBackend's options that are the model itself (its solver and its description)
+MODEL_OPTIONS = ("solver", "subsystem_dims", "meas_map", "control_channel_map",
+                 "experiment_result_function", "configuration", "defaults")
+
+
+def run_options_of(model: PulseModel) -> RunOptions:
+    """The run options ``DynamicsBackend.run`` takes, as qjm passes them.
+
+    Declared here rather than read from the class, so that checking them needs no import of
+    qiskit-dynamics (seconds); the tests check these names against the installed package's own
+    ``_default_options()``. Kinds and choices are those ``DynamicsBackend.set_options`` checks.
+    """
+    from qjm_tui.backends.options import SHOTS_BY_QJM
+
+    none = type(None)
+    declared = [
+        RunOption("shots", (int,), 1024, True, set_by=SHOTS_BY_QJM),
+        RunOption("seed_simulator", (int, none), None, True),
+        RunOption("memory", (bool,), False, True),  # qjm's default: DynamicsBackend's is True
+        RunOption("meas_level", (int,), 2, True, choices=(1, 2)),
+        RunOption("meas_return", (str,), "avg", True, choices=("single", "avg")),
+        RunOption("max_outcome_level", (int, none), 1, True),
+        RunOption("iq_centers", (list, none), None, True),
+        RunOption("iq_width", (float,), 0.2, True),
+        RunOption("normalize_states", (bool,), True, True),
+        RunOption("initial_state", (str,), "ground_state", True, choices=("ground_state",)),
+        RunOption("solver_options", (dict,), {"method": "scipy_expm", "max_dt": model.dt}, True),
+        RunOption("validate", (bool,), True, True),
+        *(RunOption(name, (), None, True, set_by=_SET_BY_MODEL) for name in MODEL_OPTIONS),
+    ]
+    return RunOptions(tuple(declared), "DynamicsBackend options and DynamicsBackend.run "
+                                       "(qiskit-dynamics 0.5.1)")
 
 
 # -- checking schedules, before anything is stored -------------------------------------------
@@ -517,6 +555,10 @@ class PulseBackend(LocalBackend):
     def target(self) -> Any:
         """None: pulse schedules are checked against the model (:meth:`check_schedules`)."""
         return None
+
+    def run_options(self) -> RunOptions:
+        """What ``DynamicsBackend.run`` takes (:func:`run_options_of`), without importing it."""
+        return run_options_of(self.model)
 
     def check_schedules(self, schedules: Sequence[Any]) -> None:
         for i, schedule in enumerate(schedules):

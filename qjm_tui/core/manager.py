@@ -55,6 +55,7 @@ from qjm_tui.core.inputs import (
     validate_shots,
 )
 from qjm_tui.core.jobset import ManagedJobSet, unstored_message
+from qjm_tui.core.options import check_run_options
 from qjm_tui.core.ports import BackendFactory, BackendLimits, ExecutionBackend
 from qjm_tui.core.split import count_jobs, plan_jobs
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
@@ -178,9 +179,10 @@ class JobManager:
 
         ``experiments`` are circuits, circuit files (OpenQASM 2/3, QPY) or a mix, or pulse
         schedules (``Schedule``, ``ScheduleBlock``, QPY files of blocks) for a pulse backend
-        such as ``"dynamics"``; ``backend`` is a Qiskit backend or a spec string such as ``"aer"``. Everything is validated before
-        anything is stored or submitted. Returns once every circuit is safely in the store
-        (jobs are already running by then); the jobs go on in the background.
+        such as ``"dynamics"``; ``backend`` is a Qiskit backend or a spec string such as
+        ``"aer"``. Everything is validated before anything is stored or submitted. Returns
+        once every circuit is safely in the store (jobs are already running by then); the jobs
+        go on in the background.
 
         A set that would need more than ``max_jobs_per_set`` jobs (default: the configuration's
         ``max_jobs_per_set``, 10,000) is refused, as it is almost always a typo in ``shots``.
@@ -206,6 +208,7 @@ class JobManager:
         circuits = normalize_experiments(experiments)
         kind = experiment_kind(circuits)
         check_kind_runs(kind, adapter.experiment_kinds, adapter.spec, transpile)
+        run_config = check_run_options(run_config, adapter.run_options(), adapter.spec)
         # Counted before the circuits are transpiled or checked: a runaway request is refused
         # at once, however many circuits it has.
         limits = adapter.limits()
@@ -668,6 +671,11 @@ class JobManager:
                 raise
             if backend is not None and adapter.spec != row.backend:
                 self._check_kind_moves(job_set_id, adapter)
+                try:  # the set's options go with it: the new backend must take them too
+                    check_run_options(row.run_options, adapter.run_options(), adapter.spec)
+                except JobManagerInputError as exc:
+                    raise JobManagerInputError(f"job set {job_set_id} cannot move to {adapter.spec}, "
+                                               f"its run options do not fit: {exc}") from None
             self.store.claim(job_set_id)
             if backend is not None and adapter.spec != row.backend:
                 to_reset = self._move(job_set_id, adapter.spec, to_reset)
@@ -778,7 +786,18 @@ def _jsonable_options(options: dict[str, Any]) -> dict[str, Any]:
     try:
         json.dumps(options)
     except TypeError as exc:
+        bad = next((k for k, v in options.items() if not _dumps(v)), None)
+        which = f" ({bad!r} is a {type(options[bad]).__name__})" if bad is not None else ""
         raise JobManagerInputError(
-            f"run options must be plain values (numbers, strings, lists, dicts): {exc}"
+            f"run options must be plain values (numbers, strings, lists, dicts), since the store "
+            f"keeps them{which}: {exc}"
         ) from None
     return dict(options)
+
+
+def _dumps(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return False
+    return True
