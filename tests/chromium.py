@@ -16,8 +16,10 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import time
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,44 @@ def chromium_path() -> str | None:
     return None
 
 
+def png_colours(data: bytes) -> int:
+    """How many distinct colours a PNG screenshot has (8-bit RGB or RGBA, not interlaced, as
+    Chromium writes them): about one for a blank page, dozens for a drawn app."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, chunks, header = 8, [], b""
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            chunks.append(body)
+        pos += 12 + length
+    width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert depth == 8 and colour_type in (2, 6) and not interlace, "an unexpected PNG layout"
+    bpp = 3 if colour_type == 2 else 4
+    raw, stride = zlib.decompress(b"".join(chunks)), width * bpp
+    previous, colours = bytearray(stride), set()
+    for y in range(height):
+        kind, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = row[i - bpp] if i >= bpp else 0
+            up, corner = previous[i], previous[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                row[i] = (row[i] + left) & 255
+            elif kind == 2:
+                row[i] = (row[i] + up) & 255
+            elif kind == 3:
+                row[i] = (row[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                row[i] = (row[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 255
+        colours.update(bytes(row[i:i + 3]) for i in range(0, stride, bpp * 7))  # every 7th pixel
+        previous = row
+    return len(colours)
+
+
 class Page:
     """One tab, attached in flat mode: commands carry its session id."""
 
@@ -57,8 +97,10 @@ class Page:
         self.session_id = session_id
         #: the bytes of every binary websocket frame the page received (what the app drew)
         self.received = bytearray()
-        #: every websocket the page opened, with its close code once closed
+        #: every websocket the page opened, and whether it has closed
         self.sockets: dict[str, dict[str, Any]] = {}
+        #: the URL of every request the page made
+        self.requests: list[str] = []
 
     async def send(self, method: str, **params: Any) -> dict[str, Any]:
         return await self.browser.send(method, session_id=self.session_id, **params)
@@ -68,6 +110,8 @@ class Page:
             response = params["response"]
             if response.get("opcode") == 2:
                 self.received += base64.b64decode(response["payloadData"])
+        elif method == "Network.requestWillBeSent":
+            self.requests.append(params["request"]["url"])
         elif method == "Network.webSocketCreated":
             self.sockets[params["requestId"]] = {"url": params["url"], "closed": False}
         elif method == "Network.webSocketClosed":
@@ -197,8 +241,10 @@ class Chromium:
         await page.send("Network.enable")
         await page.send("Page.enable")
         await page.send("Emulation.setFocusEmulationEnabled", enabled=True)
+        # Scale 1: under an emulated scale of 2, the terminal's canvas is sized for 1 and draws
+        # for 2, showing only the left half (a browser started at scale 2 draws it right).
         await page.send("Emulation.setDeviceMetricsOverride", width=width, height=height,
-                        deviceScaleFactor=2 if mobile else 1, mobile=mobile)
+                        deviceScaleFactor=1, mobile=mobile)
         if mobile:
             await page.send("Emulation.setTouchEmulationEnabled", enabled=True, maxTouchPoints=5)
         return page

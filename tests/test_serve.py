@@ -9,15 +9,10 @@ App processes are found in /proc by their command line, which names the test's o
 from __future__ import annotations
 
 import asyncio
-import select
 import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,86 +23,7 @@ aiohttp = pytest.importorskip("aiohttp")
 
 from qjm_tui.cli import build_parser, main  # noqa: E402
 from qjm_tui.web.server import AppSession, QjmServer, is_loopback, split_host  # noqa: E402
-
-SESSION_MODULE = "qjm_tui.tui.web_session"
-
-
-def app_processes(marker: str) -> list[int]:
-    """The ids of live app processes whose command line contains ``marker`` (a store path)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and any(SESSION_MODULE in a or "hostile" in a for a in argv) and any(
-                marker in a for a in argv):
-            found.append(int(entry.name))
-    return found
-
-
-def wait_until(check, timeout: float, what: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.1)
-
-
-@dataclass
-class Served:
-    """A running ``qjm serve``: its process, the URL it printed and where its stderr goes."""
-
-    process: subprocess.Popen[str]
-    url: str
-    store: Path
-    log: Path
-
-    @property
-    def base(self) -> str:
-        return self.url.split("?")[0].rstrip("/")
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).netloc
-
-    @property
-    def token(self) -> str:
-        return self.url.split("token=")[1]
-
-    def said(self) -> str:
-        return self.log.read_text()
-
-    def apps(self) -> list[int]:
-        return app_processes(str(self.store))
-
-
-@contextmanager
-def serving(tmp_path: Path, *args: str) -> Iterator[Served]:
-    """``qjm serve --port 0`` on a store of the test's own; stopped with Ctrl+C at the end, and
-    then no app process of it may be left."""
-    store = tmp_path / "store.sqlite"
-    log = tmp_path / f"serve-{time.monotonic_ns()}.err"
-    with open(log, "w") as err:
-        process = subprocess.Popen([sys.executable, "-m", "qjm_tui.cli", "serve", "--port", "0",
-                                    "--store", str(store), *args],
-                                   stdout=subprocess.PIPE, stderr=err, text=True)
-    try:
-        ready, _, _ = select.select([process.stdout], [], [], 60)
-        url = process.stdout.readline().strip() if ready else ""
-        assert url.startswith("http://"), f"no URL printed; stderr: {log.read_text()}"
-        served = Served(process, url, store, log)
-        yield served
-    finally:
-        stopped_here = process.poll() is None
-        if stopped_here:
-            process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=30)
-        wait_until(lambda: not app_processes(str(store)), 10, "the app processes to end")
-    if stopped_here:  # (a test that ended the server itself checks how it ended)
-        assert code == 0, log.read_text()
+from tests.serving import Served, app_processes, serving, wait_until  # noqa: E402
 
 
 async def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
@@ -284,12 +200,14 @@ def test_the_app_runs_per_view_up_to_the_cap_and_each_ends_with_its_connection(t
             assert ws.close_code == 1013
             await session.close()
             assert len(served.apps()) == 2
-            # one view leaves: its process ends, and there is room again
+            # one view leaves (as a page being reloaded): the next one waits for its process
+            # to end, rather than being refused
             await first[1].close()
             await first[0].close()
-            await asyncio.to_thread(wait_until, lambda: len(served.apps()) == 1, 15, "one process")
+            await asyncio.sleep(0.2)
             third = await open_view(served, cookie, origin)
             await read_until(third[1], b"Job sets")
+            assert len(served.apps()) == 2
             for session, ws in (second, third):
                 await ws.close()
                 await session.close()

@@ -230,6 +230,9 @@ class QjmServer(Server):
         self._cookies: set[str] = set()
         #: the live sessions (counted until their process has ended) and their websockets
         self.sessions: dict[AppSession, web.WebSocketResponse] = {}
+        #: the sessions whose websocket has closed and whose process is being ended
+        self._closing: set[AppSession] = set()
+        self._slots = asyncio.Condition()
         self._viewers = 0
         self._runner: web.AppRunner | None = None
 
@@ -327,6 +330,7 @@ class QjmServer(Server):
         """One app process for this websocket, for as long as it is open (and no longer)."""
         websocket = web.WebSocketResponse(heartbeat=15)
         await websocket.prepare(request)
+        await self._wait_for_a_closing_session()
         if len(self.sessions) >= self.max_sessions:
             say(f"refused a viewer from {request.remote}: {len(self.sessions)} sessions open, the "
                 f"limit (--max-sessions {self.max_sessions})")
@@ -349,12 +353,27 @@ class QjmServer(Server):
         except (ValueError, TypeError, AssertionError, KeyError) as exc:
             say(f"view {viewer}: closing on a malformed message ({type(exc).__name__})")
         finally:
+            self._closing.add(session)
             await session.stop()
             with contextlib.suppress(Exception):
                 await websocket.close()
             self.sessions.pop(session, None)
+            self._closing.discard(session)
+            async with self._slots:
+                self._slots.notify_all()
             say(f"view {viewer} closed (app process {session.pid} {session.ended})")
         return websocket
+
+    async def _wait_for_a_closing_session(self) -> None:
+        """At the cap while views are closing (a page reloaded: its old view closes as the new
+        one opens), wait for their processes to end rather than refuse the new view."""
+        def room() -> bool:
+            return len(self.sessions) < self.max_sessions or not self._closing
+
+        async with self._slots:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slots.wait_for(room),
+                                       AppSession.quit_grace + AppSession.term_grace + 5.0)
 
     async def stop_sessions(self) -> None:
         """End every session: close its websocket and end its app process."""
