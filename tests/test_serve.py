@@ -227,10 +227,20 @@ def test_a_view_dropped_before_the_app_drew_leaves_no_process(tmp_path: Path) ->
             session, ws = await open_view(served, cookie, f"http://{served.host}")
             await session.close()  # the connection goes away at once, no close handshake
 
+        async def garble() -> None:
+            session, ws = await open_view(served, cookie, f"http://{served.host}")
+            await ws.send_str('["stdin"]')  # a message missing its data
+            ending = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            while (await ws.receive(timeout=20)).type not in ending:
+                pass  # what the app drew before the server closed this view
+            await session.close()
+
         for _ in range(3):
             asyncio.run(drop())
-        wait_until(lambda: served.said().count("closed (app process") == 3, 20, "three closed views")
+        asyncio.run(garble())
+        wait_until(lambda: served.said().count("closed (app process") == 4, 20, "four closed views")
         assert served.apps() == []
+        assert "a message it cannot read (IndexError" in served.said()
 
 
 def test_stopping_the_server_stops_every_app_process(tmp_path: Path) -> None:

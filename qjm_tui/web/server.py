@@ -350,8 +350,9 @@ class QjmServer(Server):
             say(f"view {viewer} opened from {request.remote} (app process {session.pid}; "
                 f"{len(self.sessions)} of {self.max_sessions})")
             await self._process_messages(websocket, session)
-        except (ValueError, TypeError, AssertionError, KeyError) as exc:
-            say(f"view {viewer}: closing on a malformed message ({type(exc).__name__})")
+        except Exception as exc:  # noqa: BLE001 - a malformed message ends this view alone
+            say(f"view {viewer}: closing it on a message it cannot read ({type(exc).__name__}: "
+                f"{shown(str(exc))})")
         finally:
             self._closing.add(session)
             await session.stop()
