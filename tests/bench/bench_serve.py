@@ -9,7 +9,9 @@ browser would already be running. Each round:
 * starts ``qjm serve --port 0`` as a fresh command and times, from that moment, the URL printed
   (the server is up), then, with the URL opened in a new tab at once, the first bytes of the
   app reaching the page, and the app drawn (the job sets' pane with the sets' names);
-* stops the server with SIGINT and times until it has exited with its app processes.
+* stops the server with SIGINT and times until it has exited with its app processes;
+* reads the CPU time the server had used when its URL was printed, and the app process when it
+  was drawn (figures that depend less on what else the machine is doing).
 
 Then ``--viewers`` tabs are opened on one server, one after the other, and the memory of each
 app process is read from /proc (RSS, and PSS, which shares the pages the processes share
@@ -44,6 +46,12 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return fields["Rss"], fields["Pss"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(store: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str, float]:
     started = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "qjm_tui.cli", "serve", "--port", "0",
@@ -67,10 +75,12 @@ def stop_server(process: subprocess.Popen[str], store: Path) -> float:
 
 async def rounds(chromium: Chromium, store: Path, env: dict[str, str],
                  repeats: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"url printed": [], "first bytes": [], "app drawn": [], "stop": []}
+    times: dict[str, list[float]] = {"url printed": [], "first bytes": [], "app drawn": [], "stop": [],
+                                     "server cpu": [], "app cpu": []}
     for _ in range(repeats):
         process, url, started = start_server(store, env)
         times["url printed"].append(time.monotonic() - started)
+        times["server cpu"].append(cpu_seconds(process.pid))
         page = await chromium.new_page(1280, 800)
         await page.navigate(url)
         while not page.received:
@@ -78,6 +88,7 @@ async def rounds(chromium: Chromium, store: Path, env: dict[str, str],
         times["first bytes"].append(time.monotonic() - started)
         await page.wait_for_text("Job sets", "calibration", "demo", timeout=120)
         times["app drawn"].append(time.monotonic() - started)
+        times["app cpu"].append(sum(cpu_seconds(pid) for pid in app_processes(str(store))))
         await page.close()
         times["stop"].append(await asyncio.to_thread(stop_server, process, store))
     return times
@@ -122,6 +133,7 @@ def main() -> None:
     parser.add_argument("--screenshots", type=Path, help="save the README's screenshots here")
     args = parser.parse_args()
     assert chromium_path(), "Chromium is not installed (apt-get install chromium)"
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="qjm-serve-bench-") as tmp:
         folder = Path(tmp)
         home = folder / "lab"
@@ -141,7 +153,8 @@ def main() -> None:
                 return times, apps, server
 
         times, apps, server = asyncio.run(run())
-    print(f"qjm serve, {args.repeats} rounds (fresh command each; browser already running), medians:")
+    print(f"qjm serve, {args.repeats} rounds (fresh command each; browser already running), medians "
+          f"(load average before: {load:.1f} on {os.cpu_count()} cores):")
     for name, values in times.items():
         print(f"  {name:12s} {statistics.median(values):6.2f} s   "
               f"(min {min(values):.2f}, max {max(values):.2f})")
