@@ -9,10 +9,13 @@ App processes are found in /proc by their command line, which names the test's o
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +23,8 @@ import pytest
 
 pytest.importorskip("textual_serve", reason="qjm serve needs the web extra (pip install 'qjm-tui[web]')")
 aiohttp = pytest.importorskip("aiohttp")
+
+from textual_serve.download_manager import DownloadManager  # noqa: E402
 
 from qjm_tui.cli import build_parser, main  # noqa: E402
 from qjm_tui.web.server import AppSession, QjmServer, is_loopback, split_host  # noqa: E402
@@ -60,16 +65,20 @@ async def open_view(served: Served, cookie: str | None, origin: str | None, *,
     return session, ws
 
 
-async def read_until(ws: aiohttp.ClientWebSocketResponse, word: bytes, timeout: float = 60) -> bytes:
-    """What the app sends until ``word`` shows up (the app draws on the page's canvas from it)."""
+async def read_until(ws: aiohttp.ClientWebSocketResponse, *words: bytes, timeout: float = 60) -> bytes:
+    """What the app sends until every word has shown up (the page's canvas is drawn from it)."""
     seen = b""
     deadline = time.monotonic() + timeout
-    while word not in seen:
-        message = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
+    while not all(word in seen for word in words):
+        try:
+            message = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            missing = [word for word in words if word not in seen]
+            raise AssertionError(f"{missing} never came; got {seen[-300:]!r}") from None
         if message.type == aiohttp.WSMsgType.BINARY:
             seen += message.data
         elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-            raise AssertionError(f"closed before {word!r} came; got {seen[-300:]!r}")
+            raise AssertionError(f"closed before {words!r} came; got {seen[-300:]!r}")
     return seen
 
 
@@ -122,11 +131,22 @@ def test_the_printed_url_gives_a_strict_http_only_cookie_and_nothing_else_gets_i
 
         # the page: local files only, sized for phones, titled with the store
         assert '<meta name="viewport" content="width=device-width, initial-scale=1"' in page
-        assert f"<title>qjm · {served.store} (read-only)</title>" in page
+        assert f"<title>qjm (read-only) · {served.store}</title>" in page
         assert "googleapis" not in page and "https://" not in page and "http://" not in page
         for path in ("/static/fonts/RobotoMono-VariableFont_wght.ttf", "/static/css/xterm.css"):
             assert f'"{path}"' in page
             assert fetch(served.base + path, Cookie=session)[0] == 200, path
+
+        # and the app it serves is the read-only one
+        async def view() -> bytes:
+            client, ws = await open_view(served, session, f"http://{served.host}")
+            try:
+                return await read_until(ws, b"(read-only)", b"Job sets", b"Quit")
+            finally:
+                await ws.close()
+                await client.close()
+
+        assert b"New" not in asyncio.run(view())  # the footer offers no new set
 
 
 def test_a_websocket_without_the_cookie_or_from_another_origin_is_refused(tmp_path: Path) -> None:
@@ -168,6 +188,7 @@ def test_hosts_and_origins_are_read_as_a_browser_writes_them() -> None:
     assert split_host("[::1]:8000") == ("::1", 8000)
     assert split_host("Example.ORG") == ("example.org", None)
     assert split_host("a:b")[1] == -1
+    assert split_host("evil.example@127.0.0.1:8000") == ("", None)
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("") and not is_loopback("192.168.1.2")
     server = QjmServer(Path("/tmp/x.sqlite"), title="t", port=8123)
@@ -294,15 +315,24 @@ while True:  # at 100% CPU, deaf to the quit request and to SIGTERM
 """
 
 
-def test_an_app_process_that_ignores_quit_and_sigterm_is_killed(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worst app process: it never quits and ignores SIGTERM. A dropped connection and a
-    stopping server both end it anyway (SIGKILL to its process group)."""
+@pytest.fixture
+def hostile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The path of an app script that never quits and ignores SIGTERM (short graces for it);
+    whatever of it a failing test leaves running is killed at the end."""
     monkeypatch.setattr(AppSession, "quit_grace", 0.5)
     monkeypatch.setattr(AppSession, "term_grace", 0.5)
     script = tmp_path / "hostile_app.py"
     script.write_text(HOSTILE)
-    marker = str(script)
+    yield str(script)
+    for pid in app_processes(str(script)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_an_app_process_that_ignores_quit_and_sigterm_is_killed(tmp_path: Path, hostile: str) -> None:
+    """The worst app process: it never quits and ignores SIGTERM. A dropped connection and a
+    stopping server both end it anyway (SIGKILL to its process group)."""
+    marker = hostile
 
     async def scenario() -> list[str]:
         server = QjmServer(tmp_path / "store.sqlite", title="t", port=0)
@@ -332,6 +362,34 @@ def test_an_app_process_that_ignores_quit_and_sigterm_is_killed(tmp_path: Path,
         return ended
 
     assert asyncio.run(scenario()) == ["killed", "killed"]
+
+
+def test_a_view_stopped_while_its_app_starts_leaves_no_process(hostile: str) -> None:
+    """A stop that comes while the app process is being started (the server stopping as a tab
+    opens) waits for the process and ends it; a stop that comes first means no process at all."""
+    marker = hostile
+
+    async def ignore(*args: object) -> None:
+        pass
+
+    def session() -> AppSession:
+        return AppSession([sys.executable, marker], write_bytes=ignore, write_str=ignore, close=ignore,
+                          download_manager=DownloadManager())
+
+    async def scenario() -> None:
+        racing = session()
+        starting = asyncio.create_task(racing.start(80, 24))
+        await asyncio.sleep(0)  # the start has begun; its process is not known yet
+        await racing.stop()
+        await starting
+        assert racing.pid is not None and racing.ended == "killed"
+        assert app_processes(marker) == []
+        late = session()
+        await late.stop()
+        await late.start(80, 24)
+        assert late.pid is None and app_processes(marker) == []
+
+    asyncio.run(scenario())
 
 
 # -- the command --------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ class QjmApp(JobSetActions, App[int]):
         self.unicode = views.unicode_ok(sys.__stdout__)
         self.store_label = store_label or display_path(manager.store.path)
         if read_only:
-            self.store_label += "  (read-only)"
+            self.title = f"{self.TITLE} (read-only)"  # first, so a long store path cannot hide it
         self._seq = -1
         self._pane = 0
         self._dirty = threading.Event()

@@ -20,7 +20,7 @@ own; when its websocket closes, for whatever reason and at whatever point of the
 the app is asked to quit, then terminated, then killed, with everything it started. Stopping
 the server (Ctrl+C, SIGTERM, SIGHUP) does the same for every session; the app processes also
 watch for the server's death on their own (:mod:`qjm_tui.tui.web_session`). ``--max-sessions``
-caps the number of app processes, each about 100 MB.
+caps the number of app processes (each holds its own copy of the app: about 110 MB resident).
 
 Nothing in qjm imports this module but the ``qjm serve`` command.
 """
@@ -112,7 +112,10 @@ def is_loopback(host: str) -> bool:
 
 
 def split_host(host: str) -> tuple[str, int | None]:
-    """``name:port`` (or ``[v6]:port``, or a name alone) as (lowercase name, port or None)."""
+    """``name:port`` (or ``[v6]:port``, or a name alone) as (lowercase name, port or None);
+    port -1 when it is not a port, and no name for anything but a host (``a@b``, a path)."""
+    if any(c in host for c in "@/?#\\ "):
+        return "", None
     parsed = urlsplit(f"//{host}")
     try:
         port = parsed.port
@@ -137,6 +140,7 @@ class AppSession(AppService):
     def __init__(self, argv: list[str], **kwargs: Any) -> None:
         super().__init__(shlex.join(argv), **kwargs)
         self.argv = argv
+        self._starting: asyncio.Future[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
         #: how the process ended: "had ended", "quit when asked", "terminated" or "killed"
         self.ended = ""
@@ -160,7 +164,12 @@ class AppSession(AppService):
         return process
 
     async def start(self, width: int, height: int) -> None:
-        await super().start(_clamp(width, COLUMNS), _clamp(height, ROWS))
+        """Start the app process, unless the session was stopped first. A stop that comes while
+        the process is being started waits for it, so it is never left running."""
+        if self._stopping is not None:
+            return
+        self._starting = asyncio.ensure_future(super().start(_clamp(width, COLUMNS), _clamp(height, ROWS)))
+        await asyncio.shield(self._starting)
 
     async def set_terminal_size(self, width: int, height: int) -> None:
         await super().set_terminal_size(_clamp(int(width), COLUMNS), _clamp(int(height), ROWS))
@@ -173,6 +182,9 @@ class AppSession(AppService):
         await asyncio.shield(self._stopping)
 
     async def _stop(self) -> None:
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await self._starting
         process = self._process
         if process is None:
             return
@@ -234,6 +246,8 @@ class QjmServer(Server):
         self._closing: set[AppSession] = set()
         self._slots = asyncio.Condition()
         self._viewers = 0
+        #: set once the server is stopping: no new view is started
+        self._closing_down = False
         self._runner: web.AppRunner | None = None
 
     # -- the guard ---------------------------------------------------------------------------
@@ -331,6 +345,9 @@ class QjmServer(Server):
         websocket = web.WebSocketResponse(heartbeat=15)
         await websocket.prepare(request)
         await self._wait_for_a_closing_session()
+        if self._closing_down:
+            await websocket.close(code=1001, message=b"the server is stopping")
+            return websocket
         if len(self.sessions) >= self.max_sessions:
             say(f"refused a viewer from {request.remote}: {len(self.sessions)} sessions open, the "
                 f"limit (--max-sessions {self.max_sessions})")
@@ -378,11 +395,13 @@ class QjmServer(Server):
 
     async def stop_sessions(self) -> None:
         """End every session: close its websocket and end its app process."""
-        sessions = list(self.sessions.items())
-        await asyncio.gather(*(session.stop() for session, _ in sessions), return_exceptions=True)
-        for _, websocket in sessions:
-            with contextlib.suppress(Exception):
-                await websocket.close()
+        while self.sessions:
+            sessions = list(self.sessions.items())
+            await asyncio.gather(*(session.stop() for session, _ in sessions), return_exceptions=True)
+            for session, websocket in sessions:
+                with contextlib.suppress(Exception):
+                    await websocket.close()
+                self.sessions.pop(session, None)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -412,6 +431,7 @@ class QjmServer(Server):
 
     async def stop(self) -> None:
         """End every session, then stop listening."""
+        self._closing_down = True
         await self.stop_sessions()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -430,8 +450,7 @@ class QjmServer(Server):
                     "HTTP: anyone who can watch this network can read the URL's token and drive the "
                     f"app. Prefer `qjm serve` on 127.0.0.1 reached through SSH forwarding "
                     f"(ssh -L {port}:127.0.0.1:{port} this-machine), or a TLS reverse proxy.")
-            mode = "read-only, " if self.read_only else ""
-            say(f"{self.title}: {mode}at most {self.max_sessions} views at once; Ctrl+C stops")
+            say(f"{self.title}: at most {self.max_sessions} views at once; Ctrl+C stops")
             print(self.url(port), flush=True)
             await stop.wait()
             if self.sessions:
@@ -452,7 +471,7 @@ def serve(*, store: Path | None = None, host: str = "127.0.0.1", port: int = 800
         say(f"no store at {path} yet; the app shows job sets once one is started there")
     else:
         Store(path, read_only=True).close()  # a file that is not a store is refused here, by name
-    title = f"qjm · {display_path(path)}" + (" (read-only)" if read_only else "")
+    title = f"qjm{' (read-only)' if read_only else ''} · {display_path(path)}"
     server = QjmServer(path.absolute(), title=title, host=host, port=port, read_only=read_only,
                        max_sessions=max_sessions, allow_hosts=allow_hosts)
     asyncio.run(server.run())
