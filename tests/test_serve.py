@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -390,6 +391,26 @@ def test_a_view_stopped_while_its_app_starts_leaves_no_process(hostile: str) -> 
         assert late.pid is None and app_processes(marker) == []
 
     asyncio.run(scenario())
+
+
+def test_an_app_process_whose_input_ends_unannounced_exits(tmp_path: Path) -> None:
+    """The app process's own guard: its input closing without a quit request means the server is
+    gone, and it exits (here its parent, the test, is alive: no parent-death signal is involved)."""
+    store = tmp_path / "store.sqlite"
+    env = {**os.environ, "TEXTUAL_DRIVER": "qjm_tui.tui.web_session:SessionDriver", "COLUMNS": "80",
+           "ROWS": "24"}
+    process = subprocess.Popen([sys.executable, "-m", "qjm_tui.tui.web_session", "--store", str(store)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               env=env)
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        assert process.stdout.readline() == b"__GANGLION__\n"
+        process.stdin.close()
+        assert process.wait(timeout=20) is not None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 # -- the command --------------------------------------------------------------------------------
