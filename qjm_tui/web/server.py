@@ -20,7 +20,7 @@ own; when its websocket closes, for whatever reason and at whatever point of the
 the app is asked to quit, then terminated, then killed, with everything it started. Stopping
 the server (Ctrl+C, SIGTERM, SIGHUP) does the same for every session; the app processes also
 watch for the server's death on their own (:mod:`qjm_tui.tui.web_session`). ``--max-sessions``
-caps the number of app processes (each holds its own copy of the app: about 110 MB resident).
+caps the number of app processes (each holds its own copy of the app: about 114 MiB resident).
 
 Nothing in qjm imports this module but the ``qjm serve`` command.
 """
