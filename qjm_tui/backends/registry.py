@@ -7,7 +7,8 @@ A spec is what a job set stores, so a later process can build the same backend a
   These run locally on the configured executor (process pool, threads, or a Dask cluster).
 * ``emulator`` / ``emulator:key=value,...`` — a local stand-in for a remote service
   (:mod:`qjm_tui.backends.emulator`).
-* ``ibm-runtime:<backend>`` — IBM Quantum through qiskit-ibm-runtime (SamplerV2).
+* ``ibm-runtime:<backend>[,mode=batch|session|job][,poll=SECONDS]`` — IBM Quantum through
+  qiskit-ibm-runtime (SamplerV2), in a Runtime batch by default.
 * ``ibm-provider:<backend>`` — IBM Quantum through the legacy qiskit-ibm-provider.
 * ``<module>:<factory>`` — any importable callable returning a Qiskit backend (or an adapter),
   such as ``mypkg.backends:make_backend``.
@@ -30,7 +31,7 @@ KNOWN_SPECS = (
     "aer:<device>",
     "basic",
     "emulator[:key=value,...]",
-    "ibm-runtime:<backend>",
+    "ibm-runtime:<backend>[,mode=batch|session|job]",
     "ibm-provider:<backend>",
     "<module>:<factory>",
 )
@@ -91,9 +92,11 @@ def _build(spec: str, config: Any) -> ExecutionBackend:
 
         return EmulatorBackend(arg, spec=spec)
     if kind == "ibm-runtime":
-        from qjm_tui.backends.ibm_runtime import IBMRuntimeBackend
+        from qjm_tui.backends.ibm_runtime import IBMRuntimeBackend, parse_spec
 
-        return IBMRuntimeBackend(_name_of(spec, arg), config=config)
+        name, options = parse_spec(spec, _name_of(spec, arg))
+        return IBMRuntimeBackend(name, config=config, mode=options.get("mode", "batch"),
+                                 poll_interval=options.get("poll"), spec=spec)
     if kind == "ibm-provider":
         from qjm_tui.backends.ibm_provider import IBMProviderBackend
 
