@@ -157,6 +157,18 @@ def http_status(exc: BaseException, text: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+_SERVICE_SAYS = re.compile(r"for url: \S+?\.? (.+?)(?:, Error code: \d+\.)?['\"]*$", re.S)
+
+
+def service_says(text: str) -> str:
+    """What IBM Quantum itself said in a client error's text (its error message, without the
+    client's "403 Client Error: Forbidden for url: ..." around it); the whole text if the
+    message cannot be told apart."""
+    found = _SERVICE_SAYS.search(text.strip())
+    said = found.group(1).strip() if found else ""
+    return said or text.strip()
+
+
 def classify(exc: BaseException, credentials: IBMCredentials | None, doing: str) -> Exception:
     """The engine's error class for a qiskit-ibm-runtime (or network) failure, token scrubbed.
 
@@ -178,21 +190,22 @@ def classify(exc: BaseException, credentials: IBMCredentials | None, doing: str)
     status = http_status(exc, text)
     name = type(exc).__name__
     lowered = text.lower()
+    said = service_says(str(exc))
     if code == CODE_QUOTA:
         return AccessRefused(scrub(f"IBM Quantum refused new jobs: the instance's usage quota is used "
-                                   f"up (error code {CODE_QUOTA}); {doing}: {exc}", credentials))
+                                   f"up (error code {CODE_QUOTA}: {said})", credentials))
     if code == CODE_JOB_LIMIT or status == 429 or "limit of" in lowered or "reached the limit" in lowered \
             or "too many requests" in lowered:
         return BackendLimitReached(text)
     if status == 401 or name == "IBMNotAuthorizedError":
         refused = AccessRefused(scrub(f"IBM Quantum no longer accepts the credentials from "
                                       f"{credentials.source if credentials else 'the account'} "
-                                      f"(HTTP 401); {doing}: {exc}", credentials))
+                                      f"(HTTP 401 while {doing}: {said})", credentials))
         refused.http_status = 401  # type: ignore[attr-defined]
         return refused
     if status == 403:
-        return AccessRefused(scrub(f"IBM Quantum refuses this account access (HTTP 403); {doing}: {exc}",
-                                   credentials))
+        return AccessRefused(scrub(f"IBM Quantum refuses this account access (HTTP 403 while {doing}: "
+                                   f"{said})", credentials))
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)) or (
             isinstance(status, int) and (status >= 500 or status in (408, 409))):
         return TransientBackendError(text)

@@ -10,13 +10,19 @@ Aer with the device's noise model, and results are encoded with the runtime's ow
 
 How the client reaches it, with nothing patched: the service is also an HTTP forward proxy.
 The client's environment gets ``HTTP_PROXY``/``HTTPS_PROXY`` pointing here, the account's url
-is ``http://cloud.ibm.invalid`` (the client derives ``iam.``, ``api.global-search-tagging.``,
-``globalcatalog.`` and ``quantum.`` hosts from it, all served here over plain HTTP), and its
-instance is a CRN this service owns. The bearer token is always fetched from
-``https://iam.cloud.ibm.com`` (fixed in the client): the client opens a CONNECT tunnel to it
-through the proxy, and the service terminates that tunnel itself with a certificate made at
-start-up, which the client trusts through ``REQUESTS_CA_BUNDLE``. :meth:`IBMQuantumService.environ`
-gives all of it; no request ever leaves the machine (any other host is refused).
+is ``https://cloud.ibm.invalid`` (the client derives ``iam.``, ``api.global-search-tagging.``,
+``globalcatalog.`` and ``quantum.`` hosts from it), and its instance is a CRN this service owns.
+The bearer token is always fetched from ``https://iam.cloud.ibm.com`` (fixed in the client).
+For each of these hosts the client opens a CONNECT tunnel through the proxy, and the service
+terminates the tunnel itself with a certificate made at start-up, which the client trusts
+through ``REQUESTS_CA_BUNDLE``. :meth:`IBMQuantumService.environ` gives all of it; no request
+ever leaves the machine (any other host is refused).
+
+Why tunnels and not plain HTTP through the proxy (which the client also accepts, with an
+``http://`` url): the client then handles connections as it does with IBM. A request forwarded
+in plain HTTP whose connection drops after it was sent is taken by urllib3 for a failure to
+reach the proxy and sent again, even a POST, so a job whose answer was lost would be created
+twice by the client itself; over a tunnel the same drop is a failed request, not repeated.
 
 Every request is logged (:meth:`IBMQuantumService.requests`), and every job the service ever
 accepted is kept (:meth:`IBMQuantumService.jobs`): tests read them as the witness of what a
@@ -65,6 +71,7 @@ import json
 import logging
 import math
 import os
+import random
 import secrets
 import socket
 import ssl
@@ -86,9 +93,14 @@ from qjm_tui.testing.tls import LocalAuthority
 log = logging.getLogger(__name__)
 
 #: the account url a client uses; ``.invalid`` names can never resolve to a real host
-DEFAULT_URL = "http://cloud.ibm.invalid"
+DEFAULT_URL = "https://cloud.ibm.invalid"
 #: the host the client always fetches its token from, over TLS (fixed in qiskit-ibm-runtime)
 IAM_TLS_HOST = "iam.cloud.ibm.com"
+#: every host the service terminates a tunnel for: the fixed IAM host and those the client
+#: derives from the account url
+TLS_HOSTS = (IAM_TLS_HOST, "iam.cloud.ibm.invalid", "api.global-search-tagging.cloud.ibm.invalid",
+             "globalcatalog.cloud.ibm.invalid", "quantum.cloud.ibm.invalid",
+             "eu-de.quantum.cloud.ibm.invalid")
 DEFAULT_CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/qjm0local:qjm-local-instance::"
 PLAN_ID = "qjm-local-plan"
 
@@ -184,10 +196,13 @@ class Fault:
     retry_after: float | None = None
     delay: float = 0.0
     reset: bool = False
-    #: for a reset: drop the connection after the request took effect (the answer is lost)
+    #: a reset or a delay comes after the request took effect (a job created): only the
+    #: answer is lost or late
     after: bool = False
     times: int | None = 1
     skip: int = 0
+    #: the share of matching requests it hits (drawn from the service's seeded generator)
+    rate: float = 1.0
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -265,10 +280,11 @@ class _Job:
 
     @property
     def usage(self) -> float:
-        """Quantum seconds this job used: its run time once it ran, else nothing."""
+        """Quantum seconds this job used: its planned run time once it ran (the simulator's own
+        time is not the device's), what it had run if it was cancelled while running."""
         if self.started is None or self.finished is None:
             return 0.0
-        return round(self.finished - self.started, 3)
+        return round(min(self.finished - self.started, self.seconds), 3)
 
     def json(self, with_params: bool) -> dict[str, Any]:
         state: dict[str, Any] = {"status": self.status}
@@ -303,7 +319,11 @@ def _error(status: int, message: str, code: int | None = None, note: str = "") -
 
 
 class _Reset(Exception):
-    """Ends handling by dropping the connection."""
+    """Ends handling by dropping the connection; with an answer, after sending part of it."""
+
+    def __init__(self, answer: tuple[int, Any, dict[str, str]] | None = None) -> None:
+        super().__init__("reset")
+        self.answer = answer
 
 
 # -- the service -----------------------------------------------------------------------------
@@ -321,7 +341,9 @@ class IBMQuantumService:
     how long a token lives. ``batch_seconds``: a batch's or session's maximum time when the
     client gives none. ``quota_seconds``: the instance's usage allowance; ``quota_status`` is the
     HTTP status of a refusal once it is used up. ``api_key`` is the key to sign in with (made
-    up when not given).
+    up when not given). ``max_experiments`` replaces the devices' own circuits-per-job limit
+    in the configuration the service publishes. ``seed`` seeds the simulator and the faults
+    drawn at a ``rate``.
     """
 
     def __init__(self, devices: Sequence[str] = ("fake_manila",), *, max_pending_jobs: int | None = None,
@@ -329,10 +351,13 @@ class IBMQuantumService:
                  token_seconds: float = 3600.0, batch_seconds: float | None = None,
                  quota_seconds: float | None = None, quota_status: int = 403,
                  api_key: str | None = None, instance: str = DEFAULT_CRN, workers: int = 2,
-                 seed: int | None = 1234) -> None:
+                 max_experiments: int | None = None, seed: int | None = 1234) -> None:
         if limit_answer not in ("429", "400"):
             raise ValueError(f"limit_answer must be '429' or '400', not {limit_answer!r}")
         self.devices = {d.name: d for d in (_Device(device_folder(n)) for n in devices)}
+        if max_experiments is not None:
+            for device in self.devices.values():
+                device.configuration["max_experiments"] = max_experiments
         self.max_pending_jobs = max_pending_jobs
         self.limit_answer = limit_answer
         self.job_seconds = job_seconds
@@ -344,6 +369,7 @@ class IBMQuantumService:
         self.api_key = api_key or f"qjm-local-{secrets.token_hex(12)}"
         self.instance = instance
         self.seed = seed
+        self._random = random.Random(seed)
         self._lock = threading.RLock()
         self._jobs: dict[str, _Job] = {}
         self._order: list[str] = []
@@ -353,6 +379,7 @@ class IBMQuantumService:
         self._log: list[LoggedRequest] = []
         self._tokens: dict[str, float] = {}  # jti -> expiry (wall clock)
         self._revoked: set[str] = set()
+        self._issued: list[str] = []
         self._refuse: int | None = None
         self._fail_next: list[tuple[int, str]] = []
         self._refusals = {"limit": 0, "quota": 0}
@@ -370,7 +397,7 @@ class IBMQuantumService:
         """Start serving on 127.0.0.1 (a free port); returns self."""
         if self._server is not None:
             return self
-        self._authority = LocalAuthority([IAM_TLS_HOST])
+        self._authority = LocalAuthority(TLS_HOSTS)
         self._tls = self._authority.server_context()
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         server.daemon_threads = True
@@ -460,21 +487,29 @@ class IBMQuantumService:
     # -- faults ------------------------------------------------------------------------------
 
     def fail(self, method: str, path: str, status: int, *, times: int | None = 1, skip: int = 0,
-             body: Any = None, retry_after: float | None = None, delay: float = 0.0) -> Fault:
-        """Answer ``method path`` (a glob such as ``/api/v1/jobs/*/results``) with ``status``."""
+             body: Any = None, retry_after: float | None = None, delay: float = 0.0,
+             rate: float = 1.0) -> Fault:
+        """Answer ``method path`` (a glob such as ``/api/v1/jobs/*/results``) with ``status``
+        the next ``times`` times (None: from now on) after ``skip`` more, each with chance
+        ``rate``; ``body`` is the answer (default: an error message), ``retry_after`` its
+        ``Retry-After`` header."""
         return self._add(Fault(method, path, status=status, body=body, retry_after=retry_after,
-                               delay=delay, times=times, skip=skip))
+                               delay=delay, times=times, skip=skip, rate=rate))
 
     def reset(self, method: str, path: str, *, times: int | None = 1, skip: int = 0,
-              after: bool = False) -> Fault:
-        """Drop the connection without answering; ``after``: once the request took effect (a
-        job created, a cancel done), so only the answer is lost."""
-        return self._add(Fault(method, path, reset=True, after=after, times=times, skip=skip))
+              after: bool = False, rate: float = 1.0) -> Fault:
+        """Drop the connection. Before the request takes effect, nothing is sent (through a
+        proxy the client then sends the request again, a POST too: urllib3 takes the drop for a
+        failure to reach the proxy). ``after``: the request takes effect (a job is created, a
+        cancel done) and the answer is cut off half-way, so the client knows the request went
+        through but not its answer, and does not repeat it."""
+        return self._add(Fault(method, path, reset=True, after=after, times=times, skip=skip, rate=rate))
 
     def slow(self, method: str, path: str, seconds: float, *, times: int | None = None,
-             skip: int = 0) -> Fault:
-        """Answer ``method path`` ``seconds`` late."""
-        return self._add(Fault(method, path, delay=seconds, times=times, skip=skip))
+             skip: int = 0, after: bool = False) -> Fault:
+        """Answer ``method path`` ``seconds`` late; ``after``: the request takes effect at once
+        (a job is created) and only the answer waits."""
+        return self._add(Fault(method, path, delay=seconds, times=times, skip=skip, after=after))
 
     def clear_faults(self) -> None:
         """Remove every scripted fault."""
@@ -547,7 +582,8 @@ class IBMQuantumService:
             self._advance(time.time())
             return [{"id": j.id, "backend": j.backend, "tags": list(j.tags), "session_id": j.session_id,
                      "status": j.status, "reason": j.reason, "ran": j.ran, "usage": j.usage,
-                     "results_read": j.results_read, "created": j.created}
+                     "results_read": j.results_read, "created": j.created, "started": j.started,
+                     "finished": j.finished}
                     for j in (self._jobs[i] for i in self._order)]
 
     def sessions(self) -> list[dict[str, Any]]:
@@ -555,6 +591,12 @@ class IBMQuantumService:
         with self._lock:
             self._advance(time.time())
             return [s.json(self._session_usage(s.id)) for s in self._sessions.values()]
+
+    def secret_values(self) -> list[str]:
+        """The API key and every access token issued so far: what must never show up in a
+        client's output, files or logs."""
+        with self._lock:
+            return [self.api_key, *self._issued]
 
     def refusals(self) -> dict[str, int]:
         """How many jobs were refused because of the pending-jobs limit and the quota."""
@@ -605,6 +647,8 @@ class IBMQuantumService:
         claims = _b64(json.dumps({"iam_id": "qjm-local", "jti": jti, "iat": issued,
                                   "exp": int(math.ceil(expiry))}).encode())
         token = f"{header}.{claims}.{_b64(secrets.token_bytes(32))}"
+        with self._lock:
+            self._issued.append(token)
         return 200, {"access_token": token, "refresh_token": "not-supported", "token_type": "Bearer",
                      "expires_in": int(self.token_seconds), "expiration": int(math.ceil(expiry))}, {}, \
             "token issued"
@@ -905,6 +949,8 @@ class IBMQuantumService:
             for fault in self._faults:
                 if not fault.matches(method, path):
                     continue
+                if fault.rate < 1.0 and self._random.random() >= fault.rate:
+                    continue
                 fault.hits += 1
                 if fault.hits <= fault.skip:
                     continue
@@ -948,11 +994,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_CONNECT(self) -> None:  # noqa: N802 - http.server's naming
         host = self.path.rsplit(":", 1)[0].lower()
-        if host != IAM_TLS_HOST:
+        if host not in TLS_HOSTS:
             self.service._record(LoggedRequest(time.time(), "CONNECT", self.path, self.path, "", 403,
                                                "tunnel refused: not an IBM Quantum host served here"))
-            self._send(403, {"error": {"message": f"no tunnel to {self.path}: only {IAM_TLS_HOST} "
-                                                  "is served"}})
+            self._send(403, {"error": {"message": f"no tunnel to {self.path}: only the IBM Quantum "
+                                                  "hosts of this local service are served"}})
             self.close_connection = True
             return
         self.service._record(LoggedRequest(time.time(), "CONNECT", self.path, self.path, "", 200, "tunnel"))
@@ -986,7 +1032,7 @@ class _Handler(BaseHTTPRequestHandler):
         method = self.command
         started = time.time()
         fault = service._fault_for(method, path)
-        if fault is not None and fault.delay:
+        if fault is not None and fault.delay and not fault.after:
             time.sleep(fault.delay)
         status: int | None
         note = ""
@@ -1000,14 +1046,18 @@ class _Handler(BaseHTTPRequestHandler):
                               note="scripted")
             status, payload, headers, note = service.handle(method, host, path, parse_qs(query_text),
                                                             body, self.headers)
+            if fault is not None and fault.delay and fault.after:
+                time.sleep(fault.delay)
             if fault is not None and fault.reset:
-                note = f"{note}; answer dropped" if note else "answer dropped"
-                raise _Reset
+                note = f"{note}; answer cut off" if note else "answer cut off"
+                raise _Reset((status, payload, headers))
         except _Answer as answer:
             status, payload, headers, note = answer.status, answer.body, answer.headers, answer.note
-        except _Reset:
+        except _Reset as reset:
             service._record(LoggedRequest(started, method, host, path, query_text, None,
                                           note or "connection reset"))
+            if reset.answer is not None:
+                self._send(*reset.answer, cut=True)
             self._drop()
             return
         except Exception as exc:  # an error in the service itself: say so, do not hang
@@ -1017,7 +1067,10 @@ class _Handler(BaseHTTPRequestHandler):
         service._record(LoggedRequest(started, method, host, path, query_text, status, note))
         self._send(status, payload, headers)
 
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
+              cut: bool = False) -> None:
+        """Answer; ``cut``: send the status, the headers and half the body only (the connection
+        is then dropped, so the client cannot read the answer)."""
         headers = dict(headers or {})
         if payload is None:
             data = b""
@@ -1030,10 +1083,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(len(data) + (1 if cut else 0)))
         self.end_headers()
         if data:
-            self.wfile.write(data)
+            self.wfile.write(data[:len(data) // 2] if cut else data)
         self.wfile.flush()
 
     def _drop(self) -> None:
