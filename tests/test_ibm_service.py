@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,7 +95,8 @@ def test_two_hundred_circuits_split_by_the_device_and_paced_by_three_pending_job
     circuits = tmp_path / "c.qpy"
     with open(circuits, "wb") as fh:
         qpy.dump([basis(i) for i in range(200)], fh)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # The runtime's own logging at DEBUG: its lines go to qjm.log, never with a token in them.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "QISKIT_IBM_RUNTIME_LOG_LEVEL": "DEBUG"}
     proc = subprocess.run([sys.executable, "-m", "qjm_tui.cli", "run", str(circuits), "--backend", SPEC,
                            "--transpile", "--shots", "100", "--json", "--quiet"],
                           capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
@@ -100,11 +104,27 @@ def test_two_hundred_circuits_split_by_the_device_and_paced_by_three_pending_job
     data = json.loads(proc.stdout)
     assert data["state"] == "done" and data["jobs"]["total"] == 10 and data["experiments_done"] == 200
     assert data["usage"]["quantum_seconds"] == pytest.approx(1.0)
-    with manager(Path(os.environ["QJM_HOME"]) / "qjm.sqlite") as jm:
+    home = Path(os.environ["QJM_HOME"])
+    with manager(home / "qjm.sqlite") as jm:
         assert_done_once(ibm, jm, data["id"])
+        shown = subprocess.run([sys.executable, "-m", "qjm_tui.cli", "show", data["id"], "--json"],
+                               capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+        jobs = json.loads(shown.stdout)["job_list"]
+        assert {j["session"]["mode"] for j in jobs} == {"batch"} and all(j["usage"]["quantum_seconds"]
+                                                                         for j in jobs)
     pending = _max_pending(ibm)
     assert pending <= 3, pending
     assert ibm.refusals()["limit"] <= 10, ibm.refusals()
+    log = (home / "qjm.log").read_text()
+    assert "qiskit_ibm_runtime" in log and " DEBUG: " in log
+    secrets = ibm.secret_values()
+    assert len(secrets) >= 2  # the API key and the tokens the client was given
+    for text in (proc.stdout, proc.stderr, shown.stdout, shown.stderr):
+        assert not any(secret in text for secret in secrets)
+    for path in home.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert not any(secret.encode() in content for secret in secrets), path
 
 
 def _max_pending(ibm) -> int:  # noqa: ANN001
@@ -344,7 +364,8 @@ def test_a_results_call_that_fails_a_few_times_then_works(start_ibm: StartServic
 
 
 @pytest.mark.slow
-def test_a_results_call_failing_longer_than_the_client_retries(start_ibm: StartService, tmp_path: Path) -> None:
+def test_a_results_call_failing_longer_than_the_client_retries(start_ibm: StartService,
+                                                               tmp_path: Path) -> None:
     """Seven failures: the client gives up after its own five retries (about 15 s); qjm asks again."""
     ibm = start_ibm()
     ibm.fail("GET", "/api/v1/jobs/*/results", 500, times=7)
@@ -353,3 +374,82 @@ def test_a_results_call_failing_longer_than_the_client_retries(start_ibm: StartS
         assert job_set.wait(120) == "done"
         assert_done_once(ibm, jm, job_set.job_set_id())
     assert sum("/results -> 500" in line for line in ibm.request_lines()) == 7
+
+
+# -- killed and resumed ----------------------------------------------------------------------
+
+CHILD = """
+import sys
+from tests.ibm_double import FAST, basis, manager
+jm = manager(sys.argv[1])
+job_set = jm.run([basis(i) for i in range(int(sys.argv[3]))], backend=sys.argv[2], transpile=True,
+                 shots=100, max_experiments_per_job=1)
+print(job_set.job_set_id(), flush=True)
+job_set.wait(300)
+"""
+
+
+def _run_and_kill(store: Path, jobs: int, when: Callable[[sqlite3.Connection], bool], tmp_path: Path) -> None:
+    """Run a set of ``jobs`` jobs in a child process and SIGKILL it once ``when(store)`` holds."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
+    with open(tmp_path / "child.log", "w") as log:
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(store), SPEC, str(jobs)], cwd=REPO,
+                                 env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and child.poll() is None:
+            if store.exists():
+                try:
+                    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+                        if when(db):
+                            break
+                except sqlite3.Error:
+                    pass
+            time.sleep(0.01)
+        assert child.poll() is None, (tmp_path / "child.log").read_text()[-3000:]
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_killed_and_resumed_reattaches_by_recorded_id_in_the_same_batch(start_ibm: StartService,
+                                                                        tmp_path: Path) -> None:
+    ibm = start_ibm(job_seconds=1.0, max_pending_jobs=2)
+    store = tmp_path / "s.sqlite"
+    _run_and_kill(store, 5, lambda db: db.execute(
+        "SELECT COUNT(*) FROM jobs WHERE backend_job_id IS NOT NULL AND status != 'done'").fetchone()[0] >= 2,
+        tmp_path)
+    with manager(store) as jm:
+        [job_set] = jm.job_sets(whole_store=True)
+        assert job_set.state() == "interrupted"
+        held = {j.backend_job_id for j in jm.store.jobs(job_set.job_set_id()) if j.backend_job_id}
+        assert job_set.resume().wait(60) == "done"
+        assert_done_once(ibm, jm, job_set.job_set_id())
+        jobs = jm.store.jobs(job_set.job_set_id())
+        assert held <= {j.backend_job_id for j in jobs}  # followed, not submitted again
+    assert len(ibm.jobs()) == 5
+    [batch] = ibm.sessions()  # the resumed set went on in its batch, which was still open
+    assert {j.session_id for j in jobs} == {batch["id"]} and batch["state"] == "closed"
+
+
+def test_killed_before_its_job_id_was_recorded_finds_the_job_by_tag(start_ibm: StartService,
+                                                                    tmp_path: Path) -> None:
+    ibm = start_ibm(job_seconds=0.5)
+    # The second job is created at once, its answer held back: the process dies before it
+    # could write the job's id.
+    ibm.slow("POST", "/api/v1/jobs", 30, after=True, skip=1, times=1)
+    store = tmp_path / "s.sqlite"
+    unrecorded = "SELECT COUNT(*) FROM jobs WHERE status = 'submitting' AND backend_job_id IS NULL"
+    _run_and_kill(store, 3, lambda db: len(ibm.jobs()) == 2 and db.execute(unrecorded).fetchone()[0] == 1,
+                  tmp_path)
+    ibm.clear_faults()
+    with manager(store) as jm:
+        [job_set] = jm.job_sets(whole_store=True)
+        blind = [j for j in jm.store.jobs(job_set.job_set_id()) if j.backend_job_id is None and j.attempts]
+        assert len(blind) == 1
+        assert job_set.resume().wait(60) == "done"
+        assert_done_once(ibm, jm, job_set.job_set_id())
+        found = jm.store.job(job_set.job_set_id(), blind[0].index)
+        assert found.backend_job_id == ibm.jobs()[1]["id"] and found.attempts == 1
+    assert len(ibm.jobs()) == 3

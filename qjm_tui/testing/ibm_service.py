@@ -389,6 +389,8 @@ class IBMQuantumService:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
+        #: set when the service stops, so answers held back by a fault end at once
+        self._stopping = threading.Event()
         self.on_request: Callable[[LoggedRequest], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -410,6 +412,7 @@ class IBMQuantumService:
 
     def stop(self) -> None:
         """Stop serving, drop open connections and remove the certificate files."""
+        self._stopping.set()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -1033,7 +1036,7 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.time()
         fault = service._fault_for(method, path)
         if fault is not None and fault.delay and not fault.after:
-            time.sleep(fault.delay)
+            service._stopping.wait(fault.delay)
         status: int | None
         note = ""
         try:
@@ -1047,7 +1050,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, headers, note = service.handle(method, host, path, parse_qs(query_text),
                                                             body, self.headers)
             if fault is not None and fault.delay and fault.after:
-                time.sleep(fault.delay)
+                service._stopping.wait(fault.delay)
             if fault is not None and fault.reset:
                 note = f"{note}; answer cut off" if note else "answer cut off"
                 raise _Reset((status, payload, headers))
@@ -1065,7 +1068,10 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, headers, note = 500, {"error": {"message": f"internal error: {exc}"}}, {}, \
                 "internal error"
         service._record(LoggedRequest(started, method, host, path, query_text, status, note))
-        self._send(status, payload, headers)
+        try:
+            self._send(status, payload, headers)
+        except OSError:  # the client went away (or the service stopped) while it waited
+            self.close_connection = True
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
               cut: bool = False) -> None:
