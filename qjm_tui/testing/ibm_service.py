@@ -130,10 +130,11 @@ def _b64(data: bytes) -> str:
 class _Device:
     """A fake device served under its configuration's name (``ibmq_manila``, ``ibm_kyiv``)."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, noise: bool = True) -> None:
         import qiskit_ibm_runtime.fake_provider as fake_provider
 
         self.folder = folder
+        self.noise = noise
         root = Path(fake_provider.__file__).parent / "backends" / folder
         conf, props = root / f"conf_{folder}.json", root / f"props_{folder}.json"
         if not conf.exists():
@@ -149,12 +150,16 @@ class _Device:
         return int(self.configuration.get("n_qubits", 0))
 
     def simulator(self) -> Any:
-        """An Aer simulator with this device's noise model, made once."""
+        """An Aer simulator with this device's noise model (or none), made once."""
         with self._lock:
             if self._simulator is None:
                 import warnings
 
                 from qiskit_aer import AerSimulator
+
+                if not self.noise:
+                    self._simulator = AerSimulator()
+                    return self._simulator
 
                 module = importlib.import_module(f"qiskit_ibm_runtime.fake_provider.backends.{self.folder}")
                 fake = next(value for value in vars(module).values()
@@ -342,8 +347,9 @@ class IBMQuantumService:
     client gives none. ``quota_seconds``: the instance's usage allowance; ``quota_status`` is the
     HTTP status of a refusal once it is used up. ``api_key`` is the key to sign in with (made
     up when not given). ``max_experiments`` replaces the devices' own circuits-per-job limit
-    in the configuration the service publishes. ``seed`` seeds the simulator and the faults
-    drawn at a ``rate``.
+    in the configuration the service publishes. ``noise=False`` runs the circuits without the
+    devices' noise (for tests that check exact outcomes). ``seed`` seeds the simulator and the
+    faults drawn at a ``rate``.
     """
 
     def __init__(self, devices: Sequence[str] = ("fake_manila",), *, max_pending_jobs: int | None = None,
@@ -351,10 +357,11 @@ class IBMQuantumService:
                  token_seconds: float = 3600.0, batch_seconds: float | None = None,
                  quota_seconds: float | None = None, quota_status: int = 403,
                  api_key: str | None = None, instance: str = DEFAULT_CRN, workers: int = 2,
-                 max_experiments: int | None = None, seed: int | None = 1234) -> None:
+                 max_experiments: int | None = None, noise: bool = True,
+                 seed: int | None = 1234) -> None:
         if limit_answer not in ("429", "400"):
             raise ValueError(f"limit_answer must be '429' or '400', not {limit_answer!r}")
-        self.devices = {d.name: d for d in (_Device(device_folder(n)) for n in devices)}
+        self.devices = {d.name: d for d in (_Device(device_folder(n), noise) for n in devices)}
         if max_experiments is not None:
             for device in self.devices.values():
                 device.configuration["max_experiments"] = max_experiments
