@@ -193,9 +193,9 @@ def _set_ids(db: sqlite3.Connection, unfinished_only: bool) -> list[str]:
 def start_ibm_service(seed: int) -> IBMQuantumService:
     """The local IBM Quantum service the IBM sets run on, with faults at seeded rates: answers
     to job submissions cut off after the job was created (the client cannot tell it went
-    through), refused status checks, and a limit of 4 pending jobs. No noise, so every outcome
+    through), refused status checks, and a limit of 2 pending jobs. No noise, so every outcome
     is exact."""
-    ibm = IBMQuantumService(["fake_manila"], max_pending_jobs=4, job_seconds=0.05, noise=False, seed=seed)
+    ibm = IBMQuantumService(["fake_manila"], max_pending_jobs=2, job_seconds=0.05, noise=False, seed=seed)
     ibm.reset("POST", "/api/v1/jobs", after=True, times=None, rate=0.15)
     ibm.fail("GET", "/api/v1/jobs/*", 429, times=None, rate=0.1)
     return ibm.start()

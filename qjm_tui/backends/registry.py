@@ -37,6 +37,18 @@ KNOWN_SPECS = (
 )
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
+#: what a user must know about a kind of spec before choosing it (``qjm backends`` shows it)
+KIND_NOTES = {
+    "ibm-provider": "retired: qiskit-ibm-provider speaks only IBM's retired IBM Quantum API "
+                    "(auth.quantum-computing.ibm.com) and reaches no IBM service today; use "
+                    "ibm-runtime:<backend>",
+}
+
+
+def kind_note(spec: str) -> str | None:
+    """The note on ``spec``'s kind (see :data:`KIND_NOTES`), if it has one."""
+    return KIND_NOTES.get(spec.partition(":")[0])
+
 
 def _known() -> str:
     return ", ".join(KNOWN_SPECS)

@@ -479,7 +479,10 @@ class JobSetRunner(threading.Thread):
                 self._release_delayed()
                 self._settle_due()
                 self._submit_ready()
-            self._collect_submissions()
+            if self._collect_submissions() and not self.cancelled:
+                # A submission that came back leaves room for the next one now, not a poll
+                # interval later (IBM's is 5 s).
+                self._submit_ready()
             in_flight = len(self._in_flight)
             if not self._stop_following:
                 self._poll()
@@ -636,7 +639,8 @@ class JobSetRunner(threading.Thread):
             )
         return JobPayload(circuits, job.shots, dict(self.run_options), tags, group=self.job_set_id)
 
-    def _collect_submissions(self) -> None:
+    def _collect_submissions(self) -> bool:
+        """Record the submissions that came back (ids or failures); whether any did."""
         done = [(i, f) for i, f in self._submitting.items() if f.done()]
         # Acceptances first, so a refusal in the same batch sees every job the service took.
         done.sort(key=lambda item: item[1].exception() is not None)
@@ -655,6 +659,7 @@ class JobSetRunner(threading.Thread):
                 self._set_status(index, JobStatus.CANCELLED, backend_job_id=job_id, finished=self.now())
                 continue
             self._submitted(index, job_id)
+        return bool(done)
 
     def _submitted(self, index: int, job_id: str) -> None:
         self._in_flight[index] = job_id

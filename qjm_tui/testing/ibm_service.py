@@ -983,6 +983,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "qjm-local-ibm-quantum"
     tunnel_host: str | None = None
+    # An answer leaves in one write, without waiting for the client's acknowledgement of the
+    # last one (Nagle's algorithm against delayed ACKs cost 40 ms and more per request).
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.debug("%s " + format, self.client_address, *args)
@@ -1038,6 +1042,11 @@ class _Handler(BaseHTTPRequestHandler):
         host = parts.netloc or self.tunnel_host or self.headers.get("Host", "")
         path, query_text = parts.path or "/", parts.query
         length = int(self.headers.get("Content-Length") or 0)
+        if length and hasattr(socket, "TCP_QUICKACK"):
+            # A client that sends the body in a segment of its own (urllib3 through a proxy)
+            # waits for the acknowledgement of the headers: give it now, not 40 ms later.
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         body = self.rfile.read(length) if length else b""
         method = self.command
         started = time.time()
@@ -1067,8 +1076,11 @@ class _Handler(BaseHTTPRequestHandler):
             service._record(LoggedRequest(started, method, host, path, query_text, None,
                                           note or "connection reset"))
             if reset.answer is not None:
-                self._send(*reset.answer, cut=True)
-            self._drop()
+                with contextlib.suppress(OSError):
+                    self._send(*reset.answer, cut=True)
+                self._drop(graceful=True)
+            else:
+                self._drop()
             return
         except Exception as exc:  # an error in the service itself: say so, do not hang
             log.exception("the local IBM Quantum service failed on %s %s", method, path)
@@ -1102,11 +1114,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[:len(data) // 2] if cut else data)
         self.wfile.flush()
 
-    def _drop(self) -> None:
-        """Close the connection at once with a reset, sending nothing."""
+    def _drop(self, graceful: bool = False) -> None:
+        """Close the connection at once: with a reset, so anything sent and not yet read is
+        lost too; ``graceful``: with a plain end of stream, after what was sent (a reset would
+        make the client lose the cut-off answer already on its way, and take the drop for one
+        before the request was sent)."""
         self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if graceful:
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         with contextlib.suppress(OSError):
             self.connection.close()
 
