@@ -111,3 +111,24 @@ def test_the_group_starts_with_the_earlier_batches_and_ends_once_all_are_submitt
     assert summary.usage == 4.5 and summary.usage_estimate is None
     assert all(p.group == set_id for p in backend.payloads.values())
     assert JobStatus.DONE == jobs[0].status
+
+
+def test_a_service_asking_to_slow_down_never_makes_a_done_job_run_again(store: st.Store) -> None:  # noqa: F811
+    """Fetching a done job's result refused ten times in a row with "too many requests" (more
+    than ``max_poll_errors``): the result is fetched in the end, and the job is not run again."""
+    from qjm_tui.core.errors import BackendLimitReached
+
+    clock = FakeClock()
+    backend = KeepingBackend(clock)
+    refusals = [BackendLimitReached("429 Too Many Requests")] * 10
+    real_result = backend.result
+
+    def result(job_id: str) -> list[dict[str, Any]]:
+        if refusals:
+            raise refusals.pop()
+        return real_result(job_id)
+
+    backend.result = result  # type: ignore[method-assign]
+    set_id = make_set(store, 1)
+    run_set(store, backend, clock, set_id, policy=RetryPolicy(max_poll_errors=3))
+    assert [j.status for j in store.jobs(set_id)] == ["done"] and len(backend.submits) == 1

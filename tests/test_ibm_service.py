@@ -22,6 +22,7 @@ from qiskit import qpy
 from qjm_tui.core.errors import JobSetStopped
 from qjm_tui.testing.ibm_service import IBMQuantumService, LoggedRequest
 from tests.ibm_double import (
+    DEVICE,
     SPEC,
     StartService,
     assert_done_once,
@@ -453,3 +454,50 @@ def test_killed_before_its_job_id_was_recorded_finds_the_job_by_tag(start_ibm: S
         found = jm.store.job(job_set.job_set_id(), blind[0].index)
         assert found.backend_job_id == ibm.jobs()[1]["id"] and found.attempts == 1
     assert len(ibm.jobs()) == 3
+
+
+# -- the service double itself, through the client ---------------------------------------------
+
+
+def test_the_client_pages_through_job_lists_and_reads_back_inputs(start_ibm: StartService) -> None:
+    """7 jobs carrying one tag, 3 a page at most: the client's paging (by the service's count)
+    gets every one, and a job's inputs decode back to the circuits sent."""
+    from qiskit import transpile
+    from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2
+
+    ibm = start_ibm(job_seconds=0.01, max_page=3)
+    service = QiskitRuntimeService(**ibm.service_kwargs())
+    backend = service.backend(DEVICE)
+    circuit = transpile(basis(5), backend)
+    sampler = SamplerV2(mode=backend)
+    sampler.options.environment.job_tags = ["paged"]
+    sent = [sampler.run([circuit], shots=10).job_id() for _ in range(7)]
+    found = service.jobs(job_tags=["paged"], limit=None)
+    assert sorted(j.job_id() for j in found) == sorted(sent)
+    assert [r.path for r in ibm.requests() if r.method == "GET"].count("/api/v1/jobs") == 3  # pages
+    again = service.job(sent[0])
+    assert again.inputs["pubs"][0][0].name == circuit.name
+    assert again.result()[0].data.c.get_counts() == {"101": 10}
+
+
+def test_a_wrong_api_key_is_a_clear_error_without_the_key(start_ibm: StartService, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from qjm_tui.core.errors import BackendConfigurationError
+
+    start_ibm()
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", "not-the-key-0123456789")
+    with manager(tmp_path / "s.sqlite") as jm:
+        with pytest.raises(BackendConfigurationError) as refused:
+            jm.run([basis(1)], backend=SPEC, transpile=True)
+    message = str(refused.value)
+    assert "cannot connect to IBM Quantum" in message and "not-the-key-0123456789" not in message
+    assert jm.store.summaries() == []  # nothing stored
+
+
+def test_the_app_shows_each_job_s_batch_and_usage() -> None:
+    from qjm_tui.core.store import JobRow
+    from qjm_tui.tui.grid import job_details
+
+    job = JobRow("s", 3, 6, 8, 100, 0, "done", "d1", "qjm:s:3", 1, 0, None, 1.0, 2.0, 2.0,
+                 session_id="b7", session_mode="batch", usage=0.4, usage_estimate=0.5)
+    assert "batch b7 · QPU 0.4 s" in job_details(job, 3.0, {"done": "#"}).plain

@@ -792,6 +792,10 @@ class JobSetRunner(threading.Thread):
             self._in_flight.pop(index, None)
             self._fail(index, error_text(exc))
             return
+        if isinstance(exc, BackendLimitReached):
+            # The service asks us to slow down (HTTP 429): it has not lost the job, so this
+            # never counts towards giving the job up (and running it again); ask next time.
+            return
         count = self._poll_errors.get(index, 0) + 1
         self._poll_errors[index] = count
         if count >= self.policy.max_poll_errors:

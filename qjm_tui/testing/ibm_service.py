@@ -115,6 +115,12 @@ CODE_SESSION_CLOSED = 1217
 CODE_NOT_FOUND = 1291
 
 
+#: decoding circuits in two threads at once can trip CPython 3.11's check of the AST
+#: constructor's recursion depth ("AST constructor recursion depth mismatch"), a race in the
+#: interpreter, not in the job: the service decodes one job's circuits at a time
+_DECODING = threading.Lock()
+
+
 def _now_iso(timestamp: float | None = None) -> str:
     moment = dt.datetime.fromtimestamp(time.time() if timestamp is None else timestamp, dt.timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -349,7 +355,8 @@ class IBMQuantumService:
     up when not given). ``max_experiments`` replaces the devices' own circuits-per-job limit
     in the configuration the service publishes. ``noise=False`` runs the circuits without the
     devices' noise (for tests that check exact outcomes). ``seed`` seeds the simulator and the
-    faults drawn at a ``rate``.
+    faults drawn at a ``rate``. ``max_page`` is the most jobs one page of a job list holds,
+    whatever the client asks for.
     """
 
     def __init__(self, devices: Sequence[str] = ("fake_manila",), *, max_pending_jobs: int | None = None,
@@ -357,7 +364,7 @@ class IBMQuantumService:
                  token_seconds: float = 3600.0, batch_seconds: float | None = None,
                  quota_seconds: float | None = None, quota_status: int = 403,
                  api_key: str | None = None, instance: str = DEFAULT_CRN, workers: int = 2,
-                 max_experiments: int | None = None, noise: bool = True,
+                 max_experiments: int | None = None, noise: bool = True, max_page: int = 200,
                  seed: int | None = 1234) -> None:
         if limit_answer not in ("429", "400"):
             raise ValueError(f"limit_answer must be '429' or '400', not {limit_answer!r}")
@@ -376,6 +383,7 @@ class IBMQuantumService:
         self.api_key = api_key or f"qjm-local-{secrets.token_hex(12)}"
         self.instance = instance
         self.seed = seed
+        self.max_page = max_page
         self._random = random.Random(seed)
         self._lock = threading.RLock()
         self._jobs: dict[str, _Job] = {}
@@ -790,6 +798,8 @@ class IBMQuantumService:
         return 200, {"id": job.id, "backend": backend}, {}, f"accepted {job.id}"
 
     def _computed(self, job: _Job) -> None:
+        if self._stopping.is_set():
+            return
         with self._lock:
             job.computed = time.time()
             self._advance(job.computed)
@@ -799,7 +809,8 @@ class IBMQuantumService:
         from qiskit.primitives import BackendSamplerV2
         from qiskit_ibm_runtime.utils import RuntimeDecoder, RuntimeEncoder
 
-        decoded = json.loads(json.dumps(params), cls=RuntimeDecoder)
+        with _DECODING:
+            decoded = json.loads(json.dumps(params), cls=RuntimeDecoder)
         options = decoded.get("options") or {}
         default_shots = options.get("default_shots") or 4096
         pubs = []
@@ -830,6 +841,8 @@ class IBMQuantumService:
                 if job.fail is not None:
                     job.status, job.reason_code, job.reason = "Failed", *job.fail
                 elif job.future is not None and job.future.done():
+                    if job.future.cancelled():
+                        continue  # the service is stopping
                     if job.future.exception() is not None:
                         job.status, job.reason_code = "Failed", CODE_JOB_FAILED
                         job.reason = f"Error running the job: {job.future.exception()}"
@@ -876,7 +889,7 @@ class IBMQuantumService:
         if (query.get("sort") or [""])[0] != "ASC":
             rows.reverse()
         offset = int((query.get("offset") or ["0"])[0])
-        limit = int((query.get("limit") or ["200"])[0])
+        limit = min(int((query.get("limit") or ["200"])[0]), self.max_page)
         page = rows[offset:offset + limit]
         return {"jobs": [j.json(with_params=False) for j in page], "count": len(rows),
                 "limit": limit, "offset": offset}
