@@ -423,6 +423,8 @@ class IBMQuantumService:
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="ibm-double", daemon=True)
         self._thread.start()
+        for device in self.devices.values():  # built while the client signs in, not at its first job
+            self._executor.submit(device.simulator)
         return self
 
     def stop(self) -> None:
