@@ -14,6 +14,7 @@ from qiskit import QuantumCircuit
 from qjm_tui import JobManager
 from qjm_tui.config import Config
 from qjm_tui.core.engine import RetryPolicy
+from qjm_tui.core.jobset import ManagedJobSet
 from qjm_tui.core.store import JobRow
 from qjm_tui.testing.ibm_service import IBMQuantumService
 
@@ -65,6 +66,12 @@ def start_ibm_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[StartService]
 def manager(path: Path, policy: RetryPolicy = FAST) -> JobManager:
     """A manager on a store at ``path``, with the fast retry policy."""
     return JobManager(path, config=Config(executor="threads"), retry_policy=policy)
+
+
+def one_circuit_jobs(jm: JobManager, n: int, spec: str = SPEC) -> ManagedJobSet:
+    """Run ``n`` basis-state circuits as ``n`` jobs of one circuit each (100 shots, transpiled)."""
+    return jm.run([basis(i) for i in range(n)], backend=spec, transpile=True, shots=100,
+                  max_experiments_per_job=1)
 
 
 def runs(ibm: IBMQuantumService, jobs: list[JobRow]) -> dict[int, int]:

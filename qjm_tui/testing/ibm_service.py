@@ -1121,6 +1121,9 @@ class _Handler(BaseHTTPRequestHandler):
             data = json.dumps(payload).encode()
             headers.setdefault("Content-Type", "application/json")
         self.send_response(status)
+        # IBM's answers carry a trace id; the client reads it when it words an error, and
+        # without it appends the raw body a second time.
+        headers.setdefault("uber-trace-id", f"{secrets.token_hex(8)}:{secrets.token_hex(8)}:0:1")
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(data) + (1 if cut else 0)))
