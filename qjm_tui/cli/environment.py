@@ -12,7 +12,18 @@ from qjm_tui.core.ports import RunOption, RunOptions
 
 
 def probe_backend(spec: str, config: Any) -> dict[str, Any]:
-    """What a backend spec resolves to: limits and width, or why it is not available."""
+    """What a backend spec resolves to: limits and width, or why it is not available; a note
+    on its kind (a retired service) comes first."""
+    from qjm_tui.backends.registry import kind_note
+
+    entry = _probe(spec, config)
+    note = kind_note(spec)
+    if note:
+        entry["detail"] = f"{note}. {entry['detail']}" if entry["detail"] else note
+    return entry
+
+
+def _probe(spec: str, config: Any) -> dict[str, Any]:
     import dataclasses
 
     from qjm_tui.backends.registry import resolve_spec

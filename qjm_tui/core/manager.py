@@ -28,6 +28,7 @@ from qjm_tui.core.errors import (
     JobManagerInputError,
     JobManagerInvalidStateError,
     JobManagerTimeoutError,
+    JobSetStopped,
 )
 from qjm_tui.core.events import (
     CancelRequested,
@@ -436,6 +437,12 @@ class JobManager:
                 state = self.job_set_state(job_set_id)
                 if state in SET_FINAL:
                     return state
+                reason = self.store.get_job_set(job_set_id).stop_reason \
+                    if state == SetState.INTERRUPTED else None
+                if reason:
+                    # Stopped on purpose (the service refused the account): resuming at once
+                    # would only be refused again.
+                    raise JobSetStopped(stopped_message(job_set_id, reason), reason)
                 if state == SetState.INTERRUPTED and self.reattachable(job_set_id):
                     # The backend kept the jobs: pick them up where the ended process left them.
                     self.resume_job_set(job_set_id)
@@ -727,6 +734,12 @@ class JobManager:
         self.store.update_job_set(job_set_id, backend=spec)
         held = self.store.job_indices(job_set_id, set(JobStatus) - JOB_FINAL - {JobStatus.PENDING})
         return sorted(set(to_reset) | set(held))
+
+
+def stopped_message(job_set_id: str, reason: str) -> str:
+    """What a set that stopped submitting (the service refused the account) tells its reader."""
+    return (f"job set {job_set_id} stopped: {reason}; finished jobs keep their results, and "
+            f"nothing more was submitted: resume it (qjm resume {job_set_id}) once that is fixed")
 
 
 def _say(text: str) -> None:
