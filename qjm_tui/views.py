@@ -26,6 +26,12 @@ from qjm_tui.core.status import (  # noqa: F401  (the phrases are part of what v
 )
 from qjm_tui.core.store import id_tail
 from qjm_tui.core.text import printable, strip_ansi  # every view shows stored text through printable
+from qjm_tui.core.usage import (  # noqa: F401  (the usage words are part of what views offer)
+    job_usage_phrase,
+    seconds_text,
+    session_phrase,
+    usage_phrase,
+)
 
 if TYPE_CHECKING:
     from qjm_tui.core.store import JobEvent, JobRow, JobSetSummary
@@ -357,6 +363,9 @@ def job_set_summary(summary: JobSetSummary, now: float, run_options: dict[str, A
         "jobs": {"total": f.total_jobs, "done": f.done, "failed": f.failed, "cancelled": f.cancelled,
                  "running": f.running, "pending": f.pending},
         "retries": f.retries,
+        # quantum seconds as the service reported them; the estimate covers jobs still to run
+        "usage": {"quantum_seconds": summary.usage, "estimated_seconds": summary.usage_estimate},
+        "stopped": summary.stop_reason,
     }
     if jobs is not None:
         data["job_list"] = [job_summary(job) for job in jobs]
@@ -375,6 +384,8 @@ def job_summary(job: JobRow) -> dict[str, Any]:
         "attempts": job.attempts,
         "retries": job.retries,
         "error": job.last_error,
+        "session": {"mode": job.session_mode, "id": job.session_id} if job.session_id else None,
+        "usage": {"quantum_seconds": job.usage, "estimated_seconds": job.usage_estimate},
     }
 
 
@@ -403,6 +414,11 @@ def job_facts(job: JobRow, now: float) -> list[Fact]:
               Fact("finished", clock_time(job.finished))]
     if job.status in JOB_ACTIVE_STATUSES and job.submitted is not None:
         facts.append(Fact("running for", duration(max(0.0, now - job.submitted))))
+    if job.session_id:
+        facts.append(Fact(job.session_mode or "session", printable(job.session_id)))
+    usage = job_usage_phrase(job.usage, job.usage_estimate)
+    if usage is not None:
+        facts.append(Fact("QPU", usage))
     if job.last_error:
         label = "error" if job.status == "failed" else "last error (retried)"
         lines = strip_ansi(job.last_error).splitlines()
@@ -491,6 +507,22 @@ def job_set_cells(summary: JobSetSummary, now: float, unicode: bool = True) -> J
         backend=printable(summary.backend), created=ago(summary.created, now),
         tags=printable(",".join(summary.tags)),
     )
+
+
+def set_usage_text(summary: JobSetSummary) -> str | None:
+    """A set's quantum time for one line of a pane: ``QPU 12.5 s``, ``QPU about 4.0 s
+    (estimated)``; None when the service reported nothing."""
+    phrase = usage_phrase(summary.usage, summary.usage_estimate)
+    return None if phrase is None else f"QPU {phrase}"
+
+
+def job_cost_text(job: JobRow) -> str | None:
+    """Where a job ran and what it cost, for its details: ``batch 3f2a... · QPU 0.3 s``;
+    None when the service said neither."""
+    parts = [session_phrase(job.session_mode, job.session_id),
+             None if (u := job_usage_phrase(job.usage, job.usage_estimate)) is None else f"QPU {u}"]
+    shown = [printable(p) for p in parts if p]
+    return " · ".join(shown) if shown else None
 
 
 def progress_line(job_set_id: str, p: SetProgress, final: bool = False) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qjm_tui.core import store as st
-from qjm_tui.core.circuits import circuits_to_qpy
+from qjm_tui.core.circuits import circuits_from_qpy, circuits_to_qpy
 from qjm_tui.core.engine import Clock, JobSetRunner, RetryPolicy
 from qjm_tui.core.errors import (
     BackendConfigurationError,
@@ -28,6 +28,7 @@ from qjm_tui.core.errors import (
     JobManagerInputError,
     JobManagerInvalidStateError,
     JobManagerTimeoutError,
+    JobSetStopped,
 )
 from qjm_tui.core.events import (
     CancelRequested,
@@ -45,13 +46,17 @@ from qjm_tui.core.events import (
 from qjm_tui.core.inputs import (
     MAX_NAME_LENGTH,
     MAX_TAG_LENGTH,
+    check_kind_runs,
     check_label,
+    check_schedules,
+    experiment_kind,
     normalize_experiments,
     transpile_for,
     validate_for_target,
     validate_shots,
 )
 from qjm_tui.core.jobset import ManagedJobSet, unstored_message
+from qjm_tui.core.options import check_run_options
 from qjm_tui.core.ports import BackendFactory, BackendLimits, ExecutionBackend
 from qjm_tui.core.split import count_jobs, plan_jobs
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
@@ -173,10 +178,12 @@ class JobManager:
     ) -> ManagedJobSet:
         """Split ``experiments`` into jobs within the backend's limits and start them.
 
-        ``experiments`` are circuits, circuit files (OpenQASM 2/3, QPY) or a mix; ``backend``
-        is a Qiskit backend or a spec string such as ``"aer"``. Everything is validated before
-        anything is stored or submitted. Returns once every circuit is safely in the store
-        (jobs are already running by then); the jobs go on in the background.
+        ``experiments`` are circuits, circuit files (OpenQASM 2/3, QPY) or a mix, or pulse
+        schedules (``Schedule``, ``ScheduleBlock``, QPY files of blocks) for a pulse backend
+        such as ``"dynamics"``; ``backend`` is a Qiskit backend or a spec string such as
+        ``"aer"``. Everything is validated before anything is stored or submitted. Returns
+        once every circuit is safely in the store (jobs are already running by then); the jobs
+        go on in the background.
 
         A set that would need more than ``max_jobs_per_set`` jobs (default: the configuration's
         ``max_jobs_per_set``, 10,000) is refused, as it is almost always a typo in ``shots``.
@@ -200,6 +207,9 @@ class JobManager:
             check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
         circuits = normalize_experiments(experiments)
+        kind = experiment_kind(circuits)
+        check_kind_runs(kind, adapter.experiment_kinds, adapter.spec, transpile)
+        run_config = check_run_options(run_config, adapter.run_options(), adapter.spec)
         # Counted before the circuits are transpiled or checked: a runaway request is refused
         # at once, however many circuits it has.
         limits = adapter.limits()
@@ -209,12 +219,16 @@ class JobManager:
             per_job = preferred(len(circuits)) if preferred else None
         _check_job_count(count_jobs(len(circuits), limits, shots, per_job), job_cap, limits, shots,
                          adapter.spec)
-        target_backend = adapter.target()
-        if transpile:
-            if target_backend is not None:
-                circuits = transpile_for(circuits, target_backend, adapter.spec)
+        if kind == "schedules":
+            check_schedules(circuits)
+            adapter.check_schedules(circuits)
         else:
-            validate_for_target(circuits, getattr(target_backend, "target", None), adapter.spec)
+            target_backend = adapter.target()
+            if transpile:
+                if target_backend is not None:
+                    circuits = transpile_for(circuits, target_backend, adapter.spec)
+            else:
+                validate_for_target(circuits, getattr(target_backend, "target", None), adapter.spec)
         plan = plan_jobs(len(circuits), limits, shots, per_job)
         job_set_id = self._new_id()
         self.store.create_job_set(
@@ -423,6 +437,12 @@ class JobManager:
                 state = self.job_set_state(job_set_id)
                 if state in SET_FINAL:
                     return state
+                reason = self.store.get_job_set(job_set_id).stop_reason \
+                    if state == SetState.INTERRUPTED else None
+                if reason:
+                    # Stopped on purpose (the service refused the account): resuming at once
+                    # would only be refused again.
+                    raise JobSetStopped(stopped_message(job_set_id, reason), reason)
                 if state == SetState.INTERRUPTED and self.reattachable(job_set_id):
                     # The backend kept the jobs: pick them up where the ended process left them.
                     self.resume_job_set(job_set_id)
@@ -656,6 +676,13 @@ class JobManager:
                         "the same backend again: resume(backend=...) or retry_failed(backend=...)"
                     ) from None
                 raise
+            if backend is not None and adapter.spec != row.backend:
+                self._check_kind_moves(job_set_id, adapter)
+                try:  # the set's options go with it: the new backend must take them too
+                    check_run_options(row.run_options, adapter.run_options(), adapter.spec)
+                except JobManagerInputError as exc:
+                    raise JobManagerInputError(f"job set {job_set_id} cannot move to {adapter.spec}, "
+                                               f"its run options do not fit: {exc}") from None
             self.store.claim(job_set_id)
             if backend is not None and adapter.spec != row.backend:
                 to_reset = self._move(job_set_id, adapter.spec, to_reset)
@@ -684,6 +711,20 @@ class JobManager:
                                    finished=self.now())
         return unrunnable
 
+    def _check_kind_moves(self, job_set_id: str, adapter: ExecutionBackend) -> None:
+        """Refuse to move a set to a backend that cannot run its kind of experiment (pulse
+        schedules to a circuit backend, or the reverse); the first stored one tells the kind."""
+        ranges = self.store.stored_ranges(job_set_id)
+        if not ranges:
+            return
+        start = ranges[0][0]
+        first = circuits_from_qpy(self.store.circuit_blocks(job_set_id, start, start + 1)[0][2])[:1]
+        try:
+            check_kind_runs(experiment_kind(first), adapter.experiment_kinds, adapter.spec)
+        except JobManagerInputError as exc:
+            raise JobManagerInputError(f"job set {job_set_id} cannot move to {adapter.spec}: {exc}") \
+                from None
+
     def _move(self, job_set_id: str, spec: str, to_reset: list[int]) -> list[int]:
         """Record that the rest of the set runs on ``spec``; returns the jobs to run afresh.
 
@@ -693,6 +734,12 @@ class JobManager:
         self.store.update_job_set(job_set_id, backend=spec)
         held = self.store.job_indices(job_set_id, set(JobStatus) - JOB_FINAL - {JobStatus.PENDING})
         return sorted(set(to_reset) | set(held))
+
+
+def stopped_message(job_set_id: str, reason: str) -> str:
+    """What a set that stopped submitting (the service refused the account) tells its reader."""
+    return (f"job set {job_set_id} stopped: {reason}; finished jobs keep their results, and "
+            f"nothing more was submitted: resume it (qjm resume {job_set_id}) once that is fixed")
 
 
 def _say(text: str) -> None:
@@ -752,7 +799,18 @@ def _jsonable_options(options: dict[str, Any]) -> dict[str, Any]:
     try:
         json.dumps(options)
     except TypeError as exc:
+        bad = next((k for k, v in options.items() if not _dumps(v)), None)
+        which = f" ({bad!r} is a {type(options[bad]).__name__})" if bad is not None else ""
         raise JobManagerInputError(
-            f"run options must be plain values (numbers, strings, lists, dicts): {exc}"
+            f"run options must be plain values (numbers, strings, lists, dicts), since the store "
+            f"keeps them{which}: {exc}"
         ) from None
     return dict(options)
+
+
+def _dumps(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return False
+    return True

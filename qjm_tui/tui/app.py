@@ -38,7 +38,7 @@ from textual.widget import Widget
 from qjm_tui import JobManager, views
 from qjm_tui.config import Config, load_config, log_path
 from qjm_tui.core.events import Event
-from qjm_tui.core.store import JobRow, JobSetSummary
+from qjm_tui.core.store import JobRow, JobSetSummary, Store
 from qjm_tui.tui.actions import SET_BINDINGS, JobSetActions, set_label
 from qjm_tui.tui.bars import Entry, KeyBar, TitleBar
 from qjm_tui.tui.browser import ATTENTION, SetBrowser
@@ -127,16 +127,20 @@ class QjmApp(JobSetActions, App[int]):
 
     def __init__(self, manager: JobManager, *, clock: Callable[[], float] = time.time,
                  watch_interval: float = 1.0, flush_interval: float = 0.5,
-                 store_label: str | None = None, charset: str | None = None) -> None:
+                 store_label: str | None = None, charset: str | None = None,
+                 read_only: bool = False) -> None:
         charset = charset or views.terminal_charset(output_stream())
         super().__init__(driver_class=charset_driver(charset) if charset != "unicode" else None)
         self.manager = manager
+        self.read_only = read_only
         self.clock = clock
         self.watch_interval = watch_interval
         self.flush_interval = flush_interval
         self.charset = charset
         self.unicode = charset == "unicode"
         self.store_label = store_label or display_path(manager.store.path)
+        if read_only:
+            self.title = f"{self.TITLE} (read-only)"  # first, so a long store path cannot hide it
         self._seq = -1
         self._pane = 0
         self._dirty = threading.Event()
@@ -155,7 +159,7 @@ class QjmApp(JobSetActions, App[int]):
             self._filters = [NoColor() if isinstance(f, Monochrome) else f for f in self._filters]
 
     def compose(self) -> ComposeResult:
-        self.title_bar = TitleBar(self.store_label, id="title-bar")
+        self.title_bar = TitleBar(self.store_label, title=self.title, id="title-bar")
         self.browser = SetBrowser(clock=self.clock, unicode=self.unicode, id="browser")
         self.set_pane = SetPane(self.manager.store, clock=self.clock, unicode=self.unicode, id="set-pane")
         self.histogram = HistogramPane(self.manager.store, unicode=self.unicode, id="histogram")
@@ -451,6 +455,8 @@ class QjmApp(JobSetActions, App[int]):
             for widget, b in bindings:
                 if not b.description or (b.id or b.action) in seen:
                     continue
+                if widget is self and not self.offers(b.action):
+                    continue  # an action a read-only app does not offer
                 seen.add(b.id or b.action)
                 keys = self._keymap.get(b.id, b.key) if b.id else b.key
                 shown = ", ".join(self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
@@ -548,21 +554,29 @@ class QjmApp(JobSetActions, App[int]):
 def make_app(store_path: Path | None = None, *, clock: Callable[[], float] = time.time,
              config: Config | None = None, watch_interval: float = 1.0,
              flush_interval: float = 0.5, store_label: str | None = None,
-             charset: str | None = None) -> QjmApp:
+             charset: str | None = None, read_only: bool = False) -> QjmApp:
     """Build the app on the store at ``store_path`` (None: the configured default store);
-    ``charset`` (one of :data:`qjm_tui.views.CHARSETS`) overrides what the terminal says."""
+    ``charset`` (one of :data:`qjm_tui.views.CHARSETS`) overrides what the terminal says.
+
+    ``read_only``: the app offers no action that changes anything, and opens the store
+    read-only, so a write that got through anyway would be refused by the store too."""
     config = config if config is not None else load_config()
-    return QjmApp(JobManager(store_path, config=config), clock=clock, watch_interval=watch_interval,
-                  flush_interval=flush_interval, store_label=store_label, charset=charset)
+    store: Store | Path | None = store_path
+    if read_only:
+        store = Store(store_path if store_path is not None else config.store_path(), read_only=True)
+    return QjmApp(JobManager(store, config=config), clock=clock, watch_interval=watch_interval,
+                  flush_interval=flush_interval, store_label=store_label, charset=charset,
+                  read_only=read_only)
 
 
-def run_app(store_path: Path | None = None) -> int:
-    """Run the app full screen on ``store_path`` (None: the store in $QJM_HOME or the default)."""
+def run_app(store_path: Path | None = None, *, read_only: bool = False) -> int:
+    """Run the app full screen on ``store_path`` (None: the store in $QJM_HOME or the default);
+    ``read_only`` for an app that only looks (see :func:`make_app`)."""
     path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(filename=path, level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = make_app(store_path)
+    app = make_app(store_path, read_only=read_only)
     try:
         result = app.run()
     finally:

@@ -64,9 +64,12 @@ class TitleBar(Widget):
     }
     """
 
-    def __init__(self, store_label: str, *, id: str | None = None) -> None:
+    def __init__(self, store_label: str, *, title: str = "qjm", id: str | None = None) -> None:
+        """``title`` leads the bar (``qjm (read-only)`` for an app that only looks: first, so a
+        long store path cannot hide it)."""
         super().__init__(id=id)
         self.store_label = store_label
+        self.title = title
         self.counts: list[Entry] = []
         self.alert: Entry | None = None
         self._text = Text()
@@ -89,11 +92,11 @@ class TitleBar(Widget):
     def line(self, width: int) -> Text:
         """The bar's text for ``width`` cells."""
         entries = ([self.alert] if self.alert else []) + self.counts
-        lead, kept, _, short = fit_entries(width - 2, [Entry("qjm", style="bold")], entries, DOT)
+        lead, kept, _, short = fit_entries(width - 2, [Entry(self.title, style="bold")], entries, DOT)
         shown = [e.short if short and e.short else e.text for e in kept]
         right = views.cell_width(DOT.join(shown))
         # " qjm  <label>   <counts> ": the label gets what is left, if that is worth showing
-        room = width - 1 - views.cell_width("qjm") - 2 - 3 - right - 1
+        room = width - 1 - views.cell_width(self.title) - 2 - 3 - right - 1
         label = self.store_label
         if views.cell_width(label) > room:  # a path: its end is what tells it apart
             label = ""
@@ -102,7 +105,7 @@ class TitleBar(Widget):
                 while views.cell_width(label) > room:  # wide characters
                     label = "…" + label[2:]
         text = Text(" ")
-        text.append("qjm", style="bold")
+        text.append(self.title, style="bold")
         if label:
             text.append("  " + label, style="dim")
         text.append(" " * max(width - 1 - text.cell_len - right - 1, 1))

@@ -804,6 +804,9 @@ class SetPane(Vertical):
         elif summary.state == "interrupted":
             parts.append("stopped: R resumes it")
         parts += [f"{views.duration(figures.elapsed)} elapsed", f"{figures.retries:,} retries"]
+        usage = views.set_usage_text(summary)
+        if usage:
+            parts.append(usage)
         shown: list[str] = []
         for part in parts:
             if views.cell_width(" · ".join([*shown, part])) > width:
