@@ -199,7 +199,7 @@ class JobManager:
         if name is not None:
             check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
-        circuits = normalize_experiments(experiments)
+        circuits = normalize_experiments(experiments, getattr(self.config, "max_circuit_file_mb", None))
         # Counted before the circuits are transpiled or checked: a runaway request is refused
         # at once, however many circuits it has.
         limits = adapter.limits()
