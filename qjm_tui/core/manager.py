@@ -423,8 +423,10 @@ class JobManager:
                 state = self.job_set_state(job_set_id)
                 if state in SET_FINAL:
                     return state
-                if state == SetState.INTERRUPTED and self.reattachable(job_set_id):
-                    # The backend kept the jobs: pick them up where the ended process left them.
+                if state == SetState.INTERRUPTED and not self.store.read_only \
+                        and self.reattachable(job_set_id):
+                    # The backend kept the jobs: pick them up where the ended process left them
+                    # (a store opened to look only, as `qjm wait` opens it, cannot take the set).
                     self.resume_job_set(job_set_id)
                     left = None if deadline is None else max(0.0, deadline - time.monotonic())
                     return self.wait_for(job_set_id, left)

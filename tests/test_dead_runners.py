@@ -1,0 +1,80 @@
+"""Runners that die or are told to stop: `qjm wait` on a dead runner, SIGTERM and SIGHUP, and
+the local pool's worker processes, which must not outlive the process that started them.
+
+Every case runs the real command line in its own process and sends real signals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GOOD_QASM = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\nx q[0];\nmeasure q -> c;\n'
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, QJM_HOME=str(home), QJM_CONFIG=str(home.parent / "no-config.toml"),
+               PYTHONPATH=str(REPO))
+    for var in ("QJM_BACKEND", "QJM_SHOTS", "QJM_EXECUTOR"):
+        env.pop(var, None)
+    env.update(extra)
+    return env
+
+
+def qjm(home: Path, *argv: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "qjm_tui.cli", *argv], env=env_for(home, **extra),
+                          capture_output=True, text=True, timeout=180)
+
+
+def gone(pid: int, timeout: float = 15.0) -> bool:
+    """Whether the process ended (a zombie counts as ended) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def slow_emulator(tmp_path: Path, run: float = 2.0) -> str:
+    return (f"emulator:dir={tmp_path / 'service'},latency=0.01,queue=0.2,run={run},max_jobs=2,"
+            "max_per_job=1")
+
+
+def circuit_file(tmp_path: Path) -> Path:
+    path = tmp_path / "one.qasm"
+    path.write_text(GOOD_QASM)
+    return path
+
+
+def test_wait_on_a_set_whose_runner_died_says_interrupted_and_how_to_resume(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    source = circuit_file(tmp_path)
+    started = qjm(home, "run", str(source), str(source), str(source), "-b", slow_emulator(tmp_path),
+                  "--detach", "--json")
+    assert started.returncode == 0, started.stderr
+    report = json.loads(started.stdout)
+    set_id, pid = report["id"], report["pid"]
+    os.kill(pid, signal.SIGKILL)
+    assert gone(pid)
+
+    waited = qjm(home, "wait", set_id, "--timeout", "60")
+    # Before: exit 2, "opened read-only; this change needs a writable store".
+    assert waited.returncode == 1, waited.stderr
+    assert "interrupted" in waited.stderr and f"`qjm resume {set_id}`" in waited.stderr, waited.stderr
+    assert "read-only" not in waited.stderr
+    resumed = qjm(home, "resume", set_id, "-q")
+    assert resumed.returncode == 0, resumed.stderr
