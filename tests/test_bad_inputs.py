@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import resource
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -111,6 +113,14 @@ CASES: list[tuple[str, list[str], str | None]] = [
     ("circuit_file_is_dev_urandom", ["run", "%devurandom", "-b", "aer"], None),
     ("circuit_file_too_large", ["run", "%big", "-b", "aer"], "max_circuit_file_mb = 1\n"),
     ("config_file_is_dev_zero", ["ls"], "%devzero"),
+    # a damaged store (random bytes over the job sets' page): reading and writing commands
+    ("damaged_store_ls", ["ls"], "damaged"),
+    ("damaged_store_show", ["show", "$id"], "damaged"),
+    ("damaged_store_run", ["run", "%good", "-b", "aer"], "damaged"),
+    ("damaged_store_rename", ["rename", "$id", "new name"], "damaged"),
+    # another program's SQLite database where the store should be: refused as it is
+    ("foreign_sqlite_store_run", ["run", "%good", "-b", "aer"], "foreign-sqlite"),
+    ("foreign_sqlite_store_ls", ["ls"], "foreign-sqlite"),
 ]
 
 #: device nodes the special-file cases use: name -> (major, minor)
@@ -134,6 +144,28 @@ def _special(marker: str, folder: Path) -> Path:
     return path
 
 
+def _damage(path: Path) -> None:
+    """Random bytes over the page that holds the store's job sets, as a failing disk leaves."""
+    conn = sqlite3.connect(path)
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'job_sets'").fetchone()[0]
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    noise = random.Random(19).randbytes(page - 200)
+    with open(path, "r+b") as fh:
+        fh.seek((root - 1) * page + 100)
+        fh.write(noise)
+
+
+def _foreign_database(path: Path) -> None:
+    """Another program's SQLite database (rollback journal, no qjm tables) at the store path."""
+    path.unlink()
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT)")
+    conn.execute("INSERT INTO accounts (owner) VALUES ('someone else')")
+    conn.commit()
+    conn.close()
+
+
 def _limit_memory() -> None:
     """Keep a case that would read a device to its end from taking the machine's memory."""
     resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
@@ -153,7 +185,11 @@ def test_bad_input_exits_2_with_one_line(
     env.pop("QJM_SHOTS", None)
     conf = tmp_path / "config.toml"
     readonly = config in ("readonly", "readonly-home")
-    if config is None or readonly:
+    if config == "damaged":
+        _damage(home / "qjm.sqlite")
+    if config == "foreign-sqlite":
+        _foreign_database(home / "qjm.sqlite")
+    if config is None or readonly or config in ("damaged", "foreign-sqlite"):
         conf.write_text("")
     elif config.startswith("@"):
         shutil.copy(BAD / config[1:], conf)
@@ -196,6 +232,9 @@ def test_bad_input_exits_2_with_one_line(
         if locked is not None:
             locked.chmod(mode)
     after = {str(p): _tree_hash(p) for p in watched}
+    if config in ("damaged", "foreign-sqlite"):
+        left = sorted(p.name for p in home.iterdir() if p.name.startswith("qjm.sqlite-"))
+        assert config == "damaged" or left == [], f"files made next to the database: {left}"
     for machine_device in ("/dev/full", "/dev/zero", "/dev/urandom"):
         assert stat.S_ISCHR(os.stat(machine_device).st_mode), f"{machine_device} was replaced"
     err_lines = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -42,15 +42,17 @@ def open_manager(store: Path | None = None, read_only: bool = False) -> JobManag
     ``QJM_CONFIG``).
 
     ``read_only`` for the commands that only look: they work on a store nobody may write and
-    create nothing on disk (no store file, no folder) where there is no store yet.
+    create nothing on disk (no store file, no folder) where there is no store yet. A command
+    that writes creates the store only when it first writes (a refused request leaves nothing),
+    and checks an existing one first: a damaged store is refused before anything is written.
     """
     from qjm_tui import JobManager
     from qjm_tui.config import load_config
     from qjm_tui.core.store import Store
 
     config = load_config()
-    return JobManager(Store(store if store is not None else config.store_path(), read_only=read_only),
-                      config=config)
+    return JobManager(Store(store if store is not None else config.store_path(), read_only=read_only,
+                            create_on_write=True, check=not read_only), config=config)
 
 
 def summary_data(manager: JobManager, job_set_id: str, jobs: bool = False) -> dict[str, Any]:

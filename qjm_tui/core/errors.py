@@ -60,6 +60,14 @@ class StoreError(JobManagerError):
     """The store file cannot be used (corrupt, foreign, newer schema, not writable)."""
 
 
+class StoreFullError(StoreError):
+    """The disk holding the store is full: a write could not be made (nothing half-written)."""
+
+
+class StoreDamagedError(StoreError):
+    """The store file is damaged (SQLite finds it malformed); ``qjm doctor`` recovers what it can."""
+
+
 class ManagedResultDataNotAvailable(JobManagerError):
     """The result data asked for is not available (the experiment failed or was cancelled)."""
 

@@ -212,6 +212,43 @@ def _offending_token(exc: BaseException) -> tuple[int, int, str] | None:
     return None
 
 
+def count_experiments(experiments: Any) -> int | None:
+    """How many circuits ``experiments`` holds, told without reading any circuit: a circuit is
+    one, an OpenQASM file one, a QPY file what its header says. None when it cannot be told
+    that cheaply (an iterator, a file that cannot be opened: the full read says why)."""
+    from qiskit import QuantumCircuit
+
+    if isinstance(experiments, QuantumCircuit):
+        return 1
+    if isinstance(experiments, (str, os.PathLike)):
+        return _count_in_file(Path(experiments))
+    if not isinstance(experiments, Sequence):
+        return None
+    total = 0
+    for item in experiments:
+        counted = 1 if isinstance(item, QuantumCircuit) else (
+            _count_in_file(Path(item)) if isinstance(item, (str, os.PathLike)) else None)
+        if counted is None:
+            return None
+        total += counted
+    return total
+
+
+def _count_in_file(path: Path) -> int | None:
+    try:
+        if not path.is_file():
+            return None
+        with open(path, "rb") as fh:
+            head = fh.read(18)
+    except OSError:
+        return None
+    if not head.startswith(_QPY_MAGIC):
+        return 1
+    if len(head) < 18:
+        return None
+    return int.from_bytes(head[10:18], "big")  # the header's program count
+
+
 def normalize_experiments(experiments: Any, max_file_mb: int | None = None) -> list[Any]:
     """A list of ``QuantumCircuit`` from one circuit, a sequence of circuits, or file paths
     (each file at most ``max_file_mb`` megabytes, as :func:`load_circuit_file` says)."""

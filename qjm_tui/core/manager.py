@@ -46,6 +46,7 @@ from qjm_tui.core.inputs import (
     MAX_NAME_LENGTH,
     MAX_TAG_LENGTH,
     check_label,
+    count_experiments,
     normalize_experiments,
     transpile_for,
     validate_for_target,
@@ -142,7 +143,10 @@ class JobManager:
         self.config: Settings = config if config is not None else Defaults()
         #: wall-clock time stamped on events and rows (injectable, so screens can be snapshotted)
         self.now = now or time.time
-        self.store = store if isinstance(store, st.Store) else st.Store(store, now=self.now)
+        # A store made here is written to disk with its first job set, not before: a request
+        # refused up front leaves nothing behind.
+        self.store = store if isinstance(store, st.Store) else st.Store(store, now=self.now,
+                                                                        create_on_write=True)
         self._backends = backends or adapters_only
         self._new_id = new_id or st.new_job_set_id
         self.bus = EventBus(clock=self.now)
@@ -199,14 +203,17 @@ class JobManager:
         if name is not None:
             check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
+        limits = adapter.limits()
+        # A runaway request is refused before the circuits are even read when their number
+        # can be told without reading them (a QPY file's header says how many it holds).
+        counted = count_experiments(experiments)
+        if counted:
+            _check_job_count(count_jobs(counted, limits, shots, _job_size(
+                adapter, limits, counted, max_experiments_per_job)), job_cap, limits, shots, adapter.spec)
         circuits = normalize_experiments(experiments, getattr(self.config, "max_circuit_file_mb", None))
         # Counted before the circuits are transpiled or checked: a runaway request is refused
         # at once, however many circuits it has.
-        limits = adapter.limits()
-        per_job = max_experiments_per_job
-        if per_job is None and limits.max_experiments_per_job is None:
-            preferred = getattr(adapter, "preferred_job_size", None)
-            per_job = preferred(len(circuits)) if preferred else None
+        per_job = _job_size(adapter, limits, len(circuits), max_experiments_per_job)
         _check_job_count(count_jobs(len(circuits), limits, shots, per_job), job_cap, limits, shots,
                          adapter.spec)
         target_backend = adapter.target()
@@ -741,6 +748,15 @@ def _check_job_count(needed: int, cap: int, limits: BackendLimits, shots: int | 
         f"this job set would need {needed:,} jobs{rounds}, more than the limit of {cap:,}; to allow "
         "it, raise max_jobs_per_set (qjm run --max-jobs-per-set N, the config key max_jobs_per_set, "
         "or run(max_jobs_per_set=N))")
+
+
+def _job_size(adapter: ExecutionBackend, limits: BackendLimits, n: int, asked: int | None) -> int | None:
+    """Circuits per job for ``n`` experiments: what was asked, else the backend's preference
+    where it declares no maximum of its own."""
+    if asked is None and limits.max_experiments_per_job is None:
+        preferred = getattr(adapter, "preferred_job_size", None)
+        return preferred(n) if preferred else None
+    return asked
 
 
 def _job_cap(value: Any) -> int:
