@@ -78,3 +78,74 @@ def test_wait_on_a_set_whose_runner_died_says_interrupted_and_how_to_resume(tmp_
     assert "read-only" not in waited.stderr
     resumed = qjm(home, "resume", set_id, "-q")
     assert resumed.returncode == 0, resumed.stderr
+
+
+# -- the local pool's workers ----------------------------------------------------------------
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid``."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                continue
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found.update(children)
+        frontier.extend(children)
+    return found
+
+
+def heavy_circuits(tmp_path: Path) -> Path:
+    """Circuits that keep the pool's workers busy for a while (12 qubits, many shots)."""
+    from qiskit import QuantumCircuit, qpy
+
+    circuit = QuantumCircuit(12, 12)
+    circuit.h(range(12))
+    for q in range(11):
+        circuit.cx(q, q + 1)
+    circuit.measure(range(12), range(12))
+    path = tmp_path / "heavy.qpy"
+    with open(path, "wb") as fh:
+        qpy.dump([circuit] * 200, fh)
+    return path
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_the_pool_workers_die_with_a_killed_run(tmp_path: Path, sig: signal.Signals) -> None:
+    home = tmp_path / "home"
+    proc = subprocess.Popen([sys.executable, "-m", "qjm_tui.cli", "run", str(heavy_circuits(tmp_path)),
+                             "-b", "aer", "--shots", "20000", "-q"], env=env_for(home),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    below: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        # The resource tracker, the forkserver and one worker per core.
+        while len(below) < 4 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            below = descendants(proc.pid)
+        assert len(below) >= 4, f"the pool did not start: {below}"
+        with sqlite3.connect(f"file:{home / 'qjm.sqlite'}?mode=ro", uri=True) as db:
+            while not db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]:
+                time.sleep(0.1)
+        below = descendants(proc.pid)
+        os.kill(proc.pid, sig)
+        proc.wait(60)
+        # Before: every worker (and the forkserver) lived on, re-parented to init.
+        left = {pid for pid in below if not gone(pid, timeout=15)}
+        assert not left, f"still running after the run was killed: {sorted(left)}"
+    finally:
+        for pid in [proc.pid, *below]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(10)

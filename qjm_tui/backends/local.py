@@ -17,8 +17,11 @@ import json
 import math
 import multiprocessing
 import os
+import select
+import signal
 import sys
 import threading
+import time
 import traceback
 import types
 from collections.abc import Iterator
@@ -93,6 +96,83 @@ def run_local_job(kind: str, circuits_or_qpy: Any, shots: int | None,
 def _warm(kind: str) -> int:
     make_simulator(kind)
     return os.getpid()
+
+
+# -- pool processes die with their owner -----------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent ends (``prctl(PR_SET_PDEATHSIG)``);
+    False where that cannot be asked."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_owner(owner: int) -> None:
+    """End this process when ``owner`` ends: wait on a pidfd where there is one, else look
+    twice a second."""
+    try:
+        fd = os.pidfd_open(owner)
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+    else:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                continue
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _worker_start(owner: int) -> None:
+    """The first thing every pool worker runs: it must not outlive the process that made the
+    pool (a killed ``qjm run`` left its workers running, about 225 MB each). Its parent is the
+    forkserver, which itself dies with the owner (see :func:`_guard_forkserver`); a thread
+    also watches the owner, for systems without a parent-death signal."""
+    _die_with_parent()
+    if not _alive(owner):
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=_watch_owner, args=(owner,), name="qjm-owner-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _guard_forkserver() -> None:
+    """In multiprocessing's forkserver (which preloads this module), ask to die with the
+    process that started it; anywhere else, do nothing. The forkserver outlived a killed owner,
+    and kept its workers' parent alive."""
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    main = getattr(forkserver, "main", None)
+    frame = sys._getframe()
+    while frame is not None:
+        if main is not None and frame.f_code is main.__code__:
+            parent = os.getppid()
+            if _die_with_parent() and parent == 1:
+                os._exit(0)  # the owner had already gone
+            return
+        frame = frame.f_back
 
 
 # -- shared executors ------------------------------------------------------------------------
@@ -177,7 +257,8 @@ def shared_process_pool(workers: int | None = None, kind: str = "aer") -> Proces
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["qiskit", "qiskit_aer", "qjm_tui.backends.local"])
             with _main_module_hidden(), _stderr_with_a_descriptor():
-                pool = ProcessPoolExecutor(count, mp_context=ctx)
+                pool = ProcessPoolExecutor(count, mp_context=ctx, initializer=_worker_start,
+                                           initargs=(os.getpid(),))
                 _WARMING[:] = [pool.submit(_warm, kind) for _ in range(count)]
             _PROCESS_POOL = pool
         return _PROCESS_POOL
@@ -417,3 +498,6 @@ class LocalBackend(ExecutionBackend):
     def describe(self) -> dict[str, Any]:
         return {"spec": self.spec, "executor": self.executor_name, "workers": self.workers,
                 "limits": self.limits().__dict__}
+
+
+_guard_forkserver()
