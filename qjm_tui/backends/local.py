@@ -117,9 +117,9 @@ def _die_with_parent() -> bool:
         return False
 
 
-def _watch_owner(owner: int) -> None:
-    """End this process when ``owner`` ends: wait on a pidfd where there is one, else look
-    twice a second."""
+def _watch_owner(owner: int, parent: int) -> None:
+    """End this worker, and the forkserver that is its parent, when ``owner`` (the process that
+    made the pool) ends: wait on a pidfd where there is one, else look twice a second."""
     try:
         fd = os.pidfd_open(owner)
     except (AttributeError, OSError):
@@ -127,26 +127,25 @@ def _watch_owner(owner: int) -> None:
     if fd is not None:
         select.select([fd], [], [])
     else:
-        while True:
+        while _alive(owner):
             time.sleep(0.5)
-            try:
-                os.kill(owner, 0)
-            except ProcessLookupError:
-                break
-            except PermissionError:
-                continue
+    if parent not in (1, owner) and os.getppid() == parent:
+        with contextlib.suppress(OSError):
+            os.kill(parent, signal.SIGKILL)  # the forkserver: it would outlive its owner too
     os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _worker_start(owner: int) -> None:
     """The first thing every pool worker runs: it must not outlive the process that made the
-    pool (a killed ``qjm run`` left its workers running, about 225 MB each). Its parent is the
-    forkserver, which itself dies with the owner (see :func:`_guard_forkserver`); a thread
-    also watches the owner, for systems without a parent-death signal."""
+    pool (a killed ``qjm run`` left its forkserver and workers running, about 225 MB each).
+    The worker dies with its parent, the forkserver (a parent-death signal), and a thread
+    watches the owner: when it ends, the thread ends the forkserver and the worker."""
+    parent = os.getppid()
     _die_with_parent()
     if not _alive(owner):
         os.kill(os.getpid(), signal.SIGKILL)
-    threading.Thread(target=_watch_owner, args=(owner,), name="qjm-owner-watch", daemon=True).start()
+    threading.Thread(target=_watch_owner, args=(owner, parent), name="qjm-owner-watch",
+                     daemon=True).start()
 
 
 def _alive(pid: int) -> bool:
@@ -157,22 +156,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _guard_forkserver() -> None:
-    """In multiprocessing's forkserver (which preloads this module), ask to die with the
-    process that started it; anywhere else, do nothing. The forkserver outlived a killed owner,
-    and kept its workers' parent alive."""
-    forkserver = sys.modules.get("multiprocessing.forkserver")
-    main = getattr(forkserver, "main", None)
-    frame = sys._getframe()
-    while frame is not None:
-        if main is not None and frame.f_code is main.__code__:
-            parent = os.getppid()
-            if _die_with_parent() and parent == 1:
-                os._exit(0)  # the owner had already gone
-            return
-        frame = frame.f_back
 
 
 # -- shared executors ------------------------------------------------------------------------
@@ -498,6 +481,3 @@ class LocalBackend(ExecutionBackend):
     def describe(self) -> dict[str, Any]:
         return {"spec": self.spec, "executor": self.executor_name, "workers": self.workers,
                 "limits": self.limits().__dict__}
-
-
-_guard_forkserver()
