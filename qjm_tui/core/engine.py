@@ -30,6 +30,7 @@ from qjm_tui.core.circuits import circuits_from_qpy
 from qjm_tui.core.errors import (
     BackendLimitReached,
     PermanentBackendError,
+    StoreFullError,
     TransientBackendError,
 )
 from qjm_tui.core.events import (
@@ -269,6 +270,10 @@ class JobSetRunner(threading.Thread):
             else:
                 self._finish()
         except BaseException as exc:  # recorded so wait() can report it
+            full = exc if isinstance(exc, StoreFullError) else st.store_problem(exc, self.store.path)
+            if isinstance(full, StoreFullError):
+                self._stopped_by_full_disk(full)
+                return
             log.exception("runner for %s failed", self.job_set_id)
             self.error = exc
             try:
@@ -291,6 +296,20 @@ class JobSetRunner(threading.Thread):
             if self._on_finished is not None:
                 self._on_finished(self)
             self.finished.set()
+
+    def _stopped_by_full_disk(self, error: StoreFullError) -> None:
+        """The store could not take a write: stop here and leave the set resumable (jobs a
+        remote service holds go on there, and a resume reattaches to them and fetches their
+        results), not failed with jobs still running."""
+        log.error("job set %s stopped: %s; it is interrupted, and resuming it once there is "
+                  "space continues it", self.job_set_id, error)
+        self.error = error
+        self.final_state = SetState.INTERRUPTED
+        try:
+            self.store.release(self.job_set_id)
+        except Exception:  # the disk is still full: the set reads interrupted once this process ends
+            log.warning("could not record that job set %s is interrupted", self.job_set_id)
+        self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.INTERRUPTED))
 
     def _prepare(self) -> None:
         self.backend.add_listener(self.wake)

@@ -24,6 +24,10 @@ class JobManagerInvalidStateError(JobManagerError):
     """An operation is not valid in the job set's current state."""
 
 
+class JobSetInterrupted(JobManagerInvalidStateError):
+    """A job set stopped without finishing and can be resumed; the message says why and how."""
+
+
 class JobManagerTimeoutError(JobManagerError):
     """Waiting for a job set (or its results) took longer than the timeout."""
 

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -28,6 +29,8 @@ from qjm_tui.core.errors import (
     JobManagerInputError,
     JobManagerInvalidStateError,
     JobManagerTimeoutError,
+    JobSetInterrupted,
+    StoreFullError,
 )
 from qjm_tui.core.events import (
     CancelRequested,
@@ -224,38 +227,83 @@ class JobManager:
             validate_for_target(circuits, getattr(target_backend, "target", None), adapter.spec)
         plan = plan_jobs(len(circuits), limits, shots, per_job)
         job_set_id = self._new_id()
-        self.store.create_job_set(
-            job_set_id=job_set_id,
-            name=name or job_set_id,
-            tags=tags,
-            backend=adapter.spec,
-            shots=shots,
-            run_options=_jsonable_options(run_config),
-            experiment_names=[c.name for c in circuits],
-            jobs=[(j.index, j.start, j.stop, j.shots, j.round) for j in plan],
-            circuit_blocks=[],
-        )
+        first_round = [j for j in plan if j.round == 0]
+        # A backend that keeps jobs (a remote service: its jobs cost money and outlive this
+        # process) gets nothing before every circuit is stored, in the same transaction as the
+        # set: a failure (a full disk) leaves nothing stored and nothing submitted. Local
+        # simulators start on the first block while the rest are written (their jobs end with
+        # this process anyway).
+        pipelined = not adapter.can_reattach()
+        blocks = [] if pipelined else [(j.start, j.stop, circuits_to_qpy(circuits[j.start:j.stop]))
+                                       for j in first_round]
+        try:
+            self.store.create_job_set(
+                job_set_id=job_set_id,
+                name=name or job_set_id,
+                tags=tags,
+                backend=adapter.spec,
+                shots=shots,
+                run_options=_jsonable_options(run_config),
+                experiment_names=[c.name for c in circuits],
+                jobs=[(j.index, j.start, j.stop, j.shots, j.round) for j in plan],
+                circuit_blocks=blocks,
+            )
+        except sqlite3.DatabaseError as exc:
+            problem = st.store_problem(exc, self.store.path)
+            if isinstance(problem, StoreFullError):
+                raise StoreFullError(
+                    f"disk full: job set {job_set_id} ({len(circuits):,} circuits) could not be "
+                    f"stored in {self.store.path}; nothing was stored or submitted. Free some "
+                    "space and run it again") from None
+            raise problem or exc from None
         self.bus.publish(JobSetCreated(job_set_id, name or job_set_id, adapter.spec, len(plan),
                                        len(circuits)))
         tracker = _BlockTracker()
+        for start, stop, qpy in blocks:
+            tracker.add(start, stop, qpy)
         runner = self._start(job_set_id, adapter, circuits=circuits, blocks_ready=tracker.ready)
-        try:
-            for job in plan:
-                if job.round == 0:
-                    qpy = circuits_to_qpy(circuits[job.start:job.stop])
-                    self.store.add_circuit_block(job_set_id, job.start, job.stop, qpy)
-                    tracker.add(job.start, job.stop, qpy)
-                    runner.wake()
-        except Exception as exc:
-            runner.cancel()
-            runner.finished.wait()
-            self.store.delete_job_set(job_set_id)
-            self.bus.publish(JobSetDeleted(job_set_id))
-            raise JobManagerInputError(
-                f"the circuits cannot be stored ({strip_ansi(str(exc))}); nothing was kept"
-            ) from exc
+        if pipelined:
+            self._store_blocks(job_set_id, circuits, first_round, tracker, runner)
         self._known[job_set_id] = None
         return ManagedJobSet(self, job_set_id)
+
+    def _store_blocks(self, job_set_id: str, circuits: Sequence[Any], first_round: Sequence[Any],
+                      tracker: _BlockTracker, runner: JobSetRunner) -> None:
+        """Write a new set's circuits block by block, the runner submitting each as it lands.
+
+        If a block cannot be stored (or the caller is interrupted meanwhile) the set's jobs are
+        cancelled and the set deleted: the caller never got its id, so nothing is kept.
+        """
+        stored = 0
+        try:
+            for job in first_round:
+                qpy = circuits_to_qpy(circuits[job.start:job.stop])
+                self.store.add_circuit_block(job_set_id, job.start, job.stop, qpy)
+                tracker.add(job.start, job.stop, qpy)
+                stored = job.stop
+                runner.wake()
+        except BaseException as exc:
+            runner.cancel()
+            runner.finished.wait()
+            try:
+                self.store.delete_job_set(job_set_id)
+                self.bus.publish(JobSetDeleted(job_set_id))
+                left = "its jobs were cancelled and nothing was kept"
+            except Exception:
+                left = (f"its jobs were cancelled, and it is left in the store, interrupted: once "
+                        f"there is space, `qjm resume {job_set_id}` runs the {stored:,} stored circuits "
+                        "(the rest must be run again from their source)")
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C, SIGTERM: the interruption goes on
+            problem = st.store_problem(exc, self.store.path)
+            if isinstance(problem, StoreFullError):
+                raise StoreFullError(
+                    f"disk full: job set {job_set_id} stored {stored:,} of {len(circuits):,} circuits "
+                    f"in {self.store.path} before the disk filled; {left}. Free some space and run "
+                    "it again") from None
+            raise JobManagerInputError(
+                f"the circuits cannot be stored ({strip_ansi(str(exc))}); {left}"
+            ) from exc
 
     def job_sets(self, name: str | None = None, whole_store: bool = False) -> list[ManagedJobSet]:
         """The job sets this manager ran or retrieved (as the original's "this session"),
@@ -421,6 +469,10 @@ class JobManager:
         delay = 0.02
         while True:
             crash = self._crashes.get(job_set_id)
+            if isinstance(crash, StoreFullError):
+                raise JobSetInterrupted(
+                    f"job set {job_set_id} is interrupted: {crash}; `qjm resume {job_set_id}` (or "
+                    "resume()) continues it once there is space") from crash
             if crash is not None:
                 raise JobManagerInvalidStateError(
                     f"job set {job_set_id} stopped on an internal error: {crash}") from crash
