@@ -35,6 +35,21 @@ def qjm(home: Path, *argv: str, **extra: str) -> subprocess.CompletedProcess[str
                           capture_output=True, text=True, timeout=180)
 
 
+def store_has(home: Path, query: str, timeout: float = 60) -> None:
+    """Wait until ``query`` (a count) is non-zero in the store (which may not exist yet, or
+    be half made)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with sqlite3.connect(f"file:{home / 'qjm.sqlite'}?mode=ro", uri=True, timeout=30) as db:
+                if db.execute(query).fetchone()[0]:
+                    return
+        except sqlite3.Error:
+            pass  # not made yet
+        assert time.monotonic() < deadline, f"never true: {query}"
+        time.sleep(0.05)
+
+
 def gone(pid: int, timeout: float = 15.0) -> bool:
     """Whether the process ended (a zombie counts as ended) within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -133,9 +148,7 @@ def test_the_pool_workers_die_with_a_killed_run(tmp_path: Path, sig: signal.Sign
             time.sleep(0.2)
             below = descendants(proc.pid)
         assert len(below) >= 4, f"the pool did not start: {below}"
-        with sqlite3.connect(f"file:{home / 'qjm.sqlite'}?mode=ro", uri=True) as db:
-            while not db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]:
-                time.sleep(0.1)
+        store_has(home, "SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
         below = descendants(proc.pid)
         os.kill(proc.pid, sig)
         proc.wait(60)
@@ -149,3 +162,65 @@ def test_the_pool_workers_die_with_a_killed_run(tmp_path: Path, sig: signal.Sign
             except ProcessLookupError:
                 pass
         proc.wait(10)
+
+
+# -- SIGTERM and SIGHUP ----------------------------------------------------------------------
+
+
+def _wait_for_submissions(home: Path, timeout: float = 60) -> None:
+    store_has(home, "SELECT COUNT(*) FROM jobs WHERE backend_job_id IS NOT NULL", timeout)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("detached", [False, True], ids=["foreground", "detached"])
+def test_sigterm_and_sighup_leave_the_set_interrupted_and_say_so(
+        tmp_path: Path, sig: signal.Signals, detached: bool) -> None:
+    from qjm_tui.backends.emulator import EmulatorBackend
+    from qjm_tui.core.store import Store
+    from tests.conftest import executions_per_chunk
+
+    home = tmp_path / "home"
+    source = circuit_file(tmp_path)
+    argv = [sys.executable, "-m", "qjm_tui.cli", "run", *[str(source)] * 6, "-b",
+            slow_emulator(tmp_path, run=0.6), "--shots", "50"]
+    if detached:
+        started = qjm(home, *argv[3:], "--detach", "--json")
+        assert started.returncode == 0, started.stderr
+        report = json.loads(started.stdout)
+        set_id, pid = report["id"], report["pid"]
+        _wait_for_submissions(home)
+        os.kill(pid, sig)
+        assert gone(pid, timeout=60)
+        stderr = ""
+    else:
+        proc = subprocess.Popen(argv, env=env_for(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            _wait_for_submissions(home)
+            os.kill(proc.pid, sig)
+            out, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        set_id = out.split()[0]
+        # Before: killed by the signal (exit -15 / -1 here, 143 / 129 in a shell), nothing said.
+        assert proc.returncode == 128 + sig, (proc.returncode, stderr)
+    said = f"{sig.name}: job set {set_id} is interrupted"
+    assert said in stderr or detached, stderr
+    log = (home / "qjm.log").read_text()
+    assert said in log and f"`qjm resume {set_id}`" in log, log[-2000:]
+
+    listed = json.loads(qjm(home, "ls", "--json").stdout)
+    assert [s["state"] for s in listed] == ["interrupted"]
+    resumed = qjm(home, "resume", set_id, "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    store = Store(home / "qjm.sqlite", read_only=True)
+    results, jobs = store.results(set_id), store.jobs(set_id)
+    store.close()
+    assert sorted(results) == list(range(6))
+    assert all(parts[0]["data"]["counts"] == {"0x1": 50} for parts in results.values())
+    emulator = EmulatorBackend(f"dir={tmp_path / 'service'}")
+    runs = executions_per_chunk(emulator.jobs(), jobs)
+    emulator.close()
+    assert runs and max(runs.values()) == 1, "no chunk ran twice"

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from qiskit import QuantumCircuit, qpy
@@ -21,6 +19,7 @@ from qjm_tui.backends.emulator import EmulatorBackend
 from qjm_tui.core.store import Store
 from tests.conftest import executions_per_chunk
 from tests.fulldisk import small_disk
+from tests.test_dead_runners import store_has
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,13 +86,7 @@ def test_a_full_disk_while_results_are_stored_leaves_the_set_resumable(tmp_path:
                                  "--shots", "100"], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 120
-            while not (home / "qjm.sqlite").exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            with sqlite3.connect(f"file:{home / 'qjm.sqlite'}?mode=ro", uri=True, timeout=30) as db:
-                while time.monotonic() < deadline and not db.execute(
-                        "SELECT COUNT(*) FROM jobs WHERE backend_job_id IS NOT NULL").fetchone()[0]:
-                    time.sleep(0.05)
+            store_has(home, "SELECT COUNT(*) FROM jobs WHERE backend_job_id IS NOT NULL", 120)
             disk.fill()  # jobs are with the service; their results have nowhere to go
             out, err = proc.communicate(timeout=120)
         finally:

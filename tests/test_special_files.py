@@ -259,8 +259,8 @@ async def _svg_targets(tmp_path: Path) -> None:
             await until(pilot, lambda: isinstance(app.screen, TextPrompt))
             app.screen.query_one(Input).value = str(where)
             await pilot.press("enter")
-            await until(pilot, lambda: any(f"saved the histogram to {where}" in n.message
-                                           for n in app._notifications))
+            said = f"saved the histogram to {where}"
+            await until(pilot, lambda said=said: any(said in n.message for n in app._notifications))
     reader.join(10)
     assert link.is_symlink() and target.read_text().startswith("<svg")
     assert reader.data.startswith(b"<svg") and stat.S_ISFIFO(pipe.stat().st_mode)

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import random
-import sqlite3
 import stat
 import subprocess
 import sys

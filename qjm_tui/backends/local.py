@@ -291,6 +291,21 @@ def settle_pool_start(timeout: float = 60.0) -> None:
     concurrent.futures.wait(_WARMING, timeout=timeout)
 
 
+def terminate_pools() -> None:
+    """Stop the shared process pool's workers now, abandoning the jobs they run: for a process
+    told to stop (SIGTERM), whose sets are left to be resumed (local jobs are run again then).
+    Without this, exiting waits for every job already handed to a worker."""
+    global _PROCESS_POOL
+    with _POOL_LOCK:
+        pool, _PROCESS_POOL = _PROCESS_POOL, None
+    if pool is None:
+        return
+    for process in list(getattr(pool, "_processes", {}).values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 @atexit.register
 def _shutdown_pools() -> None:
     for pool in (_PROCESS_POOL, _THREAD_POOL):

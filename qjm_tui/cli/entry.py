@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from qjm_tui.cli.commands import leave_on_stop
 from qjm_tui.cli.detach import report_to_parent
 from qjm_tui.cli.output import (
     EXIT_FAILED,
@@ -24,6 +25,7 @@ from qjm_tui.cli.output import (
     warnings_as_notes,
 )
 from qjm_tui.cli.parser import build_parser
+from qjm_tui.cli.signals import Stopped, stop_on_signals
 from qjm_tui.core.errors import JobManagerError
 
 
@@ -40,8 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     log_to_file()
     debug = bool(getattr(args, "debug", False))
+    detached = getattr(args, "report_fd", None) is not None
+    # The app handles its own terminal; every other command stops on SIGTERM and SIGHUP as
+    # it does on Ctrl-C, leaving what it runs resumable.
+    stopping = stop_on_signals() if args.command != "tui" else contextlib.nullcontext()
     try:
-        with warnings_as_notes():
+        with warnings_as_notes(), stopping:
             try:
                 return args.func(args)
             finally:
@@ -49,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         note("interrupted")
         return EXIT_INTERRUPTED
+    except Stopped as stop:
+        return leave_on_stop(stop, detached)
     except BrokenPipeError:
         # The reader went away (`qjm ls | head`): stop quietly, as Unix tools do.
         with contextlib.suppress(OSError):
