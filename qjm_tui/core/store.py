@@ -45,7 +45,7 @@ from qjm_tui.core.status import JobStatus, SetState
 from qjm_tui.core.text import printable
 
 APP_ID = "qjm"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: a running job set whose owner has not written a heartbeat for this long is interrupted
 HEARTBEAT_STALE_SECONDS = 60.0
@@ -118,6 +118,12 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX jobs_changes ON jobs(job_set_id, seq);
     CREATE INDEX job_sets_changes ON job_sets(seq);
     CREATE INDEX deleted_sets_changes ON deleted_sets(seq);
+    """,
+    # version 3: what runners learned about a backend's job limit, shared by every process on
+    # the store: the jobs this store's sets had in flight there when it last refused one
+    """
+    CREATE TABLE learned_limits (backend TEXT PRIMARY KEY, max_jobs INTEGER NOT NULL,
+                                 learned REAL NOT NULL);
     """,
 ]
 
@@ -719,6 +725,32 @@ class Store:
                     )
             tx.execute("DELETE FROM job_sets WHERE id=?", (job_set_id,))
             tx.execute("INSERT OR REPLACE INTO deleted_sets (id, seq) VALUES (?, ?)", (job_set_id, seq))
+
+    # -- what runners learned about backends --------------------------------------------------
+
+    def learned_limit(self, backend: str) -> int | None:
+        """The most jobs this store's sets may have in flight at ``backend`` at once, as a
+        runner learned it from the service's refusals; None if none has."""
+        row = self._connect().execute("SELECT max_jobs FROM learned_limits WHERE backend=?",
+                                      (backend,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def learn_limit(self, backend: str, max_jobs: int) -> None:
+        """Record ``backend``'s job limit as a runner learned it (replacing what was known)."""
+        with self._tx() as tx:
+            tx.execute("INSERT OR REPLACE INTO learned_limits (backend, max_jobs, learned) VALUES (?,?,?)",
+                       (backend, max_jobs, time.time()))
+
+    def jobs_in_flight(self, backend: str, besides: str, accepted_only: bool = False) -> int:
+        """How many jobs of the running sets on ``backend`` other than ``besides`` are queued
+        or running there, or being submitted unless ``accepted_only`` (what they hold, or may
+        soon hold, of the backend's limit)."""
+        statuses = [JobStatus.QUEUED, JobStatus.RUNNING] + ([] if accepted_only else [JobStatus.SUBMITTING])
+        marks = ",".join("?" * len(statuses))
+        return self._connect().execute(
+            "SELECT COUNT(*) FROM jobs j JOIN job_sets s ON s.id = j.job_set_id"
+            f" WHERE s.backend = ? AND s.state = ? AND s.id != ? AND j.status IN ({marks})",
+            (backend, SetState.RUNNING, besides, *statuses)).fetchone()[0]
 
     # -- jobs --------------------------------------------------------------------------------
 
