@@ -35,10 +35,10 @@ Limits in ``[backends."<spec>"]`` apply to that exact spec; ``[backends.<kind>]`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,7 +277,9 @@ def _warn_if_readable(path: Path) -> None:
         return
     if mode & (stat.S_IRGRP | stat.S_IROTH) and path.resolve() not in _warned_readable:
         _warned_readable.add(path.resolve())
-        warnings.warn(
-            f"{path} holds a token and can be read by other users; run: chmod 600 {path}",
-            stacklevel=3,
-        )
+        # Printed, not a Python warning: PYTHONWARNINGS=ignore (which many Qiskit users set to
+        # quiet deprecations) must not hide a token others can read.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"qjm: warning: {path} holds a token and can be read by other users; "
+                             f"run: chmod 600 {path}\n")
+            sys.stderr.flush()

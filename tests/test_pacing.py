@@ -52,7 +52,8 @@ from qjm_tui.core.engine import RetryPolicy
 circuit = QuantumCircuit(1, 1)
 circuit.x(0)
 circuit.measure(0, 0)
-manager = JobManager(sys.argv[1], config=Config(executor="threads"), retry_policy=RetryPolicy(limit_wait=60.0))
+manager = JobManager(sys.argv[1], config=Config(executor="threads"),
+                     retry_policy=RetryPolicy(limit_wait=60.0))
 job_set = manager.run([circuit] * 9, backend=sys.argv[2], shots=8)
 assert job_set.wait(timeout=120) == "done"
 print(job_set.job_set_id())
