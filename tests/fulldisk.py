@@ -26,8 +26,8 @@ class SmallDisk:
         self.size = size
         self.filler = path / "filler"
 
-    def fill(self) -> None:
-        """Take every free byte (a write that does not fit fails with ENOSPC)."""
+    def fill(self, leave: int = 0) -> None:
+        """Take every free byte but ``leave`` (a write that does not fit fails with ENOSPC)."""
         fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             for size in (1 << 20, 65536, 4096, 512, 1):
@@ -39,6 +39,8 @@ class SmallDisk:
                         if exc.errno != errno.ENOSPC:
                             raise
                         break
+            if leave:
+                os.ftruncate(fd, max(os.fstat(fd).st_size - leave, 0))
         finally:
             os.close(fd)
 
