@@ -477,7 +477,7 @@ def run_disruption_campaign(tmp_path: Path, kinds: tuple[str, ...], rounds: int,
 
 
 def test_sigterm_and_sighup_rounds_lose_nothing_and_run_nothing_twice(tmp_path: Path) -> None:
-    campaign = run_disruption_campaign(tmp_path, ("SIGTERM", "SIGHUP"), rounds=10, seed=20261203)
+    campaign = run_disruption_campaign(tmp_path, ("SIGTERM", "SIGHUP"), rounds=8, seed=20261203)
     print(_report(campaign))
     assert campaign.kills["SIGTERM"] >= 2 and campaign.kills["SIGHUP"] >= 2, campaign.kills
 

@@ -171,8 +171,12 @@ def _wait_for_submissions(home: Path, timeout: float = 60) -> None:
     store_has(home, "SELECT COUNT(*) FROM jobs WHERE backend_job_id IS NOT NULL", timeout)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-@pytest.mark.parametrize("detached", [False, True], ids=["foreground", "detached"])
+@pytest.mark.parametrize(("detached", "sig"), [
+    (False, signal.SIGTERM),
+    (True, signal.SIGHUP),
+    pytest.param(False, signal.SIGHUP, marks=pytest.mark.slow),
+    pytest.param(True, signal.SIGTERM, marks=pytest.mark.slow),
+], ids=["foreground-SIGTERM", "detached-SIGHUP", "foreground-SIGHUP", "detached-SIGTERM"])
 def test_sigterm_and_sighup_leave_the_set_interrupted_and_say_so(
         tmp_path: Path, sig: signal.Signals, detached: bool) -> None:
     from qjm_tui.backends.emulator import EmulatorBackend
