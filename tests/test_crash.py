@@ -450,7 +450,9 @@ def run_disruption_campaign(tmp_path: Path, kinds: tuple[str, ...], rounds: int,
                     campaign.sets[set_id] = plan
             assert code != -signal.SIGKILL, f"the command did not stop by itself:\n{said[-3000:]}"
             if not disrupted:
-                assert code == 0, f"{argv} failed ({code}):\n{said[-3000:]}"
+                # A set a full disk left with circuits never stored ends partial, saying so.
+                assert code == 0 or (code == 1 and "were never stored" in said), \
+                    f"{argv} failed ({code}):\n{said[-3000:]}"
                 continue
             campaign.kills[kind] += 1
             if kind == "full":

@@ -256,26 +256,31 @@ class JobManager:
                     f"stored in {self.store.path}; nothing was stored or submitted. Free some "
                     "space and run it again") from None
             raise problem or exc from None
-        self.bus.publish(JobSetCreated(job_set_id, name or job_set_id, adapter.spec, len(plan),
-                                       len(circuits)))
+        created = JobSetCreated(job_set_id, name or job_set_id, adapter.spec, len(plan), len(circuits))
         tracker = _BlockTracker()
         for start, stop, qpy in blocks:
             tracker.add(start, stop, qpy)
-        runner = self._start(job_set_id, adapter, circuits=circuits, blocks_ready=tracker.ready)
         if pipelined:
-            self._store_blocks(job_set_id, circuits, first_round, tracker, runner)
+            self._run_while_storing(job_set_id, adapter, circuits, first_round, tracker, created)
+        else:
+            self.bus.publish(created)
+            self._start(job_set_id, adapter, circuits=circuits, blocks_ready=tracker.ready)
         self._known[job_set_id] = None
         return ManagedJobSet(self, job_set_id)
 
-    def _store_blocks(self, job_set_id: str, circuits: Sequence[Any], first_round: Sequence[Any],
-                      tracker: _BlockTracker, runner: JobSetRunner) -> None:
-        """Write a new set's circuits block by block, the runner submitting each as it lands.
+    def _run_while_storing(self, job_set_id: str, adapter: ExecutionBackend, circuits: Sequence[Any],
+                           first_round: Sequence[Any], tracker: _BlockTracker, created: Event) -> None:
+        """Start the set's runner and write its circuits block by block, the runner submitting
+        each as it lands.
 
-        If a block cannot be stored (or the caller is interrupted meanwhile) the set's jobs are
-        cancelled and the set deleted: the caller never got its id, so nothing is kept.
+        If a block cannot be stored, or the caller is interrupted meanwhile (Ctrl-C, SIGTERM),
+        the set's jobs are cancelled and the set deleted: the caller never got its id, so
+        nothing is kept.
         """
         stored = 0
         try:
+            self.bus.publish(created)
+            runner = self._start(job_set_id, adapter, circuits=circuits, blocks_ready=tracker.ready)
             for job in first_round:
                 qpy = circuits_to_qpy(circuits[job.start:job.stop])
                 self.store.add_circuit_block(job_set_id, job.start, job.stop, qpy)
@@ -283,8 +288,10 @@ class JobManager:
                 stored = job.stop
                 runner.wake()
         except BaseException as exc:
-            runner.cancel()
-            runner.finished.wait()
+            started = self._runner(job_set_id)
+            if started is not None:
+                started.cancel()
+                started.finished.wait()
             try:
                 self.store.delete_job_set(job_set_id)
                 self.bus.publish(JobSetDeleted(job_set_id))
