@@ -46,6 +46,7 @@ from qjm_tui.backends.emulator import EmulatorBackend
 from qjm_tui.core.status import SET_FINAL, SetState
 from qjm_tui.core.store import Store
 from tests.conftest import executions_per_chunk
+from tests.test_full_disk import basis_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -337,22 +338,6 @@ max_poll_errors = 3
 DISRUPTION_PHASES = ("submit", "results", "random")
 
 
-def _basis_file(path: Path, n: int) -> Path:
-    from qiskit import QuantumCircuit, qpy
-
-    circuits = []
-    for i in range(n):
-        qc = QuantumCircuit(3, 3, name=f"c{i}")
-        for q in range(3):
-            if ((i % 8) >> q) & 1:
-                qc.x(q)
-        qc.measure(range(3), range(3))
-        circuits.append(qc)
-    with open(path, "wb") as fh:
-        qpy.dump(circuits, fh)
-    return path
-
-
 def _read(db: sqlite3.Connection | None, query: Any, *args: Any) -> Any:
     """``query(db, *args)``, or None while the store cannot be read (not made yet)."""
     if db is None:
@@ -381,7 +366,7 @@ def run_disruption_campaign(tmp_path: Path, kinds: tuple[str, ...], rounds: int,
     store_path, service = home / "qjm.sqlite", tmp_path / "service"
     config = tmp_path / "config.toml"
     config.write_text(RETRY_CONFIG)
-    source = _basis_file(tmp_path / "basis.qpy", 24)
+    source = basis_file(tmp_path / "basis.qpy", 24)
     env = {**os.environ, "QJM_HOME": str(home), "QJM_CONFIG": str(config), "QJM_EXECUTOR": "threads",
            "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
     env.pop("QJM_BACKEND", None)

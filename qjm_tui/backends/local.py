@@ -34,6 +34,7 @@ from qjm_tui.core.circuits import circuits_from_qpy
 from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError, TransientBackendError
 from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo, RunOptions
 from qjm_tui.core.status import JobStatus
+from qjm_tui.core.store import process_alive
 
 # -- what runs inside a worker ---------------------------------------------------------------
 
@@ -127,7 +128,7 @@ def _watch_owner(owner: int, parent: int) -> None:
     if fd is not None:
         select.select([fd], [], [])
     else:
-        while _alive(owner):
+        while process_alive(owner):
             time.sleep(0.5)
     if parent not in (1, owner) and os.getppid() == parent:
         with contextlib.suppress(OSError):
@@ -142,20 +143,10 @@ def _worker_start(owner: int) -> None:
     watches the owner: when it ends, the thread ends the forkserver and the worker."""
     parent = os.getppid()
     _die_with_parent()
-    if not _alive(owner):
+    if not process_alive(owner):
         os.kill(os.getpid(), signal.SIGKILL)
     threading.Thread(target=_watch_owner, args=(owner, parent), name="qjm-owner-watch",
                      daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- shared executors ------------------------------------------------------------------------
