@@ -30,7 +30,7 @@ from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobS
 from qjm_tui.core.store import Store
 
 COMMANDS = ("run", "demo", "ls", "show", "report", "wait", "cancel", "retry", "resume", "rename",
-            "tag", "results", "export", "backends", "config", "doctor", "bench", "tui")
+            "tag", "results", "export", "backends", "config", "doctor", "bench", "tui", "serve")
 
 BELL_QASM = """OPENQASM 2.0;
 include "qelib1.inc";
@@ -153,17 +153,20 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_no_arguments_and_tui_open_the_app(capsys: pytest.CaptureFixture[str], isolated_home: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    opened: list[Path | None] = []
+    opened: list[tuple[Path | None, bool]] = []
 
-    def run_app(store_path: Path | None = None) -> int:
-        opened.append(store_path)
+    def run_app(store_path: Path | None = None, *, read_only: bool = False) -> int:
+        opened.append((store_path, read_only))
         return 0
 
     monkeypatch.setitem(sys.modules, "qjm_tui.tui.app", SimpleNamespace(run_app=run_app))
     assert qjm(capsys)[0] == 0
     assert qjm(capsys, "tui")[0] == 0
     assert qjm(capsys, "tui", "--store", str(isolated_home / "other.sqlite"))[0] == 0
-    assert opened == [None, None, isolated_home / "other.sqlite"]
+    assert qjm(capsys, "--read-only")[0] == 0
+    assert qjm(capsys, "tui", "--read-only")[0] == 0
+    assert opened == [(None, False), (None, False), (isolated_home / "other.sqlite", False),
+                      (None, True), (None, True)]
 
 
 def test_tui_without_the_app_is_one_clear_error(capsys: pytest.CaptureFixture[str],

@@ -27,8 +27,10 @@ PACKAGE_ROOT = Path(qjm_tui.__file__).resolve().parent.parent
 #: (importing layer, forbidden targets); a module is in a layer if its name starts with it
 FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
     ("qjm_tui.core", ("qjm_tui.backends", "qjm_tui.cli", "qjm_tui.tui", "qjm_tui.config",
-                      "qjm_tui.compose", "textual")),
-    ("qjm_tui.backends", ("qjm_tui.cli", "qjm_tui.tui", "qjm_tui.compose", "textual")),
+                      "qjm_tui.compose", "qjm_tui.web", "textual")),
+    ("qjm_tui.backends", ("qjm_tui.cli", "qjm_tui.tui", "qjm_tui.compose", "qjm_tui.web", "textual")),
+    # the web server (`qjm serve`) is loaded by its command alone, never by the app
+    ("qjm_tui.tui", ("qjm_tui.web",)),
 ]
 #: Textual belongs to the terminal app alone
 TEXTUAL_HOME = "qjm_tui.tui"

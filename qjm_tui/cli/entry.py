@@ -39,13 +39,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:  # plain `qjm` opens the app
         args = parser.parse_args(["tui", *argv])
+    if args.read_only and args.command not in ("tui", "serve"):
+        err(f"qjm: error: --read-only is for the app (qjm, qjm tui, qjm serve), not for "
+            f"`qjm {args.command}` (see qjm --help)")
+        return EXIT_USAGE
     args.argv = argv
     log_to_file()
     debug = bool(getattr(args, "debug", False))
     detached = getattr(args, "report_fd", None) is not None
-    # The app handles its own terminal; every other command stops on SIGTERM and SIGHUP as
-    # it does on Ctrl-C, leaving what it runs resumable.
-    stopping = stop_on_signals() if args.command != "tui" else contextlib.nullcontext()
+    # The app and the server handle their own signals; every other command stops on SIGTERM
+    # and SIGHUP as it does on Ctrl-C, leaving what it runs resumable.
+    stopping = stop_on_signals() if args.command not in ("tui", "serve") else contextlib.nullcontext()
     try:
         with warnings_as_notes(), stopping:
             try:
