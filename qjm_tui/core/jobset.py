@@ -26,6 +26,7 @@ from qjm_tui.core.status import (
     job_status_phrase,
 )
 from qjm_tui.core.text import printable
+from qjm_tui.core.usage import job_usage_phrase, session_phrase, usage_phrase
 
 if TYPE_CHECKING:
     from qjm_tui.core.manager import JobManager
@@ -422,6 +423,16 @@ class ManagedJobSet:
             f"          Retries: {p.retries}",
             f"      Experiments: {p.experiments_done}/{p.experiments} done",
         ]
+        used = [j.usage for j in jobs if j.usage is not None]
+        estimated = [j.usage_estimate for j in jobs
+                     if j.usage is None and j.usage_estimate is not None and j.status not in JOB_FINAL]
+        usage = usage_phrase(sum(used) if used else None, sum(estimated) if estimated else None)
+        if usage:
+            lines.append(f"        QPU usage: {usage}")
+        if row.stop_reason and p.state == SetState.INTERRUPTED:
+            lines += ["", f"Stopped: {printable(row.stop_reason)}",
+                      f"  finished jobs keep their results; `qjm resume {printable(row.id)}` goes on "
+                      "once that is fixed"]
         unstored = self.unstored_experiments()
         if unstored:
             lines += ["", f"Never stored: {printable(unstored_message(row, unstored))}"]
@@ -439,6 +450,12 @@ class ManagedJobSet:
                     f"    status: {job_status_phrase(job.status)}",
                     f"    attempts: {job.attempts} (retries: {job.retries})",
                 ]
+                where = session_phrase(job.session_mode, job.session_id)
+                if where:
+                    lines.append(f"    runs in: {printable(where)}")
+                job_usage = job_usage_phrase(job.usage, job.usage_estimate)
+                if job_usage:
+                    lines.append(f"    QPU usage: {job_usage}")
                 if job.last_error:
                     lines.append(f"    error: {printable(job.last_error)}")
         return "\n".join(lines)

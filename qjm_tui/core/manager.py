@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qjm_tui.core import store as st
-from qjm_tui.core.circuits import circuits_to_qpy
+from qjm_tui.core.circuits import circuits_from_qpy, circuits_to_qpy
 from qjm_tui.core.engine import Clock, JobSetRunner, RetryPolicy
 from qjm_tui.core.errors import (
     BackendConfigurationError,
@@ -29,7 +29,7 @@ from qjm_tui.core.errors import (
     JobManagerInputError,
     JobManagerInvalidStateError,
     JobManagerTimeoutError,
-    JobSetInterrupted,
+    JobSetStopped,
     StoreFullError,
 )
 from qjm_tui.core.events import (
@@ -48,8 +48,11 @@ from qjm_tui.core.events import (
 from qjm_tui.core.inputs import (
     MAX_NAME_LENGTH,
     MAX_TAG_LENGTH,
+    check_kind_runs,
     check_label,
+    check_schedules,
     count_experiments,
+    experiment_kind,
     normalize_experiments,
     transpile_for,
     validate_for_target,
@@ -181,10 +184,12 @@ class JobManager:
     ) -> ManagedJobSet:
         """Split ``experiments`` into jobs within the backend's limits and start them.
 
-        ``experiments`` are circuits, circuit files (OpenQASM 2/3, QPY) or a mix; ``backend``
-        is a Qiskit backend or a spec string such as ``"aer"``. Everything is validated before
-        anything is stored or submitted. Returns once every circuit is safely in the store
-        (jobs are already running by then); the jobs go on in the background.
+        ``experiments`` are circuits, circuit files (OpenQASM 2/3, QPY) or a mix, or pulse
+        schedules (``Schedule``, ``ScheduleBlock``, QPY files of blocks) for a pulse backend
+        such as ``"dynamics"``; ``backend`` is a Qiskit backend or a spec string such as
+        ``"aer"``. Everything is validated before anything is stored or submitted. Returns
+        once every circuit is safely in the store (jobs are already running by then); the jobs
+        go on in the background.
 
         A set that would need more than ``max_jobs_per_set`` jobs (default: the configuration's
         ``max_jobs_per_set``, 10,000) is refused, as it is almost always a typo in ``shots``.
@@ -207,7 +212,6 @@ class JobManager:
         if name is not None:
             check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
-        run_config = check_run_options(run_config, adapter.run_options(), adapter.spec)
         limits = adapter.limits()
         # A runaway request is refused before the circuits are even read when their number
         # can be told without reading them (a QPY file's header says how many it holds).
@@ -216,17 +220,24 @@ class JobManager:
             _check_job_count(count_jobs(counted, limits, shots, _job_size(
                 adapter, limits, counted, max_experiments_per_job)), job_cap, limits, shots, adapter.spec)
         circuits = normalize_experiments(experiments, getattr(self.config, "max_circuit_file_mb", None))
+        kind = experiment_kind(circuits)
+        check_kind_runs(kind, adapter.experiment_kinds, adapter.spec, transpile)
+        run_config = check_run_options(run_config, adapter.run_options(), adapter.spec)
         # Counted before the circuits are transpiled or checked: a runaway request is refused
         # at once, however many circuits it has.
         per_job = _job_size(adapter, limits, len(circuits), max_experiments_per_job)
         _check_job_count(count_jobs(len(circuits), limits, shots, per_job), job_cap, limits, shots,
                          adapter.spec)
-        target_backend = adapter.target()
-        if transpile:
-            if target_backend is not None:
-                circuits = transpile_for(circuits, target_backend, adapter.spec)
+        if kind == "schedules":
+            check_schedules(circuits)
+            adapter.check_schedules(circuits)
         else:
-            validate_for_target(circuits, getattr(target_backend, "target", None), adapter.spec)
+            target_backend = adapter.target()
+            if transpile:
+                if target_backend is not None:
+                    circuits = transpile_for(circuits, target_backend, adapter.spec)
+            else:
+                validate_for_target(circuits, getattr(target_backend, "target", None), adapter.spec)
         plan = plan_jobs(len(circuits), limits, shots, per_job)
         job_set_id = self._new_id()
         first_round = [j for j in plan if j.round == 0]
@@ -479,9 +490,9 @@ class JobManager:
         while True:
             crash = self._crashes.get(job_set_id)
             if isinstance(crash, StoreFullError):
-                raise JobSetInterrupted(
+                raise JobSetStopped(
                     f"job set {job_set_id} is interrupted: {crash}; `qjm resume {job_set_id}` (or "
-                    "resume()) continues it once there is space") from crash
+                    "resume()) continues it once there is space", str(crash)) from crash
             if crash is not None:
                 raise JobManagerInvalidStateError(
                     f"job set {job_set_id} stopped on an internal error: {crash}") from crash
@@ -491,6 +502,12 @@ class JobManager:
                 state = self.job_set_state(job_set_id)
                 if state in SET_FINAL:
                     return state
+                reason = self.store.get_job_set(job_set_id).stop_reason \
+                    if state == SetState.INTERRUPTED else None
+                if reason:
+                    # Stopped on purpose (the service refused the account): resuming at once
+                    # would only be refused again.
+                    raise JobSetStopped(stopped_message(job_set_id, reason), reason)
                 if state == SetState.INTERRUPTED and not self.store.read_only \
                         and self.reattachable(job_set_id):
                     # The backend kept the jobs: pick them up where the ended process left them
@@ -727,6 +744,7 @@ class JobManager:
                     ) from None
                 raise
             if backend is not None and adapter.spec != row.backend:
+                self._check_kind_moves(job_set_id, adapter)
                 try:  # the set's options go with it: the new backend must take them too
                     check_run_options(row.run_options, adapter.run_options(), adapter.spec)
                 except JobManagerInputError as exc:
@@ -760,6 +778,20 @@ class JobManager:
                                    finished=self.now())
         return unrunnable
 
+    def _check_kind_moves(self, job_set_id: str, adapter: ExecutionBackend) -> None:
+        """Refuse to move a set to a backend that cannot run its kind of experiment (pulse
+        schedules to a circuit backend, or the reverse); the first stored one tells the kind."""
+        ranges = self.store.stored_ranges(job_set_id)
+        if not ranges:
+            return
+        start = ranges[0][0]
+        first = circuits_from_qpy(self.store.circuit_blocks(job_set_id, start, start + 1)[0][2])[:1]
+        try:
+            check_kind_runs(experiment_kind(first), adapter.experiment_kinds, adapter.spec)
+        except JobManagerInputError as exc:
+            raise JobManagerInputError(f"job set {job_set_id} cannot move to {adapter.spec}: {exc}") \
+                from None
+
     def _move(self, job_set_id: str, spec: str, to_reset: list[int]) -> list[int]:
         """Record that the rest of the set runs on ``spec``; returns the jobs to run afresh.
 
@@ -769,6 +801,12 @@ class JobManager:
         self.store.update_job_set(job_set_id, backend=spec)
         held = self.store.job_indices(job_set_id, set(JobStatus) - JOB_FINAL - {JobStatus.PENDING})
         return sorted(set(to_reset) | set(held))
+
+
+def stopped_message(job_set_id: str, reason: str) -> str:
+    """What a set that stopped submitting (the service refused the account) tells its reader."""
+    return (f"job set {job_set_id} stopped: {reason}; finished jobs keep their results, and "
+            f"nothing more was submitted: resume it (qjm resume {job_set_id}) once that is fixed")
 
 
 def _say(text: str) -> None:
