@@ -38,6 +38,7 @@ from textual.widget import Widget
 from qjm_tui import JobManager, views
 from qjm_tui.config import Config, load_config, log_path
 from qjm_tui.core.events import Event
+from qjm_tui.core.files import LogFileHandler
 from qjm_tui.core.store import JobRow, JobSetSummary, Store
 from qjm_tui.tui.actions import SET_BINDINGS, JobSetActions, set_label
 from qjm_tui.tui.bars import Entry, KeyBar, TitleBar
@@ -572,9 +573,7 @@ def make_app(store_path: Path | None = None, *, clock: Callable[[], float] = tim
 def run_app(store_path: Path | None = None, *, read_only: bool = False) -> int:
     """Run the app full screen on ``store_path`` (None: the store in $QJM_HOME or the default);
     ``read_only`` for an app that only looks (see :func:`make_app`)."""
-    path = log_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(filename=path, level=logging.INFO,
+    logging.basicConfig(handlers=[LogFileHandler(log_path())], level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = make_app(store_path, read_only=read_only)
     try:
