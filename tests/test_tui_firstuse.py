@@ -323,6 +323,13 @@ def test_enter_on_a_job_shows_every_attempt_the_error_its_backend_id_and_log_lin
             for backend_id in ids:
                 assert backend_id in text
             assert "gave up after 3 attempts" in text, "the error in full"
+            await pilot.resize_terminal(80, 24)
+            await pilot.pause(0.3)
+            lines = screen_lines(app)
+            for attempt in view.reading.attempts:  # each error starts on its attempt's line
+                error = " ".join(attempt.error.split())
+                assert any(f"#{attempt.number} {attempt.outcome}: {error[:30]}" in line
+                           for line in lines), (attempt, lines)
             assert view.reading.log_lines and all(f"job set {set_id}: job 1 (" in line
                                                   for line in view.reading.log_lines)
             assert any(ids[0] in line for line in view.reading.log_lines), "the log names the ids"

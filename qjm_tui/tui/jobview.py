@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -186,20 +187,27 @@ class JobScreen(ModalScreen[None]):
             table.add_row(Text(fact.label), Text(fact.value, style=fact.style))
         return table
 
-    def _attempts_table(self, attempts: list[views.Attempt]) -> Table | Text:
+    def _attempts_table(self, attempts: list[views.Attempt]) -> Group | Text:
+        """The attempts as a table, and each attempt's error under it, as wide as the view
+        (in a column of the table an error would wrap a word or two to the line at 80 columns)."""
         if not attempts:
             return Text("Not submitted yet.", style="dim")
         table = Table(title="Attempts", title_justify="left", title_style="bold", box=None,
                       padding=(0, 2), header_style="bold", expand=False)
-        for column in ("#", "submitted", "backend job id", "ended", "outcome", "error"):
-            table.add_column(column, no_wrap=column != "error")
+        for column in ("#", "submitted", "backend job id", "ended", "outcome"):
+            table.add_column(column, no_wrap=True)
+        errors = Text()
         for a in attempts:
             style = views.JOB_STATUS_STYLES.get(a.outcome, "red" if a.outcome == "retried" else "")
             table.add_row(str(a.number), views.clock_time(a.submitted),
                           views.printable(a.backend_job_id or "-"), views.clock_time(a.ended),
-                          Text(a.outcome, style=style),
-                          Text(views.printable(" ".join((a.error or "").split())) or "-"))
-        return table
+                          Text(a.outcome, style=style))
+            error = views.printable(" ".join((a.error or "").split()))
+            if error:
+                errors.append("\n" if errors else "")
+                errors.append(f"#{a.number} {a.outcome}: ", style=f"bold {style}".strip())
+                errors.append(error)
+        return Group(table, errors) if errors else Group(table)
 
     def _log_text(self, lines: list[str]) -> Text:
         where = views.printable(str(self.log_file))
