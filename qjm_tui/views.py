@@ -194,6 +194,12 @@ def bar(fraction: float, width: int, unicode: bool = True) -> str:
     return _FULL * (eighths // 8) + (_EIGHTHS[eighths % 8] if eighths % 8 else "")
 
 
+def percent(fraction: float) -> str:
+    """A fraction done as a whole percentage, rounded down: 100% only once everything is done,
+    and the same figure wherever a set's progress is shown."""
+    return f"{int(min(max(fraction, 0.0), 1.0) * 100)}%"
+
+
 def progress_bar(fraction: float, width: int, unicode: bool = True) -> str:
     """A progress bar exactly ``width`` cells wide: filled part, then a light track."""
     filled = bar(fraction, width, unicode)
@@ -503,7 +509,7 @@ def job_set_cells(summary: JobSetSummary, now: float, unicode: bool = True) -> J
         id=printable(summary.id), short_id=printable(short_id(summary.id)), name=printable(summary.name),
         state=f.state,
         glyph=glyphs.get(f.state, "?"), style=SET_STATE_STYLES.get(f.state, ""), jobs=jobs,
-        experiments=f"{f.experiments_done}/{f.experiments}", percent=f"{int(f.fraction * 100)}%",
+        experiments=f"{f.experiments_done}/{f.experiments}", percent=percent(f.fraction),
         backend=printable(summary.backend), created=ago(summary.created, now),
         tags=printable(",".join(summary.tags)),
     )

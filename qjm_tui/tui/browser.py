@@ -108,7 +108,7 @@ def set_cells(summary: JobSetSummary, now: float, unicode: bool) -> dict[str, st
     """A set's cells as the list shows them, uncut: the state cell is its glyph and word, or
     its percentage done while it runs."""
     glyphs = views.SET_GLYPHS if unicode else views.SET_GLYPHS_ASCII
-    words = f"{summary.fraction:.0%}" if summary.state == "running" else summary.state
+    words = views.percent(summary.fraction) if summary.state == "running" else summary.state
     return {
         "name": views.printable(summary.name or summary.id),
         "id": views.short_id(summary.id),

@@ -788,7 +788,7 @@ class SetPane(Vertical):
         self._put("set-title", title)
 
         caption = (f"  {figures.experiments_done:,}/{figures.experiments:,} exp"
-                   f"  {int(figures.fraction * 100)}%")
+                   f"  {views.percent(figures.fraction)}")
         bar_width = max(10, min(40, width - len(caption)))
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(views.progress_bar(figures.fraction, bar_width, self.unicode), style="green")
