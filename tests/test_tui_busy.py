@@ -53,6 +53,13 @@ def check_screen(app: QjmApp, where: str) -> None:
         # the columns are always the widest cells' width, whatever the order of events
         assert max(views.cell_width(table.cells[i]["state"]) for i in table.order) <= \
             next(c.width for c in table.columns if c.key == "state"), where
+    # the shown set's title ends with its number of jobs, whole (the name gives way instead)
+    pane = app.set_pane
+    if pane.summary is not None and pane.region.area:
+        part = pane.query_one("#set-title").region
+        line = cell_slice(lines[part.y], part.x, part.right).rstrip()
+        total = views.set_figures(pane.summary, app.clock()).total_jobs
+        assert line.endswith(f"{total:,} job" + ("" if total == 1 else "s")), f"{where}: {line!r}"
     # the title bar: every per-state count, whole, in words or in short
     totals: dict[str, int] = {}
     for summary in app.browser.rows.values():
@@ -101,6 +108,11 @@ def test_a_fresh_start_shows_every_state_and_number_whole(busy_store: BusyStore,
             row = table.order.index(busy_store.big) - table.scroll_offset.y
             line = screen_lines(app)[table.region.y + row]
             assert f"{BIG:,}" in line and whole_numbers(line, [BIG]), line
+            # an interrupted set with a long name: its state is the longest word a title holds
+            stopped = max(busy_store.ids["interrupted"], key=lambda i: len(busy_store.names[i] or ""))
+            assert app.browser.select(stopped)
+            await pilot.pause(0.3)
+            check_screen(app, f"an interrupted set at {size}")
             await pilot.press("s")  # by state: running first
             await pilot.pause(0.2)
             check_screen(app, f"sorted by state at {size}")
@@ -145,6 +157,16 @@ def test_resizes_filters_and_live_updates_keep_every_state_whole(busy_store: Bus
                     break
             assert app.browser.rows[running].experiments_done > before
             check_screen(app, "after a live update")
+            # its runner lets go of it: the title's longest state word, with its 100 jobs, whole
+            await pilot.resize_terminal(120, 40)
+            assert app.browser.select(running)
+            store.release(running)
+            for _ in range(100):
+                await pilot.pause(0.1)
+                if app.set_pane.summary is not None and app.set_pane.summary.state == "interrupted":
+                    break
+            assert app.set_pane.summary.id == running and app.set_pane.summary.state == "interrupted"
+            check_screen(app, "an interrupted set of 100 jobs")
             await pilot.resize_terminal(80, 24)
             await pilot.pause(0.3)
             check_screen(app, "after the last resize")

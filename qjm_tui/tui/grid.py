@@ -776,15 +776,19 @@ class SetPane(Vertical):
         width = max(self.size.width - 2, 20)
         jobs = "job" if figures.total_jobs == 1 else "jobs"
         state = f"{glyphs.get(summary.state, '?')} {summary.state}  "
-        rest = (f"  {views.short_id(summary.id)}  {views.printable(views.backend_label(summary.backend))}",
-                f"  {figures.total_jobs:,} {jobs}")
-        room = width - views.cell_width(state) - sum(views.cell_width(r) for r in rest)
+        count = f"  {figures.total_jobs:,} {jobs}"
+        ident = f"  {views.short_id(summary.id)}"
+        fixed = views.cell_width(state) + views.cell_width(count)
+        # the name keeps at least 12 cells: the backend gives way first, then the short id
+        extras = next((e for e in (f"{ident}  {views.printable(views.backend_label(summary.backend))}",
+                                   ident) if width - fixed - views.cell_width(e) >= 12), "")
+        room = width - fixed - views.cell_width(extras)
         name = views.printable(summary.name or "-")
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append(state, style=views.SET_STATE_STYLES.get(summary.state, ""))
         title.append(views.fit(name, max(room, 12), keep_end=max(8, room // 3)), style="bold")
-        title.append(rest[0])
-        title.append(rest[1], style="dim")
+        title.append(extras)
+        title.append(count, style="dim")
         self._put("set-title", title)
 
         caption = (f"  {figures.experiments_done:,}/{figures.experiments:,} exp"
