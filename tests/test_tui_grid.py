@@ -293,7 +293,11 @@ async def _throughput(tmp_path: Path) -> None:
             assert after.state == "running" and after.experiments_done > before.experiments_done
             pane = app.query_one(SetPane)
             await _show(pilot, pane, before)
-            now[0] += 10
+            now[0] += 1  # a second after it was opened, nothing new: the whole run's rate
+            pane.refresh_set(before)
+            await pilot.pause()
+            assert "exp/s overall" in _text(pane, "#set-rate"), _text(pane, "#set-rate")
+            now[0] += 9
             pane.refresh_set(after)
             await pilot.pause()
             rate = (after.experiments_done - before.experiments_done) / 10

@@ -40,6 +40,9 @@ log = logging.getLogger("qjm_tui.tui")
 
 #: how far back the throughput (experiments per second) looks, in seconds
 THROUGHPUT_WINDOW = 30.0
+#: the shortest span of samples the recent throughput is taken over; until then the rate is
+#: the whole run's (a set just opened would otherwise read 0.0 exp/s between two finishes)
+THROUGHPUT_MIN_SPAN = 5.0
 #: how often a running set's elapsed time, ETA and the job's running time are redrawn, in seconds
 TICK = 1.0
 
@@ -750,7 +753,8 @@ class SetPane(Vertical):
 
     def throughput(self) -> tuple[float | None, bool]:
         """Experiments per second, and whether that is over the recent window (True) or the
-        whole run (False: a finished set, or too few samples yet); None when unknown."""
+        whole run (False: a finished set, or samples spanning under THROUGHPUT_MIN_SPAN yet);
+        None when unknown."""
         if self._summary is None:
             return None, False
         return self._throughput(views.set_figures(self._summary, self.clock()).elapsed)
@@ -761,7 +765,7 @@ class SetPane(Vertical):
         assert summary is not None
         if summary.state not in views.SET_FINAL_STATES and len(self._samples) >= 2:
             (t0, done0), (t1, done1) = self._samples[0], self._samples[-1]
-            if t1 > t0:
+            if t1 - t0 >= THROUGHPUT_MIN_SPAN:
                 return (done1 - done0) / (t1 - t0), True
         return (summary.experiments_done / elapsed if elapsed > 0 else None), False
 
