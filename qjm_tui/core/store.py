@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,7 +35,11 @@ from qjm_tui.core.sqlite import immediate_transaction
 from qjm_tui.core.status import JobStatus, SetState
 
 APP_ID = "qjm"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+#: experiment names are kept in chunks of this many (one JSON list per chunk), so reading one
+#: name of a million-experiment set parses a thousand, not a million
+NAME_CHUNK = 1024
 
 #: a running job set whose owner has not written a heartbeat for this long is interrupted
 HEARTBEAT_STALE_SECONDS = 60.0
@@ -108,6 +113,21 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX job_sets_changes ON job_sets(seq);
     CREATE INDEX deleted_sets_changes ON deleted_sets(seq);
     """,
+    # version 3: experiment names in chunks beside the set (one JSON list of a million names on
+    # the set's row was parsed on every read of the row), and each job's estimated time.
+    """
+    CREATE TABLE experiment_names (
+        job_set_id TEXT NOT NULL REFERENCES job_sets(id) ON DELETE CASCADE,
+        start INTEGER NOT NULL,
+        stop INTEGER NOT NULL,
+        names TEXT NOT NULL,
+        PRIMARY KEY (job_set_id, start)
+    );
+    INSERT INTO experiment_names (job_set_id, start, stop, names)
+        SELECT id, 0, n_experiments, experiment_names FROM job_sets WHERE n_experiments > 0;
+    UPDATE job_sets SET experiment_names = '[]';
+    ALTER TABLE jobs ADD COLUMN estimated_seconds REAL;
+    """,
 ]
 
 
@@ -122,7 +142,8 @@ class JobSetRow:
     shots: int | None
     run_options: dict[str, Any]
     n_experiments: int
-    experiment_names: list[str]
+    #: the circuits' names in experiment order, read from the store as they are asked for
+    experiment_names: Sequence[str]
     state: str
     created: float
     updated: float
@@ -156,6 +177,9 @@ class JobRow:
     updated: float
     #: the store's change number of the last write to this job
     seq: int = 0
+    #: the job's estimated time on the backend, in seconds (None: the backend publishes no
+    #: instruction durations)
+    estimated_seconds: float | None = None
 
     @property
     def size(self) -> int:
@@ -190,6 +214,8 @@ class JobSetSummary:
     units: dict[str, int] = field(default_factory=dict)
     #: how many shots rounds the set's experiments run in
     rounds: int = 1
+    #: the sum of its jobs' estimated times on the backend, in seconds (None: no estimate)
+    estimated_seconds: float | None = None
 
     @property
     def fraction(self) -> float:
@@ -205,6 +231,145 @@ class SetChanges:
     changed: list[str]
     deleted: list[str]
     seq: int
+
+
+class ChunkedNames:
+    """Experiment names gathered for a new job set, kept as JSON chunks of :data:`NAME_CHUNK`
+    (what the store writes), so a million names cost a few MB of text, not a million objects.
+
+    :meth:`Store.create_job_set` takes one of these, or any sequence of names.
+    """
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self._chunks: list[tuple[int, int, str]] = []
+        self._open: list[str] = []
+        self._count = 0
+        for name in names:
+            self.append(name)
+
+    def append(self, name: str) -> None:
+        """Add the next experiment's name."""
+        self._open.append(name)
+        self._count += 1
+        if len(self._open) >= NAME_CHUNK:
+            self._close()
+
+    def _close(self) -> None:
+        if self._open:
+            start = self._count - len(self._open)
+            self._chunks.append((start, self._count, json.dumps(self._open)))
+            self._open = []
+
+    def __len__(self) -> int:
+        return self._count
+
+    def chunks(self) -> list[tuple[int, int, str]]:
+        """``(start, stop, JSON list)`` for every chunk, in order."""
+        self._close()
+        return list(self._chunks)
+
+    def names(self, start: int, stop: int) -> list[str]:
+        """The names of experiments ``start`` to ``stop - 1`` (decoding only their chunks)."""
+        self._close()
+        out: list[str] = []
+        for a, b, text in self._chunks:
+            if a < stop and b > start:
+                out.extend(json.loads(text)[max(start - a, 0):stop - a])
+        return out
+
+    def find(self, name: str) -> list[int]:
+        """Every index whose name is ``name``, in order."""
+        self._close()
+        quoted = json.dumps(name)
+        found = []
+        for a, _b, text in self._chunks:
+            if quoted in text:
+                found.extend(a + i for i, known in enumerate(json.loads(text)) if known == name)
+        return found
+
+
+class ExperimentNames(Sequence[str]):
+    """A job set's experiment names, read from the store a chunk at a time as they are asked for
+    (a few chunks are kept). Indexing, slicing, ``len``, iteration, ``in`` and ``index`` work as
+    on a list; looking a name up reads only the chunks whose text holds it."""
+
+    _KEEP = 8
+
+    def __init__(self, store: Store, job_set_id: str, count: int) -> None:
+        self._store = store
+        self._id = job_set_id
+        self._count = count
+        self._chunks: OrderedDict[int, tuple[int, list[str]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _chunk(self, index: int) -> tuple[int, int, list[str]]:
+        for start, (stop, names) in self._chunks.items():
+            if start <= index < stop:
+                self._chunks.move_to_end(start)
+                return start, stop, names
+        row = self._store._connect().execute(
+            "SELECT start, stop, names FROM experiment_names WHERE job_set_id=? AND start <= ?"
+            " ORDER BY start DESC LIMIT 1", (self._id, index)).fetchone()
+        if row is None or not row[0] <= index < row[1]:
+            raise JobManagerUnknownJobSet(
+                f"job set {self._id!r} has no name stored for experiment {index} in {self._store.path}")
+        start, stop, text = row
+        names = json.loads(text)
+        self._chunks[start] = (stop, names)
+        if len(self._chunks) > self._KEEP:
+            self._chunks.popitem(last=False)
+        return start, stop, names
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(f"experiment {index} is out of range (0 to {self._count - 1})")
+        start, _stop, names = self._chunk(index)
+        # a chunk carried over from an older store may hold fewer names than experiments
+        return names[index - start] if index - start < len(names) else ""
+
+    def __iter__(self) -> Iterator[str]:
+        for start in range(0, self._count, NAME_CHUNK):
+            # Read in pages, not through the cache: a pass over every name keeps one chunk.
+            rows = self._store._connect().execute(
+                "SELECT names FROM experiment_names WHERE job_set_id=? AND start >= ? AND start < ?"
+                " ORDER BY start", (self._id, start, start + NAME_CHUNK)).fetchall()
+            for (text,) in rows:
+                yield from json.loads(text)
+
+    def find(self, name: str) -> list[int]:
+        """Every index whose name is ``name``, in order (reading only chunks that hold it)."""
+        rows = self._store._connect().execute(
+            "SELECT start, names FROM experiment_names WHERE job_set_id=? AND instr(names, ?) > 0"
+            " ORDER BY start", (self._id, json.dumps(name))).fetchall()
+        return [start + i for start, text in rows for i, known in enumerate(json.loads(text))
+                if known == name]
+
+    def index(self, value: Any, start: int = 0, stop: int | None = None) -> int:
+        """The first index of the name ``value`` (between ``start`` and ``stop``)."""
+        stop = self._count if stop is None else stop
+        for found in self.find(value) if isinstance(value, str) else ():
+            if start <= found < stop:
+                return found
+        raise ValueError(f"{value!r} is not an experiment name of job set {self._id}")
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str) and bool(self.find(value))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (ExperimentNames, list, tuple)):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ExperimentNames({self._id!r}, {self._count} names)"
 
 
 def default_store_path() -> Path:
@@ -439,15 +604,19 @@ class Store:
         backend: str,
         shots: int | None,
         run_options: dict[str, Any],
-        experiment_names: Sequence[str],
-        jobs: Sequence[tuple[int, int, int, int | None, int]],
+        experiment_names: Sequence[str] | ChunkedNames,
+        jobs: Sequence[tuple[Any, ...]],
         circuit_blocks: Iterable[tuple[int, int, bytes]],
     ) -> None:
         """Write a whole new job set, its jobs and its circuits in one transaction.
 
-        ``jobs`` holds ``(index, start, stop, shots, round)``; ``circuit_blocks`` holds
-        ``(start, stop, qpy)``. Either everything is stored or nothing is.
+        ``experiment_names`` is a sequence of names or a :class:`ChunkedNames`; ``jobs`` holds
+        ``(index, start, stop, shots, round)``, optionally with the job's estimated seconds
+        last; ``circuit_blocks`` holds ``(start, stop, qpy)``. Either everything is stored or
+        nothing is.
         """
+        names = experiment_names if isinstance(experiment_names, ChunkedNames) \
+            else ChunkedNames(experiment_names)
         now = self.now()
         with self._change() as (tx, seq):
             if tx.execute("SELECT 1 FROM job_sets WHERE id=?", (job_set_id,)).fetchone():
@@ -457,15 +626,20 @@ class Store:
                 " experiment_names, state, created, updated, owner_host, owner_pid, heartbeat, seq)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job_set_id, name, json.dumps(list(tags)), backend, shots,
-                 json.dumps(run_options), len(experiment_names), json.dumps(list(experiment_names)),
+                 json.dumps(run_options), len(names), "[]",
                  SetState.RUNNING, now, now, self.host, os.getpid(), time.time(), seq),
             )
             tx.execute("DELETE FROM deleted_sets WHERE id=?", (job_set_id,))
             tx.executemany(
+                "INSERT INTO experiment_names (job_set_id, start, stop, names) VALUES (?,?,?,?)",
+                [(job_set_id, a, b, text) for a, b, text in names.chunks()],
+            )
+            tx.executemany(
                 "INSERT INTO jobs (job_set_id, idx, start, stop, shots, round, status, client_tag,"
-                " updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(job_set_id, i, a, b, s, r, JobStatus.PENDING, f"qjm:{job_set_id}:{i}", now, seq)
-                 for (i, a, b, s, r) in jobs],
+                " updated, seq, estimated_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(job_set_id, job[0], job[1], job[2], job[3], job[4], JobStatus.PENDING,
+                  f"qjm:{job_set_id}:{job[0]}", now, seq, job[5] if len(job) > 5 else None)
+                 for job in jobs],
             )
             tx.executemany(
                 "INSERT INTO circuit_blocks (job_set_id, start, stop, qpy) VALUES (?,?,?,?)",
@@ -635,8 +809,8 @@ class Store:
     # -- jobs --------------------------------------------------------------------------------
 
     _JOB_COLUMNS = ("SELECT job_set_id, idx, start, stop, shots, round, status, backend_job_id,"
-                    " client_tag, attempts, retries, last_error, submitted, finished, updated, seq"
-                    " FROM jobs WHERE job_set_id=?")
+                    " client_tag, attempts, retries, last_error, submitted, finished, updated, seq,"
+                    " estimated_seconds FROM jobs WHERE job_set_id=?")
 
     def jobs(self, job_set_id: str) -> list[JobRow]:
         """The job set's jobs in index order."""
@@ -758,6 +932,29 @@ class Store:
             out.setdefault(experiment, []).append(data)
         return out
 
+    def raw_results_between(self, job_set_id: str, start: int, stop: int) -> dict[int, list[str]]:
+        """Stored results as JSON text of experiments ``start`` to ``stop - 1``, by experiment,
+        each a list ordered by shots round (one range read of the results' key)."""
+        out: dict[int, list[str]] = {}
+        for experiment, _round, data in self._connect().execute(
+                "SELECT experiment, round, data FROM results WHERE job_set_id=? AND experiment >= ?"
+                " AND experiment < ? ORDER BY experiment, round", (job_set_id, start, stop)):
+            out.setdefault(experiment, []).append(data)
+        return out
+
+    def complete_experiments(self, job_set_id: str, start: int, stop: int, rounds: int = 1) -> list[int]:
+        """The experiments between ``start`` and ``stop - 1`` with a result for every one of
+        ``rounds`` shots rounds, in order (read from the results' key, not their data)."""
+        if rounds == 1:
+            sql = ("SELECT experiment FROM results WHERE job_set_id=? AND experiment >= ? AND"
+                   " experiment < ? AND round = 0 ORDER BY experiment")
+            args: tuple[Any, ...] = (job_set_id, start, stop)
+        else:
+            sql = ("SELECT experiment FROM results WHERE job_set_id=? AND experiment >= ? AND"
+                   " experiment < ? GROUP BY experiment HAVING COUNT(*) = ? ORDER BY experiment")
+            args = (job_set_id, start, stop, rounds)
+        return [r[0] for r in self._connect().execute(sql, args)]
+
     def result_count(self, job_set_id: str) -> int:
         """How many (experiment, round) results are stored."""
         return self._connect().execute(
@@ -804,7 +1001,7 @@ class Store:
             "SELECT s.id, s.name, s.tags, s.backend, s.shots, s.n_experiments, s.state, s.created,"
             " s.updated, s.finished, s.owner_host, s.owner_pid, s.heartbeat, s.seq,"
             " j.status, COUNT(j.idx), COALESCE(SUM(j.stop - j.start), 0),"
-            " COALESCE(SUM(j.retries), 0), COALESCE(MAX(j.round), 0)"
+            " COALESCE(SUM(j.retries), 0), COALESCE(MAX(j.round), 0), SUM(j.estimated_seconds)"
             " FROM job_sets s LEFT JOIN jobs j ON j.job_set_id = s.id"
         )
         args: list[Any] = []
@@ -826,6 +1023,7 @@ class Store:
             counts = {p[14]: p[15] for p in parts if p[14] is not None}
             rounds = 1 + max(p[18] for p in parts)
             done_units = sum(p[16] for p in parts if p[14] == JobStatus.DONE)
+            estimates = [p[19] for p in parts if p[19] is not None]
             out.append(JobSetSummary(
                 id=set_id, name=name, tags=json.loads(tags), backend=backend, shots=shots,
                 n_experiments=n, state=self._effective(state, host, pid, heartbeat, now),
@@ -833,16 +1031,16 @@ class Store:
                 total_jobs=sum(counts.values()), experiments_done=done_units // rounds,
                 retries=sum(p[17] for p in parts), seq=seq,
                 units={p[14]: p[16] for p in parts if p[14] is not None}, rounds=rounds,
+                estimated_seconds=sum(estimates) if estimates else None,
             ))
         return out
 
-    @staticmethod
-    def _job_set_row(row: tuple[Any, ...]) -> JobSetRow:
-        (id_, name, tags, backend, shots, run_options, n, names, state, created, updated,
-         finished, host, pid, heartbeat, cancel_requested, seq) = row
+    def _job_set_row(self, row: tuple[Any, ...]) -> JobSetRow:
+        (id_, name, tags, backend, shots, run_options, n, _names, state, created, updated,
+         finished, host, pid, heartbeat, cancel_requested, seq) = row[:17]
         return JobSetRow(id_, name, json.loads(tags), backend, shots, json.loads(run_options), n,
-                         json.loads(names), state, created, updated, finished, host, pid, heartbeat,
-                         bool(cancel_requested), seq)
+                         ExperimentNames(self, id_, n), state, created, updated, finished, host, pid,
+                         heartbeat, bool(cancel_requested), seq)
 
 
 def _unwritable(path: Path) -> str | None:
