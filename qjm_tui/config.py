@@ -7,6 +7,8 @@ Environment variables win over the file: ``QJM_HOME`` (store folder), ``QJM_BACK
     default_backend = "aer"
     default_shots = 4000
     max_jobs_per_set = 10000        # a set needing more jobs is refused (a typo in shots, most often)
+    max_job_seconds = 300           # each job's estimated time on a device within 5 minutes
+                                    # (backends without instruction durations ignore it)
     executor = "processes"          # or "threads", or "dask://127.0.0.1:8786"
     store = "~/qjm/qjm.sqlite"
 
@@ -88,6 +90,8 @@ class Config:
     default_shots: int = 1024
     #: the most jobs one job set may need; a larger request is refused before anything is stored
     max_jobs_per_set: int = 10_000
+    #: the most seconds one job may be estimated to take on the backend (None: not sized by time)
+    max_job_seconds: float | None = None
     #: "processes", "threads", "dask://HOST:PORT", or an executor object (a Dask Client)
     executor: Any = "processes"
     store: Path | None = None
@@ -130,6 +134,7 @@ class Config:
             "default_backend": self.default_backend,
             "default_shots": self.default_shots,
             "max_jobs_per_set": self.max_jobs_per_set,
+            "max_job_seconds": self.max_job_seconds,
             "executor": self.executor if isinstance(self.executor, str) else repr(self.executor),
             "store": str(self.store_path()),
             "log": str(log_path()),
@@ -161,8 +166,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
     where = str(source) if source else "configuration"
-    known = {"default_backend", "default_shots", "max_jobs_per_set", "executor", "store", "backends",
-             "retry", "ibm", "keys"}
+    known = {"default_backend", "default_shots", "max_jobs_per_set", "max_job_seconds", "executor",
+             "store", "backends", "retry", "ibm", "keys"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})", where)
@@ -173,6 +178,11 @@ def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
         config.default_shots = _positive(raw, "default_shots", where)
     if "max_jobs_per_set" in raw:
         config.max_jobs_per_set = _positive(raw, "max_jobs_per_set", where)
+    if "max_job_seconds" in raw:
+        value = raw["max_job_seconds"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ConfigError(f"max_job_seconds must be a positive number of seconds, got {value!r}", where)
+        config.max_job_seconds = float(value)
     if "executor" in raw:
         config.executor = _executor(_typed(raw, "executor", str, where), "executor", where)
     if "store" in raw:

@@ -295,6 +295,7 @@ def job_set_summary(summary: JobSetSummary, now: float, run_options: dict[str, A
         "jobs": {"total": f.total_jobs, "done": f.done, "failed": f.failed, "cancelled": f.cancelled,
                  "running": f.running, "pending": f.pending},
         "retries": f.retries,
+        "estimated_seconds": summary.estimated_seconds,
     }
     if jobs is not None:
         data["job_list"] = [job_summary(job) for job in jobs]
@@ -313,6 +314,7 @@ def job_summary(job: JobRow) -> dict[str, Any]:
         "attempts": job.attempts,
         "retries": job.retries,
         "error": job.last_error,
+        "estimated_seconds": job.estimated_seconds,
     }
 
 

@@ -380,7 +380,7 @@ def test_ls_lists_and_filters(capsys: pytest.CaptureFixture[str], files: dict[st
     summary = json.loads(qjm(capsys, "ls", "--json", "--name", "beta")[1])[0]
     assert set(summary) == {"id", "name", "tags", "backend", "state", "shots", "run_options", "created",
                             "finished", "elapsed", "eta", "experiments", "experiments_done", "jobs",
-                            "retries"}
+                            "retries", "estimated_seconds"}
     assert summary["jobs"]["total"] == 3 and summary["experiments"] == 12
 
 
@@ -398,7 +398,8 @@ def test_show_report_by_prefix(capsys: pytest.CaptureFixture[str], files: dict[s
     assert [(j["first_experiment"], j["last_experiment"], j["status"]) for j in data["job_list"]] == [
         (0, 4, "done"), (5, 9, "done"), (10, 11, "done")]
     assert set(data["job_list"][0]) == {"index", "first_experiment", "last_experiment", "shots_round",
-                                        "status", "backend_job_id", "attempts", "retries", "error"}
+                                        "status", "backend_job_id", "attempts", "retries", "error",
+                                        "estimated_seconds"}
 
 
 def test_report(capsys: pytest.CaptureFixture[str], files: dict[str, Path]) -> None:

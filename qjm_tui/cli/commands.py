@@ -115,7 +115,9 @@ def run_options(pairs: Sequence[str] | None) -> dict[str, Any]:
             options[key.strip()] = json.loads(value)
         except ValueError:
             options[key.strip()] = value
-    for key, flag in (("shots", "--shots"), ("max_jobs_per_set", "--max-jobs-per-set")):
+    for key, flag in (("shots", "--shots"), ("max_jobs_per_set", "--max-jobs-per-set"),
+                      ("max_job_seconds", "--max-job-seconds"),
+                      ("keep_together", "--group-by-file or --group")):
         if key in options:
             raise CliError(f"give {key} with {flag}, not --option", EXIT_USAGE)
     return options
@@ -129,10 +131,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_config = run_options(args.option)
     if args.shots is not None:
         run_config["shots"] = args.shots
+    keep_together: Any = "files" if args.group_by_file else args.group
     job_set = manager.run(
         list(args.files), backend=args.backend, name=args.name,
         max_experiments_per_job=args.max_per_job, job_tags=args.tag or None,
-        transpile=args.transpile, max_jobs_per_set=args.max_jobs_per_set, **run_config,
+        transpile=args.transpile, max_jobs_per_set=args.max_jobs_per_set,
+        keep_together=keep_together, max_job_seconds=args.max_job_seconds, **run_config,
     )
     return drive(args, manager, job_set, "started")
 

@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -105,17 +105,22 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
 
 
-def write_output(target: str, text: str) -> None:
-    """Write to a file atomically (a reader never sees half a file), or to stdout for '-'."""
+def write_output(target: str, text: str | Callable[[TextIO], Any]) -> Any:
+    """Write to a file atomically (a reader never sees half a file), or to stdout for '-'.
+
+    ``text`` may be a function that writes to the open file (see
+    :func:`~qjm_tui.exporting.write_atomically`); its answer is returned."""
     if target == "-":
+        if not isinstance(text, str):
+            return text(sys.stdout)
         sys.stdout.write(printable(text, keep_newlines=True))
         sys.stdout.flush()
-        return
+        return None
     path = Path(target)
     if path.is_dir():
         raise CliError(f"{path}: is a directory; give a file name to -o", EXIT_USAGE)
     try:
-        write_atomically(path, text)
+        return write_atomically(path, text)
     except OSError as exc:
         raise CliError(f"{path}: cannot write: {exc.strerror}; give -o a file in a folder you may "
                        "write", EXIT_USAGE) from None

@@ -234,8 +234,9 @@ def _label(index: int, circuit: Any) -> str:
     return f"experiment {index} ({circuit.name!r})"
 
 
-def validate_for_target(circuits: Sequence[Any], target: Any, backend_name: str) -> None:
-    """Raise if any circuit is wider than the backend or uses operations it cannot run."""
+def validate_for_target(circuits: Sequence[Any], target: Any, backend_name: str, first: int = 0) -> None:
+    """Raise if any circuit is wider than the backend or uses operations it cannot run
+    (``first``: the global index of the first circuit, for the messages)."""
     if target is None:
         return
     width = getattr(target, "num_qubits", None)
@@ -246,7 +247,7 @@ def validate_for_target(circuits: Sequence[Any], target: Any, backend_name: str)
         if width is not None and circuit.num_qubits > width:
             raise JobManagerInputError(
                 f"uses {circuit.num_qubits} qubits but backend {backend_name} has {width}",
-                _label(i, circuit),
+                _label(first + i, circuit),
             )
         if supported:
             missing = sorted(set(circuit.count_ops()) - supported - always)
@@ -254,12 +255,14 @@ def validate_for_target(circuits: Sequence[Any], target: Any, backend_name: str)
                 raise JobManagerInputError(
                     f"uses {', '.join(missing)}, which backend {backend_name} cannot run; "
                     "pass transpile=True (or --transpile) to translate it for the backend",
-                    _label(i, circuit),
+                    _label(first + i, circuit),
                 )
 
 
-def transpile_for(circuits: Sequence[Any], target_backend: Any, backend_name: str) -> list[Any]:
-    """Transpile for the backend, keeping each circuit's name."""
+def transpile_for(circuits: Sequence[Any], target_backend: Any, backend_name: str,
+                  first: int = 0) -> list[Any]:
+    """Transpile for the backend, keeping each circuit's name (``first`` as for
+    :func:`validate_for_target`)."""
     from qiskit import transpile
 
     width = getattr(getattr(target_backend, "target", None), "num_qubits", None)
@@ -267,7 +270,7 @@ def transpile_for(circuits: Sequence[Any], target_backend: Any, backend_name: st
         if width is not None and circuit.num_qubits > width:
             raise JobManagerInputError(
                 f"uses {circuit.num_qubits} qubits but backend {backend_name} has {width}",
-                _label(i, circuit),
+                _label(first + i, circuit),
             )
     try:
         out = transpile(list(circuits), backend=target_backend)

@@ -431,6 +431,10 @@ class ManagedJobSet:
             f"          Retries: {p.retries}",
             f"      Experiments: {p.experiments_done}/{p.experiments} done",
         ]
+        estimates = [j.estimated_seconds for j in jobs if j.estimated_seconds is not None]
+        if estimates:
+            lines.append(f"   Estimated time: {seconds_text(sum(estimates))} on the backend "
+                         f"(shots x (duration + repetition delay) + overhead, summed over the jobs)")
         unstored = self.unstored_experiments()
         if unstored:
             lines += ["", f"Never stored: {printable(unstored_message(row, unstored))}"]
@@ -448,6 +452,8 @@ class ManagedJobSet:
                     f"    status: {job_status_phrase(job.status)}",
                     f"    attempts: {job.attempts} (retries: {job.retries})",
                 ]
+                if job.estimated_seconds is not None:
+                    lines.append(f"    estimated time: {seconds_text(job.estimated_seconds)}")
                 if job.last_error:
                     lines.append(f"    error: {printable(job.last_error)}")
         return "\n".join(lines)
@@ -534,6 +540,7 @@ def stored_results(store: st.Store, job_set_id: str, *, partial: bool = False,
                 ranges.append((job.start, job.stop))
     ranges.sort()
     all_done = bool(jobs) and experiments is None and all(j.status == JobStatus.DONE for j in jobs)
+    unsure = sorted((j.start, j.stop) for j in jobs if j.status == JobStatus.FAILED and partial)
 
     # The results are a snapshot, so they explain missing data from the same snapshot
     # (one read, however many experiments are asked about) and say so.
@@ -552,7 +559,7 @@ def stored_results(store: st.Store, job_set_id: str, *, partial: bool = False,
 
     return ManagedResults(job_set_id, row.backend, row.n_experiments, _ExperimentIndex(row),
                           why_missing, store=store, usable=ranges, rounds=rounds,
-                          wanted=experiments, all_done=all_done)
+                          wanted=experiments, all_done=all_done, unsure=unsure)
 
 
 def unstored_message(row: st.JobSetRow, missing: Sequence[int]) -> str:
@@ -564,6 +571,16 @@ def unstored_message(row: st.JobSetRow, missing: Sequence[int]) -> str:
     return (f"the circuits of {which} {index_ranges(missing)} ({', '.join(names)}{more}) were never "
             f"stored: the process that created job set {row.id} ended while storing them; they "
             "cannot be retried or resumed, run them again from their source in a new job set")
+
+
+def seconds_text(seconds: float) -> str:
+    """An estimated time as a report gives it: ``183.2 s (3m03s)``, the figure first."""
+    if seconds < 60:
+        return f"{seconds:,.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    human = f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+    return f"{seconds:,.1f} s ({human})"
 
 
 def index_ranges(indices: Sequence[int]) -> str:

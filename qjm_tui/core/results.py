@@ -74,11 +74,14 @@ class ManagedResults:
         rounds: int = 1,
         wanted: Sequence[int] | range | None = None,
         all_done: bool = False,
+        unsure: Sequence[tuple[int, int]] = (),
     ) -> None:
         """``store`` is read for the results of the experiments in the ``usable`` ranges
         (sorted ``(start, stop)``: their jobs had finished when the snapshot was taken);
         an experiment counts once it has a result for each of the ``rounds``. ``wanted``
-        limits the results to those experiments; ``all_done`` says every job was done."""
+        limits the results to those experiments; ``all_done`` says every job was done;
+        ``unsure`` are the ranges of jobs that failed yet have results (only there can an
+        experiment's result say it failed)."""
         self.job_set_id = job_set_id
         self.backend_name = backend_name
         self._store = store
@@ -88,6 +91,7 @@ class ManagedResults:
         self._wanted: range | frozenset[int] | None = (
             wanted if isinstance(wanted, range) or wanted is None else frozenset(wanted))
         self._all_done = all_done
+        self._unsure = list(unsure)
         self._pages: OrderedDict[int, dict[int, list[str]]] = OrderedDict()
         self._parsed: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._n = n_experiments
@@ -156,6 +160,21 @@ class ManagedResults:
                 found.extend(self._store.complete_experiments(self.job_set_id, start, stop,
                                                               self._rounds))
         return found
+
+    def all_successful(self, indices: Sequence[int]) -> bool:
+        """Whether every one of these experiments' results says it succeeded (only those in
+        failed jobs are read: a job is done only when all its experiments succeeded)."""
+        for start, stop in self._unsure:
+            lo, hi = bisect.bisect_left(indices, start), bisect.bisect_left(indices, stop)
+            for i in indices[lo:hi]:
+                exp = self._parse(i)
+                if exp is not None and not exp.get("success", True):
+                    return False
+        return True
+
+    def why_missing(self, index: int) -> str:
+        """Why experiment ``index`` has no result in these results."""
+        return self._why_missing(index)
 
     def experiment(self, index: int) -> dict[str, Any] | None:
         """Experiment ``index``'s result dict (shots rounds merged), or None if it has none."""

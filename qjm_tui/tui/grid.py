@@ -675,6 +675,8 @@ def job_details(job: JobRow, now: float, glyphs: Mapping[str, str]) -> Text:
     text.append(f"submitted {views.clock_time(job.submitted)} · finished {views.clock_time(job.finished)}")
     if job.status in views.JOB_ACTIVE_STATUSES and job.submitted is not None:
         text.append(f" · running for {views.duration(max(0.0, now - job.submitted))}")
+    if job.estimated_seconds is not None:
+        text.append(f"\nestimated {views.duration(job.estimated_seconds)} on the backend")
     if job.last_error:
         label = "error: " if job.status == "failed" else "last error (retried): "
         text.append("\n" + label, style="bold red")

@@ -1,0 +1,82 @@
+"""How close qjm's job-time estimate is to the fake devices' own schedules.
+
+Run:  python -m tests.bench.check_estimator [--circuits 20] [--devices all]
+
+For every fake device of qiskit-ibm-runtime that publishes instruction durations, random
+circuits (2-5 qubits, depth 1-8, measured; every other one with a wait of a few microseconds
+before its measurements) are transpiled for it. For each, qjm's estimate of
+one shot (``DeviceTiming``: Qiskit's longest-path ``estimate_duration`` over the device's
+``Target`` durations, plus the device's default repetition delay) is set against the device's
+own schedule: the circuit transpiled with ``scheduling_method="alap"``, which applies the
+device's durations *and* its timing constraints (pulse and acquire alignment), plus the same
+repetition delay. Prints the median and worst relative difference of the circuit's duration and
+of one shot, per device and over all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import statistics
+import warnings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--circuits", type=int, default=20, help="random circuits per device")
+    parser.add_argument("--devices", default="all", help="comma-separated class names, or all")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    logging.disable(logging.CRITICAL)  # the runtime's transpiler plugins complain on import
+    from qiskit import transpile
+    from qiskit.circuit.random import random_circuit
+    from qiskit_ibm_runtime import fake_provider
+
+    from qjm_tui.core.timing import device_timing
+
+    names = sorted(n for n in dir(fake_provider) if n.startswith("Fake") and n.endswith("V2")
+                   or n.startswith("Fake") and not n.endswith(("V2", "Provider", "ProviderForBackendV2"))
+                   and n[4:5].isupper())
+    if args.devices != "all":
+        names = args.devices.split(",")
+    all_circuit, all_shot = [], []
+    rng = random.Random(1)
+    for name in names:
+        try:
+            device = getattr(fake_provider, name)()
+        except Exception:  # noqa: BLE001 - some classes are not devices
+            continue
+        if not hasattr(device, "target"):
+            continue
+        timing = device_timing(device, name)
+        if timing is None or not getattr(device, "dt", None):
+            print(f"{name:24s} no durations")
+            continue
+        circuit_diffs, shot_diffs = [], []
+        for seed in range(args.circuits):
+            width = min(rng.randint(2, 5), device.num_qubits)
+            circuit = random_circuit(width, rng.randint(1, 8), measure=seed % 2 == 0, seed=seed)
+            if seed % 2:
+                # a wait in microseconds before measuring: what alignment constraints act on
+                circuit.delay(rng.choice([0.5, 1.3, 2.0, 7.7]), rng.randrange(width), unit="us")
+                circuit.measure_all()
+            isa = transpile(circuit, device, optimization_level=1, seed_transpiler=seed)
+            scheduled = transpile(isa, device, scheduling_method="alap", optimization_level=0)
+            truth = scheduled.duration * device.dt
+            estimate = timing.circuit_seconds(isa)
+            rep = timing.rep_delay or 0.0
+            circuit_diffs.append(abs(estimate - truth) / truth)
+            shot_diffs.append(abs((estimate + rep) - (truth + rep)) / (truth + rep))
+        all_circuit += circuit_diffs
+        all_shot += shot_diffs
+        print(f"{name:24s} circuit: median {statistics.median(circuit_diffs):.2e} worst "
+              f"{max(circuit_diffs):.2e}   one shot: median {statistics.median(shot_diffs):.2e} worst "
+              f"{max(shot_diffs):.2e}   (rep delay {timing.rep_delay})")
+    print(f"\nall {len(all_circuit)} circuits: circuit duration median {statistics.median(all_circuit):.2e},"
+          f" worst {max(all_circuit):.2e}; one shot median {statistics.median(all_shot):.2e},"
+          f" worst {max(all_shot):.2e}")
+
+
+if __name__ == "__main__":
+    main()
