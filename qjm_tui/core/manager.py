@@ -116,7 +116,7 @@ class _BlockTracker:
     block from the store, so storing far ahead of the jobs does not hold the set in memory.
     """
 
-    def __init__(self, keep_bytes: int = 64 << 20) -> None:
+    def __init__(self, keep_bytes: int = 16 << 20) -> None:
         self._lock = threading.Lock()
         self._exact: dict[tuple[int, int], bytes] = {}
         self._held = 0

@@ -47,8 +47,8 @@ def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 #: experiments read from the store together when one of them is asked for, and how many such
 #: pages are kept: a pass over a set reads it a page at a time, one look-up reads one page
-PAGE = 256
-PAGES_KEPT = 16
+PAGE = 64
+PAGES_KEPT = 64
 
 
 class ManagedResults:
