@@ -202,25 +202,25 @@ def _export_qiskit(job_set: ManagedJobSet, out: TextIO, partial: bool) -> Export
     from qjm_tui.core.results import result_dict
 
     results = job_set.results(partial=True, wait=False)
-    available = results.available()
-    n, total = len(available), len(results)
+    n, total = results.count_available(), len(results)
     if not partial and n < total:
         missing, first = results.missing()
         raise ManagedResultDataNotAvailable(
             f"{missing} of {total} experiments have no result (first: experiment {first}: "
-            f"{results.why_missing(first)}); results cannot be combined")
+            f"{results.why_missing(first) if first is not None else ''}); results cannot be combined")
     head = result_dict(results.backend_name, results.job_set_id, [])
-    head["success"] = results.all_successful(available)
+    head["success"] = results.all_successful()
     del head["results"]
     if partial:
-        experiments: Iterable[Any] = (results.experiment(i) for i in available)
+        experiments: Iterable[Any] = (results.experiment(i) for i in results.iter_available())
         message = f"only {n} of {total} experiments have results; exporting those" if n < total else None
     else:
         # What Result.from_dict(...).to_dict() gives, one experiment at a time.
         head = {"backend_name": head["backend_name"], "backend_version": head["backend_version"],
                 "date": None, "header": None, "qobj_id": head["qobj_id"], "job_id": head["job_id"],
                 "status": None, "success": head["success"]}
-        experiments = (ExperimentResult.from_dict(results.experiment(i)).to_dict() for i in available)
+        experiments = (ExperimentResult.from_dict(results.experiment(i)).to_dict()
+                       for i in results.iter_available())
         message = None
     write_json_document(out, head, "results", experiments)
     return Exported("", n, message)

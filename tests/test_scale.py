@@ -94,6 +94,7 @@ def test_results_read_a_page_at_a_time_give_what_the_whole_set_gives(
     monkeypatch.setattr(results_module, "PAGE", 4)
     monkeypatch.setattr(results_module, "PAGES_KEPT", 2)
     monkeypatch.setattr(results_module, "PARSED_CACHE_SIZE", 3)
+    monkeypatch.setattr(results_module, "AVAILABLE_WINDOW", 3)
     circuits = _circuits(19)
     # shots above the backend's maximum: every experiment in three rounds
     from qjm_tui.backends.local import LocalBackend
@@ -106,8 +107,13 @@ def test_results_read_a_page_at_a_time_give_what_the_whole_set_gives(
         assert results.get_counts(i) == {format(i % 8, "03b"): 100}
     combined = results.combine_results()
     assert [combined.get_counts(i) for i in range(19)] == [results.get_counts(i) for i in range(19)]
+    assert results.count_available() == 19 and results.missing() == (0, None)
     only = job_set.results(experiments=range(5, 10))
     assert only.available() == [5, 6, 7, 8, 9] and not only.success
+    assert only.count_available() == 5 and only.missing() == (14, 0)
+    assert list(only.iter_available(within=(7, 12))) == [7, 8, 9]
+    picked = job_set.results(experiments=[11, 2, 17])
+    assert picked.available() == [2, 11, 17] and picked.count_available() == 3
 
 
 def test_exports_stream_the_same_bytes_the_whole_document_would_be(manager: JobManager) -> None:

@@ -433,8 +433,10 @@ class ManagedJobSet:
         ]
         estimates = [j.estimated_seconds for j in jobs if j.estimated_seconds is not None]
         if estimates:
+            used = [u for u in (getattr(j, "usage", None) for j in jobs) if u is not None]
             lines.append(f"   Estimated time: {seconds_text(sum(estimates))} on the backend "
-                         f"(shots x (duration + repetition delay) + overhead, summed over the jobs)")
+                         f"(shots x (duration + repetition delay) + overhead, summed over the jobs)"
+                         + (f"; used {seconds_text(sum(used))} as the service reports" if used else ""))
         unstored = self.unstored_experiments()
         if unstored:
             lines += ["", f"Never stored: {printable(unstored_message(row, unstored))}"]
@@ -453,7 +455,9 @@ class ManagedJobSet:
                     f"    attempts: {job.attempts} (retries: {job.retries})",
                 ]
                 if job.estimated_seconds is not None:
-                    lines.append(f"    estimated time: {seconds_text(job.estimated_seconds)}")
+                    used = getattr(job, "usage", None)
+                    lines.append(f"    estimated time: {seconds_text(job.estimated_seconds)}"
+                                 + (f"; used {seconds_text(used)}" if used is not None else ""))
                 if job.last_error:
                     lines.append(f"    error: {printable(job.last_error)}")
         return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from qjm_tui.core.errors import JobManagerJobNotFound, ManagedResultDataNotAvailable
@@ -49,6 +49,8 @@ def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 #: pages are kept: a pass over a set reads it a page at a time, one look-up reads one page
 PAGE = 64
 PAGES_KEPT = 64
+#: experiments listed from the store's index at a time when the available ones are walked
+AVAILABLE_WINDOW = 65536
 
 
 class ManagedResults:
@@ -99,7 +101,7 @@ class ManagedResults:
         self._why_missing = why_missing
         self._single: dict[int, Any] = {}
 
-    def _counts(self, index: int) -> bool:
+    def _in_snapshot(self, index: int) -> bool:
         """Whether the snapshot lets experiment ``index`` have a result."""
         if self._wanted is not None and index not in self._wanted:
             return False
@@ -107,7 +109,7 @@ class ManagedResults:
         return i >= 0 and index < self._usable[i][1]
 
     def _raw(self, index: int) -> list[str] | None:
-        if not self._counts(index):
+        if not self._in_snapshot(index):
             return None
         page_no = index // PAGE
         page = self._pages.get(page_no)
@@ -145,28 +147,50 @@ class ManagedResults:
     def __len__(self) -> int:
         return self._n
 
+    def _ranges(self) -> Iterator[tuple[int, int] | list[int]]:
+        """The usable ranges within ``wanted``: ``(start, stop)`` pairs, or lists of the
+        wanted indices in a range when ``wanted`` is not a plain range."""
+        for start, stop in self._usable:
+            if self._wanted is None:
+                yield start, stop
+            elif isinstance(self._wanted, range) and self._wanted.step == 1:
+                if max(start, self._wanted.start) < min(stop, self._wanted.stop):
+                    yield max(start, self._wanted.start), min(stop, self._wanted.stop)
+            else:
+                yield [i for i in sorted(self._wanted) if start <= i < stop]
+
+    def iter_available(self, within: tuple[int, int] | None = None) -> Iterator[int]:
+        """The experiments that have results, in order, read from the store's index a window
+        at a time (a million are never listed at once); only those in ``within`` if given."""
+        low, high = within if within is not None else (0, self._n)
+        for part in self._ranges():
+            if isinstance(part, list):
+                yield from (i for i in part if low <= i < high and self._raw(i) is not None)
+                continue
+            start, stop = max(part[0], low), min(part[1], high)
+            for lo in range(start, stop, AVAILABLE_WINDOW):
+                yield from self._store.complete_experiments(
+                    self.job_set_id, lo, min(lo + AVAILABLE_WINDOW, stop), self._rounds)
+
     def available(self) -> list[int]:
         """Indices of the experiments that have results (read from the store's index)."""
-        found: list[int] = []
-        for start, stop in self._usable:
-            if self._wanted is not None:
-                if isinstance(self._wanted, range) and self._wanted.step == 1:
-                    start, stop = max(start, self._wanted.start), min(stop, self._wanted.stop)
-                else:
-                    found.extend(i for i in sorted(self._wanted)
-                                 if start <= i < stop and self._raw(i) is not None)
-                    continue
-            if start < stop:
-                found.extend(self._store.complete_experiments(self.job_set_id, start, stop,
-                                                              self._rounds))
-        return found
+        return list(self.iter_available())
 
-    def all_successful(self, indices: Sequence[int]) -> bool:
-        """Whether every one of these experiments' results says it succeeded (only those in
-        failed jobs are read: a job is done only when all its experiments succeeded)."""
-        for start, stop in self._unsure:
-            lo, hi = bisect.bisect_left(indices, start), bisect.bisect_left(indices, stop)
-            for i in indices[lo:hi]:
+    def count_available(self) -> int:
+        """How many experiments have results (counted by the store)."""
+        total = 0
+        for part in self._ranges():
+            if isinstance(part, list):
+                total += sum(1 for i in part if self._raw(i) is not None)
+            else:
+                total += self._store.count_complete(self.job_set_id, part[0], part[1], self._rounds)
+        return total
+
+    def all_successful(self) -> bool:
+        """Whether every experiment with a result says it succeeded (only those in failed jobs
+        are read: a job is done only when all its experiments succeeded)."""
+        for unsure in self._unsure:
+            for i in self.iter_available(within=unsure):
                 exp = self._parse(i)
                 if exp is not None and not exp.get("success", True):
                     return False
@@ -252,11 +276,15 @@ class ManagedResults:
 
     def missing(self) -> tuple[int, int | None]:
         """How many experiments have no result, and the first of them (None if none)."""
-        have = self.available()
-        if len(have) == self._n:
+        count = self._n - self.count_available()
+        if not count:
             return 0, None
-        first = next((i for i, found in enumerate(have) if i != found), len(have))
-        return self._n - len(have), first
+        expected = 0
+        for found in self.iter_available():
+            if found != expected:
+                break
+            expected += 1
+        return count, expected
 
     def combine_results(self) -> Any:
         """Every experiment in one ``qiskit.result.Result``, in the global order."""
@@ -272,7 +300,7 @@ class ManagedResults:
 
     def to_dict(self) -> dict[str, Any]:
         """Every available experiment as a ``Result``-shaped dict (for export)."""
-        return self._result_dict([self._parse(i) for i in self.available()])
+        return self._result_dict([self._parse(i) for i in self.iter_available()])
 
 
 def result_dict(backend_name: str, job_id: str, experiments: list[dict[str, Any]]) -> dict[str, Any]:

@@ -955,6 +955,15 @@ class Store:
             args = (job_set_id, start, stop, rounds)
         return [r[0] for r in self._connect().execute(sql, args)]
 
+    def count_complete(self, job_set_id: str, start: int, stop: int, rounds: int = 1) -> int:
+        """How many experiments between ``start`` and ``stop - 1`` have a result for every
+        one of ``rounds`` shots rounds (counted in the results' key)."""
+        if rounds == 1:
+            return self._connect().execute(
+                "SELECT COUNT(*) FROM results WHERE job_set_id=? AND experiment >= ? AND"
+                " experiment < ? AND round = 0", (job_set_id, start, stop)).fetchone()[0]
+        return len(self.complete_experiments(job_set_id, start, stop, rounds))
+
     def result_count(self, job_set_id: str) -> int:
         """How many (experiment, round) results are stored."""
         return self._connect().execute(

@@ -677,6 +677,10 @@ def job_details(job: JobRow, now: float, glyphs: Mapping[str, str]) -> Text:
         text.append(f" · running for {views.duration(max(0.0, now - job.submitted))}")
     if job.estimated_seconds is not None:
         text.append(f"\nestimated {views.duration(job.estimated_seconds)} on the backend")
+        # the service's own account, where it gives one, beside the estimate
+        used = getattr(job, "usage", None)
+        if used is not None:
+            text.append(f" · used {views.duration(used)}")
     if job.last_error:
         label = "error: " if job.status == "failed" else "last error (retried): "
         text.append("\n" + label, style="bold red")

@@ -102,7 +102,7 @@ def read_combined(store: Store, set_id: str, cancelled: Callable[[], bool]) -> R
     results = stored_results(store, set_id, partial=True, row=row)
     total: dict[str, int] = {}
     covered = 0
-    for index in results.available():
+    for index in results.iter_available():
         if cancelled():
             return None
         try:

@@ -241,15 +241,20 @@ def _child(name: str, args: dict[str, Any], env: dict[str, str], timeout: float)
 # -- one size ----------------------------------------------------------------------------------
 
 
-def measure(n: int, per_job: int, shots: int, cache: Path, say: Any) -> dict[str, Any]:
+def measure(n: int, per_job: int, shots: int, cache: Path, say: Any, keep: Path | None = None
+            ) -> dict[str, Any]:
     circuits = cache / f"circuits-{n}.qpy"
     if not circuits.exists():
         say(f"{n:,}: writing the circuit file")
         started = time.perf_counter()
         make_circuit_file(circuits, n)
         say(f"{n:,}: {circuits.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - started:.0f} s")
-    with tempfile.TemporaryDirectory(prefix="qjm-million-") as folder:
-        home = Path(folder)
+    with contextlib.ExitStack() as stack:
+        if keep is not None:
+            home = keep / f"home-{n}"
+            home.mkdir(parents=True, exist_ok=False)
+        else:
+            home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qjm-million-")))
         env = dict(os.environ, QJM_HOME=str(home), QJM_CONFIG=str(home / "none.toml"))
         env.pop("QJM_EXECUTOR", None)
         say(f"{n:,}: running the set")
@@ -326,6 +331,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=64, help="shots per experiment (default 64)")
     parser.add_argument("--cache", type=Path, help="keep the circuit files here between runs")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep", type=Path, help="keep each size's store in DIR/home-N (for a look after)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -335,7 +341,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         cache = args.cache or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qjm-circ-")))
         cache.mkdir(parents=True, exist_ok=True)
-        rows = [measure(n, args.per_job, args.shots, cache, say) for n in sizes]
+        rows = [measure(n, args.per_job, args.shots, cache, say, args.keep) for n in sizes]
     text = report(rows)
     print(f"aer, {args.shots} shots, {args.per_job} experiments per job, 2-qubit circuits; "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}")
