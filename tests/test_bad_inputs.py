@@ -102,6 +102,26 @@ CASES: list[tuple[str, list[str], str | None]] = [
     ("readonly_store_tag", ["tag", "$id", "--add", "x"], "readonly"),
     ("readonly_home_run", ["run", "%good", "-b", "aer"], "readonly-home"),
     ("readonly_home_rename", ["rename", "$id", "new name"], "readonly-home"),
+    # run options: checked against what the backend declares, before anything is stored
+    ("option_misspelt_aer", ["run", "%good", "-b", "aer", "--option", "shot=100"], None),
+    ("option_misspelt_emulator", ["run", "%good", "-b", "emulator:dir=$home/emulator",
+                                  "--option", "memroy=true"], None),
+    ("option_misspelt_ibm_runtime", ["run", "%good", "-b", "ibm-runtime:fake_manila", "--transpile",
+                                     "--option", "twirling.enabel_gates=true"], None),
+    ("option_wrong_type", ["run", "%good", "-b", "aer", "--option", 'memory="yes"'], None),
+    ("option_wrong_type_emulator", ["run", "%good", "-b", "emulator:dir=$home/emulator", "--option",
+                                    "seed_simulator=1.5"], None),
+    ("option_wrong_choice_ibm_runtime", ["run", "%good", "-b", "ibm-runtime:fake_manila", "--transpile",
+                                         "--option", "twirling.strategy=activ"], None),
+    ("option_set_by_qjm", ["run", "%good", "-b", "ibm-runtime:fake_manila", "--option", "default_shots=10"],
+     None),
+    ("option_not_json", ["run", "%good", "-b", "aer", "--option", "seed_simulator=[1,"], None),
+    ("option_python_literal", ["run", "%good", "-b", "aer", "--option", "memory=True"], None),
+    ("option_twice", ["run", "%good", "-b", "aer", "--option", "memory=true", "--option", "memory=false"],
+     None),
+    ("option_misspelt_detached", ["run", "%good", "-b", "aer", "--detach", "--option", "seed_simulater=1"],
+     None),
+    ("option_misspelt_processes", ["run", "%good", "-b", "aer", "--option", "shot=100"], None),
 ]
 
 @pytest.mark.parametrize(("name", "argv", "config"), CASES, ids=[case[0] for case in CASES])

@@ -199,7 +199,7 @@ def test_bad_input_is_rejected_before_anything_is_stored(manager: JobManager, tm
         (dict(experiments=[bell()], job_tags="solo"), "job_tags"),
         (dict(experiments=[bell()], backend="warp-drive"), "unknown backend 'warp-drive'"),
         (dict(experiments=[wide], backend="aer:fake_manila"), "uses 6 qubits but backend"),
-        (dict(experiments=[bell()], shots=10, seed=object()), "run options"),
+        (dict(experiments=[bell()], shots=10, noise_model=object()), "run options"),
     ]
     for kwargs, message in cases:
         kwargs.setdefault("backend", "aer")

@@ -47,6 +47,10 @@ dir             see above  the folder holding the emulator's job file
 
 Example: ``emulator:latency=0.05,queue=0.2,run=0.1,max_jobs=5,fault_rate=0.2,seed=7``.
 
+The keys above describe the service; a job's run options (``run(..., memory=True,
+seed_simulator=7)``) travel with the job and reach the Aer simulator that computes its result,
+so the emulator takes exactly that simulator's options (``qjm backends emulator`` lists them).
+
 The emulator keeps its own record of every submission, refusal and job interval
 (:meth:`EmulatorBackend.submissions`, :meth:`EmulatorBackend.max_concurrency`), so tests can
 check what the "service" saw rather than what the client believes.
@@ -72,7 +76,7 @@ from qjm_tui.core.errors import (
     TransientBackendError,
     UnknownBackendError,
 )
-from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo, RunOptions
 from qjm_tui.core.sqlite import immediate_transaction
 from qjm_tui.core.status import JobStatus
 
@@ -257,6 +261,14 @@ class EmulatorBackend(ExecutionBackend):
         from qjm_tui.backends.local import make_simulator
 
         return make_simulator(self._sim_kind)
+
+    def run_options(self) -> RunOptions:
+        """The run options of the Aer simulator that computes the results (see the module
+        docstring): a job's options travel with it and reach that simulator as they are."""
+        from qjm_tui.backends.options import backend_run_options
+
+        return backend_run_options(self.target(), f"the simulator it runs ({self._sim_kind}): "
+                                   "AerSimulator options and AerSimulator.run")
 
     def can_reattach(self) -> bool:
         return True

@@ -27,7 +27,7 @@ from typing import Any
 from qjm_tui.backends.base import QiskitJobs, experiments_from_result, limits_of, route_library_logs
 from qjm_tui.backends.ibm_common import IBMCredentials, classify, ibm_job_status, resolve_credentials, scrub
 from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError
-from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo, RunOptions
 
 
 def import_provider() -> Any:
@@ -125,6 +125,15 @@ class IBMProviderBackend(ExecutionBackend):
 
     def limits(self) -> BackendLimits:
         return limits_of(self.backend())
+
+    def run_options(self) -> RunOptions:
+        """``IBMBackend``'s options and ``run`` parameters, read from the class (no login)."""
+        from qjm_tui.backends.options import TAGS_BY_QJM, qiskit_run_options
+
+        backend_class = import_provider().IBMBackend
+        return qiskit_run_options(backend_class._default_options(), backend_class.run, backend_class,
+                                  "IBMBackend options and IBMBackend.run (qiskit-ibm-provider)",
+                                  {"job_tags": TAGS_BY_QJM})
 
     def can_reattach(self) -> bool:
         return True

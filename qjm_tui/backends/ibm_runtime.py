@@ -24,6 +24,7 @@ them into the ``ExperimentResult.to_dict()`` shape the store keeps (hex counts k
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +34,14 @@ import numpy as np
 from qjm_tui.backends.base import QiskitJobs, import_runtime, limits_of
 from qjm_tui.backends.ibm_common import IBMCredentials, classify, ibm_job_status, resolve_credentials, scrub
 from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError
-from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.ports import (
+    BackendLimits,
+    ExecutionBackend,
+    JobPayload,
+    JobStatusInfo,
+    RunOption,
+    RunOptions,
+)
 
 #: a tag marking jobs whose results should keep per-shot memory (so a reattaching process knows)
 MEMORY_TAG = "qjm:memory"
@@ -104,6 +112,26 @@ def pub_result_to_experiment(pub_result: Any, header: dict[str, Any], memory: bo
             "memory_slots": slots,
         },
     }
+
+
+# -- run options -----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def sampler_run_options() -> RunOptions:
+    """SamplerV2's options, from qiskit-ibm-runtime's ``SamplerOptions`` dataclass, and qjm's
+    ``memory`` (keep each shot's outcome, as Aer's ``memory=True`` does). ``default_shots`` and
+    ``environment.job_tags`` are qjm's to set: from ``shots`` and ``job_tags``."""
+    from qjm_tui.backends.options import SHOTS_BY_QJM, TAGS_BY_QJM, dataclass_run_options
+
+    runtime = import_runtime()
+    from qiskit_ibm_runtime.options import SamplerOptions
+
+    declared = dataclass_run_options(SamplerOptions, {"default_shots": SHOTS_BY_QJM,
+                                                      "environment.job_tags": TAGS_BY_QJM})
+    memory = RunOption("memory", (bool,), False, True)
+    return RunOptions((memory, *declared),
+                      f"SamplerV2 options (qiskit-ibm-runtime {runtime.__version__}) and memory")
 
 
 # -- the adapter -----------------------------------------------------------------------------
@@ -178,6 +206,9 @@ class IBMRuntimeBackend(ExecutionBackend):
 
     def limits(self) -> BackendLimits:
         return limits_of(self.backend())
+
+    def run_options(self) -> RunOptions:
+        return sampler_run_options()
 
     def can_reattach(self) -> bool:
         return not self.local

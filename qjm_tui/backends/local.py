@@ -29,7 +29,7 @@ from typing import Any
 from qjm_tui.backends.base import experiments_from_result, limits_of
 from qjm_tui.core.circuits import circuits_from_qpy
 from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError, TransientBackendError
-from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo, RunOptions
 from qjm_tui.core.status import JobStatus
 
 # -- what runs inside a worker ---------------------------------------------------------------
@@ -360,6 +360,12 @@ class LocalBackend(ExecutionBackend):
         if self._target_backend is None:
             self._target_backend = make_simulator(self.kind)
         return self._target_backend
+
+    def run_options(self) -> RunOptions:
+        """The simulator's own options (Aer's or BasicSimulator's) and its ``run`` parameters."""
+        from qjm_tui.backends.options import backend_run_options
+
+        return backend_run_options(self.target())
 
     def submit(self, payload: JobPayload) -> str:
         work = payload.qpy_bytes() if self._ships_qpy else list(payload.circuits)

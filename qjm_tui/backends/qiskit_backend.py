@@ -7,7 +7,7 @@ from typing import Any
 
 from qjm_tui.backends.base import QiskitJobs, experiments_from_result, limits_of, state_of_qiskit_status
 from qjm_tui.core.errors import PermanentBackendError, TransientBackendError
-from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo, RunOptions
 from qjm_tui.core.status import JobStatus
 
 
@@ -34,6 +34,12 @@ class QiskitBackendAdapter(ExecutionBackend):
 
     def target(self) -> Any:
         return self.backend
+
+    def run_options(self) -> RunOptions:
+        """The backend's ``Options`` and ``run`` parameters."""
+        from qjm_tui.backends.options import backend_run_options
+
+        return backend_run_options(self.backend)
 
     def submit(self, payload: JobPayload) -> str:
         options = dict(payload.run_options)

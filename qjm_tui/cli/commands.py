@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import fnmatch
 import json
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,31 +105,76 @@ def drive(args: argparse.Namespace, manager: JobManager, job_set: ManagedJobSet,
     return code
 
 
+#: run()'s own parameters and the flags that give them
+_OWN_FLAGS = {"shots": "--shots", "max_jobs_per_set": "--max-jobs-per-set", "backend": "--backend",
+              "name": "--name", "job_tags": "--tag", "transpile": "--transpile",
+              "max_experiments_per_job": "--max-per-job", "max_job_seconds": "--max-job-seconds",
+              "keep_together": "--group-by-file or --group"}
+#: text that is not JSON but looks meant as a JSON value, so taking it as text would be a guess
+_LOOKS_LIKE_JSON = re.compile(r"^\s*([\[{\"]|[+-]?\.?\d|[+-]?(true|false|null|none|nan|inf(inity)?)\s*$)",
+                              re.IGNORECASE)
+
+
+def option_value(key: str, text: str) -> Any:
+    """One ``--option`` VALUE: JSON where it parses, else the text itself where that cannot be
+    mistaken (``statevector``); text that looks meant as JSON but is not (``[1,2``, ``True``,
+    ``1.2.3``, nothing) is an error saying how to write it."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        if text.strip() and not _LOOKS_LIKE_JSON.match(text):
+            return text
+        word = text.strip().lower()
+        if not word:
+            problem = "no value"
+        elif word in ("true", "false", "null", "none"):
+            problem = f"not JSON: write {word.replace('none', 'null')}"
+        elif isinstance(exc, json.JSONDecodeError) and "NaN" not in exc.msg:
+            problem = f"not valid JSON: {exc.msg} at column {exc.pos + 1}"
+        else:
+            problem = "not a JSON number"
+        raise CliError(f"--option {key}={text.strip()}: {problem} (text is written as "
+                       f"{key}='\"...\"')", EXIT_USAGE) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"NaN and Infinity are not JSON ({name})")
+
+
 def run_options(pairs: Sequence[str] | None) -> dict[str, Any]:
-    """``--option KEY=VALUE`` pairs as run options; VALUE is JSON where it parses, else text."""
+    """``--option KEY=VALUE`` pairs as run options (see :func:`option_value` for VALUE).
+
+    A dotted KEY sets an option inside a group: ``--option twirling.enable_gates=true`` is
+    ``twirling={"enable_gates": true}``. A key given twice is an error, not a silent overwrite.
+    """
     options: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
             raise CliError(f"--option expects KEY=VALUE, got {pair!r}", EXIT_USAGE)
-        try:
-            options[key.strip()] = json.loads(value)
-        except ValueError:
-            options[key.strip()] = value
-    for key, flag in (("shots", "--shots"), ("max_jobs_per_set", "--max-jobs-per-set"),
-                      ("max_job_seconds", "--max-job-seconds"),
-                      ("keep_together", "--group-by-file or --group")):
-        if key in options:
-            raise CliError(f"give {key} with {flag}, not --option", EXIT_USAGE)
+        *groups, last = key.split(".")
+        if groups[:1] and groups[0] in _OWN_FLAGS or not groups and last in _OWN_FLAGS:
+            own = groups[0] if groups else last
+            raise CliError(f"give {own} with {_OWN_FLAGS[own]}, not --option", EXIT_USAGE)
+        place = options
+        for depth, group in enumerate(groups):
+            place = place.setdefault(group, {})
+            if not isinstance(place, dict):
+                raise CliError(f"--option {key}: {'.'.join(groups[:depth + 1])} is already given a "
+                               "value that is not a group", EXIT_USAGE)
+        if last in place:
+            raise CliError(f"--option {key} is given twice", EXIT_USAGE)
+        place[last] = option_value(key, value)
     return options
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Load circuit files, validate them, store the job set and run it."""
+    run_config = run_options(args.option)  # before detaching: a typo is told here, at once
     if args.detach:
         return start_detached(args)
     manager = open_manager()
-    run_config = run_options(args.option)
     if args.shots is not None:
         run_config["shots"] = args.shots
     keep_together: Any = "files" if args.group_by_file else args.group

@@ -8,6 +8,7 @@ from typing import Any
 
 from qjm_tui.cli.output import EXIT_OK, EXIT_USAGE, err, out, print_json, print_table
 from qjm_tui.core.errors import JobManagerInputError
+from qjm_tui.core.ports import RunOption, RunOptions
 
 
 def probe_backend(spec: str, config: Any) -> dict[str, Any]:
@@ -17,7 +18,7 @@ def probe_backend(spec: str, config: Any) -> dict[str, Any]:
     from qjm_tui.backends.registry import resolve_spec
 
     entry: dict[str, Any] = {"spec": spec, "available": False, "limits": None, "num_qubits": None,
-                             "detail": None}
+                             "detail": None, "run_options": None}
     if "<" in spec:
         entry["available"] = None
         entry["detail"] = "a family: put a name in place of <...> and run `qjm backends SPEC`"
@@ -45,9 +46,51 @@ def probe_backend(spec: str, config: Any) -> dict[str, Any]:
         entry["num_qubits"] = width
         entry["available"] = True
         entry["detail"] = getattr(target, "name", None) or type(adapter).__name__
+        entry["run_options"] = run_options_data(adapter.run_options())
     except Exception as exc:
         entry["detail"] = str(exc).strip() or type(exc).__name__
     return entry
+
+
+def run_options_data(declared: RunOptions | None) -> dict[str, Any] | None:
+    """A backend's run options as plain data, one entry per option, a group's options under
+    dotted names (``twirling.strategy``, as ``qjm run --option`` takes them)."""
+    if declared is None:
+        return None
+
+    def flat(options: tuple[RunOption, ...], prefix: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for option in options:
+            if option.fields:
+                rows += flat(option.fields, prefix + option.name + ".")
+                continue
+            row: dict[str, Any] = {"name": prefix + option.name, "type": option.type_text()}
+            if option.has_default:
+                row["default"] = option.default
+            if option.set_by:
+                row["set_by_qjm"] = option.set_by
+            rows.append(row)
+        return rows
+
+    return {"source": declared.source, "options": flat(declared.options, "")}
+
+
+def print_run_options(spec: str, data: dict[str, Any]) -> None:
+    """The run options a backend takes, as a table, and those qjm sets itself."""
+    options = [o for o in data["options"] if "set_by_qjm" not in o]
+    out("")
+    out(f"Run options of {spec}, from {data['source']}")
+    out("(give them as qjm run --option KEY=VALUE, or run(..., KEY=VALUE) in Python):")
+    if options:
+        print_table(["OPTION", "TYPE", "DEFAULT"], [
+            [o["name"], o["type"], json.dumps(o["default"]) if "default" in o and not (
+                isinstance(o["default"], str) and o["default"].startswith("<")) else o.get("default", "-")]
+            for o in options])
+    else:
+        out("  none")
+    for o in data["options"]:
+        if "set_by_qjm" in o:
+            out(f"  {o['name']}: set by qjm, {o['set_by_qjm']}")
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
@@ -81,6 +124,10 @@ def cmd_backends(args: argparse.Namespace) -> int:
                      "" if e["num_qubits"] is None else str(e["num_qubits"]), limit_text(e),
                      e["detail"] or ""])
     print_table(["SPEC", "AVAILABLE", "QUBITS", "LIMITS", "DETAIL"], rows)
+    if args.specs:  # named on the command line: what each one takes
+        for e in entries:
+            if e["run_options"] is not None:
+                print_run_options(e["spec"], e["run_options"])
     for entry in unknown:
         err(f"qjm: error: {entry['detail']}")
     return code

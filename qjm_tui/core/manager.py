@@ -49,6 +49,7 @@ from qjm_tui.core.inputs import (
 )
 from qjm_tui.core.intake import Scanned, check_keep_together, count_hint, groups, scan
 from qjm_tui.core.jobset import ManagedJobSet, unstored_message
+from qjm_tui.core.options import check_run_options
 from qjm_tui.core.ports import BackendFactory, BackendLimits, ExecutionBackend
 from qjm_tui.core.split import Group, JobTime, count_jobs, plan_jobs
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
@@ -238,6 +239,7 @@ class JobManager:
         if name is not None:
             check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
+        run_config = check_run_options(run_config, adapter.run_options(), adapter.spec)
         limits = adapter.limits()
         target_backend = adapter.target()
         timing = device_timing(target_backend, adapter.spec, adapter, run_config) \
@@ -723,6 +725,12 @@ class JobManager:
                         "the same backend again: resume(backend=...) or retry_failed(backend=...)"
                     ) from None
                 raise
+            if backend is not None and adapter.spec != row.backend:
+                try:  # the set's options go with it: the new backend must take them too
+                    check_run_options(row.run_options, adapter.run_options(), adapter.spec)
+                except JobManagerInputError as exc:
+                    raise JobManagerInputError(f"job set {job_set_id} cannot move to {adapter.spec}, "
+                                               f"its run options do not fit: {exc}") from None
             self.store.claim(job_set_id)
             if backend is not None and adapter.spec != row.backend:
                 to_reset = self._move(job_set_id, adapter.spec, to_reset)
@@ -819,7 +827,18 @@ def _jsonable_options(options: dict[str, Any]) -> dict[str, Any]:
     try:
         json.dumps(options)
     except TypeError as exc:
+        bad = next((k for k, v in options.items() if not _dumps(v)), None)
+        which = f" ({bad!r} is a {type(options[bad]).__name__})" if bad is not None else ""
         raise JobManagerInputError(
-            f"run options must be plain values (numbers, strings, lists, dicts): {exc}"
+            f"run options must be plain values (numbers, strings, lists, dicts), since the store "
+            f"keeps them{which}: {exc}"
         ) from None
     return dict(options)
+
+
+def _dumps(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return False
+    return True

@@ -40,6 +40,69 @@ class BackendLimits:
     max_executions: int | None = None
 
 
+#: a run option's value travels to the backend through the store, as JSON: these are the kinds
+#: a declaration speaks of (a tuple is stored as a list)
+JSON_KINDS: dict[type, str] = {bool: "bool", int: "int", float: "float", str: "str", list: "list",
+                               dict: "dict", type(None): "null"}
+
+
+@dataclass(frozen=True)
+class RunOption:
+    """One run option a backend takes, as the backend itself declares it.
+
+    ``kinds`` are the JSON kinds its value may have (``int``, ``float``, ``bool``, ``str``,
+    ``list``, ``dict``, ``type(None)``); empty means the backend says nothing checkable about it.
+    An ``int`` is taken where a ``float`` is, a ``bool`` never where an ``int`` is. ``choices``
+    limits the value to those; ``fields`` makes it a dict of sub-options (IBM's option groups),
+    each checked in turn. ``set_by`` marks an option the backend has but qjm sets itself (so a
+    value given for it would be overwritten, or would override qjm): it says what to use instead.
+    """
+
+    name: str
+    kinds: tuple[type, ...] = ()
+    default: Any = None
+    has_default: bool = False
+    choices: tuple[Any, ...] = ()
+    fields: tuple[RunOption, ...] = ()
+    set_by: str | None = None
+
+    def type_text(self) -> str:
+        """The kinds of value it takes, as a reader wants them: ``int``, ``bool or null``,
+        ``one of 'XX', 'XY4'``, ``{enable, sequence_type, ...}``."""
+        if self.fields:
+            return "{" + ", ".join(f.name for f in self.fields) + "}"
+        if self.choices:
+            shown = ", ".join(repr(c) for c in self.choices)
+            rest = [JSON_KINDS[k] for k in self.kinds
+                    if not any(type(c) is k for c in self.choices) and k in JSON_KINDS]
+            return f"one of {shown}" + "".join(f" or {r}" for r in rest)
+        return " or ".join(JSON_KINDS.get(k, k.__name__) for k in self.kinds) or "any"
+
+    def field(self, name: str) -> RunOption | None:
+        """The sub-option called ``name``, if this option is a group that has one."""
+        return next((f for f in self.fields if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Every run option a backend takes (the ``**run_config`` of ``run()``).
+
+    ``source`` says where the declaration was read from (``AerSimulator options``, ``SamplerV2
+    options (qiskit-ibm-runtime 0.44.1)``), so a listing can say why an option is or is not there.
+    """
+
+    options: tuple[RunOption, ...]
+    source: str = ""
+
+    def get(self, name: str) -> RunOption | None:
+        """The option called ``name``, or None."""
+        return next((o for o in self.options if o.name == name), None)
+
+    def names(self) -> list[str]:
+        """The options' names, in declaration order."""
+        return [o.name for o in self.options]
+
+
 @dataclass(frozen=True)
 class JobStatusInfo:
     """A backend job's state. ``retryable`` marks a failure worth running again."""
@@ -110,6 +173,15 @@ class ExecutionBackend(ABC):
 
     def target(self) -> Any | None:
         """A Qiskit ``BackendV2`` (or ``None``) used to validate and transpile circuits."""
+        return None
+
+    def run_options(self) -> RunOptions | None:
+        """The run options this backend takes, read from the backend itself where it can say.
+
+        ``JobManager.run`` checks ``**run_config`` against it before anything is stored: an
+        option not declared, or a value of the wrong kind, is refused. ``None`` (the default,
+        for adapters that declare nothing) leaves the options unchecked.
+        """
         return None
 
     def find(self, tags: Sequence[str]) -> list[str]:
@@ -201,6 +273,9 @@ class ConfiguredBackend(ExecutionBackend):
 
     def target(self) -> Any | None:
         return self.inner.target()
+
+    def run_options(self) -> RunOptions | None:
+        return self.inner.run_options()
 
     def find(self, tags: Sequence[str]) -> list[str]:
         return self.inner.find(tags)

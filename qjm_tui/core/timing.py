@@ -90,9 +90,13 @@ def publishes_durations(target: Any) -> bool:
 
 def repetition_delay(backend: Any, adapter: Any = None,
                      run_options: dict[str, Any] | None = None) -> float | None:
-    """The seconds between shots: the ``rep_delay`` run option if given, else what the adapter
-    or the backend declares (``default_rep_delay``), else None."""
-    option = (run_options or {}).get("rep_delay")
+    """The seconds between shots: the ``rep_delay`` run option if given (``rep_delay`` as
+    ``backend.run`` takes it, or ``execution.rep_delay`` as IBM's Sampler does), else what the
+    adapter or the backend declares (``default_rep_delay``), else None."""
+    options = run_options or {}
+    option = options.get("rep_delay")
+    if option is None and isinstance(options.get("execution"), dict):
+        option = options["execution"].get("rep_delay")
     if isinstance(option, (int, float)) and not isinstance(option, bool) and option >= 0:
         return float(option)
     declared = getattr(adapter, "repetition_delay", None)
