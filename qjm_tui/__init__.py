@@ -15,6 +15,7 @@ if TYPE_CHECKING:
         JobManagerJobNotFound,
         JobManagerTimeoutError,
         JobManagerUnknownJobSet,
+        JobSetStopped,
         ManagedResultDataNotAvailable,
     )
     from qjm_tui.core.jobset import ManagedJob, ManagedJobSet
@@ -28,6 +29,7 @@ _ERRORS = {
     "JobManagerJobNotFound": "JobManagerJobNotFound",
     "JobManagerTimeoutError": "JobManagerTimeoutError",
     "JobManagerUnknownJobSet": "JobManagerUnknownJobSet",
+    "JobSetStopped": "JobSetStopped",
     "ManagedResultDataNotAvailable": "ManagedResultDataNotAvailable",
     "IBMQJobManagerError": "JobManagerError",
     "IBMQJobManagerInvalidStateError": "JobManagerInvalidStateError",
@@ -74,6 +76,7 @@ __all__ = [
     "JobManagerJobNotFound",
     "JobManagerTimeoutError",
     "JobManagerUnknownJobSet",
+    "JobSetStopped",
     "ManagedJob",
     "ManagedJobSet",
     "ManagedResultDataNotAvailable",

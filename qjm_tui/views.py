@@ -22,6 +22,12 @@ from qjm_tui.core.status import (  # noqa: F401  (the phrases are part of what v
     job_status_phrase,
 )
 from qjm_tui.core.text import printable  # every view shows stored text through it
+from qjm_tui.core.usage import (  # noqa: F401  (the usage words are part of what views offer)
+    job_usage_phrase,
+    seconds_text,
+    session_phrase,
+    usage_phrase,
+)
 
 if TYPE_CHECKING:
     from qjm_tui.core.store import JobRow, JobSetSummary
@@ -295,7 +301,11 @@ def job_set_summary(summary: JobSetSummary, now: float, run_options: dict[str, A
         "jobs": {"total": f.total_jobs, "done": f.done, "failed": f.failed, "cancelled": f.cancelled,
                  "running": f.running, "pending": f.pending},
         "retries": f.retries,
-        "estimated_seconds": summary.estimated_seconds,
+        # quantum seconds as the service reported them; the estimate covers jobs still to run
+        "usage": {"quantum_seconds": summary.usage, "estimated_seconds": summary.usage_estimate},
+        "stopped": summary.stop_reason,
+        # qjm's estimate of the time on the backend, from its instruction durations (None: none)
+        "estimated_time": summary.estimated_seconds,
     }
     if jobs is not None:
         data["job_list"] = [job_summary(job) for job in jobs]
@@ -314,7 +324,9 @@ def job_summary(job: JobRow) -> dict[str, Any]:
         "attempts": job.attempts,
         "retries": job.retries,
         "error": job.last_error,
-        "estimated_seconds": job.estimated_seconds,
+        "session": {"mode": job.session_mode, "id": job.session_id} if job.session_id else None,
+        "usage": {"quantum_seconds": job.usage, "estimated_seconds": job.usage_estimate},
+        "estimated_time": job.estimated_seconds,
     }
 
 
@@ -354,6 +366,25 @@ def job_set_cells(summary: JobSetSummary, now: float, unicode: bool = True) -> J
         backend=printable(summary.backend), created=ago(summary.created, now),
         tags=printable(",".join(summary.tags)),
     )
+
+
+def set_usage_text(summary: JobSetSummary) -> str | None:
+    """A set's quantum time for one line of a pane: ``QPU 12.5 s``, ``QPU about 4.0 s
+    (estimated)``; None when the service reported nothing."""
+    phrase = usage_phrase(summary.usage, summary.usage_estimate)
+    return None if phrase is None else f"QPU {phrase}"
+
+
+def job_cost_text(job: JobRow) -> str | None:
+    """Where a job ran, what it cost and what qjm estimated it would, for its details:
+    ``batch 3f2a... · QPU 0.3 s · estimated 0.4 s from durations``; None when there is none of
+    them (the service said nothing, and the backend publishes no instruction durations)."""
+    parts = [session_phrase(job.session_mode, job.session_id),
+             None if (u := job_usage_phrase(job.usage, job.usage_estimate)) is None else f"QPU {u}",
+             None if job.estimated_seconds is None
+             else f"estimated {seconds_text(job.estimated_seconds)} from durations"]
+    shown = [printable(p) for p in parts if p]
+    return " · ".join(shown) if shown else None
 
 
 def progress_line(job_set_id: str, p: SetProgress, final: bool = False) -> str:

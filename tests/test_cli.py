@@ -30,7 +30,7 @@ from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobS
 from qjm_tui.core.store import Store
 
 COMMANDS = ("run", "demo", "ls", "show", "report", "wait", "cancel", "retry", "resume", "rename",
-            "tag", "results", "export", "backends", "config", "bench", "tui")
+            "tag", "results", "export", "backends", "config", "bench", "tui", "serve")
 
 BELL_QASM = """OPENQASM 2.0;
 include "qelib1.inc";
@@ -153,17 +153,20 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_no_arguments_and_tui_open_the_app(capsys: pytest.CaptureFixture[str], isolated_home: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    opened: list[Path | None] = []
+    opened: list[tuple[Path | None, bool]] = []
 
-    def run_app(store_path: Path | None = None) -> int:
-        opened.append(store_path)
+    def run_app(store_path: Path | None = None, *, read_only: bool = False) -> int:
+        opened.append((store_path, read_only))
         return 0
 
     monkeypatch.setitem(sys.modules, "qjm_tui.tui.app", SimpleNamespace(run_app=run_app))
     assert qjm(capsys)[0] == 0
     assert qjm(capsys, "tui")[0] == 0
     assert qjm(capsys, "tui", "--store", str(isolated_home / "other.sqlite"))[0] == 0
-    assert opened == [None, None, isolated_home / "other.sqlite"]
+    assert qjm(capsys, "--read-only")[0] == 0
+    assert qjm(capsys, "tui", "--read-only")[0] == 0
+    assert opened == [(None, False), (None, False), (isolated_home / "other.sqlite", False),
+                      (None, True), (None, True)]
 
 
 def test_tui_without_the_app_is_one_clear_error(capsys: pytest.CaptureFixture[str],
@@ -380,7 +383,8 @@ def test_ls_lists_and_filters(capsys: pytest.CaptureFixture[str], files: dict[st
     summary = json.loads(qjm(capsys, "ls", "--json", "--name", "beta")[1])[0]
     assert set(summary) == {"id", "name", "tags", "backend", "state", "shots", "run_options", "created",
                             "finished", "elapsed", "eta", "experiments", "experiments_done", "jobs",
-                            "retries", "estimated_seconds"}
+                            "retries", "usage", "stopped", "estimated_time"}
+    assert summary["usage"] == {"quantum_seconds": None, "estimated_seconds": None}
     assert summary["jobs"]["total"] == 3 and summary["experiments"] == 12
 
 
@@ -399,7 +403,7 @@ def test_show_report_by_prefix(capsys: pytest.CaptureFixture[str], files: dict[s
         (0, 4, "done"), (5, 9, "done"), (10, 11, "done")]
     assert set(data["job_list"][0]) == {"index", "first_experiment", "last_experiment", "shots_round",
                                         "status", "backend_job_id", "attempts", "retries", "error",
-                                        "estimated_seconds"}
+                                        "session", "usage", "estimated_time"}
 
 
 def test_report(capsys: pytest.CaptureFixture[str], files: dict[str, Path]) -> None:

@@ -2,7 +2,10 @@
 nothing twice.
 
 Each round starts one process that resumes every unfinished job set of a shared store (and
-sometimes starts a new set, on ``aer`` or on the emulated service with faults), then kills it
+sometimes starts a new set, on ``aer``, on the emulated service with faults, or on IBM Quantum
+through the unmodified qiskit-ibm-runtime client against the local IBM Quantum service, also
+with faults: answers cut off after a job was created, refused status checks, a pending-jobs
+limit), then kills it
 with SIGKILL at a seeded moment picked from one phase: inside ``run()`` while the circuits are
 being stored, while jobs are being submitted, while a retry is under way, while results are
 being stored, or after a random delay. The next round's process resumes what the killed one
@@ -12,8 +15,9 @@ left. A last process, never killed, resumes everything. Then:
   circuit must give (basis-state circuits: one bitstring gets every shot);
 * a set killed inside ``run()`` before all its circuits were stored ends in a final state and
   has no results for the experiments whose circuits never reached the store;
-* the emulated service's own record shows no chunk (a job's experiment range) run twice;
-* ``PRAGMA integrity_check`` is ok on the store and on the service's job file.
+* the emulated service's and the IBM service's own records show no chunk (a job's experiment
+  range) run twice;
+* ``PRAGMA integrity_check`` is ok on the store and on the emulated service's job file.
 
 Processes are forked from one that has imported Qiskit and qjm already, so a round costs
 milliseconds rather than the seconds a fresh interpreter takes; every round is a new process.
@@ -39,8 +43,12 @@ import pytest
 
 from qjm_tui.backends.emulator import EmulatorBackend
 from qjm_tui.core.status import SET_FINAL, SetState
-from qjm_tui.core.store import Store
+from qjm_tui.core.store import JobRow, Store
+from qjm_tui.testing.ibm_service import IBMQuantumService
 from tests.conftest import executions_per_chunk
+
+#: the IBM sets' backend: the local service's manila, its jobs' states asked often
+IBM_SPEC = "ibm-runtime:ibmq_manila,poll=0.02"
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,9 +56,10 @@ REPO = Path(__file__).resolve().parents[1]
 ZYGOTE = textwrap.dedent("""
     import json, os, sys, traceback
     import qiskit_aer  # noqa: F401  (imported once, before any fork)
+    import qiskit_ibm_runtime  # noqa: F401
     from qiskit import QuantumCircuit
     from qjm_tui import JobManager
-    from qjm_tui.backends import emulator, local  # noqa: F401
+    from qjm_tui.backends import emulator, ibm_runtime, local  # noqa: F401
     from qjm_tui.config import Config
     from qjm_tui.core.engine import RetryPolicy
 
@@ -181,12 +190,37 @@ def _set_ids(db: sqlite3.Connection, unfinished_only: bool) -> list[str]:
     return [i for (i,) in db.execute(f"SELECT id FROM job_sets WHERE state NOT IN ({marks})", final)]
 
 
+def start_ibm_service(seed: int) -> IBMQuantumService:
+    """The local IBM Quantum service the IBM sets run on, with faults at seeded rates: answers
+    to job submissions cut off after the job was created (the client cannot tell it went
+    through), refused status checks, and a limit of 2 pending jobs. No noise, so every outcome
+    is exact."""
+    ibm = IBMQuantumService(["fake_manila"], max_pending_jobs=2, job_seconds=0.05, noise=False, seed=seed)
+    ibm.reset("POST", "/api/v1/jobs", after=True, times=None, rate=0.15)
+    ibm.fail("GET", "/api/v1/jobs/*", 429, times=None, rate=0.1)
+    return ibm.start()
+
+
+def ibm_runs_per_chunk(ibm: IBMQuantumService, jobs: list[JobRow]) -> Counter[tuple[str, int, int]]:
+    """How many times the IBM service ran each chunk to the end, from its own record."""
+    ranges = {job.client_tag: (job.job_set_id, job.start, job.stop) for job in jobs}
+    runs: Counter[tuple[str, int, int]] = Counter()
+    for tag, count in ibm.runs_by_tag("qjm:").items():
+        if tag in ranges:
+            runs[ranges[tag]] += count
+    return runs
+
+
 def run_campaign(tmp_path: Path, kills: int, seed: int) -> Campaign:
     """Kill ``kills`` processes at seeded moments, resume after each, then finish everything."""
     rng = random.Random(seed)
     home = tmp_path / "home"
     store_path, service = home / "qjm.sqlite", tmp_path / "service"
-    env = {**os.environ, "QJM_HOME": str(home), "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
+    ibm = start_ibm_service(seed)
+    env = {**os.environ, "QJM_HOME": str(home), "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore",
+           **ibm.environ()}
+    env.pop("NO_PROXY", None)
+    env.pop("no_proxy", None)
     campaign = Campaign()
     zygote = Zygote(env)
     log = tmp_path / "workers.log"
@@ -200,12 +234,13 @@ def run_campaign(tmp_path: Path, kills: int, seed: int) -> Campaign:
             new = None
             if phase == "run" or not unfinished or rng.random() < 0.3:
                 n = len(campaign.sets)
-                on_emulator = n % 2 == 0
                 new = {"id": f"crash-{n:03d}", "n": 24, "per_job": 2, "shots": 32, "options": {},
                        "spec": f"emulator:dir={service},latency=0.01,queue=0.05,run=0.05,max_jobs=4,"
                                f"max_per_job=2,fault_rate=0.3,status_error=0.25,seed={seed * 1000 + n}"}
-                if not on_emulator:
+                if n % 3 == 1:
                     new.update(spec="aer", shots=4000, options={"memory": True})
+                elif n % 3 == 2:
+                    new.update(spec=IBM_SPEC, options={"transpile": True})
                 campaign.sets[new["id"]] = new
             pid = zygote.start({"store": str(store_path), "log": str(log), "resume": unfinished,
                                 "new": new})
@@ -238,15 +273,16 @@ def run_campaign(tmp_path: Path, kills: int, seed: int) -> Campaign:
         last = zygote.start({"store": str(store_path), "log": str(log), "new": None,
                              "resume": _set_ids(db, unfinished_only=False)})
         assert zygote.reap(last) == 0, log.read_text()[-3000:]
+        _check(campaign, store_path, service, ibm)
     finally:
         if db is not None:
             db.close()
         zygote.close()
-    _check(campaign, store_path, service)
+        ibm.stop()
     return campaign
 
 
-def _check(campaign: Campaign, store_path: Path, service: Path) -> None:
+def _check(campaign: Campaign, store_path: Path, service: Path, ibm: IBMQuantumService) -> None:
     store = Store(store_path)
     emulator = EmulatorBackend(f"dir={service}")
     try:
@@ -277,9 +313,12 @@ def _check(campaign: Campaign, store_path: Path, service: Path) -> None:
                     continue
                 assert len(got) == 1, (set_id, experiment, len(got))
                 assert got[0]["data"]["counts"] == {hex(experiment % 8): plan["shots"]}, (set_id, experiment)
-        runs = executions_per_chunk(emulator.jobs(), all_jobs)
+        runs = executions_per_chunk(emulator.jobs(), all_jobs) + ibm_runs_per_chunk(ibm, all_jobs)
         campaign.chunks_run_twice = sum(1 for n in runs.values() if n > 1)
-        campaign.faults = emulator.faults()
+        faults = {**emulator.faults(), "ibm_limit_refusals": ibm.refusals()["limit"]}
+        faults["ibm_answers_cut_off"] = sum("answer cut off" in r.note for r in ibm.requests())
+        faults["ibm_status_refused"] = sum(r.status == 429 for r in ibm.requests())
+        campaign.faults = faults
         for path in (store_path, service / "emulator.sqlite"):
             with sqlite3.connect(path) as conn:
                 assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok", path

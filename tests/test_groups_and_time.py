@@ -227,9 +227,9 @@ def test_max_job_seconds_from_the_command_line_and_the_config(
     job_set_id = out.strip()
     code = main(["show", job_set_id, "--json"])
     data = json.loads(capsys.readouterr()[0])
-    estimates = [job["estimated_seconds"] for job in data["job_list"]]
+    estimates = [job["estimated_time"] for job in data["job_list"]]
     assert len(estimates) > 1 and all(3 < e <= 5 for e in estimates)
-    assert data["estimated_seconds"] == pytest.approx(sum(estimates))
+    assert data["estimated_time"] == pytest.approx(sum(estimates))
     main(["show", job_set_id])
     text = capsys.readouterr()[0]
     assert "Estimated time:" in text and text.count("estimated time:") == len(estimates)
@@ -245,11 +245,25 @@ def test_max_job_seconds_from_the_command_line_and_the_config(
         load_config(config)
 
 
-def test_estimates_are_kept_in_the_store_and_read_back_by_a_new_store(tmp_path: Path) -> None:
+def test_estimates_are_kept_and_shown_beside_the_usage_the_service_reports(tmp_path: Path) -> None:
+    from qjm_tui.views import job_cost_text, job_set_summary
+
     store = Store(tmp_path / "s.sqlite")
     store.create_job_set(job_set_id="x", name="x", tags=[], backend="b", shots=10, run_options={},
                          experiment_names=["a", "b", "c"],
-                         jobs=[(0, 0, 2, 10, 0, 4.5), (1, 2, 3, 10, 0, 3.25)], circuit_blocks=[])
+                         jobs=[(0, 0, 2, 10, 0, 4.5), (1, 2, 3, 10, 0, 63.25)], circuit_blocks=[])
+    store.update_job("x", 0, status="done", usage=4.0)
     again = Store(tmp_path / "s.sqlite")
-    assert [j.estimated_seconds for j in again.jobs("x")] == [4.5, 3.25]
-    assert again.summaries(["x"])[0].estimated_seconds == 7.75
+    jobs = again.jobs("x")
+    assert [j.estimated_seconds for j in jobs] == [4.5, 63.25]
+    summary = again.summaries(["x"])[0]
+    assert summary.estimated_seconds == 67.75
+    assert job_cost_text(jobs[0]) == "QPU 4.0 s · estimated 4.5 s from durations"
+    data = job_set_summary(summary, 0.0, {}, jobs)
+    assert data["estimated_time"] == 67.75 and data["usage"]["quantum_seconds"] == 4.0
+    assert [j["estimated_time"] for j in data["job_list"]] == [4.5, 63.25]
+    with JobManager(again, config=Config(executor="threads")) as jm:
+        report = jm.retrieve_job_set("x").report()
+    assert "QPU usage: 4.0 s" in report
+    assert "Estimated time: 67.8 s (1m08s) on the backend" in report
+    assert "estimated time: 4.5 s" in report and "estimated time: 63.2 s (1m03s)" in report

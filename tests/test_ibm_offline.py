@@ -348,6 +348,20 @@ class StubProvider:
         return IBMBackend(configuration, self, self._api_client, instance="h/g/p")
 
 
+def test_qjm_backends_says_the_provider_reaches_no_ibm_service_today(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from qjm_tui.cli import main
+
+    assert main(["backends", "--json", "ibm-provider:<backend>", "ibm-provider:ibmq_manila"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    for entry in entries:
+        assert entry["detail"].startswith(
+            "retired: qiskit-ibm-provider speaks only IBM's retired IBM Quantum API "
+            "(auth.quantum-computing.ibm.com) and reaches no IBM service today; use ibm-runtime:<backend>")
+    assert main(["backends", "ibm-provider:<backend>"]) == 0
+    assert "reaches no IBM service today" in capsys.readouterr().out
+
+
 def test_provider_module_is_lazy() -> None:
     import subprocess
     import sys

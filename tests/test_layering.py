@@ -1,4 +1,5 @@
-"""Layers run one way: ``tui``, ``cli`` -> ``backends`` -> ``core``.
+"""Layers run one way: ``tui``, ``cli`` -> ``backends`` -> ``core``; the service doubles in
+``testing`` stand apart from all of them.
 
 Two checks, each run over the real package and over a copy with a deliberate bad import (so a
 checker that finds nothing is caught too):
@@ -27,8 +28,14 @@ PACKAGE_ROOT = Path(qjm_tui.__file__).resolve().parent.parent
 #: (importing layer, forbidden targets); a module is in a layer if its name starts with it
 FORBIDDEN: list[tuple[str, tuple[str, ...]]] = [
     ("qjm_tui.core", ("qjm_tui.backends", "qjm_tui.cli", "qjm_tui.tui", "qjm_tui.config",
-                      "qjm_tui.compose", "textual")),
-    ("qjm_tui.backends", ("qjm_tui.cli", "qjm_tui.tui", "qjm_tui.compose", "textual")),
+                      "qjm_tui.compose", "qjm_tui.web", "qjm_tui.testing", "textual")),
+    ("qjm_tui.backends", ("qjm_tui.cli", "qjm_tui.tui", "qjm_tui.compose", "qjm_tui.web",
+                          "qjm_tui.testing", "textual")),
+    # the web server (`qjm serve`) is loaded by its command alone, never by the app
+    ("qjm_tui.tui", ("qjm_tui.web",)),
+    # The service doubles stand in for the services' side: they know nothing of qjm.
+    ("qjm_tui.testing", ("qjm_tui.core", "qjm_tui.backends", "qjm_tui.cli", "qjm_tui.tui",
+                         "qjm_tui.config", "qjm_tui.compose", "qjm_tui.web", "textual")),
 ]
 #: Textual belongs to the terminal app alone
 TEXTUAL_HOME = "qjm_tui.tui"

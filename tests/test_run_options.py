@@ -39,6 +39,11 @@ from qjm_tui.core.ports import (
     RunOptions,
 )
 from tests.conftest import basis_state, bell
+from tests.ibm_double import SPEC as IBM_SPEC
+from tests.ibm_double import (
+    StartService,
+    start_ibm_fixture,  # noqa: F401  (the start_ibm fixture)
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = Config(executor="threads")
@@ -676,3 +681,25 @@ def test_a_value_the_store_cannot_keep_is_named(jm: JobManager, tmp_path: Path) 
         r"since the store keeps them \('noise_model' is a NoiseModel\)",
         noise_model=NoiseModel(),
     )
+
+
+def test_ibm_runtime_through_the_local_ibm_service_refuses_before_any_request(
+    jm: JobManager, tmp_path: Path, start_ibm: StartService
+) -> None:
+    """Through the unmodified client and the local IBM Quantum service: a misspelt option and
+    a wrong kind are refused before anything is stored and before a job reaches the service,
+    and a correct option runs."""
+    ibm = start_ibm()
+    spec = IBM_SPEC
+    _refused(jm, tmp_path, spec, re.escape(f"unknown run option 'shot' for {spec}; did you mean 'shots'?"),
+             shot=100)
+    _refused(jm, tmp_path, spec, f"'memory' for {re.escape(spec)} must be a bool", memory="yes")
+    assert not [r for r in ibm.requests() if r.method == "POST" and r.path == "/api/v1/jobs"]
+    job_set = jm.run([bell()], backend=spec, transpile=True, shots=50,
+                     dynamical_decoupling={"enable": False})
+    assert job_set.wait(120) == "done"
+    from qiskit_ibm_runtime import QiskitRuntimeService
+
+    [job] = ibm.jobs()
+    inputs = QiskitRuntimeService(**ibm.service_kwargs()).job(job["id"]).inputs
+    assert inputs["options"]["dynamical_decoupling"] == {"enable": False}

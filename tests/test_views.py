@@ -76,7 +76,7 @@ def test_json_summary_and_job_list(manager: JobManager, failed_set: str) -> None
     data = job_set_summary(summary, summary.created + 5.0, row.run_options, manager.store.jobs(failed_set))
     assert list(data) == ["id", "name", "tags", "backend", "state", "shots", "run_options", "created",
                           "finished", "elapsed", "eta", "experiments", "experiments_done", "jobs",
-                          "retries", "estimated_seconds", "job_list"]
+                          "retries", "usage", "stopped", "estimated_time", "job_list"]
     assert (data["id"], data["name"], data["tags"], data["state"]) == (failed_set, "broken", ["t1", "t2"],
                                                                        "failed")
     assert data["run_options"] == {"method": "bogus"} and data["finished"] is not None
@@ -85,8 +85,9 @@ def test_json_summary_and_job_list(manager: JobManager, failed_set: str) -> None
     assert data["job_list"] == [
         {"index": j.index, "first_experiment": j.start_index, "last_experiment": j.end_index,
          "shots_round": j.shots_round, "status": "failed", "backend_job_id": j.job_id(),
-         "attempts": j.attempts, "retries": j.retries, "error": j.error_message(),
-         "estimated_seconds": None}
+         "attempts": j.attempts, "retries": j.retries, "error": j.error_message(), "session": None,
+         "usage": {"quantum_seconds": None, "estimated_seconds": None},
+         "estimated_time": None}
         for j in handles
     ]
     assert all("bogus" in j["error"] for j in data["job_list"])
@@ -140,3 +141,20 @@ def test_views_load_neither_rich_nor_textual() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_usage_words_mark_an_estimate_as_one() -> None:
+    from qjm_tui.core.store import JobRow
+    from qjm_tui.views import job_cost_text, usage_phrase
+
+    assert usage_phrase(None, None) is None
+    assert usage_phrase(12.34, None) == "12.3 s"
+    assert usage_phrase(None, 4.0) == "about 4.0 s (estimated)"
+    assert usage_phrase(1234.0, 4.0) == "1,234 s, and about 4.0 s estimated for jobs still to run"
+    job = JobRow("s", 0, 0, 1, 100, 0, "queued", "j1", "qjm:s:0", 1, 0, None, 1.0, None, 1.0,
+                 session_id="b\x1b1", session_mode="batch", usage_estimate=0.5)
+    assert job_cost_text(job) == "batch b\\x1b1 · QPU about 0.5 s (estimated)"
+    assert job_cost_text(JobRow("s", 0, 0, 1, 100, 0, "done", "j1", "qjm:s:0", 1, 0, None, 1.0, 2.0, 2.0,
+                                usage=0.3, usage_estimate=0.5)) == "QPU 0.3 s"
+    assert job_cost_text(JobRow("s", 0, 0, 1, 100, 0, "done", "j1", "qjm:s:0", 1, 0, None, 1.0, 2.0,
+                                2.0)) is None

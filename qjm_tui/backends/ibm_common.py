@@ -16,11 +16,13 @@ exception message, the store, or the repr of any object.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from qjm_tui.backends.base import import_runtime, state_of_qiskit_status
 from qjm_tui.core.errors import (
+    AccessRefused,
     BackendConfigurationError,
     BackendLimitReached,
     PermanentBackendError,
@@ -127,22 +129,94 @@ def scrub(text: str, credentials: IBMCredentials | None) -> str:
     return text
 
 
-def classify(exc: BaseException, credentials: IBMCredentials | None, doing: str) -> Exception:
-    """The engine's error class for a qiskit-ibm-runtime (or network) failure, token scrubbed."""
-    text = scrub(f"{doing}: {type(exc).__name__}: {exc}", credentials)
+#: IBM Quantum's error codes qjm acts on: the pending-jobs limit and the usage quota
+CODE_JOB_LIMIT = 3458
+CODE_QUOTA = 4317
+
+_ERROR_CODE = re.compile(r"[Ee]rror code:? (\d{3,5})\b")
+_HTTP_STATUS = re.compile(r"\b([1-5]\d\d) (?:Client|Server) Error\b")
+#: words of failures that are over soon: the network, a busy or restarting service
+_PASSING = ("connection", "timed out", "timeout", "max retries exceeded", "temporarily",
+            "maintenance", "unavailable", "too many 5", "remote end closed", "reset by peer",
+            "bad gateway", "gateway time")
+
+
+def error_code(text: str) -> int | None:
+    """IBM's error code in a client error's text (``..., Error code: 3458.``), if any."""
+    found = _ERROR_CODE.findall(text)
+    return int(found[-1]) if found else None
+
+
+def http_status(exc: BaseException, text: str) -> int | None:
+    """The HTTP status behind a client error: the exception's own, else the one its text names
+    (the runtime's service methods keep only the text)."""
     status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and status > 0:
+        return status
+    found = _HTTP_STATUS.search(text)
+    return int(found.group(1)) if found else None
+
+
+_SERVICE_SAYS = re.compile(r"for url: \S+?\.? (.+?)(?:, Error code: \d+\.)?['\"]*$", re.S)
+
+
+def service_says(text: str) -> str:
+    """What IBM Quantum itself said in a client error's text (its error message, without the
+    client's "403 Client Error: Forbidden for url: ..." around it); the whole text if the
+    message cannot be told apart."""
+    found = _SERVICE_SAYS.search(text.strip())
+    said = found.group(1).strip() if found else ""
+    return said or text.strip()
+
+
+def classify(exc: BaseException, credentials: IBMCredentials | None, doing: str) -> Exception:
+    """The engine's error class for a qiskit-ibm-runtime (or network) failure, token scrubbed.
+
+    The runtime's service methods wrap HTTP errors in exceptions without a status code, so the
+    decision reads IBM's error code and the HTTP status from the text where it must:
+
+    * error code 3458, "limit of N pending jobs", or HTTP 429: :class:`BackendLimitReached`
+      (wait for a job of ours to finish, then submit);
+    * error code 4317 (the instance's usage quota is used up), HTTP 401 (credentials no longer
+      accepted) or 403 (access withdrawn): :class:`AccessRefused` (stop submitting the set,
+      keep what finished, resume later); a 401 carries ``http_status`` so an adapter can sign
+      in again first;
+    * a network failure, a 5xx, 408 or 409: :class:`TransientBackendError`;
+    * anything else, such as a 404 for a job the service no longer knows, or an invalid
+      circuit: :class:`PermanentBackendError`.
+    """
+    text = scrub(f"{doing}: {type(exc).__name__}: {exc}", credentials)
+    code = error_code(text)
+    status = http_status(exc, text)
+    name = type(exc).__name__
     lowered = text.lower()
-    if status == 429 or "too many" in lowered or "limit of" in lowered or "reached the limit" in lowered:
+    said = service_says(str(exc))
+    if code == CODE_QUOTA:
+        return AccessRefused(scrub(f"IBM Quantum refused new jobs: the instance's usage quota is used "
+                                   f"up (error code {CODE_QUOTA}: {said})", credentials))
+    if code == CODE_JOB_LIMIT or status == 429 or "limit of" in lowered or "reached the limit" in lowered \
+            or "too many requests" in lowered:
         return BackendLimitReached(text)
+    if status == 401 or name == "IBMNotAuthorizedError":
+        refused = AccessRefused(scrub(f"IBM Quantum no longer accepts the credentials from "
+                                      f"{credentials.source if credentials else 'the account'} "
+                                      f"(HTTP 401 while {doing}: {said})", credentials))
+        refused.http_status = 401  # type: ignore[attr-defined]
+        return refused
+    if status == 403:
+        return AccessRefused(scrub(f"IBM Quantum refuses this account access (HTTP 403 while {doing}: "
+                                   f"{said})", credentials))
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)) or (
             isinstance(status, int) and (status >= 500 or status in (408, 409))):
         return TransientBackendError(text)
-    name = type(exc).__name__
+    if status == 404 or name == "RuntimeJobNotFound":
+        return PermanentBackendError(text)
     if name in ("IBMNotAuthorizedError", "IBMInputValueError", "IBMBackendValueError",
                 "IBMAccountError", "QiskitError", "ValueError", "TypeError"):
         return PermanentBackendError(text)
     if name in ("RequestsApiError", "IBMApiError", "IBMBackendApiError", "ConnectionError",
-                "ReadTimeout", "ConnectTimeout", "RuntimeJobTimeoutError"):
+                "ReadTimeout", "ConnectTimeout", "RuntimeJobTimeoutError") \
+            or any(word in lowered for word in _PASSING):
         return TransientBackendError(text)
     return PermanentBackendError(text)
 

@@ -57,6 +57,11 @@ def make_simulator(kind: str) -> Any:
         from qjm_tui.backends.devices import fake_device
 
         sim = AerSimulator.from_backend(fake_device(kind.split(":", 1)[1]))
+    elif kind.partition(":")[0] == "dynamics":
+        from qjm_tui.backends.dynamics import simulator
+
+        sim = simulator(kind)
+        sim.warm()
     else:
         raise PermanentBackendError(f"unknown local simulator {kind!r}")
     _SIMULATORS[kind] = sim
@@ -175,7 +180,12 @@ def shared_process_pool(workers: int | None = None, kind: str = "aer") -> Proces
         if _PROCESS_POOL is None:
             count = workers or default_workers()
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["qiskit", "qiskit_aer", "qjm_tui.backends.local"])
+            # Workers fork from the server with these imported; qiskit-dynamics (seconds to
+            # import) only when the pool is started for a pulse backend.
+            preload = ["qiskit", "qiskit_aer", "qjm_tui.backends.local"]
+            if kind.partition(":")[0] == "dynamics":
+                preload += ["qiskit_dynamics", "qjm_tui.backends.dynamics"]
+            ctx.set_forkserver_preload(preload)
             with _main_module_hidden(), _stderr_with_a_descriptor():
                 pool = ProcessPoolExecutor(count, mp_context=ctx)
                 _WARMING[:] = [pool.submit(_warm, kind) for _ in range(count)]
@@ -367,7 +377,8 @@ class LocalBackend(ExecutionBackend):
 
         return backend_run_options(self.target())
 
-    def submit(self, payload: JobPayload) -> str:
+    def _job(self, payload: JobPayload) -> tuple[Any, ...]:
+        """What the executor is given for one job: the worker function and its arguments."""
         work = payload.qpy_bytes() if self._ships_qpy else list(payload.circuits)
         options = dict(payload.run_options)
         if self.kind.startswith("aer") and self.executor_name in ("processes", "threads"):
@@ -375,7 +386,10 @@ class LocalBackend(ExecutionBackend):
             # core they only fight each other.
             options.setdefault("max_parallel_threads", max(1, default_workers() // self.workers))
         # Workers in other processes send results back as JSON text (see run_local_job).
-        job = (run_local_job, self.kind, work, payload.shots, options, self._ships_qpy)
+        return (run_local_job, self.kind, work, payload.shots, options, self._ships_qpy)
+
+    def submit(self, payload: JobPayload) -> str:
+        job = self._job(payload)
         try:
             future = self._started().submit(*job)
         except BrokenProcessPool:

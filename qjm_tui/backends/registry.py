@@ -5,9 +5,12 @@ A spec is what a job set stores, so a later process can build the same backend a
 * ``aer`` — the ideal Aer simulator; ``aer:<device>`` — Aer with the noise model, qubit count and
   coupling map of a fake IBM device (``aer:fake_manila``); ``basic`` — Qiskit's BasicSimulator.
   These run locally on the configured executor (process pool, threads, or a Dask cluster).
+* ``dynamics`` / ``dynamics:fake_7q_pulse`` — pulse schedules on a local pulse simulator
+  (qiskit-dynamics, the ``pulse`` extra; :mod:`qjm_tui.backends.dynamics`), on the same executor.
 * ``emulator`` / ``emulator:key=value,...`` — a local stand-in for a remote service
   (:mod:`qjm_tui.backends.emulator`).
-* ``ibm-runtime:<backend>`` — IBM Quantum through qiskit-ibm-runtime (SamplerV2).
+* ``ibm-runtime:<backend>[,mode=batch|session|job][,poll=SECONDS]`` — IBM Quantum through
+  qiskit-ibm-runtime (SamplerV2), in a Runtime batch by default.
 * ``ibm-provider:<backend>`` — IBM Quantum through the legacy qiskit-ibm-provider.
 * ``<module>:<factory>`` — any importable callable returning a Qiskit backend (or an adapter),
   such as ``mypkg.backends:make_backend``.
@@ -29,12 +32,26 @@ KNOWN_SPECS = (
     "aer",
     "aer:<device>",
     "basic",
+    "dynamics",
+    "dynamics:fake_7q_pulse",
     "emulator[:key=value,...]",
-    "ibm-runtime:<backend>",
+    "ibm-runtime:<backend>[,mode=batch|session|job]",
     "ibm-provider:<backend>",
     "<module>:<factory>",
 )
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+#: what a user must know about a kind of spec before choosing it (``qjm backends`` shows it)
+KIND_NOTES = {
+    "ibm-provider": "retired: qiskit-ibm-provider speaks only IBM's retired IBM Quantum API "
+                    "(auth.quantum-computing.ibm.com) and reaches no IBM service today; use "
+                    "ibm-runtime:<backend>",
+}
+
+
+def kind_note(spec: str) -> str | None:
+    """The note on ``spec``'s kind (see :data:`KIND_NOTES`), if it has one."""
+    return KIND_NOTES.get(spec.partition(":")[0])
 
 
 def _known() -> str:
@@ -86,14 +103,23 @@ def _build(spec: str, config: Any) -> ExecutionBackend:
             fake_device(arg)
         executor = getattr(config, "executor", None) or "processes"
         return LocalBackend(spec, executor=executor)
+    if kind == "dynamics":
+        from qjm_tui.backends.dynamics import PulseBackend
+
+        if colon and not arg:
+            raise UnknownBackendError(f"backend {spec!r} names no model; use dynamics or "
+                                      "dynamics:fake_7q_pulse")
+        return PulseBackend(spec, executor=getattr(config, "executor", None) or "processes")
     if kind == "emulator":
         from qjm_tui.backends.emulator import EmulatorBackend
 
         return EmulatorBackend(arg, spec=spec)
     if kind == "ibm-runtime":
-        from qjm_tui.backends.ibm_runtime import IBMRuntimeBackend
+        from qjm_tui.backends.ibm_runtime import IBMRuntimeBackend, parse_spec
 
-        return IBMRuntimeBackend(_name_of(spec, arg), config=config)
+        name, options = parse_spec(spec, _name_of(spec, arg))
+        return IBMRuntimeBackend(name, config=config, mode=options.get("mode", "batch"),
+                                 poll_interval=options.get("poll"), spec=spec)
     if kind == "ibm-provider":
         from qjm_tui.backends.ibm_provider import IBMProviderBackend
 

@@ -373,7 +373,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CliError(f"the terminal app cannot start in this installation ({exc}); "
                        f"the other commands work: see `qjm --help`") from None
-    return run_app(args.store)
+    return run_app(args.store, read_only=getattr(args, "read_only", False))
 
 
 def cmd_tag(args: argparse.Namespace) -> int:

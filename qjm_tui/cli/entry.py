@@ -35,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:  # plain `qjm` opens the app
         args = parser.parse_args(["tui", *argv])
+    if args.read_only and args.command not in ("tui", "serve"):
+        err(f"qjm: error: --read-only is for the app (qjm, qjm tui, qjm serve), not for "
+            f"`qjm {args.command}` (see qjm --help)")
+        return EXIT_USAGE
     args.argv = argv
     log_to_file()
     debug = bool(getattr(args, "debug", False))

@@ -12,7 +12,18 @@ from qjm_tui.core.ports import RunOption, RunOptions
 
 
 def probe_backend(spec: str, config: Any) -> dict[str, Any]:
-    """What a backend spec resolves to: limits and width, or why it is not available."""
+    """What a backend spec resolves to: limits and width, or why it is not available; a note
+    on its kind (a retired service) comes first."""
+    from qjm_tui.backends.registry import kind_note
+
+    entry = _probe(spec, config)
+    note = kind_note(spec)
+    if note:
+        entry["detail"] = f"{note}. {entry['detail']}" if entry["detail"] else note
+    return entry
+
+
+def _probe(spec: str, config: Any) -> dict[str, Any]:
     import dataclasses
 
     from qjm_tui.backends.registry import resolve_spec
@@ -43,9 +54,12 @@ def probe_backend(spec: str, config: Any) -> dict[str, Any]:
         width = getattr(getattr(target, "target", None), "num_qubits", None)
         if width is None:
             width = getattr(target, "num_qubits", None)
+        if width is None:  # a backend with no Qiskit target (pulse models) says it itself
+            width = getattr(adapter, "num_qubits", None)
         entry["num_qubits"] = width
         entry["available"] = True
-        entry["detail"] = getattr(target, "name", None) or type(adapter).__name__
+        entry["detail"] = getattr(target, "name", None) or getattr(adapter, "detail", None) \
+            or type(adapter).__name__
         entry["run_options"] = run_options_data(adapter.run_options())
     except Exception as exc:
         entry["detail"] = str(exc).strip() or type(exc).__name__

@@ -25,10 +25,13 @@ from qjm_tui.cli.commands import (
 )
 from qjm_tui.cli.environment import cmd_backends, cmd_bench, cmd_config
 from qjm_tui.cli.results import cmd_export, cmd_results
+from qjm_tui.cli.serving import cmd_serve
 
 _MAIN_EPILOG = """\
 examples:
   qjm                                       open the terminal app (the same as `qjm tui`)
+  qjm --read-only                           the app, with every action that changes anything off
+  qjm serve                                 the app in a browser (prints the URL to open)
   qjm demo                                  run 1000 random circuits on the local simulator
   qjm run bell.qasm ghz.qpy --shots 2000    run circuit files, wait, print the job-set id
   ID=$(qjm run *.qasm --detach)             run in the background
@@ -78,6 +81,16 @@ def _index_range(text: str) -> range:
     return range(low, high + 1)
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line (the option and what is wrong), exit 2."""
 
@@ -99,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     parser.add_argument("--version", action="version", version=f"qjm {__version__}")
+    parser.add_argument("--read-only", action="store_true",
+                        help="open the app with every action that changes anything off")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=_Parser)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str,
@@ -307,4 +322,30 @@ def build_parser() -> argparse.ArgumentParser:
                 "qjm tui --store ~/runs/qjm.sqlite",
             ))
     p.add_argument("--store", type=Path, metavar="PATH", help="open this store file instead")
+    p.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                   help="every action that changes anything off (nothing started, cancelled, "
+                        "deleted or written)")
+
+    p = add("serve", cmd_serve, "Serve the app to web browsers (needs the web extra: qjm-tui[web])",
+            _examples(
+                "qjm serve                          # on 127.0.0.1:8000; open the URL it prints",
+                "qjm serve --read-only              # a shared screen: look, change nothing",
+                "qjm serve --port 0                 # any free port",
+                "ssh -L 8000:127.0.0.1:8000 lab-machine   # from a laptop, then open the URL",
+                "",
+                "The printed URL carries a secret token; a browser that opens it gets a session",
+                "cookie, and nothing else reaches the app. Each browser tab runs its own copy of",
+                "the app on the same store. Stop with Ctrl+C: every copy stops with the server.",
+            ))
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                   help="the app changes nothing: no starting, cancelling, deleting or writing files")
+    p.add_argument("--max-sessions", type=_positive_int, default=4, metavar="N",
+                   help="at most N browser tabs at once, each one app process (default 4)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also accept requests addressed to this host name (a reverse proxy's); "
+                        "repeatable")
+    p.add_argument("--store", type=Path, metavar="PATH", help="serve this store file instead")
     return parser

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from qjm_tui.cli import output
 from qjm_tui.cli.output import EXIT_FAILED, EXIT_OK, CliError, err, note
-from qjm_tui.core.errors import JobManagerInvalidStateError, JobManagerTimeoutError
+from qjm_tui.core.errors import JobManagerInvalidStateError, JobManagerTimeoutError, JobSetStopped
 from qjm_tui.core.events import Event, JobSetFinished
 from qjm_tui.core.jobset import unstored_message
 from qjm_tui.views import SetFigures, SetProgress, duration, progress_line, progress_parts, set_figures
@@ -183,6 +183,8 @@ def _final_state(job_set: ManagedJobSet, watch: ChangeWatch) -> str | None:
         return job_set.wait(timeout=5.0 if watch.finished.is_set() else 0.0)
     except JobManagerTimeoutError:
         return None
+    except JobSetStopped as exc:
+        raise CliError(str(exc)) from None
     except JobManagerInvalidStateError:
         if job_set.state() == "interrupted":
             raise CliError(

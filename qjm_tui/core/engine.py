@@ -28,6 +28,7 @@ from typing import Any, Literal
 from qjm_tui.core import store as st
 from qjm_tui.core.circuits import QpyCircuits, circuits_from_qpy
 from qjm_tui.core.errors import (
+    AccessRefused,
     BackendLimitReached,
     PermanentBackendError,
     TransientBackendError,
@@ -41,7 +42,7 @@ from qjm_tui.core.events import (
     JobsReset,
     JobStatusChanged,
 )
-from qjm_tui.core.ports import ExecutionBackend, JobPayload
+from qjm_tui.core.ports import ExecutionBackend, JobPayload, JobStatusInfo
 from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
 from qjm_tui.core.text import error_text, strip_ansi
 
@@ -216,6 +217,13 @@ class JobSetRunner(threading.Thread):
         self._pool_size = 0
         self._pool: ThreadPoolExecutor | None = None
         self._last_heartbeat = 0.0
+        #: why the service refused the account (AccessRefused): nothing more is submitted, and
+        #: once nothing can be followed any more the set is left resumable with this reason
+        self._stopped: str | None = None
+        #: the refusal came while following jobs: they cannot be followed either
+        self._stop_following = False
+        #: jobs were submitted since the backend's group (a batch) was last ended
+        self._group_open = False
 
     # -- control -----------------------------------------------------------------------------
 
@@ -267,7 +275,10 @@ class JobSetRunner(threading.Thread):
         try:
             self._prepare()
             self._loop()
-            if self._detach.is_set() and not self.cancelled:
+            if self._stopped is not None and not self.cancelled:
+                self._end_group()
+                self._release(self._stopped)
+            elif self._detach.is_set() and not self.cancelled:
                 self._release()
             else:
                 self._finish()
@@ -303,6 +314,12 @@ class JobSetRunner(threading.Thread):
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"qjm-io-{self.job_set_id}")
         self._last_heartbeat = self.clock.now()
         self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.RUNNING))
+        earlier = [j.session_id for j in sorted(self.jobs.values(), key=lambda j: j.submitted or 0.0)
+                   if j.session_id]
+        try:
+            self.backend.start_group(self.job_set_id, list(dict.fromkeys(reversed(earlier)))[::-1])
+        except Exception as exc:
+            log.warning("the backend could not take up the set's earlier batch: %s", exc)
         reset = []
         reattach = self.backend.can_reattach()
         for index in sorted(self.jobs):
@@ -465,13 +482,23 @@ class JobSetRunner(threading.Thread):
                 self._release_delayed()
                 self._settle_due()
                 self._submit_ready()
-            self._collect_submissions()
+            if self._collect_submissions() and not self.cancelled:
+                # A submission that came back leaves room for the next one now, not a poll
+                # interval later (IBM's is 5 s).
+                self._submit_ready()
             in_flight = len(self._in_flight)
-            self._poll()
-            self._collect_fetches()
+            if not self._stop_following:
+                self._poll()
+                self._collect_fetches()
             if len(self._in_flight) < in_flight:
                 self._slot_wait_until = 0.0  # a job of ours left the backend: its slot is free
+            if self._group_open and self.all_submitted() and not self.cancelled:
+                self._end_group()
             self._heartbeat()
+            if self._stopped is not None and not self.cancelled and (self._stop_following or not (
+                    self._in_flight or self._fetching or self._blind or self._submitting)):
+                self._await_submissions()
+                return
             if not (self._pending or self._delayed or self._in_flight or self._submitting
                     or self._fetching or self._blind):
                 return
@@ -536,7 +563,8 @@ class JobSetRunner(threading.Thread):
             self._pending.appendleft(index)
 
     def _submit_ready(self) -> None:
-        while self._pending and self._slots_free() and not self.cancelled and not self._detach.is_set():
+        while self._pending and self._slots_free() and not self.cancelled and not self._detach.is_set() \
+                and self._stopped is None:
             index = self._pending[0]
             try:
                 payload = self._payload(index)
@@ -552,6 +580,7 @@ class JobSetRunner(threading.Thread):
             job = self.jobs[index]
             self._set_status(index, JobStatus.SUBMITTING, attempts=job.attempts + 1,
                              submitted=self.now())
+            self._group_open = True
             if self._pool is None:
                 try:
                     job_id = self._submit_unless_cancelled(payload)
@@ -560,7 +589,7 @@ class JobSetRunner(threading.Thread):
                     return
                 except Exception as exc:
                     self._submit_failed(index, exc)
-                    if isinstance(exc, BackendLimitReached):
+                    if isinstance(exc, (BackendLimitReached, AccessRefused)):
                         return
                     continue
                 self._submitted(index, job_id)
@@ -595,16 +624,17 @@ class JobSetRunner(threading.Thread):
         if self.circuits is not None:
             circuits = self.circuits[job.start:job.stop]
             exact = (block or None) if job.round == 0 else None
-            return JobPayload(circuits, job.shots, dict(self.run_options), tags, qpy=exact)
+            return JobPayload(circuits, job.shots, dict(self.run_options), tags, qpy=exact,
+                              group=self.job_set_id)
         if block:
             # just stored by this process: loaded only if the adapter needs circuit objects
             return JobPayload(QpyCircuits(block, job.size), job.shots, dict(self.run_options), tags,
-                              qpy=block)
+                              qpy=block, group=self.job_set_id)
         blocks = self.store.circuit_blocks(self.job_set_id, job.start, job.stop)
         if len(blocks) == 1 and blocks[0][0] == job.start and blocks[0][1] == job.stop:
             qpy = blocks[0][2]
             return JobPayload(QpyCircuits(qpy, job.size), job.shots, dict(self.run_options), tags,
-                              qpy=qpy)
+                              qpy=qpy, group=self.job_set_id)
         circuits: list[Any] = []
         for start, _stop, qpy in blocks:
             loaded = circuits_from_qpy(qpy)
@@ -614,9 +644,10 @@ class JobSetRunner(threading.Thread):
                 f"the circuits of experiments {job.start}-{job.stop - 1} are not in the store "
                 "(the process that created the job set ended before storing them); run them again"
             )
-        return JobPayload(circuits, job.shots, dict(self.run_options), tags)
+        return JobPayload(circuits, job.shots, dict(self.run_options), tags, group=self.job_set_id)
 
-    def _collect_submissions(self) -> None:
+    def _collect_submissions(self) -> bool:
+        """Record the submissions that came back (ids or failures); whether any did."""
         done = [(i, f) for i, f in self._submitting.items() if f.done()]
         # Acceptances first, so a refusal in the same batch sees every job the service took.
         done.sort(key=lambda item: item[1].exception() is not None)
@@ -635,6 +666,7 @@ class JobSetRunner(threading.Thread):
                 self._set_status(index, JobStatus.CANCELLED, backend_job_id=job_id, finished=self.now())
                 continue
             self._submitted(index, job_id)
+        return bool(done)
 
     def _submitted(self, index: int, job_id: str) -> None:
         self._in_flight[index] = job_id
@@ -653,17 +685,36 @@ class JobSetRunner(threading.Thread):
         probe = index == self._probe
         if probe:
             self._probe = None
-        if isinstance(exc, BackendLimitReached):
-            # Not the job's fault: give the attempt back and wait for a slot.
+        if isinstance(exc, (BackendLimitReached, AccessRefused)):
+            # Not the job's fault: give the attempt back and wait for a slot (or, refused for
+            # good, leave it for a resume).
             job = self.jobs[index]
             self._set_status(index, JobStatus.PENDING, attempts=max(job.attempts - 1, 0))
             self._pending.appendleft(index)
-            self._limit_reached(probe)
+            if isinstance(exc, AccessRefused):
+                self._stop(message)
+            else:
+                self._limit_reached(probe)
             return
         if isinstance(exc, TransientBackendError):
+            if self.backend.can_reattach():
+                # The service may have taken the job and only the answer got lost: look for it
+                # by its tag before anything is submitted again.
+                self._blind[index] = _Blind(None, message, self.now())
+                self._settle_blind(index)
+                return
             self._retry_later(index, message)
             return
         self._fail(index, message)
+
+    def _stop(self, message: str, following: bool = False) -> None:
+        """The service refused the account (see :class:`AccessRefused`): submit nothing more.
+        The reason is stored at once, so every reader of the set sees why it stops."""
+        self._stop_following = self._stop_following or following
+        if self._stopped is None:
+            self._stopped = message
+            log.warning("job set %s stops submitting: %s", self.job_set_id, message)
+            self.store.update_job_set(self.job_set_id, stop_reason=message)
 
     def _limit_reached(self, probe: bool) -> None:
         """Learn the service's limit from a refusal: no more jobs in flight than ours now.
@@ -707,6 +758,7 @@ class JobSetRunner(threading.Thread):
                 continue
             if info.state != JobStatus.DONE:  # a done job's error count goes on until its result is in
                 self._poll_errors.pop(index, None)
+            self._note_details(index, info)
             if info.state == JobStatus.DONE:
                 self._done_seen.add(job_id)
                 self._fetch(index, job_id)
@@ -726,10 +778,30 @@ class JobSetRunner(threading.Thread):
             elif info.state == JobStatus.RUNNING and self.jobs[index].status != JobStatus.RUNNING:
                 self._set_status(index, JobStatus.RUNNING)
 
+    def _note_details(self, index: int, info: JobStatusInfo) -> None:
+        """Record what the service says the job costs and where it runs, when that changed."""
+        job = self.jobs[index]
+        fields = {name: value for name, value in (
+            ("usage", info.usage), ("usage_estimate", info.usage_estimate),
+            ("session_id", info.session_id), ("session_mode", info.session_mode))
+            if value is not None and value != getattr(job, name)}
+        if fields:
+            self.store.update_job(self.job_set_id, index, **fields)
+            self.jobs[index] = replace(job, **fields)
+
     def _poll_error(self, index: int, exc: BaseException) -> None:
+        if isinstance(exc, AccessRefused):
+            # Nothing more can be asked of the service: leave the job where it is (its id is
+            # stored) for a resume to follow.
+            self._stop(error_text(exc), following=True)
+            return
         if isinstance(exc, PermanentBackendError):
             self._in_flight.pop(index, None)
             self._fail(index, error_text(exc))
+            return
+        if isinstance(exc, BackendLimitReached):
+            # The service asks us to slow down (HTTP 429): it has not lost the job, so this
+            # never counts towards giving the job up (and running it again); ask next time.
             return
         count = self._poll_errors.get(index, 0) + 1
         self._poll_errors[index] = count
@@ -763,7 +835,9 @@ class JobSetRunner(threading.Thread):
             self._store_result(index, experiments)
 
     def _fetch_failed(self, index: int, exc: BaseException) -> None:
-        if isinstance(exc, PermanentBackendError):
+        if isinstance(exc, AccessRefused):
+            self._poll_error(index, exc)
+        elif isinstance(exc, PermanentBackendError):
             self._in_flight.pop(index, None)
             self._fail(index, error_text(exc))
         else:
@@ -843,12 +917,22 @@ class JobSetRunner(threading.Thread):
                 pass  # recorded by _collect_submissions
         self._collect_submissions()
 
-    def _release(self) -> None:
-        self.store.release(self.job_set_id)
+    def _end_group(self) -> None:
+        """Tell the backend the set's jobs are all submitted (it closes a batch)."""
+        self._group_open = False
+        try:
+            self.backend.end_group(self.job_set_id)
+        except Exception as exc:
+            log.warning("closing the backend's batch for %s failed: %s", self.job_set_id, exc)
+
+    def _release(self, reason: str | None = None) -> None:
+        self.store.release(self.job_set_id, reason)
         self.final_state = SetState.INTERRUPTED
         self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.INTERRUPTED))
 
     def _finish(self) -> None:
+        if self._group_open:
+            self._end_group()
         counts: dict[str, int] = {}
         for job in self.jobs.values():
             counts[job.status] = counts.get(job.status, 0) + 1

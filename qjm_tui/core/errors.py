@@ -3,8 +3,9 @@
 The names mirror the original IBMQJobManager's so code written against it keeps working.
 Every error qjm raises for bad input or a bad state is a :class:`JobManagerError`, which is a
 ``qiskit.exceptions.QiskitError`` as the original's were, so both ``except JobManagerError``
-and ``except QiskitError`` catch it. Backend adapters classify their own failures with the three
-``Backend*Error`` classes; the engine decides from the class whether to wait, retry or give up.
+and ``except QiskitError`` catch it. Backend adapters classify their own failures with the
+``Backend*Error`` classes and :class:`AccessRefused`; the engine decides from the class whether
+to wait, retry, give up on a job, or stop submitting altogether.
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ class JobManagerError(QiskitError):
 
 class JobManagerInvalidStateError(JobManagerError):
     """An operation is not valid in the job set's current state."""
+
+
+class JobSetStopped(JobManagerInvalidStateError):
+    """The set stopped submitting because the service refused the account (a quota used up,
+    credentials refused); ``reason`` says what the service said. It is resumable once that is
+    fixed, and waiting for it would never end, so ``wait()`` raises this instead."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
 
 
 class JobManagerTimeoutError(JobManagerError):
@@ -82,3 +93,14 @@ class TransientBackendError(BackendError):
 
 class PermanentBackendError(BackendError):
     """A failure that retrying cannot fix (invalid circuit, unknown job); keep the message."""
+
+
+class AccessRefused(BackendError):
+    """The service refuses this account any more work for now: its usage quota is used up, or
+    the credentials or the access were withdrawn.
+
+    No job is at fault and nothing within this run can fix it, so the set stops submitting
+    (the job being submitted is not charged an attempt), follows the jobs the service already
+    holds where it still can, keeps every result, and is left resumable with the message as
+    its reason: ``resume`` goes on once the account is in order.
+    """

@@ -1,8 +1,9 @@
 """Load and validate experiments before anything is submitted.
 
-Circuits come from OpenQASM 2, OpenQASM 3 and QPY files, or as Python objects. Every problem
+Circuits come from OpenQASM 2, OpenQASM 3 and QPY files, or as Python objects; pulse schedules
+(``Schedule``, ``ScheduleBlock``) as objects or from QPY files of schedule blocks. Every problem
 is reported as a :class:`JobManagerInputError` that names where it is (``file:line:col`` for
-OpenQASM, ``experiment 12 ('bell')`` for circuits) and what to do about it.
+OpenQASM, ``experiment 12 ('bell')`` for circuits and schedules) and what to do about it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ _POSITION = re.compile(r"(\d+),(\d+):\s*(.*)", re.DOTALL)
 _ANTLR_POSITION = re.compile(r"line (\d+):(\d+)\s+(.*)")
 _PARSER_POSITION = re.compile(r"L(\d+):C(\d+):\s*(.*)", re.DOTALL)
 _QPY_MAGIC = b"QISKIT"
+#: the names Qiskit gives unnamed experiments; a file's experiments are named after the file instead
+#: the names Qiskit gives unnamed programs; such a program is named after its file instead
+DEFAULT_NAME = re.compile(r"circuit-\d+|block\d+|sched\d+")
 
 
 MAX_NAME_LENGTH = 200
@@ -74,8 +78,12 @@ def load_circuit_file(path: str | os.PathLike[str]) -> list[Any]:
     if not circuits:
         raise JobManagerInputError("the file holds no circuits", str(path))
     for i, circuit in enumerate(circuits):
-        if not circuit.name or circuit.name.startswith("circuit-"):
-            circuit.name = path.stem if len(circuits) == 1 else f"{path.stem}[{i}]"
+        if not circuit.name or DEFAULT_NAME.fullmatch(circuit.name):
+            name = path.stem if len(circuits) == 1 else f"{path.stem}[{i}]"
+            if is_pulse(circuit):
+                circuit._name = name  # a schedule's name has no setter
+            else:
+                circuit.name = name
     return circuits
 
 
@@ -86,24 +94,34 @@ def load_circuit_files(paths: Iterable[str | os.PathLike[str]]) -> list[Any]:
         circuits.extend(load_circuit_file(path))
     if not circuits:
         raise JobManagerInputError("no circuit files were given")
+    experiment_kind(circuits)
     return circuits
 
 
 def _load_qpy(data: bytes, path: Path) -> list[Any]:
     from qiskit import qpy
 
+    from qjm_tui.core.circuits import quiet_pulse, schedule_from_block
+
     try:
-        loaded = qpy.load(io.BytesIO(data))
+        with quiet_pulse():
+            loaded = qpy.load(io.BytesIO(data))
     except Exception as exc:  # qpy raises struct/QpyError/ValueError for damaged files
         detail = strip_ansi(str(exc)) or type(exc).__name__
         raise JobManagerInputError(f"not a readable QPY file (truncated or damaged: {detail})",
                                    str(path)) from None
     from qiskit import QuantumCircuit
+    from qiskit.pulse import ScheduleBlock
 
-    circuits = [c for c in loaded if isinstance(c, QuantumCircuit)]
-    if len(circuits) != len(loaded):
-        raise JobManagerInputError("holds pulse schedules; qjm runs circuits only", str(path))
-    return circuits
+    # QPY holds one kind of program per file: circuits, or pulse schedule blocks.
+    if all(isinstance(c, QuantumCircuit) for c in loaded):
+        return list(loaded)
+    if all(isinstance(c, ScheduleBlock) for c in loaded):
+        with quiet_pulse():
+            return [schedule_from_block(c) for c in loaded]
+    kinds = sorted({type(c).__name__ for c in loaded})
+    raise JobManagerInputError(f"holds {', '.join(kinds)}; qjm runs circuits and pulse schedules",
+                               str(path))
 
 
 def _load_qasm(text: str, path: Path) -> list[Any]:
@@ -193,32 +211,97 @@ def _offending_token(exc: BaseException) -> tuple[int, int, str] | None:
     return None
 
 
+def is_pulse(experiment: Any) -> bool:
+    """Whether ``experiment`` is a pulse schedule (``Schedule`` or ``ScheduleBlock``)."""
+    from qiskit.pulse import Schedule, ScheduleBlock
+
+    return isinstance(experiment, (Schedule, ScheduleBlock))
+
+
 def normalize_experiments(experiments: Any) -> list[Any]:
-    """A list of ``QuantumCircuit`` from one circuit, a sequence of circuits, or file paths."""
+    """A list of experiments from one circuit or schedule, a sequence of them, or file paths:
+    all ``QuantumCircuit``, or all pulse schedules (``Schedule``/``ScheduleBlock``), never both."""
     from qiskit import QuantumCircuit
 
-    if isinstance(experiments, QuantumCircuit):
+    if isinstance(experiments, QuantumCircuit) or is_pulse(experiments):
         return [experiments]
     if isinstance(experiments, (str, os.PathLike)):
         return load_circuit_file(experiments)
     if not isinstance(experiments, Iterable):
         raise JobManagerInputError(
-            f"experiments must be circuits or circuit files, not {type(experiments).__name__}"
+            f"experiments must be circuits, pulse schedules or circuit files, not "
+            f"{type(experiments).__name__}"
         )
     circuits: list[Any] = []
     for i, item in enumerate(experiments):
-        if isinstance(item, QuantumCircuit):
+        if isinstance(item, QuantumCircuit) or is_pulse(item):
             circuits.append(item)
         elif isinstance(item, (str, os.PathLike)):
             circuits.extend(load_circuit_file(item))
         else:
             raise JobManagerInputError(
-                f"is a {type(item).__name__}; qjm runs QuantumCircuit objects or circuit files",
+                f"is a {type(item).__name__}; qjm runs QuantumCircuit objects, pulse schedules "
+                "(Schedule, ScheduleBlock) or circuit files",
                 f"experiment {i}",
             )
     if not circuits:
         raise JobManagerInputError("there are no experiments to run")
+    experiment_kind(circuits)
     return circuits
+
+
+def experiment_kind(experiments: Sequence[Any]) -> str:
+    """``"circuits"`` or ``"schedules"``: what a job set holds. A set holds one kind, since a
+    backend job runs one kind; the first experiment of the other kind is named in the error."""
+    pulse = is_pulse(experiments[0])
+    for i, item in enumerate(experiments):
+        if is_pulse(item) != pulse:
+            first, other = ("pulse schedules", "a circuit") if pulse else ("circuits", "a pulse schedule")
+            raise JobManagerInputError(
+                f"is {other}, but the experiments before it are {first}; a job set holds circuits "
+                "or pulse schedules, not both: run them as two job sets", _label(i, item))
+    return "schedules" if pulse else "circuits"
+
+
+def check_kind_runs(kind: str, runs: Sequence[str], backend_name: str, transpile: bool = False) -> None:
+    """Raise unless a backend that runs ``runs`` can take a set of ``kind`` experiments."""
+    if kind == "schedules" and "schedules" not in runs:
+        raise JobManagerInputError(
+            f"backend {backend_name} cannot run pulse schedules; run them on the local pulse "
+            "simulator: backend 'dynamics' (one transmon) or 'dynamics:fake_7q_pulse' (needs "
+            "qiskit-dynamics: pip install 'qjm-tui[pulse]')")
+    if kind == "circuits" and "circuits" not in runs:
+        raise JobManagerInputError(
+            f"backend {backend_name} runs pulse schedules only; run circuits on a circuit backend "
+            "such as 'aer'")
+    if kind == "schedules" and transpile:
+        raise JobManagerInputError("transpile applies to circuits; pulse schedules run as they are, "
+                                   "so leave transpile off (no --transpile)")
+
+
+def check_schedules(schedules: Sequence[Any]) -> None:
+    """Raise if a schedule cannot be stored and run as it is, whatever the backend: unassigned
+    parameters, unresolved references, or metadata that is not plain JSON."""
+    import json
+
+    for i, schedule in enumerate(schedules):
+        if schedule.is_parameterized():
+            names = ", ".join(sorted(p.name for p in schedule.parameters))
+            raise JobManagerInputError(f"has unassigned parameters ({names}); assign them first "
+                                       "(assign_parameters)", _label(i, schedule))
+        missing = [key for key, value in getattr(schedule, "references", {}).items() if value is None]
+        if missing:
+            keys = "; ".join(",".join(map(str, key)) if isinstance(key, tuple) else str(key)
+                             for key in missing)
+            raise JobManagerInputError(
+                f"calls schedules it does not hold ({keys}); assign them "
+                "with assign_references", _label(i, schedule))
+        try:
+            json.dumps(schedule.metadata)
+        except (TypeError, ValueError) as exc:
+            raise JobManagerInputError(f"has metadata that cannot be stored ({exc}); use plain "
+                                       "values (numbers, strings, lists, dicts)",
+                                       _label(i, schedule)) from None
 
 
 def validate_shots(shots: Any) -> int | None:

@@ -34,6 +34,7 @@ from typing import Any, BinaryIO
 from qjm_tui.core.circuits import circuits_to_qpy
 from qjm_tui.core.errors import JobManagerInputError
 from qjm_tui.core.inputs import (
+    DEFAULT_NAME,
     load_circuit_file,
     normalize_experiments,
     transpile_for,
@@ -54,6 +55,8 @@ _HEAD_V10 = struct.Struct("!6sBBBBQc")
 _HEAD_OLD = struct.Struct("!6sBBBBQ")
 #: where the program count sits in a QPY file header (after the magic and four version bytes)
 _COUNT_AT = 10
+#: where the QPY format version sits (right after the magic)
+_MAGIC_VERSION_AT = len(_MAGIC)
 
 
 class BlockSource:
@@ -206,6 +209,39 @@ def is_circuit_list(experiments: Any) -> bool:
         isinstance(c, QuantumCircuit) for c in experiments)
 
 
+def holds_schedules(experiments: Any) -> bool:
+    """Whether ``experiments`` are pulse schedules: a schedule, or a list (or tuple) holding one
+    or a QPY file of schedule blocks. Such sets are small and read whole (see :func:`listed`);
+    a mix with circuits is refused when they are read."""
+    from qjm_tui.core.inputs import is_pulse
+
+    if is_pulse(experiments):
+        return True
+    items = [experiments] if isinstance(experiments, (str, os.PathLike)) else experiments
+    if not isinstance(items, (list, tuple)):
+        return False
+    return any(is_pulse(item) or (isinstance(item, (str, os.PathLike)) and _qpy_of_schedules(Path(item)))
+               for item in items)
+
+
+def _qpy_of_schedules(path: Path) -> bool:
+    if not _streamable_qpy(path):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = _qpy_head(fh, path)[0]
+    except (OSError, JobManagerInputError):
+        return False
+    # the program-type key that ends the header: b"q" for circuits, b"s" for schedule blocks
+    return head[_MAGIC_VERSION_AT] >= 5 and head[-1:] == b"s"
+
+
+def listed(experiments: Sequence[Any]) -> Scanned:
+    """What :func:`scan` gives, for experiments already read and checked (pulse schedules)."""
+    names = ChunkedNames(str(getattr(e, "name", "")) for e in experiments)
+    return Scanned(len(experiments), names, None, None, [], list(experiments), _ListBlocks(experiments))
+
+
 def scan(experiments: Any, *, target_backend: Any, spec: str, transpile: bool,
          timing: DeviceTiming | None = None, timing_required: bool = False) -> Scanned:
     """Read, check (or transpile), name and time every experiment once; raise
@@ -263,6 +299,8 @@ class _StreamReader:
     def read(self, experiments: Any) -> None:
         from qiskit import QuantumCircuit
 
+        from qjm_tui.core.inputs import is_pulse
+
         if isinstance(experiments, (str, os.PathLike)):
             experiments = [experiments]
         elif not isinstance(experiments, Iterable):
@@ -273,10 +311,14 @@ class _StreamReader:
                 self._add(item, None)
             elif isinstance(item, (str, os.PathLike)):
                 self._read_file(Path(item))
+            elif is_pulse(item):
+                raise JobManagerInputError(
+                    "is a pulse schedule among circuits read one at a time; give pulse schedules "
+                    "as a list (or their QPY files), as a job set of their own", f"experiment {i}")
             else:
                 raise JobManagerInputError(
-                    f"is a {type(item).__name__}; qjm runs QuantumCircuit objects or circuit files",
-                    f"experiment {i}")
+                    f"is a {type(item).__name__}; qjm runs QuantumCircuit objects, pulse schedules "
+                    "(Schedule, ScheduleBlock) or circuit files", f"experiment {i}")
         self._flush()
         if not self.count:
             raise JobManagerInputError("there are no experiments to run")
@@ -316,8 +358,10 @@ class _StreamReader:
                     str(path)) from None
             circuit = loaded[0] if loaded else None
             if not isinstance(circuit, QuantumCircuit):
-                raise JobManagerInputError("holds pulse schedules; qjm runs circuits only", str(path))
-            if not circuit.name or circuit.name.startswith("circuit-"):
+                raise JobManagerInputError("holds pulse schedules, and the other experiments given are "
+                                           "circuits; a job set holds one kind: run them as two job "
+                                           "sets", str(path))
+            if not circuit.name or DEFAULT_NAME.fullmatch(circuit.name):
                 circuit.name = path.stem if total == 1 else f"{path.stem}[{k}]"
             end = offset + program.consumed
             self._add(circuit, (segment, offset, end) if segment is not None else None)

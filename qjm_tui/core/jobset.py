@@ -26,6 +26,7 @@ from qjm_tui.core.status import (
     job_status_phrase,
 )
 from qjm_tui.core.text import printable
+from qjm_tui.core.usage import job_usage_phrase, seconds_text, session_phrase, usage_phrase
 
 if TYPE_CHECKING:
     from qjm_tui.core.manager import JobManager
@@ -431,12 +432,21 @@ class ManagedJobSet:
             f"          Retries: {p.retries}",
             f"      Experiments: {p.experiments_done}/{p.experiments} done",
         ]
+        used = [j.usage for j in jobs if j.usage is not None]
+        estimated = [j.usage_estimate for j in jobs
+                     if j.usage is None and j.usage_estimate is not None and j.status not in JOB_FINAL]
+        usage = usage_phrase(sum(used) if used else None, sum(estimated) if estimated else None)
+        if usage:
+            lines.append(f"        QPU usage: {usage}")
         estimates = [j.estimated_seconds for j in jobs if j.estimated_seconds is not None]
         if estimates:
-            used = [u for u in (getattr(j, "usage", None) for j in jobs) if u is not None]
-            lines.append(f"   Estimated time: {seconds_text(sum(estimates))} on the backend "
-                         f"(shots x (duration + repetition delay) + overhead, summed over the jobs)"
-                         + (f"; used {seconds_text(sum(used))} as the service reports" if used else ""))
+            # qjm's own estimate, from the backend's instruction durations, beside the service's
+            lines.append(f"   Estimated time: {estimate_text(sum(estimates))} on the backend "
+                         "(shots x (duration + repetition delay) + overhead, over the jobs)")
+        if row.stop_reason and p.state == SetState.INTERRUPTED:
+            lines += ["", f"Stopped: {printable(row.stop_reason)}",
+                      f"  finished jobs keep their results; `qjm resume {printable(row.id)}` goes on "
+                      "once that is fixed"]
         unstored = self.unstored_experiments()
         if unstored:
             lines += ["", f"Never stored: {printable(unstored_message(row, unstored))}"]
@@ -454,10 +464,14 @@ class ManagedJobSet:
                     f"    status: {job_status_phrase(job.status)}",
                     f"    attempts: {job.attempts} (retries: {job.retries})",
                 ]
+                where = session_phrase(job.session_mode, job.session_id)
+                if where:
+                    lines.append(f"    runs in: {printable(where)}")
+                job_usage = job_usage_phrase(job.usage, job.usage_estimate)
+                if job_usage:
+                    lines.append(f"    QPU usage: {job_usage}")
                 if job.estimated_seconds is not None:
-                    used = getattr(job, "usage", None)
-                    lines.append(f"    estimated time: {seconds_text(job.estimated_seconds)}"
-                                 + (f"; used {seconds_text(used)}" if used is not None else ""))
+                    lines.append(f"    estimated time: {estimate_text(job.estimated_seconds)}")
                 if job.last_error:
                     lines.append(f"    error: {printable(job.last_error)}")
         return "\n".join(lines)
@@ -577,14 +591,15 @@ def unstored_message(row: st.JobSetRow, missing: Sequence[int]) -> str:
             "cannot be retried or resumed, run them again from their source in a new job set")
 
 
-def seconds_text(seconds: float) -> str:
-    """An estimated time as a report gives it: ``183.2 s (3m03s)``, the figure first."""
+def estimate_text(seconds: float) -> str:
+    """An estimated time as a report gives it: the seconds as the service's usage reads
+    (``12.5 s``), and from a minute on in minutes too (``183 s (3m03s)``)."""
     if seconds < 60:
-        return f"{seconds:,.1f} s"
+        return seconds_text(seconds)
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     human = f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
-    return f"{seconds:,.1f} s ({human})"
+    return f"{seconds_text(seconds)} ({human})"
 
 
 def index_ranges(indices: Sequence[int]) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qjm_tui.core import store as st
+from qjm_tui.core.circuits import circuits_from_qpy
 from qjm_tui.core.engine import Clock, JobSetRunner, RetryPolicy
 from qjm_tui.core.errors import (
     BackendConfigurationError,
@@ -27,6 +28,7 @@ from qjm_tui.core.errors import (
     JobManagerInputError,
     JobManagerInvalidStateError,
     JobManagerTimeoutError,
+    JobSetStopped,
 )
 from qjm_tui.core.events import (
     CancelRequested,
@@ -44,10 +46,22 @@ from qjm_tui.core.events import (
 from qjm_tui.core.inputs import (
     MAX_NAME_LENGTH,
     MAX_TAG_LENGTH,
+    check_kind_runs,
     check_label,
+    check_schedules,
+    experiment_kind,
+    normalize_experiments,
     validate_shots,
 )
-from qjm_tui.core.intake import Scanned, check_keep_together, count_hint, groups, scan
+from qjm_tui.core.intake import (
+    Scanned,
+    check_keep_together,
+    count_hint,
+    groups,
+    holds_schedules,
+    listed,
+    scan,
+)
 from qjm_tui.core.jobset import ManagedJobSet, unstored_message
 from qjm_tui.core.options import check_run_options
 from qjm_tui.core.ports import BackendFactory, BackendLimits, ExecutionBackend
@@ -199,10 +213,12 @@ class JobManager:
         """Split ``experiments`` into jobs within the backend's limits and start them.
 
         ``experiments`` are circuits, circuit files (OpenQASM 2/3, QPY) or a mix, as a list or
-        any iterable (a generator of a million circuits is read once, never held); ``backend``
-        is a Qiskit backend or a spec string such as ``"aer"``. Everything is validated before
-        anything is stored or submitted. Returns once every circuit is safely in the store
-        (jobs are already running by then); the jobs go on in the background.
+        any iterable (a generator of a million circuits is read once, never held), or pulse
+        schedules (``Schedule``, ``ScheduleBlock``, QPY files of blocks) for a pulse backend
+        such as ``"dynamics"``; ``backend`` is a Qiskit backend or a spec string such as
+        ``"aer"``. Everything is validated before anything is stored or submitted. Returns
+        once every circuit is safely in the store (jobs are already running by then); the jobs
+        go on in the background.
 
         ``keep_together`` names groups of experiments that must each run in one job: a list
         of groups (each a list or range of experiment indices or circuit names), a mapping of
@@ -239,9 +255,11 @@ class JobManager:
         if name is not None:
             check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
+        kind = "schedules" if holds_schedules(experiments) else "circuits"
+        check_kind_runs(kind, adapter.experiment_kinds, adapter.spec, transpile)
         run_config = check_run_options(run_config, adapter.run_options(), adapter.spec)
         limits = adapter.limits()
-        target_backend = adapter.target()
+        target_backend = adapter.target() if kind == "circuits" else None
         timing = device_timing(target_backend, adapter.spec, adapter, run_config) \
             if target_backend is not None else None
         if max_seconds is not None and timing is None and max_job_seconds is None:
@@ -262,8 +280,14 @@ class JobManager:
             _check_job_count(count_jobs(hint, limits, shots, max_experiments_per_job,
                                         preferred=preferred_size(hint) if use_preferred else None),
                              job_cap, limits, shots, adapter.spec)
-        scanned = scan(experiments, target_backend=target_backend, spec=adapter.spec,
-                       transpile=transpile, timing=timing, timing_required=max_seconds is not None)
+        if kind == "schedules":
+            schedules = normalize_experiments(experiments)
+            check_schedules(schedules)
+            adapter.check_schedules(schedules)
+            scanned = listed(schedules)
+        else:
+            scanned = scan(experiments, target_backend=target_backend, spec=adapter.spec,
+                           transpile=transpile, timing=timing, timing_required=max_seconds is not None)
         try:
             return self._store_and_start(scanned, adapter, limits, shots, name, tags, run_config,
                                          job_cap, max_experiments_per_job,
@@ -492,6 +516,12 @@ class JobManager:
                 state = self.job_set_state(job_set_id)
                 if state in SET_FINAL:
                     return state
+                reason = self.store.get_job_set(job_set_id).stop_reason \
+                    if state == SetState.INTERRUPTED else None
+                if reason:
+                    # Stopped on purpose (the service refused the account): resuming at once
+                    # would only be refused again.
+                    raise JobSetStopped(stopped_message(job_set_id, reason), reason)
                 if state == SetState.INTERRUPTED and self.reattachable(job_set_id):
                     # The backend kept the jobs: pick them up where the ended process left them.
                     self.resume_job_set(job_set_id)
@@ -726,6 +756,7 @@ class JobManager:
                     ) from None
                 raise
             if backend is not None and adapter.spec != row.backend:
+                self._check_kind_moves(job_set_id, adapter)
                 try:  # the set's options go with it: the new backend must take them too
                     check_run_options(row.run_options, adapter.run_options(), adapter.spec)
                 except JobManagerInputError as exc:
@@ -759,6 +790,20 @@ class JobManager:
                                    finished=self.now())
         return unrunnable
 
+    def _check_kind_moves(self, job_set_id: str, adapter: ExecutionBackend) -> None:
+        """Refuse to move a set to a backend that cannot run its kind of experiment (pulse
+        schedules to a circuit backend, or the reverse); the first stored one tells the kind."""
+        ranges = self.store.stored_ranges(job_set_id)
+        if not ranges:
+            return
+        start = ranges[0][0]
+        first = circuits_from_qpy(self.store.circuit_blocks(job_set_id, start, start + 1)[0][2])[:1]
+        try:
+            check_kind_runs(experiment_kind(first), adapter.experiment_kinds, adapter.spec)
+        except JobManagerInputError as exc:
+            raise JobManagerInputError(f"job set {job_set_id} cannot move to {adapter.spec}: {exc}") \
+                from None
+
     def _move(self, job_set_id: str, spec: str, to_reset: list[int]) -> list[int]:
         """Record that the rest of the set runs on ``spec``; returns the jobs to run afresh.
 
@@ -768,6 +813,12 @@ class JobManager:
         self.store.update_job_set(job_set_id, backend=spec)
         held = self.store.job_indices(job_set_id, set(JobStatus) - JOB_FINAL - {JobStatus.PENDING})
         return sorted(set(to_reset) | set(held))
+
+
+def stopped_message(job_set_id: str, reason: str) -> str:
+    """What a set that stopped submitting (the service refused the account) tells its reader."""
+    return (f"job set {job_set_id} stopped: {reason}; finished jobs keep their results, and "
+            f"nothing more was submitted: resume it (qjm resume {job_set_id}) once that is fixed")
 
 
 def _say(text: str) -> None:

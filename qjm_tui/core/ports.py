@@ -4,8 +4,9 @@ The engine drives backends only through :class:`ExecutionBackend`, so it can be 
 scripted fake and never depends on Qiskit's job classes; the adapters in ``qjm_tui.backends``
 implement it. An adapter classifies its own failures by raising
 :class:`~qjm_tui.core.errors.BackendLimitReached` (wait for a slot),
-:class:`~qjm_tui.core.errors.TransientBackendError` (retry with backoff) or
-:class:`~qjm_tui.core.errors.PermanentBackendError` (fail the job, keep the message), and
+:class:`~qjm_tui.core.errors.TransientBackendError` (retry with backoff),
+:class:`~qjm_tui.core.errors.PermanentBackendError` (fail the job, keep the message) or
+:class:`~qjm_tui.core.errors.AccessRefused` (stop submitting the set: quota, credentials), and
 reports job states with :class:`~qjm_tui.core.status.JobStatus` members (queued, running,
 done, failed, cancelled).
 
@@ -105,11 +106,21 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class JobStatusInfo:
-    """A backend job's state. ``retryable`` marks a failure worth running again."""
+    """A backend job's state. ``retryable`` marks a failure worth running again.
+
+    Where the service says so, also what the job costs and where it runs: ``usage`` is the
+    quantum time it used in seconds (known once it ran), ``usage_estimate`` the service's
+    estimate before it runs, and ``session_id`` / ``session_mode`` the group of jobs the service
+    runs it in (an IBM Runtime batch or session). The engine records them on the job.
+    """
 
     state: JobStatus
     message: str | None = None
     retryable: bool = False
+    usage: float | None = None
+    usage_estimate: float | None = None
+    session_id: str | None = None
+    session_mode: str | None = None
 
 
 @dataclass
@@ -118,6 +129,8 @@ class JobPayload:
 
     ``qpy`` carries the circuits already serialised (the store needs that form anyway), so
     adapters that ship circuits to another process reuse it instead of serialising twice.
+    ``group`` names the job set the job belongs to, for adapters that run a set's jobs
+    together (see :meth:`ExecutionBackend.start_group`).
     """
 
     circuits: Sequence[Any]
@@ -125,6 +138,7 @@ class JobPayload:
     run_options: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     qpy: bytes | None = None
+    group: str | None = None
 
     def qpy_bytes(self) -> bytes:
         """The circuits as QPY bytes, made once on first use."""
@@ -146,6 +160,8 @@ class ExecutionBackend(ABC):
     inline_submit: bool = True
     #: seconds between status polls when the adapter has no completion callbacks
     poll_interval: float = 1.0
+    #: what the backend runs: ``"circuits"``, ``"schedules"`` (pulse), or both
+    experiment_kinds: tuple[str, ...] = ("circuits",)
 
     def __init__(self) -> None:
         self._listeners: list[Callable[[], None]] = []
@@ -175,6 +191,10 @@ class ExecutionBackend(ABC):
         """A Qiskit ``BackendV2`` (or ``None``) used to validate and transpile circuits."""
         return None
 
+    def check_schedules(self, schedules: Sequence[Any]) -> None:
+        """Raise :class:`~qjm_tui.core.errors.JobManagerInputError`, naming the schedule and
+        what is wrong, if this backend cannot run one of ``schedules`` (pulse backends only)."""
+
     def run_options(self) -> RunOptions | None:
         """The run options this backend takes, read from the backend itself where it can say.
 
@@ -199,6 +219,15 @@ class ExecutionBackend(ABC):
         except Exception:
             return False
         return True
+
+    def start_group(self, group: str, earlier: Sequence[str]) -> None:
+        """A job set (``group``) starts or resumes here. ``earlier`` are the ids of the groups
+        its jobs ran in before (an IBM Runtime batch), oldest first: an adapter that groups a
+        set's jobs may go on in the newest one while the service still takes jobs in it."""
+
+    def end_group(self, group: str) -> None:
+        """Every job of the set has been submitted (or the set stops): an adapter that groups
+        jobs closes the group, so the service knows no more are coming. Jobs in it go on."""
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Register a callback the adapter calls (from any thread) when a job may have changed.
@@ -249,6 +278,7 @@ class ConfiguredBackend(ExecutionBackend):
         self.spec = inner.spec
         self.inline_submit = inner.inline_submit
         self.poll_interval = inner.poll_interval
+        self.experiment_kinds = inner.experiment_kinds
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes this wrapper lacks (preferred_job_size, submissions, ...).
@@ -274,6 +304,9 @@ class ConfiguredBackend(ExecutionBackend):
     def target(self) -> Any | None:
         return self.inner.target()
 
+    def check_schedules(self, schedules: Sequence[Any]) -> None:
+        self.inner.check_schedules(schedules)
+
     def run_options(self) -> RunOptions | None:
         return self.inner.run_options()
 
@@ -285,6 +318,12 @@ class ConfiguredBackend(ExecutionBackend):
 
     def knows(self, job_id: str) -> bool:
         return self.inner.knows(job_id)
+
+    def start_group(self, group: str, earlier: Sequence[str]) -> None:
+        self.inner.start_group(group, earlier)
+
+    def end_group(self, group: str) -> None:
+        self.inner.end_group(group)
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         self.inner.add_listener(listener)

@@ -32,10 +32,10 @@ from typing import Any
 
 from qjm_tui.core.errors import JobManagerInvalidStateError, JobManagerUnknownJobSet, StoreError
 from qjm_tui.core.sqlite import immediate_transaction
-from qjm_tui.core.status import JobStatus, SetState
+from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
 
 APP_ID = "qjm"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: experiment names are kept in chunks of this many (one JSON list per chunk), so reading one
 #: name of a million-experiment set parses a thousand, not a million
@@ -113,7 +113,17 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX job_sets_changes ON job_sets(seq);
     CREATE INDEX deleted_sets_changes ON deleted_sets(seq);
     """,
-    # version 3: experiment names in chunks beside the set (one JSON list of a million names on
+    # version 3: what a job costs and where it ran, as the service reports it (quantum seconds
+    # used, the estimate before it ran, the batch or session it ran in), and why a set stopped
+    # short of its end (a quota used up, credentials refused) while it stays resumable.
+    """
+    ALTER TABLE jobs ADD COLUMN session_id TEXT;
+    ALTER TABLE jobs ADD COLUMN session_mode TEXT;
+    ALTER TABLE jobs ADD COLUMN usage REAL;
+    ALTER TABLE jobs ADD COLUMN usage_estimate REAL;
+    ALTER TABLE job_sets ADD COLUMN stop_reason TEXT;
+    """,
+    # version 4: experiment names in chunks beside the set (one JSON list of a million names on
     # the set's row was parsed on every read of the row), and each job's estimated time.
     """
     CREATE TABLE experiment_names (
@@ -154,6 +164,9 @@ class JobSetRow:
     cancel_requested: bool = False
     #: the store's change number of the last write to this set or any of its jobs
     seq: int = 0
+    #: why the set stopped short of its end and waits to be resumed (the service refused the
+    #: account: a quota used up, credentials refused); None otherwise
+    stop_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +190,13 @@ class JobRow:
     updated: float
     #: the store's change number of the last write to this job
     seq: int = 0
+    #: the batch or session the service runs the job in, and which of the two it is
+    session_id: str | None = None
+    session_mode: str | None = None
+    #: quantum seconds the job used, as the service reports them once it ran
+    usage: float | None = None
+    #: the service's estimate of the quantum seconds, before the job runs
+    usage_estimate: float | None = None
     #: the job's estimated time on the backend, in seconds (None: the backend publishes no
     #: instruction durations)
     estimated_seconds: float | None = None
@@ -214,6 +234,12 @@ class JobSetSummary:
     units: dict[str, int] = field(default_factory=dict)
     #: how many shots rounds the set's experiments run in
     rounds: int = 1
+    #: quantum seconds the set's jobs used, as the service reported them (None: none reported)
+    usage: float | None = None
+    #: the service's estimates for the jobs that have not reported their usage yet
+    usage_estimate: float | None = None
+    #: why the set stopped short of its end (see :attr:`JobSetRow.stop_reason`)
+    stop_reason: str | None = None
     #: the sum of its jobs' estimated times on the backend, in seconds (None: no estimate)
     estimated_seconds: float | None = None
 
@@ -769,17 +795,18 @@ class Store:
                 )
             tx.execute(
                 "UPDATE job_sets SET state=?, owner_host=?, owner_pid=?, heartbeat=?, finished=NULL,"
-                " cancel_requested=0, updated=?, seq=? WHERE id=?",
+                " cancel_requested=0, stop_reason=NULL, updated=?, seq=? WHERE id=?",
                 (SetState.RUNNING, self.host, os.getpid(), time.time(), self.now(), seq, job_set_id),
             )
 
-    def release(self, job_set_id: str) -> None:
+    def release(self, job_set_id: str, stop_reason: str | None = None) -> None:
         """Give up ownership of a running set without finishing it: it reads ``interrupted``
-        (resumable) to everyone from now on."""
+        (resumable) to everyone from now on; ``stop_reason`` says why it stopped, when it did
+        not stop because its process went away."""
         with self._change() as (tx, seq):
-            tx.execute("UPDATE job_sets SET owner_pid=NULL, heartbeat=NULL, updated=?, seq=?"
-                       " WHERE id=? AND owner_host=? AND owner_pid=?",
-                       (self.now(), seq, job_set_id, self.host, os.getpid()))
+            tx.execute("UPDATE job_sets SET owner_pid=NULL, heartbeat=NULL, updated=?, seq=?,"
+                       " stop_reason=? WHERE id=? AND owner_host=? AND owner_pid=?",
+                       (self.now(), seq, stop_reason, job_set_id, self.host, os.getpid()))
 
     def heartbeat(self, job_set_id: str) -> bool:
         """Record that the owner is alive; returns whether a cancel was requested."""
@@ -810,7 +837,8 @@ class Store:
 
     _JOB_COLUMNS = ("SELECT job_set_id, idx, start, stop, shots, round, status, backend_job_id,"
                     " client_tag, attempts, retries, last_error, submitted, finished, updated, seq,"
-                    " estimated_seconds FROM jobs WHERE job_set_id=?")
+                    " session_id, session_mode, usage, usage_estimate, estimated_seconds"
+                    " FROM jobs WHERE job_set_id=?")
 
     def jobs(self, job_set_id: str) -> list[JobRow]:
         """The job set's jobs in index order."""
@@ -1010,7 +1038,9 @@ class Store:
             "SELECT s.id, s.name, s.tags, s.backend, s.shots, s.n_experiments, s.state, s.created,"
             " s.updated, s.finished, s.owner_host, s.owner_pid, s.heartbeat, s.seq,"
             " j.status, COUNT(j.idx), COALESCE(SUM(j.stop - j.start), 0),"
-            " COALESCE(SUM(j.retries), 0), COALESCE(MAX(j.round), 0), SUM(j.estimated_seconds)"
+            " COALESCE(SUM(j.retries), 0), COALESCE(MAX(j.round), 0),"
+            " SUM(j.usage), SUM(CASE WHEN j.usage IS NULL THEN j.usage_estimate END), s.stop_reason,"
+            " SUM(j.estimated_seconds)"
             " FROM job_sets s LEFT JOIN jobs j ON j.job_set_id = s.id"
         )
         args: list[Any] = []
@@ -1032,7 +1062,9 @@ class Store:
             counts = {p[14]: p[15] for p in parts if p[14] is not None}
             rounds = 1 + max(p[18] for p in parts)
             done_units = sum(p[16] for p in parts if p[14] == JobStatus.DONE)
-            estimates = [p[19] for p in parts if p[19] is not None]
+            used = [p[19] for p in parts if p[19] is not None]
+            estimated = [p[20] for p in parts if p[20] is not None and p[14] not in JOB_FINAL]
+            estimates = [p[22] for p in parts if p[22] is not None]
             out.append(JobSetSummary(
                 id=set_id, name=name, tags=json.loads(tags), backend=backend, shots=shots,
                 n_experiments=n, state=self._effective(state, host, pid, heartbeat, now),
@@ -1040,16 +1072,17 @@ class Store:
                 total_jobs=sum(counts.values()), experiments_done=done_units // rounds,
                 retries=sum(p[17] for p in parts), seq=seq,
                 units={p[14]: p[16] for p in parts if p[14] is not None}, rounds=rounds,
-                estimated_seconds=sum(estimates) if estimates else None,
+                usage=sum(used) if used else None, usage_estimate=sum(estimated) if estimated else None,
+                stop_reason=parts[0][21], estimated_seconds=sum(estimates) if estimates else None,
             ))
         return out
 
     def _job_set_row(self, row: tuple[Any, ...]) -> JobSetRow:
         (id_, name, tags, backend, shots, run_options, n, _names, state, created, updated,
-         finished, host, pid, heartbeat, cancel_requested, seq) = row[:17]
+         finished, host, pid, heartbeat, cancel_requested, seq, stop_reason) = row[:18]
         return JobSetRow(id_, name, json.loads(tags), backend, shots, json.loads(run_options), n,
                          ExperimentNames(self, id_, n), state, created, updated, finished, host, pid,
-                         heartbeat, bool(cancel_requested), seq)
+                         heartbeat, bool(cancel_requested), seq, stop_reason)
 
 
 def _unwritable(path: Path) -> str | None:

@@ -12,6 +12,7 @@ and the app keeps running.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from collections.abc import Callable, Iterable
@@ -45,6 +46,9 @@ else:
 
 log = logging.getLogger("qjm_tui.tui")
 
+#: what a read-only app says when an action that changes something is reached anyway
+READ_ONLY_REFUSAL = "this app is read-only (started with --read-only): it changes nothing"
+
 #: the keys of the job-set actions; each id can be remapped in the config file's [keys] table
 SET_BINDINGS: list[Binding] = [
     Binding("n", "new_job_set", "New", id="set.new", tooltip="start a job set from circuit files"),
@@ -63,6 +67,22 @@ SET_BINDINGS: list[Binding] = [
     Binding("H", "save_histogram", "Save histogram", id="set.save_histogram", show=False,
             tooltip="save the histogram on screen as an SVG picture"),
 ]
+
+
+def changes_things(action: Callable[..., None]) -> Callable[..., None]:
+    """Mark an action that changes something (the store, a file, a running set). A read-only
+    app offers none of them (no key, footer entry, help line or palette entry) and refuses each
+    one that is reached another way, saying why."""
+
+    @functools.wraps(action)
+    def guarded(self: JobSetActions, *args: Any, **kwargs: Any) -> None:
+        if self.read_only:
+            self.notify(READ_ONLY_REFUSAL, title="read-only", severity="warning")
+            return None
+        return action(self, *args, **kwargs)
+
+    guarded.changes_things = True  # type: ignore[attr-defined]
+    return guarded
 
 
 def parse_tag_edit(text: str) -> tuple[list[str] | None, list[str], list[str]]:
@@ -114,6 +134,8 @@ class JobSetActions(_Base):
 
     BINDINGS: ClassVar[list[Binding]] = SET_BINDINGS
     manager: JobManager
+    #: True for an app that only looks: every action marked ``changes_things`` is off
+    read_only: bool = False
     selected_summary: Callable[[], JobSetSummary | None]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -125,11 +147,28 @@ class JobSetActions(_Base):
         super().__init_subclass__(**kwargs)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The command palette's entries: Textual's own, then every job-set action by name."""
-        yield from super().get_system_commands(screen)
+        """The command palette's entries: Textual's own, then every job-set action by name
+        (in a read-only app, only those that change nothing, and no screenshot file)."""
+        for command in super().get_system_commands(screen):
+            if not (self.read_only and command.title == "Screenshot"):
+                yield command
         for binding in SET_BINDINGS:
-            yield SystemCommand(f"Job set: {binding.description}", binding.tooltip,
-                                getattr(self, f"action_{binding.action}"))
+            if self.offers(binding.action):
+                yield SystemCommand(f"Job set: {binding.description}", binding.tooltip,
+                                    getattr(self, f"action_{binding.action}"))
+
+    def offers(self, action: str) -> bool:
+        """Whether the app offers one of its own actions: all of them, except, in a read-only
+        app, those that change something."""
+        return not (self.read_only and getattr(getattr(self, f"action_{action}", None),
+                                               "changes_things", False))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Textual asks this before running a key's action and to decide what the footer
+        shows: False hides and disables an action the app does not offer."""
+        if not self.offers(action):
+            return False
+        return super().check_action(action, parameters)
 
     def on_mount(self) -> None:
         """Apply the config file's [keys] table; a bad entry is named in a notification."""
@@ -166,6 +205,7 @@ class JobSetActions(_Base):
 
     # -- actions -----------------------------------------------------------------------------
 
+    @changes_things
     def action_new_job_set(self) -> None:
         """Open the new-set form; once it has started a set, say so."""
 
@@ -179,6 +219,7 @@ class JobSetActions(_Base):
 
         self.push_screen(NewJobSetForm(self.manager), started)
 
+    @changes_things
     def action_cancel_job_set(self) -> None:
         """Ask, then cancel every unfinished job of the selected set (results kept)."""
         summary = self._target()
@@ -200,6 +241,7 @@ class JobSetActions(_Base):
             return f"job set {summary.id} had already finished; nothing to cancel"
         return f"cancelling job set {set_label(summary)}; finished jobs keep their results"
 
+    @changes_things
     def action_retry_job_set(self) -> None:
         """Run the failed and cancelled jobs of the selected set again (as ``qjm retry``)."""
         summary = self._target()
@@ -215,6 +257,7 @@ class JobSetActions(_Base):
 
         self._in_background("retry", retry)
 
+    @changes_things
     def action_resume_job_set(self) -> None:
         """Finish the selected interrupted set (as ``qjm resume``): reattach to jobs the backend
         still has and run those that never finished."""
@@ -232,6 +275,7 @@ class JobSetActions(_Base):
 
         self._in_background("resume", resume)
 
+    @changes_things
     def action_rename_job_set(self) -> None:
         """Give the selected set a new name."""
         summary = self._target()
@@ -247,6 +291,7 @@ class JobSetActions(_Base):
         self.push_screen(TextPrompt(f"Rename {set_label(summary)}", summary.name,
                                     hint="Enter renames, Escape keeps the name"), answered)
 
+    @changes_things
     def action_tag_job_set(self) -> None:
         """Add and remove tags of the selected set in one line (``+a -b``), or replace them."""
         summary = self._target()
@@ -271,6 +316,7 @@ class JobSetActions(_Base):
                                     hint=f"now: {current or '(none)'}.  '+a -b' adds a and removes b; "
                                          "'a, b' replaces all; empty clears"), answered)
 
+    @changes_things
     def action_export_job_set(self) -> None:
         """Write the selected set's results to a file (JSON, CSV or a Qiskit Result)."""
         summary = self._target()
@@ -300,6 +346,7 @@ class JobSetActions(_Base):
             self.copy_to_clipboard(summary.id)
             self.notify(f"copied {summary.id}", timeout=3)
 
+    @changes_things
     def action_delete_job_set(self) -> None:
         """Ask, then delete the selected set from the store; a running set is refused."""
         summary = self._target()
@@ -319,6 +366,7 @@ class JobSetActions(_Base):
                 "of them, are removed from the store. This cannot be undone.")
         self.push_screen(ConfirmDialog(f"Delete {set_label(summary)}?", body, "Delete"), answered)
 
+    @changes_things
     def action_save_histogram(self) -> None:
         """Save the histogram on screen as an SVG picture, to a file the user names."""
         source = getattr(self, "histogram_counts", None)

@@ -37,7 +37,7 @@ from textual.widgets import DataTable, Footer, Header
 from qjm_tui import JobManager, views
 from qjm_tui.config import Config, load_config, log_path
 from qjm_tui.core.events import Event
-from qjm_tui.core.store import JobSetSummary
+from qjm_tui.core.store import JobSetSummary, Store
 from qjm_tui.tui.actions import SET_BINDINGS, JobSetActions
 from qjm_tui.tui.browser import SetBrowser
 from qjm_tui.tui.grid import SetPane
@@ -85,14 +85,17 @@ class QjmApp(JobSetActions, App[int]):
 
     def __init__(self, manager: JobManager, *, clock: Callable[[], float] = time.time,
                  watch_interval: float = 1.0, flush_interval: float = 0.5,
-                 store_label: str | None = None) -> None:
+                 store_label: str | None = None, read_only: bool = False) -> None:
         super().__init__()
         self.manager = manager
+        self.read_only = read_only
         self.clock = clock
         self.watch_interval = watch_interval
         self.flush_interval = flush_interval
         self.unicode = views.unicode_ok(sys.__stdout__)
         self.store_label = store_label or display_path(manager.store.path)
+        if read_only:
+            self.title = f"{self.TITLE} (read-only)"  # first, so a long store path cannot hide it
         self._seq = -1
         self._pane = 0
         self._dirty = threading.Event()
@@ -300,6 +303,8 @@ class QjmApp(JobSetActions, App[int]):
             for widget, b in bindings:
                 if not b.description or (b.id or b.action) in seen:
                     continue
+                if widget is self and not self.offers(b.action):
+                    continue  # an action a read-only app does not offer
                 seen.add(b.id or b.action)
                 keys = self._keymap.get(b.id, b.key) if b.id else b.key
                 shown = ", ".join(self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
@@ -375,20 +380,28 @@ class QjmApp(JobSetActions, App[int]):
 
 def make_app(store_path: Path | None = None, *, clock: Callable[[], float] = time.time,
              config: Config | None = None, watch_interval: float = 1.0,
-             flush_interval: float = 0.5, store_label: str | None = None) -> QjmApp:
-    """Build the app on the store at ``store_path`` (None: the configured default store)."""
+             flush_interval: float = 0.5, store_label: str | None = None,
+             read_only: bool = False) -> QjmApp:
+    """Build the app on the store at ``store_path`` (None: the configured default store).
+
+    ``read_only``: the app offers no action that changes anything, and opens the store
+    read-only, so a write that got through anyway would be refused by the store too."""
     config = config if config is not None else load_config()
-    return QjmApp(JobManager(store_path, config=config), clock=clock, watch_interval=watch_interval,
-                  flush_interval=flush_interval, store_label=store_label)
+    store: Store | Path | None = store_path
+    if read_only:
+        store = Store(store_path if store_path is not None else config.store_path(), read_only=True)
+    return QjmApp(JobManager(store, config=config), clock=clock, watch_interval=watch_interval,
+                  flush_interval=flush_interval, store_label=store_label, read_only=read_only)
 
 
-def run_app(store_path: Path | None = None) -> int:
-    """Run the app full screen on ``store_path`` (None: the store in $QJM_HOME or the default)."""
+def run_app(store_path: Path | None = None, *, read_only: bool = False) -> int:
+    """Run the app full screen on ``store_path`` (None: the store in $QJM_HOME or the default);
+    ``read_only`` for an app that only looks (see :func:`make_app`)."""
     path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(filename=path, level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = make_app(store_path)
+    app = make_app(store_path, read_only=read_only)
     try:
         result = app.run()
     finally:

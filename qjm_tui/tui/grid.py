@@ -632,6 +632,9 @@ class SetPane(Vertical):
                 eta = (figures.experiments - figures.experiments_done) / rate
             line.append(f" · ETA {views.duration(eta)}")
         line.append(f" · {views.duration(figures.elapsed)} elapsed · {figures.retries} retries")
+        usage = views.set_usage_text(summary)
+        if usage:
+            line.append(f" · {usage}")
         self.query_one("#set-progress", Static).update(line)
 
     def _show_legend(self) -> None:
@@ -675,12 +678,9 @@ def job_details(job: JobRow, now: float, glyphs: Mapping[str, str]) -> Text:
     text.append(f"submitted {views.clock_time(job.submitted)} · finished {views.clock_time(job.finished)}")
     if job.status in views.JOB_ACTIVE_STATUSES and job.submitted is not None:
         text.append(f" · running for {views.duration(max(0.0, now - job.submitted))}")
-    if job.estimated_seconds is not None:
-        text.append(f"\nestimated {views.duration(job.estimated_seconds)} on the backend")
-        # the service's own account, where it gives one, beside the estimate
-        used = getattr(job, "usage", None)
-        if used is not None:
-            text.append(f" · used {views.duration(used)}")
+    cost = views.job_cost_text(job)
+    if cost:
+        text.append(f"\n{cost}")
     if job.last_error:
         label = "error: " if job.status == "failed" else "last error (retried): "
         text.append("\n" + label, style="bold red")
