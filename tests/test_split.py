@@ -8,9 +8,29 @@ from hypothesis import strategies as st
 
 from qjm_tui.core.errors import JobManagerInputError
 from qjm_tui.core.ports import BackendLimits
-from qjm_tui.core.split import Group, JobTime, count_jobs, merge_groups, plan_jobs, shot_rounds
+from qjm_tui.core.split import (
+    Group,
+    JobTime,
+    PlannedJob,
+    count_jobs,
+    merge_groups,
+    plan_jobs,
+    shot_rounds,
+)
 
 optional_limit = st.one_of(st.none(), st.integers(min_value=1, max_value=300))
+
+
+def _check_limits(job: PlannedJob, max_circuits: int | None, user_max: int | None,
+                  max_exec: int | None) -> None:
+    """The job holds an experiment at least and no more than any limit allows."""
+    assert job.size >= 1
+    if max_circuits:
+        assert job.size <= max_circuits
+    if user_max:
+        assert job.size <= user_max
+    if max_exec:
+        assert job.size * job.shots <= max_exec
 
 
 @given(
@@ -38,16 +58,10 @@ def test_plan_covers_every_experiment_in_order_within_every_limit(
         for a, b in zip(jobs, jobs[1:], strict=False):
             assert a.stop == b.start
         for job in jobs:
-            assert job.size >= 1
             assert job.shots == round_shots
-            if max_circuits:
-                assert job.size <= max_circuits
-            if user_max:
-                assert job.size <= user_max
             if max_shots:
                 assert job.shots <= max_shots
-            if max_exec:
-                assert job.size * job.shots <= max_exec
+            _check_limits(job, max_circuits, user_max, max_exec)
         # only the last job of a round may be smaller than the others
         assert len({j.size for j in jobs[:-1]}) <= 1
 
@@ -133,13 +147,7 @@ def test_groups_are_never_split_and_every_limit_holds(
     assert count_jobs(n, limits, shots, user_max, groups=groups, preferred=preferred) == len(plan)
     _check_plan(plan, n, merged, rounds)
     for job in plan:
-        assert job.size >= 1
-        if max_circuits:
-            assert job.size <= max_circuits
-        if user_max:
-            assert job.size <= user_max
-        if max_exec:
-            assert job.size * job.shots <= max_exec
+        _check_limits(job, max_circuits, user_max, max_exec)
         if preferred and job.size > preferred:
             # only a group larger than the preferred size makes a job larger than it
             assert any(g.start == job.start and g.stop == job.stop for g in merged), job

@@ -187,7 +187,7 @@ def child_counts(args: dict[str, Any]) -> dict[str, Any]:
 def child_app(args: dict[str, Any]) -> dict[str, Any]:
     from qjm_tui.config import Config
     from qjm_tui.tui.app import make_app
-    from qjm_tui.tui.bench import KEY, KEY_PATIENCE, KEY_PAUSE, SIZE, FrameProbe, _until
+    from qjm_tui.tui.bench import SIZE, FrameProbe, _until, press_keys
 
     async def measure() -> dict[str, Any]:
         app = make_app(Path(args["home"]) / "qjm.sqlite", config=Config(executor="threads"))
@@ -204,19 +204,9 @@ def child_app(args: dict[str, Any]) -> dict[str, Any]:
             pane.grid.focus()
             await pilot.pause()
             await asyncio.sleep(1.0)
-            rng = random.Random(11)
-            unseen = 0
             with probe.installed():
                 probe.recording = True
-                end = time.perf_counter() + args["seconds"]
-                while time.perf_counter() < end:
-                    await asyncio.sleep(rng.uniform(*KEY_PAUSE))
-                    seen = probe.press(KEY)
-                    try:
-                        await asyncio.wait_for(seen.wait(), KEY_PATIENCE)
-                    except TimeoutError:
-                        unseen += 1
-                        probe.pending = None
+                unseen = await press_keys(probe, time.perf_counter() + args["seconds"], random.Random(11))
                 probe.recording = False
         app.manager.close()
         keys = probe.key_latencies
