@@ -9,6 +9,8 @@ Environment variables win over the file: ``QJM_HOME`` (store folder), ``QJM_BACK
     max_jobs_per_set = 10000        # a set needing more jobs is refused (a typo in shots, most often)
     max_job_seconds = 300           # each job's estimated time on a device within 5 minutes
                                     # (backends without instruction durations ignore it)
+    max_circuit_file_mb = 200       # the largest circuit file read whole (OpenQASM of 50 MB is
+                                    # real); QPY files are read a circuit at a time, any size
     executor = "processes"          # or "threads", or "dask://127.0.0.1:8786"
     store = "~/qjm/qjm.sqlite"
 
@@ -36,21 +38,24 @@ Limits in ``[backends."<spec>"]`` apply to that exact spec; ``[backends.<kind>]`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qjm_tui.core.errors import JobManagerInputError
+from qjm_tui.core.files import TooLarge, read_bounded
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+#: the most of a configuration file that is read
+MAX_CONFIG_BYTES = 1_000_000
 SECRET_KEYS = frozenset({"token", "api_key", "password", "secret"})
 _RETRY_KEYS = {"max_attempts": int, "base_delay": float, "max_delay": float, "jitter": float,
                "max_poll_errors": int, "limit_wait": float}
@@ -92,6 +97,9 @@ class Config:
     max_jobs_per_set: int = 10_000
     #: the most seconds one job may be estimated to take on the backend (None: not sized by time)
     max_job_seconds: float | None = None
+    #: the largest circuit file qjm reads whole, in megabytes (a device or a FIFO is never read;
+    #: a QPY file is read a circuit at a time and may be larger)
+    max_circuit_file_mb: int = 200
     #: "processes", "threads", "dask://HOST:PORT", or an executor object (a Dask Client)
     executor: Any = "processes"
     store: Path | None = None
@@ -135,6 +143,7 @@ class Config:
             "default_shots": self.default_shots,
             "max_jobs_per_set": self.max_jobs_per_set,
             "max_job_seconds": self.max_job_seconds,
+            "max_circuit_file_mb": self.max_circuit_file_mb,
             "executor": self.executor if isinstance(self.executor, str) else repr(self.executor),
             "store": str(self.store_path()),
             "log": str(log_path()),
@@ -151,9 +160,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     raw: dict[str, Any] = {}
     if file.exists():
         try:
-            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+            # Bounded: QJM_CONFIG=/dev/null is fine, /dev/zero must not fill memory.
+            text = read_bounded(file, MAX_CONFIG_BYTES, regular_only=False).decode("utf-8")
+            raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"not valid TOML: {exc}", str(file)) from None
+        except UnicodeDecodeError:
+            raise ConfigError("not valid TOML: it is not UTF-8 text", str(file)) from None
+        except TooLarge:
+            raise ConfigError(f"larger than {MAX_CONFIG_BYTES // 1_000_000} MB; is it the right "
+                              "file?", str(file)) from None
         except OSError as exc:
             raise ConfigError(f"cannot read: {exc.strerror}", str(file)) from None
     config = _from_dict(raw, file if file.exists() else None)
@@ -166,7 +182,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
     where = str(source) if source else "configuration"
-    known = {"default_backend", "default_shots", "max_jobs_per_set", "max_job_seconds", "executor",
+    known = {"default_backend", "default_shots", "max_jobs_per_set", "max_job_seconds",
+             "max_circuit_file_mb", "executor",
              "store", "backends", "retry", "ibm", "keys"}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -183,6 +200,8 @@ def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
             raise ConfigError(f"max_job_seconds must be a positive number of seconds, got {value!r}", where)
         config.max_job_seconds = float(value)
+    if "max_circuit_file_mb" in raw:
+        config.max_circuit_file_mb = _positive(raw, "max_circuit_file_mb", where)
     if "executor" in raw:
         config.executor = _executor(_typed(raw, "executor", str, where), "executor", where)
     if "store" in raw:
@@ -271,7 +290,9 @@ def _warn_if_readable(path: Path) -> None:
         return
     if mode & (stat.S_IRGRP | stat.S_IROTH) and path.resolve() not in _warned_readable:
         _warned_readable.add(path.resolve())
-        warnings.warn(
-            f"{path} holds a token and can be read by other users; run: chmod 600 {path}",
-            stacklevel=3,
-        )
+        # Printed, not a Python warning: PYTHONWARNINGS=ignore (which many Qiskit users set to
+        # quiet deprecations) must not hide a token others can read.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"qjm: warning: {path} holds a token and can be read by other users; "
+                             f"run: chmod 600 {path}\n")
+            sys.stderr.flush()

@@ -7,15 +7,15 @@ tell the user (a line on stderr, a notification).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+
+from qjm_tui.core.files import write_file
 
 if TYPE_CHECKING:
     from qjm_tui.core.jobset import ManagedJobSet
@@ -241,20 +241,11 @@ def default_export_path(name: str, fmt: str, folder: Path | None = None) -> Path
     return (folder or Path.cwd()) / f"{stem}{SUFFIXES[fmt]}"
 
 
-def write_atomically(path: Path, text: str | Callable[[TextIO], Any]) -> Any:
-    """Write ``text`` to ``path`` so a reader never sees half a file (a temporary file renamed
-    into place). ``text`` may instead be a function that writes to the open file (a stream too
-    large to hold); its answer is returned. Raises IsADirectoryError for a folder and OSError
-    when it cannot write; on any failure the temporary file is removed."""
-    if path.is_dir():
-        raise IsADirectoryError(21, "is a directory; give a file name", str(path))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            answer = fh.write(text) if isinstance(text, str) else text(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return answer
+def write_atomically(path: Path | str, text: str | Callable[[TextIO], Any]) -> Any:
+    """Write ``text`` to ``path`` through the one safe write (:func:`qjm_tui.core.files.write_file`):
+    a regular file is replaced whole (a reader never sees half of it), a device or FIFO is
+    written through, a symlink is followed, ``-`` is standard output. ``text`` may instead be a
+    function that writes to the open file (a stream too large to hold); its answer is returned.
+    Raises IsADirectoryError for a folder and OSError when it cannot write; on any failure a
+    temporary file is removed and the file left as it was."""
+    return write_file(path, text)

@@ -173,6 +173,34 @@ def test_a_schema_2_store_is_migrated_with_its_names(tmp_path: Path) -> None:
     assert store._connect().execute("SELECT COUNT(*) FROM experiment_names").fetchone()[0] == 0
 
 
+def test_a_recovered_store_gives_every_set_its_names_in_chunks(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """qjm doctor copies name chunks; a chunk lost with the damage is named "" (indices kept),
+    and names a store older than the chunks kept on the set's row are moved into chunks."""
+    from qjm_tui.core.repair import _names_in_chunks
+
+    monkeypatch.setattr(st, "NAME_CHUNK", 5)
+    path = tmp_path / "s.sqlite"
+    store = st.Store(path)
+    for set_id, n in (("lost", 12), ("old", 3)):
+        store.create_job_set(job_set_id=set_id, name=set_id, tags=[], backend="b", shots=1,
+                             run_options={}, experiment_names=[f"n{i}" for i in range(n)],
+                             jobs=[(0, 0, n, 1, 0)], circuit_blocks=[])
+    store.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DELETE FROM experiment_names WHERE job_set_id='lost' AND start=5")
+    conn.execute("DELETE FROM experiment_names WHERE job_set_id='old'")
+    conn.execute("""UPDATE job_sets SET experiment_names='["x", "y", "z"]' WHERE id='old'""")
+    _names_in_chunks(conn)
+    conn.close()
+    store = st.Store(path)
+    lost = store.get_job_set("lost").experiment_names
+    assert list(lost) == ["n0", "n1", "n2", "n3", "n4", "", "", "", "", "", "n10", "n11"]
+    assert lost[7] == "" and lost.index("n10") == 10
+    assert list(store.get_job_set("old").experiment_names) == ["x", "y", "z"]
+    store.close()
+
+
 def test_blocks_are_handed_out_once_and_held_only_within_a_budget() -> None:
     from qjm_tui.core.manager import _BlockTracker
 
@@ -203,3 +231,22 @@ def test_transpiled_circuits_of_a_file_go_through_the_spool(tmp_path: Path) -> N
         assert loaded[0] == transpile(circuit, backend)
     finally:
         scanned.blocks.close()
+
+
+def test_the_file_size_cap_applies_to_files_read_whole_not_to_streamed_qpy(tmp_path: Path) -> None:
+    """max_circuit_file_mb bounds what is read into memory at once: OpenQASM over it is
+    refused before it is parsed; a QPY file over it is read a circuit at a time and accepted."""
+    circuits = _circuits(4000)
+    big_qpy = tmp_path / "big.qpy"
+    with open(big_qpy, "wb") as fh:
+        qpy.dump(circuits, fh)
+    assert big_qpy.stat().st_size > 1_000_000
+    scanned = scan(big_qpy, target_backend=None, spec="aer", transpile=False, max_file_mb=1)
+    try:
+        assert scanned.count == len(scanned.names) == 4000
+    finally:
+        scanned.blocks.close()
+    big_qasm = tmp_path / "big.qasm"
+    big_qasm.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\n' + "// padding\n" * 100_000)
+    with pytest.raises(JobManagerInputError, match="larger than 1 MB"):
+        scan(big_qasm, target_backend=None, spec="aer", transpile=False, max_file_mb=1)

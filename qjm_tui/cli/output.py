@@ -19,8 +19,9 @@ from qjm_tui.core.errors import (
     JobManagerUnknownJobSet,
     StoreError,
 )
+from qjm_tui.core.files import LogFileHandler, describe_os_error, write_file
 from qjm_tui.core.text import printable
-from qjm_tui.exporting import to_json, write_atomically
+from qjm_tui.exporting import to_json
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -106,24 +107,38 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def write_output(target: str, text: str | Callable[[TextIO], Any]) -> Any:
-    """Write to a file atomically (a reader never sees half a file), or to stdout for '-'.
-
-    ``text`` may be a function that writes to the open file (see
-    :func:`~qjm_tui.exporting.write_atomically`); its answer is returned."""
+    """Write ``text`` where ``-o`` says, through the one safe write (:func:`write_file`): '-' is
+    stdout (control characters escaped, as all output is), a device or FIFO is written through,
+    a symlink followed, a regular file replaced whole. ``text`` may be a function that writes
+    to the open file (see :func:`~qjm_tui.exporting.write_atomically`); its answer is returned.
+    A failure is exit 2 naming the place."""
     if target == "-":
-        if not isinstance(text, str):
-            return text(sys.stdout)
-        sys.stdout.write(printable(text, keep_newlines=True))
-        sys.stdout.flush()
-        return None
-    path = Path(target)
-    if path.is_dir():
-        raise CliError(f"{path}: is a directory; give a file name to -o", EXIT_USAGE)
+        if isinstance(text, str):
+            text = printable(text, keep_newlines=True)
+        else:
+            writer = text
+
+            def escaped(fh: TextIO) -> Any:
+                return writer(EscapedStream(fh))
+
+            text = escaped
     try:
-        return write_atomically(path, text)
+        return write_file(target, text)
     except OSError as exc:
-        raise CliError(f"{path}: cannot write: {exc.strerror}; give -o a file in a folder you may "
-                       "write", EXIT_USAGE) from None
+        place = "standard output" if target == "-" else target
+        if isinstance(exc, IsADirectoryError):
+            raise CliError(f"{place}: is a directory; give a file name to -o", EXIT_USAGE) from None
+        raise CliError(f"{place}: cannot write: {describe_os_error(exc)}", EXIT_USAGE) from None
+
+
+class EscapedStream:
+    """Writes to a terminal stream with control characters shown escaped (as ``out`` does)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(printable(text, keep_newlines=True))
 
 
 @contextlib.contextmanager
@@ -142,24 +157,6 @@ def warnings_as_notes() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
         yield
-
-
-class LogFileHandler(logging.FileHandler):
-    """Appends log records to qjm's log file, made (with its folder) only when a record comes.
-
-    A command that logs nothing leaves nothing on disk; a log file that cannot be written drops
-    the record instead of printing a logging traceback over the command's output.
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, encoding="utf-8", delay=True)
-
-    def _open(self) -> TextIO:
-        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
-        return super()._open()
-
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
-        """Drop the record: the terminal is for the command's own output."""
 
 
 def log_to_file() -> None:

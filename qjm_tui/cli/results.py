@@ -58,24 +58,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     def write(fh: TextIO) -> Exported:
         return export_to(manager, job_set, args.format, fh, partial=args.partial)
 
-    if args.output == "-":
-        exported = write(_Escaped(sys.stdout))
-        sys.stdout.flush()
-    else:
-        exported = write_output(args.output, write)
+    exported = write_output(args.output, write)
     if exported.missing:
         note(exported.missing)
     if args.output != "-":
         note(f"wrote {exported.experiments} experiments of job set {job_set.job_set_id()} to "
              f"{args.output} ({args.format})")
     return EXIT_FAILED if exported.missing else EXIT_OK
-
-
-class _Escaped:
-    """Writes to a terminal stream with control characters shown escaped (as ``out`` does)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-
-    def write(self, text: str) -> int:
-        return self.stream.write(printable(text, keep_newlines=True))

@@ -243,9 +243,14 @@ def listed(experiments: Sequence[Any]) -> Scanned:
 
 
 def scan(experiments: Any, *, target_backend: Any, spec: str, transpile: bool,
-         timing: DeviceTiming | None = None, timing_required: bool = False) -> Scanned:
+         timing: DeviceTiming | None = None, timing_required: bool = False,
+         max_file_mb: int | None = None) -> Scanned:
     """Read, check (or transpile), name and time every experiment once; raise
-    :class:`JobManagerInputError` naming the first problem. Nothing is stored."""
+    :class:`JobManagerInputError` naming the first problem. Nothing is stored.
+
+    A file read whole (OpenQASM, anything not streamed) may hold at most ``max_file_mb``
+    megabytes (see :func:`~qjm_tui.core.inputs.load_circuit_file`); a QPY file is read a
+    program at a time within a fixed window, so its size is not capped."""
     target = getattr(target_backend, "target", None)
     timer = _Timer(timing, timing_required, spec)
     if is_circuit_list(experiments):
@@ -261,7 +266,7 @@ def scan(experiments: Any, *, target_backend: Any, spec: str, transpile: bool,
             timer.add(i, circuit)
         return Scanned(len(circuits), names, timer.seconds, timer.problem, [], circuits,
                        _ListBlocks(circuits))
-    reader = _StreamReader(target_backend, target, spec, transpile, timer)
+    reader = _StreamReader(target_backend, target, spec, transpile, timer, max_file_mb)
     try:
         reader.read(experiments)
     except BaseException:
@@ -275,7 +280,8 @@ class _StreamReader:
     """One pass over experiments that are not a plain list of circuits."""
 
     def __init__(self, target_backend: Any, target: Any, spec: str, transpile: bool,
-                 timer: _Timer) -> None:
+                 timer: _Timer, max_file_mb: int | None = None) -> None:
+        self.max_file_mb = max_file_mb
         self.target_backend = target_backend
         self.target = target
         self.spec = spec
@@ -328,7 +334,7 @@ class _StreamReader:
         if _streamable_qpy(path):
             self._read_qpy(path)
         else:
-            circuits = load_circuit_file(path)
+            circuits = load_circuit_file(path, self.max_file_mb)
             for circuit in circuits:
                 self._add(circuit, None)
         self.files.append((first, self.count + len(self._buffer), f"file {path.name}"))

@@ -11,11 +11,12 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from qjm_tui.core.errors import (
     JobManagerInvalidStateError,
     JobManagerTimeoutError,
     JobSetStopped,
+    StoreFullError,
 )
 from qjm_tui.core.events import (
     CancelRequested,
@@ -179,7 +181,10 @@ class JobManager:
         self.config: Settings = config if config is not None else Defaults()
         #: wall-clock time stamped on events and rows (injectable, so screens can be snapshotted)
         self.now = now or time.time
-        self.store = store if isinstance(store, st.Store) else st.Store(store, now=self.now)
+        # A store made here is written to disk with its first job set, not before: a request
+        # refused up front leaves nothing behind.
+        self.store = store if isinstance(store, st.Store) else st.Store(store, now=self.now,
+                                                                        create_on_write=True)
         self._backends = backends or adapters_only
         self._new_id = new_id or st.new_job_set_id
         self.bus = EventBus(clock=self.now)
@@ -280,14 +285,16 @@ class JobManager:
             _check_job_count(count_jobs(hint, limits, shots, max_experiments_per_job,
                                         preferred=preferred_size(hint) if use_preferred else None),
                              job_cap, limits, shots, adapter.spec)
+        max_file_mb = getattr(self.config, "max_circuit_file_mb", None)
         if kind == "schedules":
-            schedules = normalize_experiments(experiments)
+            schedules = normalize_experiments(experiments, max_file_mb)
             check_schedules(schedules)
             adapter.check_schedules(schedules)
             scanned = listed(schedules)
         else:
             scanned = scan(experiments, target_backend=target_backend, spec=adapter.spec,
-                           transpile=transpile, timing=timing, timing_required=max_seconds is not None)
+                           transpile=transpile, timing=timing, timing_required=max_seconds is not None,
+                           max_file_mb=max_file_mb)
         try:
             return self._store_and_start(scanned, adapter, limits, shots, name, tags, run_config,
                                          job_cap, max_experiments_per_job,
@@ -311,37 +318,100 @@ class JobManager:
                                     preferred=preferred), job_cap, limits, shots, adapter.spec)
         plan = plan_jobs(n, limits, shots, per_job, groups=kept, timing=job_time, preferred=preferred)
         job_set_id = self._new_id()
-        self.store.create_job_set(
-            job_set_id=job_set_id,
-            name=name or job_set_id,
-            tags=tags,
-            backend=adapter.spec,
-            shots=shots,
-            run_options=_jsonable_options(run_config),
-            experiment_names=scanned.names,
-            jobs=[(j.index, j.start, j.stop, j.shots, j.round, j.seconds) for j in plan],
-            circuit_blocks=[],
-        )
-        self.bus.publish(JobSetCreated(job_set_id, name or job_set_id, adapter.spec, len(plan), n))
+        first_round = [j for j in plan if j.round == 0]
+        # A backend that keeps jobs (a remote service: its jobs cost money and outlive this
+        # process) gets nothing before every circuit is stored, in the same transaction as the
+        # set: a failure (a full disk) leaves nothing stored and nothing submitted. Local
+        # simulators start on the first block while the rest are written (their jobs end with
+        # this process anyway).
+        pipelined = not adapter.can_reattach()
         tracker = _BlockTracker()
-        runner = self._start(job_set_id, adapter, circuits=scanned.circuits, blocks_ready=tracker.ready)
+        blocks: Iterable[tuple[int, int, bytes]] = []
+        if not pipelined:
+            blocks = _tracked_blocks(scanned, first_round, tracker)
+            if scanned.circuits is not None:
+                # The caller's own circuits (held anyway) are serialised before the write lock
+                # is taken, so other processes' writes wait only for the inserts; circuits read
+                # from files are byte copies of their QPY, made one block at a time inside the
+                # transaction so a million of them are never all in memory.
+                blocks = list(blocks)
         try:
-            for job in plan:
-                if job.round == 0:
-                    qpy = scanned.blocks.qpy(job.start, job.stop)
-                    self.store.add_circuit_block(job_set_id, job.start, job.stop, qpy)
-                    tracker.add(job.start, job.stop, qpy)
-                    runner.wake()
-        except Exception as exc:
-            runner.cancel()
-            runner.finished.wait()
-            self.store.delete_job_set(job_set_id)
-            self.bus.publish(JobSetDeleted(job_set_id))
+            self.store.create_job_set(
+                job_set_id=job_set_id,
+                name=name or job_set_id,
+                tags=tags,
+                backend=adapter.spec,
+                shots=shots,
+                run_options=_jsonable_options(run_config),
+                experiment_names=scanned.names,
+                jobs=[(j.index, j.start, j.stop, j.shots, j.round, j.seconds) for j in plan],
+                circuit_blocks=blocks,
+            )
+        except sqlite3.DatabaseError as exc:
+            problem = st.store_problem(exc, self.store.path)
+            if isinstance(problem, StoreFullError):
+                raise StoreFullError(
+                    f"disk full: job set {job_set_id} ({n:,} circuits) could not be "
+                    f"stored in {self.store.path}; nothing was stored or submitted. Free some "
+                    "space and run it again") from None
+            raise problem or exc from None
+        except (OSError, JobManagerInputError) as exc:  # a block could not be read from its file
             raise JobManagerInputError(
-                f"the circuits cannot be stored ({strip_ansi(str(exc))}); nothing was kept"
-            ) from exc
+                f"the circuits cannot be stored ({strip_ansi(str(exc))}); nothing was stored or "
+                "submitted") from exc
+        created = JobSetCreated(job_set_id, name or job_set_id, adapter.spec, len(plan), n)
+        if pipelined:
+            self._run_while_storing(job_set_id, adapter, scanned, first_round, tracker, created)
+        else:
+            self.bus.publish(created)
+            self._start(job_set_id, adapter, circuits=scanned.circuits, blocks_ready=tracker.ready)
         self._known[job_set_id] = None
         return ManagedJobSet(self, job_set_id)
+
+    def _run_while_storing(self, job_set_id: str, adapter: ExecutionBackend, scanned: Scanned,
+                           first_round: Sequence[Any], tracker: _BlockTracker, created: Event) -> None:
+        """Start the set's runner and write its circuits block by block, the runner submitting
+        each as it lands.
+
+        If a block cannot be stored, or the caller is interrupted meanwhile (Ctrl-C, SIGTERM),
+        the set's jobs are cancelled and the set deleted: the caller never got its id, so
+        nothing is kept.
+        """
+        stored = 0
+        try:
+            self.bus.publish(created)
+            runner = self._start(job_set_id, adapter, circuits=scanned.circuits,
+                                 blocks_ready=tracker.ready)
+            for job in first_round:
+                qpy = scanned.blocks.qpy(job.start, job.stop)
+                self.store.add_circuit_block(job_set_id, job.start, job.stop, qpy)
+                tracker.add(job.start, job.stop, qpy)
+                stored = job.stop
+                runner.wake()
+        except BaseException as exc:
+            started = self._runner(job_set_id)
+            if started is not None:
+                started.cancel()
+                started.finished.wait()
+            try:
+                self.store.delete_job_set(job_set_id)
+                self.bus.publish(JobSetDeleted(job_set_id))
+                left = "its jobs were cancelled and nothing was kept"
+            except Exception:
+                left = (f"its jobs were cancelled, and it is left in the store, interrupted: once "
+                        f"there is space, `qjm resume {job_set_id}` runs the {stored:,} stored circuits "
+                        "(the rest must be run again from their source)")
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C, SIGTERM: the interruption goes on
+            problem = st.store_problem(exc, self.store.path)
+            if isinstance(problem, StoreFullError):
+                raise StoreFullError(
+                    f"disk full: job set {job_set_id} stored {stored:,} of {scanned.count:,} circuits "
+                    f"in {self.store.path} before the disk filled; {left}. Free some space and run "
+                    "it again") from None
+            raise JobManagerInputError(
+                f"the circuits cannot be stored ({strip_ansi(str(exc))}); {left}"
+            ) from exc
 
     def job_sets(self, name: str | None = None, whole_store: bool = False) -> list[ManagedJobSet]:
         """The job sets this manager ran or retrieved (as the original's "this session"),
@@ -507,6 +577,10 @@ class JobManager:
         delay = 0.02
         while True:
             crash = self._crashes.get(job_set_id)
+            if isinstance(crash, StoreFullError):
+                raise JobSetStopped(
+                    f"job set {job_set_id} is interrupted: {crash}; `qjm resume {job_set_id}` (or "
+                    "resume()) continues it once there is space", str(crash)) from crash
             if crash is not None:
                 raise JobManagerInvalidStateError(
                     f"job set {job_set_id} stopped on an internal error: {crash}") from crash
@@ -522,8 +596,10 @@ class JobManager:
                     # Stopped on purpose (the service refused the account): resuming at once
                     # would only be refused again.
                     raise JobSetStopped(stopped_message(job_set_id, reason), reason)
-                if state == SetState.INTERRUPTED and self.reattachable(job_set_id):
-                    # The backend kept the jobs: pick them up where the ended process left them.
+                if state == SetState.INTERRUPTED and not self.store.read_only \
+                        and self.reattachable(job_set_id):
+                    # The backend kept the jobs: pick them up where the ended process left them
+                    # (a store opened to look only, as `qjm wait` opens it, cannot take the set).
                     self.resume_job_set(job_set_id)
                     left = None if deadline is None else max(0.0, deadline - time.monotonic())
                     return self.wait_for(job_set_id, left)
@@ -865,6 +941,16 @@ def _check_job_count(needed: int, cap: int, limits: BackendLimits, shots: int | 
         f"this job set would need {needed:,} jobs{rounds}, more than the limit of {cap:,}; to allow "
         "it, raise max_jobs_per_set (qjm run --max-jobs-per-set N, the config key max_jobs_per_set, "
         "or run(max_jobs_per_set=N))")
+
+
+def _tracked_blocks(scanned: Scanned, jobs: Sequence[Any],
+                    tracker: _BlockTracker) -> Iterator[tuple[int, int, bytes]]:
+    """Each job's circuit block ``(start, stop, qpy)``, made as it is asked for, noted in
+    ``tracker`` for the runner (which starts only once they are all stored)."""
+    for job in jobs:
+        qpy = scanned.blocks.qpy(job.start, job.stop)
+        tracker.add(job.start, job.stop, qpy)
+        yield job.start, job.stop, qpy
 
 
 def _job_cap(value: Any) -> int:
