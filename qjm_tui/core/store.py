@@ -52,6 +52,9 @@ SCHEMA_VERSION = 5
 #: name of a million-experiment set parses a thousand, not a million
 NAME_CHUNK = 1024
 
+#: the name of the empty store in memory that stands in for a store file not made yet
+_EMPTY_PREFIX = "file:qjm-empty-"
+
 #: a running job set whose owner has not written a heartbeat for this long is interrupted
 HEARTBEAT_STALE_SECONDS = 60.0
 
@@ -510,6 +513,12 @@ class Store:
     def _connect(self) -> sqlite3.Connection:
         if self._unmade and self.path.exists():
             self._make_file(create=False)  # another process made it meanwhile
+        if self._keeper is None and str(self._target).startswith(_EMPTY_PREFIX):
+            # Closed while standing in for a missing file: the empty store in memory went with
+            # its last connection, so a read after close() gets a new one (still no job sets).
+            with self._make_lock:
+                if self._keeper is None:
+                    self._open_empty()
         holder = getattr(self._local, "holder", None)
         if holder is not None and holder.generation != self._generation:
             self.release_thread_connection()
@@ -686,7 +695,7 @@ class Store:
     def _open_empty(self) -> None:
         """Stand in for a store file that does not exist yet with an empty one in memory, so a
         command that only looks finds no job sets and leaves nothing on disk."""
-        self._target, self._uri = f"file:qjm-empty-{uuid.uuid4().hex}?mode=memory&cache=shared", True
+        self._target, self._uri = f"{_EMPTY_PREFIX}{uuid.uuid4().hex}?mode=memory&cache=shared", True
         self._keeper = sqlite3.connect(self._target, uri=True, isolation_level=None,
                                        check_same_thread=False)
         self.journal_mode = "memory"
