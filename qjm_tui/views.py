@@ -194,6 +194,11 @@ def bar(fraction: float, width: int, unicode: bool = True) -> str:
     return _FULL * (eighths // 8) + (_EIGHTHS[eighths % 8] if eighths % 8 else "")
 
 
+def retries_text(retries: int) -> str:
+    """``1 retry``, ``3 retries``."""
+    return f"{retries:,} {'retry' if retries == 1 else 'retries'}"
+
+
 def percent(fraction: float) -> str:
     """A fraction done as a whole percentage, rounded down: 100% only once everything is done,
     and the same figure wherever a set's progress is shown."""
@@ -557,7 +562,7 @@ def progress_parts(p: SetProgress, final: bool = False) -> list[tuple[str, str |
     if p.cancelled:
         parts.append((f"{p.cancelled} cancelled", JOB_STATUS_STYLES["cancelled"]))
     if p.retries:
-        parts.append((f"{p.retries} retries", None))
+        parts.append((retries_text(p.retries), None))
     parts.append((duration(p.elapsed), None))
     if p.eta and not final:
         parts.append((f"~{duration(p.eta)} left", None))

@@ -811,7 +811,7 @@ class SetPane(Vertical):
             parts.append(f"ETA {views.duration(eta)}")
         elif summary.state == "interrupted":
             parts.append("stopped: R resumes it")
-        parts += [f"{views.duration(figures.elapsed)} elapsed", f"{figures.retries:,} retries"]
+        parts += [f"{views.duration(figures.elapsed)} elapsed", views.retries_text(figures.retries)]
         usage = views.set_usage_text(summary)
         if usage:
             parts.append(usage)
