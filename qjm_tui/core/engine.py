@@ -33,17 +33,11 @@ from qjm_tui.core.errors import (
     PermanentBackendError,
     TransientBackendError,
 )
-from qjm_tui.core.events import (
-    CancelRequested,
-    EventBus,
-    JobRetryScheduled,
-    JobSetFinished,
-    JobSetStateChanged,
-    JobsReset,
-    JobStatusChanged,
-)
+from qjm_tui.core.events import EventBus, JobRetryScheduled
+from qjm_tui.core.lifecycle import Lifecycle
 from qjm_tui.core.ports import ExecutionBackend, JobPayload, JobStatusInfo
 from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
+from qjm_tui.core.store import KEEP, Keep
 from qjm_tui.core.text import error_text, strip_ansi
 
 log = logging.getLogger(__name__)
@@ -167,6 +161,8 @@ class JobSetRunner(threading.Thread):
         self.rng = rng or random.Random()
         self._blocks_ready = blocks_ready
         self.now = now or time.time
+        #: every state change of the set and its jobs goes through here
+        self.life = Lifecycle(store, bus, self.now)
         self._on_finished = on_finished
         self._wake = threading.Event()
         self._cancel = threading.Event()
@@ -283,10 +279,8 @@ class JobSetRunner(threading.Thread):
             log.exception("runner for %s failed", self.job_set_id)
             self.error = exc
             try:
-                self.store.update_job_set(self.job_set_id, state=SetState.FAILED, finished=self.now())
+                self.life.crashed(self.job_set_id)
                 self.final_state = SetState.FAILED
-                self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.FAILED))
-                self.bus.publish(JobSetFinished(self.job_set_id, SetState.FAILED))
             except Exception:
                 log.exception("could not record the failure of %s", self.job_set_id)
         finally:
@@ -310,7 +304,7 @@ class JobSetRunner(threading.Thread):
             self._pool_size = workers
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"qjm-io-{self.job_set_id}")
         self._last_heartbeat = self.clock.now()
-        self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.RUNNING))
+        self.life.start(self.job_set_id)
         earlier = [j.session_id for j in sorted(self.jobs.values(), key=lambda j: j.submitted or 0.0)
                    if j.session_id]
         try:
@@ -351,10 +345,9 @@ class JobSetRunner(threading.Thread):
 
     def _reset(self, indices: list[int]) -> None:
         """Make jobs pending again, to be submitted as if for the first time."""
-        self.store.update_jobs(self.job_set_id, indices, status=JobStatus.PENDING, backend_job_id=None)
+        self.life.reset_jobs(self.job_set_id, indices)
         for index in indices:
             self.jobs[index] = replace(self.jobs[index], status=JobStatus.PENDING, backend_job_id=None)
-        self.bus.publish(JobsReset(self.job_set_id, tuple(indices)))
         self._pending = deque(sorted({*self._pending, *indices}))
 
     # -- reconciling with the service --------------------------------------------------------
@@ -518,7 +511,7 @@ class JobSetRunner(threading.Thread):
         if now - self._last_heartbeat >= HEARTBEAT_INTERVAL:
             self._last_heartbeat = now
             if self.store.heartbeat(self.job_set_id) and not self.cancelled:
-                self.bus.publish(CancelRequested(self.job_set_id))
+                self.life.request_cancel(self.job_set_id)
                 self.cancel()
 
     # -- submission --------------------------------------------------------------------------
@@ -582,7 +575,7 @@ class JobSetRunner(threading.Thread):
                 try:
                     job_id = self._submit_unless_cancelled(payload)
                 except _SubmissionStopped:
-                    self._set_status(index, JobStatus.CANCELLED, finished=self.now())
+                    self._set_status(index, JobStatus.CANCELLED)
                     return
                 except Exception as exc:
                     self._submit_failed(index, exc)
@@ -649,14 +642,14 @@ class JobSetRunner(threading.Thread):
             try:
                 job_id = future.result()
             except _SubmissionStopped:
-                self._set_status(index, JobStatus.CANCELLED, finished=self.now())
+                self._set_status(index, JobStatus.CANCELLED)
                 continue
             except Exception as exc:
                 self._submit_failed(index, exc)
                 continue
             if self.cancelled or index in self._cancelled_jobs:
                 self._try_cancel(job_id)
-                self._set_status(index, JobStatus.CANCELLED, backend_job_id=job_id, finished=self.now())
+                self._set_status(index, JobStatus.CANCELLED, backend_job_id=job_id)
                 continue
             self._submitted(index, job_id)
         return bool(done)
@@ -707,7 +700,7 @@ class JobSetRunner(threading.Thread):
         if self._stopped is None:
             self._stopped = message
             log.warning("job set %s stops submitting: %s", self.job_set_id, message)
-            self.store.update_job_set(self.job_set_id, stop_reason=message)
+            self.life.stop_submitting(self.job_set_id, message)
 
     def _limit_reached(self, probe: bool) -> None:
         """Learn the service's limit from a refusal: no more jobs in flight than ours now.
@@ -736,7 +729,7 @@ class JobSetRunner(threading.Thread):
 
     def _fail(self, index: int, message: str) -> None:
         self._in_flight.pop(index, None)
-        self._set_status(index, JobStatus.FAILED, last_error=message, finished=self.now())
+        self._set_status(index, JobStatus.FAILED, last_error=message)
 
     # -- polling and results -----------------------------------------------------------------
 
@@ -765,7 +758,7 @@ class JobSetRunner(threading.Thread):
             elif info.state == JobStatus.CANCELLED:
                 del self._in_flight[index]
                 if self.cancelled or index in self._cancelled_jobs:
-                    self._set_status(index, JobStatus.CANCELLED, finished=self.now())
+                    self._set_status(index, JobStatus.CANCELLED)
                 else:
                     self._retry_later(index, info.message or "the job was cancelled outside qjm")
             elif info.state == JobStatus.RUNNING and self.jobs[index].status != JobStatus.RUNNING:
@@ -779,8 +772,7 @@ class JobSetRunner(threading.Thread):
             ("session_id", info.session_id), ("session_mode", info.session_mode))
             if value is not None and value != getattr(job, name)}
         if fields:
-            self.store.update_job(self.job_set_id, index, **fields)
-            self.jobs[index] = replace(job, **fields)
+            self.jobs[index] = self.life.note_details(self.job_set_id, index, **fields)
 
     def _poll_error(self, index: int, exc: BaseException) -> None:
         if isinstance(exc, AccessRefused):
@@ -848,30 +840,28 @@ class JobSetRunner(threading.Thread):
             # The results that did come back are kept; the job (so the set) is not a success.
             more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
             message = "; ".join(failures[:3]) + more
-            self.store.finish_job(self.job_set_id, job, experiments, error=message)
-            self._record(index, JobStatus.FAILED, finished=self.now(), last_error=message)
+            self.jobs[index] = self.life.finish_job(self.job_set_id, job, experiments, error=message)
             return
-        self.store.finish_job(self.job_set_id, job, experiments)
-        self._record(index, JobStatus.DONE, finished=self.now(), last_error=None)
+        self.jobs[index] = self.life.finish_job(self.job_set_id, job, experiments)
 
     # -- cancel and finish -------------------------------------------------------------------
 
     def _cancel_everything(self) -> None:
         for index in list(self._pending) + [i for _, i in self._delayed]:
-            self._set_status(index, JobStatus.CANCELLED, finished=self.now())
+            self._set_status(index, JobStatus.CANCELLED)
         self._pending.clear()
         self._delayed.clear()
         for index, blind in list(self._blind.items()):
             if blind.known:
                 self._try_cancel(blind.known)
             del self._blind[index]
-            self._set_status(index, JobStatus.CANCELLED, finished=self.now())
+            self._set_status(index, JobStatus.CANCELLED)
         for index, job_id in list(self._in_flight.items()):
             if index in self._fetching:
                 continue  # already done; let its results land
             self._try_cancel(job_id)
             del self._in_flight[index]
-            self._set_status(index, JobStatus.CANCELLED, finished=self.now())
+            self._set_status(index, JobStatus.CANCELLED)
 
     def _cancel_requested_jobs(self) -> None:
         with self._cancel_jobs_lock:
@@ -893,7 +883,7 @@ class JobSetRunner(threading.Thread):
                     self._try_cancel(known)
             elif index in self._submitting or index in self._fetching:
                 continue  # settled when the submission or the result comes back
-            self._set_status(index, JobStatus.CANCELLED, finished=self.now())
+            self._set_status(index, JobStatus.CANCELLED)
 
     def _try_cancel(self, job_id: str) -> None:
         try:
@@ -919,41 +909,25 @@ class JobSetRunner(threading.Thread):
             log.warning("closing the backend's batch for %s failed: %s", self.job_set_id, exc)
 
     def _release(self, reason: str | None = None) -> None:
-        self.store.release(self.job_set_id, reason)
+        self.life.release(self.job_set_id, reason)
         self.final_state = SetState.INTERRUPTED
-        self.bus.publish(JobSetStateChanged(self.job_set_id, SetState.INTERRUPTED))
 
     def _finish(self) -> None:
         if self._group_open:
             self._end_group()
-        counts: dict[str, int] = {}
+        counts: dict[JobStatus, int] = {}
         for job in self.jobs.values():
             counts[job.status] = counts.get(job.status, 0) + 1
-        if self.cancelled and counts.get(JobStatus.CANCELLED):
-            state = SetState.CANCELLED
-        elif counts.get(JobStatus.FAILED) or counts.get(JobStatus.CANCELLED):
-            state = SetState.PARTIAL if counts.get(JobStatus.DONE) else SetState.FAILED
-        else:
-            state = SetState.DONE
-        self.store.update_job_set(self.job_set_id, state=state, finished=self.now())
-        self.final_state = state
-        self.bus.publish(JobSetStateChanged(self.job_set_id, state))
-        self.bus.publish(JobSetFinished(self.job_set_id, state))
+        self.final_state = self.life.finish(self.job_set_id, counts, cancelled=self.cancelled)
 
     # -- bookkeeping -------------------------------------------------------------------------
 
-    def _set_status(self, index: int, status: str, **fields: Any) -> None:
-        self.store.update_job(self.job_set_id, index, status=status, **fields)
-        self._record(index, status, **fields)
-
-    def _record(self, index: int, status: str, **fields: Any) -> None:
-        old = self.jobs[index]
-        values = {"status": status, **{k: v for k, v in fields.items() if k != "idx"}}
-        self.jobs[index] = replace(old, **values)
-        if old.status != status:
-            self.bus.publish(JobStatusChanged(self.job_set_id, index, old.status, status,
-                                              self.jobs[index].backend_job_id,
-                                              self.jobs[index].last_error))
+    def _set_status(self, index: int, status: JobStatus, *, backend_job_id: str | None | Keep = KEEP,
+                    attempts: int | Keep = KEEP, retries: int | Keep = KEEP,
+                    last_error: str | None | Keep = KEEP, submitted: float | None | Keep = KEEP) -> None:
+        self.jobs[index] = self.life.move_job(self.job_set_id, index, status, backend_job_id=backend_job_id,
+                                              attempts=attempts, retries=retries, last_error=last_error,
+                                              submitted=submitted)
 
 
 _FAILED_MARK = re.compile(r'"success"\s*:\s*false')

@@ -35,6 +35,11 @@ class JobSetStopped(JobManagerInvalidStateError):
         super().__init__(message)
 
 
+class IllegalMove(JobManagerInvalidStateError):
+    """A job or a job set was asked to move to a state it cannot reach from the one it is in
+    (see ``qjm_tui.core.lifecycle``); nothing was written."""
+
+
 class JobManagerTimeoutError(JobManagerError):
     """Waiting for a job set (or its results) took longer than the timeout."""
 

@@ -180,7 +180,7 @@ class ManagedJob:
 
     def __repr__(self) -> str:
         return (f"ManagedJob(index={self.index}, experiments={self.start_index}-{self.end_index},"
-                f" status={self._row.status!r}, job_id={self.job_id()!r})")
+                f" status={self._row.status.value!r}, job_id={self.job_id()!r})")
 
 
 class BackendJob:
