@@ -587,7 +587,9 @@ def run(quick: bool = False, json_path: str | None = None, only: Sequence[str] |
               "seconds": time.perf_counter() - started,
               "rows": [r.__dict__ for r in rows], "table": table(rows)}
     if json_path:
-        Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        from qjm_tui.core.files import write_file
+
+        write_file(json_path, json.dumps(report, indent=2) + "\n")
     return report
 
 

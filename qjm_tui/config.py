@@ -7,6 +7,7 @@ Environment variables win over the file: ``QJM_HOME`` (store folder), ``QJM_BACK
     default_backend = "aer"
     default_shots = 4000
     max_jobs_per_set = 10000        # a set needing more jobs is refused (a typo in shots, most often)
+    max_circuit_file_mb = 200       # the largest circuit file read (OpenQASM of 50 MB is real)
     executor = "processes"          # or "threads", or "dask://127.0.0.1:8786"
     store = "~/qjm/qjm.sqlite"
 
@@ -34,21 +35,24 @@ Limits in ``[backends."<spec>"]`` apply to that exact spec; ``[backends.<kind>]`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qjm_tui.core.errors import JobManagerInputError
+from qjm_tui.core.files import TooLarge, read_bounded
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+#: the most of a configuration file that is read
+MAX_CONFIG_BYTES = 1_000_000
 SECRET_KEYS = frozenset({"token", "api_key", "password", "secret"})
 _RETRY_KEYS = {"max_attempts": int, "base_delay": float, "max_delay": float, "jitter": float,
                "max_poll_errors": int, "limit_wait": float}
@@ -88,6 +92,8 @@ class Config:
     default_shots: int = 1024
     #: the most jobs one job set may need; a larger request is refused before anything is stored
     max_jobs_per_set: int = 10_000
+    #: the largest circuit file qjm reads, in megabytes (a device or a FIFO is never read)
+    max_circuit_file_mb: int = 200
     #: "processes", "threads", "dask://HOST:PORT", or an executor object (a Dask Client)
     executor: Any = "processes"
     store: Path | None = None
@@ -130,6 +136,7 @@ class Config:
             "default_backend": self.default_backend,
             "default_shots": self.default_shots,
             "max_jobs_per_set": self.max_jobs_per_set,
+            "max_circuit_file_mb": self.max_circuit_file_mb,
             "executor": self.executor if isinstance(self.executor, str) else repr(self.executor),
             "store": str(self.store_path()),
             "log": str(log_path()),
@@ -146,9 +153,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     raw: dict[str, Any] = {}
     if file.exists():
         try:
-            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+            # Bounded: QJM_CONFIG=/dev/null is fine, /dev/zero must not fill memory.
+            text = read_bounded(file, MAX_CONFIG_BYTES, regular_only=False).decode("utf-8")
+            raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"not valid TOML: {exc}", str(file)) from None
+        except UnicodeDecodeError:
+            raise ConfigError("not valid TOML: it is not UTF-8 text", str(file)) from None
+        except TooLarge:
+            raise ConfigError(f"larger than {MAX_CONFIG_BYTES // 1_000_000} MB; is it the right "
+                              "file?", str(file)) from None
         except OSError as exc:
             raise ConfigError(f"cannot read: {exc.strerror}", str(file)) from None
     config = _from_dict(raw, file if file.exists() else None)
@@ -161,8 +175,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
     where = str(source) if source else "configuration"
-    known = {"default_backend", "default_shots", "max_jobs_per_set", "executor", "store", "backends",
-             "retry", "ibm", "keys"}
+    known = {"default_backend", "default_shots", "max_jobs_per_set", "max_circuit_file_mb", "executor",
+             "store", "backends", "retry", "ibm", "keys"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})", where)
@@ -173,6 +187,8 @@ def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
         config.default_shots = _positive(raw, "default_shots", where)
     if "max_jobs_per_set" in raw:
         config.max_jobs_per_set = _positive(raw, "max_jobs_per_set", where)
+    if "max_circuit_file_mb" in raw:
+        config.max_circuit_file_mb = _positive(raw, "max_circuit_file_mb", where)
     if "executor" in raw:
         config.executor = _executor(_typed(raw, "executor", str, where), "executor", where)
     if "store" in raw:
@@ -261,7 +277,9 @@ def _warn_if_readable(path: Path) -> None:
         return
     if mode & (stat.S_IRGRP | stat.S_IROTH) and path.resolve() not in _warned_readable:
         _warned_readable.add(path.resolve())
-        warnings.warn(
-            f"{path} holds a token and can be read by other users; run: chmod 600 {path}",
-            stacklevel=3,
-        )
+        # Printed, not a Python warning: PYTHONWARNINGS=ignore (which many Qiskit users set to
+        # quiet deprecations) must not hide a token others can read.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"qjm: warning: {path} holds a token and can be read by other users; "
+                             f"run: chmod 600 {path}\n")
+            sys.stderr.flush()

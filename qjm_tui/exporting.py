@@ -7,15 +7,15 @@ tell the user (a line on stderr, a notification).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from qjm_tui.core.files import write_file
 
 if TYPE_CHECKING:
     from qjm_tui.core.jobset import ManagedJobSet
@@ -132,16 +132,9 @@ def default_export_path(name: str, fmt: str, folder: Path | None = None) -> Path
     return (folder or Path.cwd()) / f"{stem}{SUFFIXES[fmt]}"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so a reader never sees half a file (a temporary file renamed
-    into place). Raises IsADirectoryError for a folder and OSError when it cannot write."""
-    if path.is_dir():
-        raise IsADirectoryError(21, "is a directory; give a file name", str(path))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+def write_atomically(path: Path | str, text: str) -> None:
+    """Write ``text`` to ``path`` through the one safe write (:func:`qjm_tui.core.files.write_file`):
+    a regular file is replaced whole (a reader never sees half of it), a device or FIFO is
+    written through, a symlink is followed, ``-`` is standard output. Raises IsADirectoryError
+    for a folder and OSError when it cannot write."""
+    write_file(path, text)

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+import resource
 import shutil
+import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +106,21 @@ CASES: list[tuple[str, list[str], str | None]] = [
     ("readonly_store_tag", ["tag", "$id", "--add", "x"], "readonly"),
     ("readonly_home_run", ["run", "%good", "-b", "aer"], "readonly-home"),
     ("readonly_home_rename", ["rename", "$id", "new name"], "readonly-home"),
+    # special files where a plain one is expected (the devices are nodes made for the test)
+    ("export_to_a_full_device", ["export", "$id", "-o", "%devfull"], None),
+    ("circuit_file_is_a_fifo", ["run", "%fifo", "-b", "aer"], None),
+    ("circuit_file_is_dev_zero", ["run", "%devzero", "-b", "aer"], None),
+    ("circuit_file_is_dev_urandom", ["run", "%devurandom", "-b", "aer"], None),
+    ("circuit_file_too_large", ["run", "%big", "-b", "aer"], "max_circuit_file_mb = 1\n"),
+    ("config_file_is_dev_zero", ["ls"], "%devzero"),
+    # a damaged store (random bytes over the job sets' page): reading and writing commands
+    ("damaged_store_ls", ["ls"], "damaged"),
+    ("damaged_store_show", ["show", "$id"], "damaged"),
+    ("damaged_store_run", ["run", "%good", "-b", "aer"], "damaged"),
+    ("damaged_store_rename", ["rename", "$id", "new name"], "damaged"),
+    # another program's SQLite database where the store should be: refused as it is
+    ("foreign_sqlite_store_run", ["run", "%good", "-b", "aer"], "foreign-sqlite"),
+    ("foreign_sqlite_store_ls", ["ls"], "foreign-sqlite"),
     # run options: checked against what the backend declares, before anything is stored
     ("option_misspelt_aer", ["run", "%good", "-b", "aer", "--option", "shot=100"], None),
     ("option_misspelt_emulator", ["run", "%good", "-b", "emulator:dir=$home/emulator",
@@ -124,6 +143,54 @@ CASES: list[tuple[str, list[str], str | None]] = [
     ("option_misspelt_processes", ["run", "%good", "-b", "aer", "--option", "shot=100"], None),
 ]
 
+#: device nodes the special-file cases use: name -> (major, minor)
+DEVICES = {"%devfull": (1, 7), "%devzero": (1, 5), "%devurandom": (1, 9)}
+
+
+def _special(marker: str, folder: Path) -> Path:
+    """The special file a case names: a device node of the test's own, a FIFO nobody writes,
+    or a 2 MB file."""
+    path = folder / marker.lstrip("%")
+    if marker in DEVICES:
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(*DEVICES[marker]))
+            os.close(os.open(path, os.O_RDONLY))
+        except OSError as exc:
+            pytest.skip(f"cannot make a device node here ({exc.strerror})")
+    elif marker == "%fifo":
+        os.mkfifo(path)
+    elif marker == "%big":
+        path.write_bytes(b"// padding\n" * 200_000)
+    return path
+
+
+def _damage(path: Path) -> None:
+    """Random bytes over the page that holds the store's job sets, as a failing disk leaves."""
+    conn = sqlite3.connect(path)
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'job_sets'").fetchone()[0]
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    noise = random.Random(19).randbytes(page - 200)
+    with open(path, "r+b") as fh:
+        fh.seek((root - 1) * page + 100)
+        fh.write(noise)
+
+
+def _foreign_database(path: Path) -> None:
+    """Another program's SQLite database (rollback journal, no qjm tables) at the store path."""
+    path.unlink()
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT)")
+    conn.execute("INSERT INTO accounts (owner) VALUES ('someone else')")
+    conn.commit()
+    conn.close()
+
+
+def _limit_memory() -> None:
+    """Keep a case that would read a device to its end from taking the machine's memory."""
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
 @pytest.mark.parametrize(("name", "argv", "config"), CASES, ids=[case[0] for case in CASES])
 def test_bad_input_exits_2_with_one_line(
     name: str, argv: list[str], config: str | None, template_home: tuple[Path, str, str], tmp_path: Path
@@ -138,10 +205,16 @@ def test_bad_input_exits_2_with_one_line(
     env.pop("QJM_SHOTS", None)
     conf = tmp_path / "config.toml"
     readonly = config in ("readonly", "readonly-home")
-    if config is None or readonly:
+    if config == "damaged":
+        _damage(home / "qjm.sqlite")
+    if config == "foreign-sqlite":
+        _foreign_database(home / "qjm.sqlite")
+    if config is None or readonly or config in ("damaged", "foreign-sqlite"):
         conf.write_text("")
     elif config.startswith("@"):
         shutil.copy(BAD / config[1:], conf)
+    elif config.startswith("%"):
+        conf = _special(config, tmp_path)
     else:
         conf.write_text(config.replace("$bad", str(BAD)))
     if name == "executor_bogus":
@@ -163,6 +236,8 @@ def test_bad_input_exits_2_with_one_line(
             a = a.replace("$home", str(home))
         elif a == "$prefix":
             a = id_a[0]
+        elif a.startswith("%") and a != "%good":
+            a = str(_special(a, tmp_path))
         args.append(a)
     watched = [home / "qjm.sqlite", home / "emulator", BAD / "not_sqlite.db"]
     before = {str(p): _tree_hash(p) for p in watched}
@@ -172,11 +247,16 @@ def test_bad_input_exits_2_with_one_line(
         locked.chmod(mode & ~0o222)
     try:
         proc = subprocess.run([sys.executable, "-m", "qjm_tui.cli", *args], env=env, capture_output=True,
-                              text=True, timeout=120, cwd=tmp_path)
+                              text=True, timeout=120, cwd=tmp_path, preexec_fn=_limit_memory)
     finally:
         if locked is not None:
             locked.chmod(mode)
     after = {str(p): _tree_hash(p) for p in watched}
+    if config in ("damaged", "foreign-sqlite"):
+        left = sorted(p.name for p in home.iterdir() if p.name.startswith("qjm.sqlite-"))
+        assert config == "damaged" or left == [], f"files made next to the database: {left}"
+    for machine_device in ("/dev/full", "/dev/zero", "/dev/urandom"):
+        assert stat.S_ISCHR(os.stat(machine_device).st_mode), f"{machine_device} was replaced"
     err_lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2, f"exit {proc.returncode}; stderr: {proc.stderr[-2000:]!r}"
     assert len(err_lines) == 1, f"expected one line on stderr, got: {proc.stderr[-2000:]!r}"

@@ -21,6 +21,11 @@ left. A last process, never killed, resumes everything. Then:
 
 Processes are forked from one that has imported Qiskit and qjm already, so a round costs
 milliseconds rather than the seconds a fresh interpreter takes; every round is a new process.
+
+Two more campaigns disrupt real ``qjm run`` and ``qjm resume`` commands instead of killing
+them: SIGTERM and SIGHUP at seeded moments (the command must leave its set interrupted, say so
+and exit 143 or 129), and a full disk (the store on a small tmpfs that is filled at a seeded
+moment and freed after the command has stopped by itself). The same checks follow.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from qjm_tui.core.status import SET_FINAL, SetState
 from qjm_tui.core.store import JobRow, Store
 from qjm_tui.testing.ibm_service import IBMQuantumService
 from tests.conftest import executions_per_chunk
+from tests.test_full_disk import basis_file
 
 #: the IBM sets' backend: the local service's manila, its jobs' states asked often
 IBM_SPEC = "ibm-runtime:ibmq_manila,poll=0.02"
@@ -60,6 +66,7 @@ ZYGOTE = textwrap.dedent("""
     from qiskit import QuantumCircuit
     from qjm_tui import JobManager
     from qjm_tui.backends import emulator, ibm_runtime, local  # noqa: F401
+    from qjm_tui.cli import main as cli_main
     from qjm_tui.config import Config
     from qjm_tui.core.engine import RetryPolicy
 
@@ -99,7 +106,10 @@ ZYGOTE = textwrap.dedent("""
             os.dup2(log, 2)
             code = 0
             try:
-                work(task)
+                if task["do"] == "cli":  # one qjm command, as a user runs it
+                    code = cli_main(task["argv"])
+                else:
+                    work(task)
             except BaseException:
                 traceback.print_exc()
                 code = 1
@@ -282,7 +292,7 @@ def run_campaign(tmp_path: Path, kills: int, seed: int) -> Campaign:
     return campaign
 
 
-def _check(campaign: Campaign, store_path: Path, service: Path, ibm: IBMQuantumService) -> None:
+def _check(campaign: Campaign, store_path: Path, service: Path, ibm: IBMQuantumService | None = None) -> None:
     store = Store(store_path)
     emulator = EmulatorBackend(f"dir={service}")
     try:
@@ -313,11 +323,14 @@ def _check(campaign: Campaign, store_path: Path, service: Path, ibm: IBMQuantumS
                     continue
                 assert len(got) == 1, (set_id, experiment, len(got))
                 assert got[0]["data"]["counts"] == {hex(experiment % 8): plan["shots"]}, (set_id, experiment)
-        runs = executions_per_chunk(emulator.jobs(), all_jobs) + ibm_runs_per_chunk(ibm, all_jobs)
+        runs = executions_per_chunk(emulator.jobs(), all_jobs)
+        faults = emulator.faults()
+        if ibm is not None:
+            runs += ibm_runs_per_chunk(ibm, all_jobs)
+            faults["ibm_limit_refusals"] = ibm.refusals()["limit"]
+            faults["ibm_answers_cut_off"] = sum("answer cut off" in r.note for r in ibm.requests())
+            faults["ibm_status_refused"] = sum(r.status == 429 for r in ibm.requests())
         campaign.chunks_run_twice = sum(1 for n in runs.values() if n > 1)
-        faults = {**emulator.faults(), "ibm_limit_refusals": ibm.refusals()["limit"]}
-        faults["ibm_answers_cut_off"] = sum("answer cut off" in r.note for r in ibm.requests())
-        faults["ibm_status_refused"] = sum(r.status == 429 for r in ibm.requests())
         campaign.faults = faults
         for path in (store_path, service / "emulator.sqlite"):
             with sqlite3.connect(path) as conn:
@@ -350,3 +363,170 @@ def test_a_hundred_kills_at_seeded_moments(tmp_path: Path) -> None:
     print(_report(campaign))
     assert sum(campaign.kills.values()) == 100
     assert len(campaign.kills) == len(PHASES), campaign.kills
+
+
+# -- SIGTERM, SIGHUP and a full disk against the command line ------------------------------------
+
+#: retry settings for the command-line rounds (as POLICY in the forking process)
+RETRY_CONFIG = """
+[retry]
+max_attempts = 30
+base_delay = 0.02
+max_delay = 0.2
+limit_wait = 0.05
+max_poll_errors = 3
+"""
+
+DISRUPTION_PHASES = ("submit", "results", "random")
+
+
+def _read(db: sqlite3.Connection | None, query: Any, *args: Any) -> Any:
+    """``query(db, *args)``, or None while the store cannot be read (not made yet)."""
+    if db is None:
+        return None
+    try:
+        return query(db, *args)
+    except sqlite3.Error:
+        return None
+
+
+def _owned_sets(db: sqlite3.Connection, pid: int) -> list[str]:
+    """The ids of the sets process ``pid`` runs now."""
+    return [i for (i,) in db.execute("SELECT id FROM job_sets WHERE owner_pid = ? AND state = 'running'",
+                                     (pid,))]
+
+
+def run_disruption_campaign(tmp_path: Path, kinds: tuple[str, ...], rounds: int, seed: int,
+                            disk: Any = None) -> Campaign:
+    """``rounds`` commands (``qjm run`` of a new set, or ``qjm resume`` of an unfinished one),
+    each disrupted at a seeded moment by the next of ``kinds``: ``SIGTERM``, ``SIGHUP`` or
+    ``full`` (the store's disk filled, then freed once the command stopped); then a last
+    resume of everything, and the crash suite's checks."""
+    rng = random.Random(seed)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    home = (disk.path if disk is not None else tmp_path) / "home"
+    store_path, service = home / "qjm.sqlite", tmp_path / "service"
+    config = tmp_path / "config.toml"
+    config.write_text(RETRY_CONFIG)
+    source = basis_file(tmp_path / "basis.qpy", 24)
+    env = {**os.environ, "QJM_HOME": str(home), "QJM_CONFIG": str(config), "QJM_EXECUTOR": "threads",
+           "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
+    env.pop("QJM_BACKEND", None)
+    env.pop("QJM_SHOTS", None)
+    campaign = Campaign()
+    zygote = Zygote(env)
+    db: sqlite3.Connection | None = None
+    try:
+        for round_no in range(rounds):
+            campaign.rounds += 1
+            kind = kinds[round_no % len(kinds)]
+            phase = rng.choice(DISRUPTION_PHASES)
+            known = set(_read(db, _set_ids, False) or [])
+            unfinished = _read(db, _set_ids, True) or []
+            if unfinished and rng.random() < 0.5:
+                argv = ["resume", rng.choice(unfinished), "-q"]
+                plan = None
+            else:
+                n = len(campaign.sets)
+                plan = {"n": 24, "shots": 32}
+                spec = (f"emulator:dir={service},latency=0.01,queue=0.05,run=0.05,max_jobs=4,"
+                        f"max_per_job=2,fault_rate=0.3,status_error=0.25,seed={seed * 1000 + n}")
+                if n % 2:
+                    spec, plan["shots"] = "aer", 4000
+                argv = ["run", str(source), "-b", spec, "--max-per-job", "2", "--shots",
+                        str(plan["shots"]), "-q"]
+            log = tmp_path / f"round-{round_no:02d}.log"
+            pid = zygote.start({"do": "cli", "argv": argv, "log": str(log)})
+            target = rng.randint(1, 10)
+            delay = rng.uniform(0.0, 1.0)
+            started = time.monotonic()
+            disrupted = False
+            owned: float | None = None
+            while _alive(pid) and time.monotonic() - started < 60:
+                if db is None and store_path.exists():
+                    db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=30)
+                # Only the sets this command runs count, and only once it runs them: a signal
+                # before it has set up its handlers would end it as the default action does.
+                involved = _read(db, _owned_sets, pid) or []
+                if phase == "random":
+                    if owned is None and involved:
+                        owned = time.monotonic()
+                    reached = owned is not None and time.monotonic() - owned >= delay
+                else:
+                    reached = bool(involved and _read(db, _moment_reached, phase, involved, target, None, 12))
+                if reached:
+                    if kind == "full":
+                        # Full to the last byte, or nearly: small writes may still fit.
+                        disk.fill(leave=rng.choice((0, 0, 16 << 10, 64 << 10, 256 << 10)))
+                    else:
+                        os.kill(pid, getattr(signal, kind))
+                    disrupted = True
+                    break
+                time.sleep(0.002)
+            deadline = time.monotonic() + 120
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):  # a command that does not stop by itself on a full disk is a failure
+                os.kill(pid, signal.SIGKILL)
+            code = os.waitstatus_to_exitcode(zygote.reap(pid))
+            if kind == "full" and disrupted:
+                disk.free()
+            said = log.read_text(errors="replace")
+            if plan is not None:
+                for set_id in set(_read(db, _set_ids, False) or []) - known:
+                    campaign.sets[set_id] = plan
+            assert code != -signal.SIGKILL, f"the command did not stop by itself:\n{said[-3000:]}"
+            if not disrupted:
+                # A set a full disk left with circuits never stored ends partial, saying so.
+                assert code == 0 or (code == 1 and "were never stored" in said), \
+                    f"{argv} failed ({code}):\n{said[-3000:]}"
+                continue
+            campaign.kills[kind] += 1
+            if kind == "full":
+                # Stopped by itself: finished before a write failed (0), interrupted (1) or
+                # refused a new set (2); whatever it said names the full disk.
+                assert code in (0, 1, 2), (code, said[-3000:])
+                assert code == 0 or "full" in said, said[-3000:]
+            else:
+                number = int(getattr(signal, kind))
+                assert code in (0, 128 + number), (argv, phase, code, said[-3000:])
+                assert code == 0 or f"{kind}: " in said, said[-3000:]
+        if db is None:
+            db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=30)
+        final_log = tmp_path / "final.log"
+        last = zygote.start({"do": "fork", "store": str(store_path), "log": str(final_log), "new": None,
+                             "resume": _set_ids(db, unfinished_only=False)})
+        assert zygote.reap(last) == 0, final_log.read_text()[-3000:]
+    finally:
+        if db is not None:
+            db.close()
+        zygote.close()
+    _check(campaign, store_path, service)
+    return campaign
+
+
+def test_sigterm_and_sighup_rounds_lose_nothing_and_run_nothing_twice(tmp_path: Path) -> None:
+    campaign = run_disruption_campaign(tmp_path, ("SIGTERM", "SIGHUP"), rounds=8, seed=20261203)
+    print(_report(campaign))
+    assert campaign.kills["SIGTERM"] >= 1 and campaign.kills["SIGHUP"] >= 1, campaign.kills
+
+
+def test_full_disk_rounds_lose_nothing_and_run_nothing_twice(tmp_path: Path) -> None:
+    from tests.fulldisk import small_disk
+
+    with small_disk(tmp_path / "disk", size_mb=8) as disk:
+        campaign = run_disruption_campaign(tmp_path, ("full",), rounds=6, seed=20261204, disk=disk)
+    print(_report(campaign))
+    assert campaign.kills["full"] >= 2, campaign.kills
+
+
+@pytest.mark.slow
+def test_forty_sigterm_sighup_and_full_disk_rounds(tmp_path: Path) -> None:
+    from tests.fulldisk import small_disk
+
+    signals = run_disruption_campaign(tmp_path / "signals", ("SIGTERM", "SIGHUP"), rounds=40, seed=11)
+    print(_report(signals))
+    with small_disk(tmp_path / "disk", size_mb=8) as disk:
+        full = run_disruption_campaign(tmp_path / "full", ("full",), rounds=20, seed=12, disk=disk)
+    print(_report(full))
+    assert signals.kills["SIGTERM"] >= 10 and signals.kills["SIGHUP"] >= 10 and full.kills["full"] >= 10

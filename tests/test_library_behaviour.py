@@ -269,12 +269,15 @@ def test_a_queued_job_counts_as_pending_in_the_report(manager: JobManager, tmp_p
 # -- 7. the loose-token warning ----------------------------------------------------------------
 
 
-def test_a_readable_config_with_a_token_is_warned_about_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("python_warnings", ["", "ignore"])
+def test_a_readable_config_with_a_token_is_warned_about_once(tmp_path: Path, python_warnings: str) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[ibm]\ntoken = "not-a-real-token"\n')
     config.chmod(0o644)
+    # PYTHONWARNINGS=ignore, as many Qiskit users set it, used to hide the warning.
     env = {**os.environ, "PYTHONPATH": str(REPO), "QJM_CONFIG": str(config),
-           "QJM_HOME": str(tmp_path / "home"), "QISKIT_IBM_TOKEN": "another-token"}
+           "QJM_HOME": str(tmp_path / "home"), "QISKIT_IBM_TOKEN": "another-token",
+           "PYTHONWARNINGS": python_warnings}
     proc = subprocess.run([sys.executable, "-m", "qjm_tui.cli", "ls"], capture_output=True,
                           text=True, env=env, timeout=60, cwd=REPO)
     assert proc.stderr.count("can be read by other users") == 1, proc.stderr

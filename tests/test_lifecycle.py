@@ -17,7 +17,12 @@ import pytest
 
 from qjm_tui.core import store as st
 from qjm_tui.core.engine import FakeClock, RetryPolicy
-from qjm_tui.core.errors import IllegalMove, JobManagerInvalidStateError, TransientBackendError
+from qjm_tui.core.errors import (
+    IllegalMove,
+    JobManagerInvalidStateError,
+    StoreFullError,
+    TransientBackendError,
+)
 from qjm_tui.core.events import (
     Event,
     EventBus,
@@ -169,6 +174,7 @@ def _set_calls(old: SetState, new: SetState) -> dict[str, Callable[[Lifecycle, s
             calls["start"] = lambda life, set_id: life.start(set_id)
     elif new == SetState.INTERRUPTED:
         calls["release"] = lambda life, set_id: life.release(set_id, "quota used up")
+        calls["release_if_possible"] = lambda life, set_id: life.release_if_possible(set_id)
     else:
         take_over = old == SetState.INTERRUPTED
         calls["finish"] = lambda life, set_id: life.finish(
@@ -205,6 +211,21 @@ def test_a_set_moves_as_the_table_says_and_one_event_carries_each_move(
                 call(feed.life, set_id)
             assert feed.events == [], name
             assert store.get_job_set(set_id) == row, name
+
+
+def test_a_set_let_go_on_a_full_disk_is_published_even_when_the_write_fails(
+        store: st.Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_id = _set_in(store, SetState.RUNNING)
+
+    def full(*args: Any, **kwargs: Any) -> SetState:
+        raise StoreFullError(f"{store.path}: the disk holding the store is full")
+
+    monkeypatch.setattr(store, "release", full)
+    feed = Feed(store)
+    assert feed.life.release_if_possible(set_id) is False
+    # the set reads interrupted once this process ends (its heartbeat stops); readers hear it now
+    assert feed.set_moves() == [(SetState.RUNNING, SetState.INTERRUPTED)]
+    assert store.get_job_set(set_id).state == SetState.RUNNING
 
 
 def test_the_set_table_moves_every_state() -> None:

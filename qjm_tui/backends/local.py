@@ -17,8 +17,11 @@ import json
 import math
 import multiprocessing
 import os
+import select
+import signal
 import sys
 import threading
+import time
 import traceback
 import types
 from collections.abc import Callable, Iterator
@@ -32,6 +35,7 @@ from qjm_tui.core.circuits import circuits_from_qpy
 from qjm_tui.core.errors import BackendConfigurationError, PermanentBackendError, TransientBackendError
 from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo, RunOptions
 from qjm_tui.core.status import JobStatus
+from qjm_tui.core.store import process_alive
 
 # -- what runs inside a worker ---------------------------------------------------------------
 
@@ -105,6 +109,56 @@ class WorkerSetup:
 
     preload: tuple[str, ...] = ()
     warm: Callable[[str], int] = _warm
+
+
+# -- pool processes die with their owner -----------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent ends (``prctl(PR_SET_PDEATHSIG)``);
+    False where that cannot be asked."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_owner(owner: int, parent: int) -> None:
+    """End this worker, and the forkserver that is its parent, when ``owner`` (the process that
+    made the pool) ends: wait on a pidfd where there is one, else look twice a second."""
+    try:
+        fd = os.pidfd_open(owner)
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+    else:
+        while process_alive(owner):
+            time.sleep(0.5)
+    if parent not in (1, owner) and os.getppid() == parent:
+        with contextlib.suppress(OSError):
+            os.kill(parent, signal.SIGKILL)  # the forkserver: it would outlive its owner too
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _worker_start(owner: int) -> None:
+    """The first thing every pool worker runs: it must not outlive the process that made the
+    pool (a killed ``qjm run`` left its forkserver and workers running, about 225 MB each).
+    The worker dies with its parent, the forkserver (a parent-death signal), and a thread
+    watches the owner: when it ends, the thread ends the forkserver and the worker."""
+    parent = os.getppid()
+    _die_with_parent()
+    if not process_alive(owner):
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=_watch_owner, args=(owner, parent), name="qjm-owner-watch",
+                     daemon=True).start()
 
 
 # -- shared executors ------------------------------------------------------------------------
@@ -192,7 +246,8 @@ def shared_process_pool(workers: int | None = None, kind: str = "aer",
             # seconds to import) only when the pool is started for it.
             ctx.set_forkserver_preload(["qiskit", "qiskit_aer", "qjm_tui.backends.local", *setup.preload])
             with _main_module_hidden(), _stderr_with_a_descriptor():
-                pool = ProcessPoolExecutor(count, mp_context=ctx)
+                pool = ProcessPoolExecutor(count, mp_context=ctx, initializer=_worker_start,
+                                           initargs=(os.getpid(),))
                 _WARMING[:] = [pool.submit(setup.warm, kind) for _ in range(count)]
             _PROCESS_POOL = pool
         return _PROCESS_POOL
@@ -240,6 +295,21 @@ def settle_pool_start(timeout: float = 60.0) -> None:
     for thread in _STARTING:
         thread.join(timeout=timeout)
     concurrent.futures.wait(_WARMING, timeout=timeout)
+
+
+def terminate_pools() -> None:
+    """Stop the shared process pool's workers now, abandoning the jobs they run: for a process
+    told to stop (SIGTERM), whose sets are left to be resumed (local jobs are run again then).
+    Without this, exiting waits for every job already handed to a worker."""
+    global _PROCESS_POOL
+    with _POOL_LOCK:
+        pool, _PROCESS_POOL = _PROCESS_POOL, None
+    if pool is None:
+        return
+    for process in list(getattr(pool, "_processes", {}).values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 @atexit.register

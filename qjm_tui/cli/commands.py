@@ -8,6 +8,7 @@ import contextlib
 import fnmatch
 import json
 import re
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from qjm_tui.core.errors import JobManagerError
 from qjm_tui.views import histogram_lines, job_set_cells, job_set_summary, printable
 
 if TYPE_CHECKING:
+    from qjm_tui.cli.signals import Stopped
     from qjm_tui.core.jobset import ManagedJobSet
     from qjm_tui.core.manager import JobManager
 
@@ -43,15 +45,63 @@ def open_manager(store: Path | None = None, read_only: bool = False) -> JobManag
     ``QJM_CONFIG``).
 
     ``read_only`` for the commands that only look: they work on a store nobody may write and
-    create nothing on disk (no store file, no folder) where there is no store yet.
+    create nothing on disk (no store file, no folder) where there is no store yet. A command
+    that writes creates the store only when it first writes (a refused request leaves nothing),
+    and checks an existing one first: a damaged store is refused before anything is written.
     """
     from qjm_tui import JobManager
     from qjm_tui.config import load_config
     from qjm_tui.core.store import Store
 
     config = load_config()
-    return JobManager(Store(store if store is not None else config.store_path(), read_only=read_only),
-                      config=config)
+    manager = JobManager(Store(store if store is not None else config.store_path(), read_only=read_only,
+                               create_on_write=True, check=not read_only), config=config)
+    _OPENED.append(manager)
+    return manager
+
+
+#: the managers this process's command opened (what a SIGTERM or SIGHUP has to wind down)
+_OPENED: list[JobManager] = []
+
+
+def leave_on_stop(stop: Stopped, detached: bool) -> int:
+    """SIGTERM or SIGHUP arrived: give up every job set this process runs, so each reads
+    ``interrupted`` and ``qjm resume ID`` finishes it; say so on stderr (a detached runner's
+    stderr is the log) and in the log; exit with 128 + the signal's number."""
+    import logging
+
+    from qjm_tui.core.status import JOB_FINAL
+
+    lines = []
+    for manager in _OPENED:
+        running = manager.active()
+        if not running:
+            continue
+        try:
+            manager.detach(timeout=30)
+        except JobManagerError as exc:
+            lines.append(str(exc))
+        for jid in running:
+            counts = manager.store.status_counts(jid)
+            left = sum(n for status, n in counts.items() if status not in JOB_FINAL)
+            kept = " (the jobs already with the backend go on there)" if manager.reattachable(jid) else ""
+            lines.append(f"job set {jid} is interrupted with {left} of {sum(counts.values())} jobs "
+                         f"unfinished{kept}; `qjm resume {jid}` finishes it")
+    local = sys.modules.get("qjm_tui.backends.local")
+    if local is not None:
+        local.terminate_pools()  # their jobs are run again on resume; exiting need not wait
+    if not lines:
+        lines.append("stopped")
+    for line in lines:
+        text = f"{stop.name}: {line}"
+        with contextlib.suppress(OSError, ValueError):  # the terminal may be gone (SIGHUP)
+            if detached:
+                log_line(text)
+            else:
+                note(text)
+        if not detached:
+            logging.getLogger("qjm_tui.cli").warning(text)
+    return stop.exit_code
 
 
 def summary_data(manager: JobManager, job_set_id: str, jobs: bool = False) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from qjm_tui.cli.output import EXIT_FAILED, EXIT_OK, CliError, note, out, print_json
+from qjm_tui.core.files import open_append
 
 
 def child_argv(args: argparse.Namespace, write_fd: int) -> list[str]:
@@ -61,17 +62,17 @@ def launch(argv_for: Callable[[int], list[str]]
     if os.name != "posix":
         raise CliError("--detach needs a POSIX system (it hands the child a pipe); run in the foreground")
     log = log_path()
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log_fd = open_append(log)  # 0600 in a private folder; a full or unusable log is said here
     read_fd, write_fd = os.pipe()
     try:
-        with open(log, "ab") as log_file:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "qjm_tui.cli", *argv_for(write_fd)],
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                pass_fds=(write_fd,), start_new_session=True,
-            )
+        child = subprocess.Popen(
+            [sys.executable, "-m", "qjm_tui.cli", *argv_for(write_fd)],
+            stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
+            pass_fds=(write_fd,), start_new_session=True,
+        )
     finally:
         os.close(write_fd)
+        os.close(log_fd)
     try:
         report = read_report(read_fd, child)
     finally:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
+from qjm_tui.cli.commands import leave_on_stop
 from qjm_tui.cli.detach import report_to_parent
 from qjm_tui.cli.output import (
     EXIT_FAILED,
@@ -22,6 +25,7 @@ from qjm_tui.cli.output import (
     warnings_as_notes,
 )
 from qjm_tui.cli.parser import build_parser
+from qjm_tui.cli.signals import Stopped, stop_on_signals
 from qjm_tui.core.errors import JobManagerError
 
 
@@ -42,8 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     log_to_file()
     debug = bool(getattr(args, "debug", False))
+    detached = getattr(args, "report_fd", None) is not None
+    # The app and the server handle their own signals; every other command stops on SIGTERM
+    # and SIGHUP as it does on Ctrl-C, leaving what it runs resumable.
+    stopping = stop_on_signals() if args.command not in ("tui", "serve") else contextlib.nullcontext()
     try:
-        with warnings_as_notes():
+        with warnings_as_notes(), stopping:
             try:
                 return args.func(args)
             finally:
@@ -51,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         note("interrupted")
         return EXIT_INTERRUPTED
+    except Stopped as stop:
+        return leave_on_stop(stop, detached)
     except BrokenPipeError:
         # The reader went away (`qjm ls | head`): stop quietly, as Unix tools do.
         with contextlib.suppress(OSError):
@@ -67,9 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         err(f"qjm: error: {message}")
         return code
-    except (OSError, sqlite3.OperationalError) as exc:
+    except (OSError, sqlite3.DatabaseError) as exc:
         # The environment, not qjm: a file or folder that cannot be read or written, a full
-        # disk. Named, with exit 2, since the user can fix it.
+        # disk, a damaged store. Named, with exit 2, since the user can fix it.
         message = environment_message(exc)
         report_to_parent(args, {"error": message, "code": EXIT_USAGE})
         if debug:
@@ -92,18 +102,25 @@ def settle_workers() -> None:
         local.settle_pool_start()
 
 
-def environment_message(exc: OSError | sqlite3.OperationalError) -> str:
+def environment_message(exc: OSError | sqlite3.DatabaseError) -> str:
     """One line naming the place an environment failure is about and what to do."""
     from qjm_tui.config import load_config
+    from qjm_tui.core.files import describe_os_error
+    from qjm_tui.core.store import store_problem
     from qjm_tui.core.text import strip_ansi
 
     if isinstance(exc, OSError):
         place = exc.filename or "a file qjm uses"
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+            return f"{place}: {describe_os_error(exc)}"
         return f"{place}: {exc.strerror or exc}; check that it exists and that you may read and write it"
     try:
         store = str(load_config().store_path())
     except JobManagerError:
         store = "the store"
+    problem = store_problem(exc, Path(store))
+    if problem is not None:
+        return str(problem)
     text = strip_ansi(str(exc))
     if "readonly" in text or "read-only" in text:
         return (f"{store}: the store cannot be written ({text}); make the file and its folder writable "

@@ -1,4 +1,5 @@
-"""What qjm runs on: ``qjm backends`` (specs, limits, availability) and ``qjm config``."""
+"""What qjm runs on: ``qjm backends`` (specs, limits, availability), ``qjm config`` and
+``qjm doctor`` (the store's health)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from qjm_tui.cli.output import EXIT_OK, EXIT_USAGE, err, out, print_json, print_table
+from qjm_tui.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, note, out, print_json, print_table
 from qjm_tui.core.errors import JobManagerInputError
 from qjm_tui.core.ports import RunOption, RunOptions
 
@@ -197,3 +198,56 @@ def app_keys(config: Any) -> dict[str, str]:
     except ImportError:
         return {}
     return effective_keys(config.keys, where=str(config.source or "configuration"))
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the store with SQLite's integrity check; recover what can be read from a damaged
+    one into a new store, leaving the damaged file as it is."""
+    from qjm_tui.config import load_config
+    from qjm_tui.core.repair import check_store, default_recovery_path
+
+    path = args.store if args.store is not None else load_config().store_path()
+    if not path.exists():
+        note(f"no store at {path}; nothing to check")
+        return EXIT_OK
+    output = args.output if args.output is not None else default_recovery_path(path)
+    checkup = check_store(path, recover_to=output)
+    recovery = checkup.recovery
+    if args.json:
+        print_json({"store": str(path), "sound": not checkup.problems, "problems": checkup.problems,
+                    "job_sets": checkup.job_sets,
+                    "recovered": None if recovery is None else {
+                        "output": str(recovery.output), "copied": recovery.copied, "gaps": recovery.gaps,
+                        "unreadable_tables": recovery.unreadable,
+                        "incomplete_sets": recovery.incomplete_sets, "orphans": recovery.orphans,
+                        "results_lost": recovery.results_lost}})
+        return EXIT_FAILED if checkup.problems else EXIT_OK
+    if not checkup.problems:
+        sets = "" if checkup.job_sets is None else f"; {checkup.job_sets} job sets"
+        out(f"{path}: sound (SQLite integrity check: ok{sets})")
+        return EXIT_OK
+    out(f"{path}: damaged; SQLite's integrity check found:")
+    for line in checkup.problems[:10]:
+        out(f"  {line}")
+    if len(checkup.problems) > 10:
+        out("  ...")
+    assert recovery is not None
+    copied = ", ".join(f"{n:,} {table.replace('_', ' ')}" for table, n in recovery.copied.items() if n)
+    out(f"recovered into {recovery.output}: {copied or 'nothing'}")
+    if recovery.gaps:
+        out("  unreadable stretches stepped over: " +
+            ", ".join(f"{n} in {table}" for table, n in recovery.gaps.items()))
+    if recovery.unreadable:
+        out(f"  tables that could not be read at all: {', '.join(recovery.unreadable)}")
+    if recovery.incomplete_sets:
+        lost = recovery.incomplete_sets
+        shown = ", ".join(lost[:5]) + (", ..." if len(lost) > 5 else "")
+        out(f"  {len(lost)} job sets lost some of their jobs: {shown}")
+    if recovery.results_lost:
+        out(f"  {recovery.results_lost} finished jobs lost their results: they are marked failed, "
+            "so `qjm retry ID` runs them again")
+    if recovery.orphans:
+        out(f"  {recovery.orphans} rows dropped: their job set could not be read")
+    out(f"{path} is unchanged. To use the recovered store: mv {path} {path}.damaged && "
+        f"mv {recovery.output} {path}")
+    return EXIT_FAILED

@@ -19,8 +19,9 @@ from qjm_tui.core.errors import (
     JobManagerUnknownJobSet,
     StoreError,
 )
+from qjm_tui.core.files import LogFileHandler, describe_os_error, write_file
 from qjm_tui.core.text import printable
-from qjm_tui.exporting import to_json, write_atomically
+from qjm_tui.exporting import to_json
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -106,19 +107,18 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def write_output(target: str, text: str) -> None:
-    """Write to a file atomically (a reader never sees half a file), or to stdout for '-'."""
+    """Write ``text`` where ``-o`` says, through the one safe write (:func:`write_file`): '-' is
+    stdout (control characters escaped, as all output is), a device or FIFO is written through,
+    a symlink followed, a regular file replaced whole. A failure is exit 2 naming the place."""
     if target == "-":
-        sys.stdout.write(printable(text, keep_newlines=True))
-        sys.stdout.flush()
-        return
-    path = Path(target)
-    if path.is_dir():
-        raise CliError(f"{path}: is a directory; give a file name to -o", EXIT_USAGE)
+        text = printable(text, keep_newlines=True)
     try:
-        write_atomically(path, text)
+        write_file(target, text)
     except OSError as exc:
-        raise CliError(f"{path}: cannot write: {exc.strerror}; give -o a file in a folder you may "
-                       "write", EXIT_USAGE) from None
+        place = "standard output" if target == "-" else target
+        if isinstance(exc, IsADirectoryError):
+            raise CliError(f"{place}: is a directory; give a file name to -o", EXIT_USAGE) from None
+        raise CliError(f"{place}: cannot write: {describe_os_error(exc)}", EXIT_USAGE) from None
 
 
 @contextlib.contextmanager
@@ -137,24 +137,6 @@ def warnings_as_notes() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
         yield
-
-
-class LogFileHandler(logging.FileHandler):
-    """Appends log records to qjm's log file, made (with its folder) only when a record comes.
-
-    A command that logs nothing leaves nothing on disk; a log file that cannot be written drops
-    the record instead of printing a logging traceback over the command's output.
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, encoding="utf-8", delay=True)
-
-    def _open(self) -> TextIO:
-        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
-        return super()._open()
-
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
-        """Drop the record: the terminal is for the command's own output."""
 
 
 def log_to_file() -> None:

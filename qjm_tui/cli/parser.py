@@ -23,7 +23,7 @@ from qjm_tui.cli.commands import (
     cmd_tui,
     cmd_wait,
 )
-from qjm_tui.cli.environment import cmd_backends, cmd_bench, cmd_config
+from qjm_tui.cli.environment import cmd_backends, cmd_bench, cmd_config, cmd_doctor
 from qjm_tui.cli.results import cmd_export, cmd_results
 from qjm_tui.cli.serving import cmd_serve
 
@@ -276,6 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("config", cmd_config, "Show the effective configuration and file locations", _examples(
         "qjm config", "qjm config --json | jq -r .store",
         "", "Secrets (tokens, passwords) are shown as ***."))
+    add_json(p)
+
+    p = add("doctor", cmd_doctor, "Check the store and recover what can be read from a damaged one",
+            _examples(
+                "qjm doctor                         # the store in $QJM_HOME",
+                "qjm doctor --store ~/runs/qjm.sqlite --output ~/runs/recovered.sqlite",
+                "",
+                "Runs SQLite's integrity check on a copy of the store. If it finds damage, every",
+                "row that can still be read is copied into a new store (default: beside the old",
+                "one, named qjm-recovered-<time>.sqlite). The damaged file is never changed.",
+                "Exit 0: the store is sound; 1: it is damaged (what could be read was recovered).",
+            ))
+    p.add_argument("--store", type=Path, metavar="PATH", help="the store file (default: $QJM_HOME)")
+    p.add_argument("--output", type=Path, metavar="PATH", help="where the recovered store goes")
     add_json(p)
 
     p = add("bench", cmd_bench, "Measure qjm against raw Aer, the pacing bound and the original design",

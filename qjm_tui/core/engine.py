@@ -31,6 +31,7 @@ from qjm_tui.core.errors import (
     AccessRefused,
     BackendLimitReached,
     PermanentBackendError,
+    StoreFullError,
     TransientBackendError,
 )
 from qjm_tui.core.events import EventBus, JobRetryScheduled
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 
 #: seconds between the owner's heartbeats, which also pick up cancel requests from other processes
 HEARTBEAT_INTERVAL = 1.0
+
+#: seconds between two reads of what the store's other sets hold at the backend
+_OTHERS_EVERY = 0.25
 
 
 class Clock:
@@ -204,6 +208,11 @@ class JobSetRunner(threading.Thread):
         #: jobs of ours the service holds when it last said "limit reached" and nothing since
         #: showed more room: the learned concurrent limit (None until the first refusal)
         self._learned_cap: int | None = None
+        #: the jobs the store's sets together may have in flight at this backend, as runners
+        #: on this store learned it (read now, so a new runner does not learn it again)
+        self._shared_limit: int | None = store.learned_limit(backend.spec)
+        self._others_count = 0
+        self._others_read = -_OTHERS_EVERY
         self._probe_at = 0.0
         self._probe_wait = self.policy.limit_wait
         self._probe: int | None = None  # the job sent to probe for room above the learned limit
@@ -276,6 +285,10 @@ class JobSetRunner(threading.Thread):
             else:
                 self._finish()
         except BaseException as exc:  # recorded so wait() can report it
+            full = exc if isinstance(exc, StoreFullError) else st.store_problem(exc, self.store.path)
+            if isinstance(full, StoreFullError):
+                self._stopped_by_full_disk(full)
+                return
             log.exception("runner for %s failed", self.job_set_id)
             self.error = exc
             try:
@@ -297,6 +310,18 @@ class JobSetRunner(threading.Thread):
                 self._on_finished(self)
             self.finished.set()
 
+    def _stopped_by_full_disk(self, error: StoreFullError) -> None:
+        """The store could not take a write: stop here and leave the set resumable (jobs a
+        remote service holds go on there, and a resume reattaches to them and fetches their
+        results), not failed with jobs still running."""
+        log.error("job set %s stopped: %s; it is interrupted, and resuming it once there is "
+                  "space continues it", self.job_set_id, error)
+        self.error = error
+        self.final_state = SetState.INTERRUPTED
+        if not self.life.release_if_possible(self.job_set_id):
+            # the disk is still full: the set reads interrupted once this process ends
+            log.warning("could not record that job set %s is interrupted", self.job_set_id)
+
     def _prepare(self) -> None:
         self.backend.add_listener(self.wake)
         if not self.backend.inline_submit:
@@ -304,6 +329,9 @@ class JobSetRunner(threading.Thread):
             self._pool_size = workers
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"qjm-io-{self.job_set_id}")
         self._last_heartbeat = self.clock.now()
+        if self._shared_limit is not None:
+            # The limit is known: no probe for more room before the usual wait.
+            self._probe_at = self.clock.now() + self._probe_wait
         self.life.start(self.job_set_id)
         earlier = [j.session_id for j in sorted(self.jobs.values(), key=lambda j: j.submitted or 0.0)
                    if j.session_id]
@@ -534,12 +562,13 @@ class JobSetRunner(threading.Thread):
             under_way = len(self._submitting)
             if under_way >= self._pool_size:
                 return False  # no backlog of submissions the service may refuse all at once
-            if self.max_in_flight is None and self._learned_cap is None \
-                    and under_way >= max(1, self._accepted()):
+            cap = self._cap()
+            if self.max_in_flight is None and cap is None and under_way >= max(1, self._accepted()):
                 # An unknown limit: no more submissions under way than the service has taken,
                 # so the first "limit reached" answers a few of them, not a flood.
                 return False
-        if self._learned_cap is None or held < self._learned_cap:
+        cap = self._cap()
+        if cap is None or held < cap:
             return True
         # At the learned limit: one probe at a time, and only once its wait is over.
         return not self._submitting and self.clock.now() >= self._probe_at
@@ -565,7 +594,8 @@ class JobSetRunner(threading.Thread):
             if payload is None:  # its circuits are still being stored
                 return
             self._pending.popleft()
-            if self._learned_cap is not None and self._held() >= self._learned_cap:
+            cap = self._cap()
+            if cap is not None and self._held() >= cap:
                 self._probe = index
             job = self.jobs[index]
             self._set_status(index, JobStatus.SUBMITTING, attempts=job.attempts + 1,
@@ -661,9 +691,11 @@ class JobSetRunner(threading.Thread):
         if index == self._probe:
             self._probe = None
         accepted = self._accepted()
-        if self._learned_cap is not None and accepted > self._learned_cap:
+        cap = self._cap()
+        if cap is not None and accepted > cap:
             # The service took more than we thought it would: that much room, at least.
             self._learned_cap = accepted
+            self._share_limit(accepted + self._others_accepted())
             self._probe_wait = self.policy.limit_wait
 
     def _submit_failed(self, index: int, exc: BaseException) -> None:
@@ -713,7 +745,39 @@ class JobSetRunner(threading.Thread):
             self._probe_wait = min(self._probe_wait * 2, max(self.policy.max_delay,
                                                              self.policy.limit_wait))
         self._learned_cap = self._accepted()
+        self._share_limit(self._learned_cap + self._others_accepted())
         self._probe_at = self.clock.now() + self._probe_wait
+
+    # The learned limit is shared through the store: a refusal tells every runner on this store
+    # how many jobs its sets together may have in flight at the backend, and a runner that
+    # starts reads it, instead of finding it out with refusals of its own.
+
+    def _cap(self) -> int | None:
+        """How many jobs of ours the service should hold now: the limit runners on this store
+        learned less what the other sets hold there; else what this runner learned alone;
+        None while no limit is known."""
+        if self._shared_limit is None:
+            return self._learned_cap
+        return max(self._shared_limit - self._others(), 0)
+
+    def _others(self) -> int:
+        """Jobs the store's other running sets have in flight at this backend, or are
+        submitting there (read at most every ``_OTHERS_EVERY`` seconds)."""
+        now = self.clock.now()
+        if now - self._others_read >= _OTHERS_EVERY:
+            self._others_count = self.store.jobs_in_flight(self.backend.spec, self.job_set_id)
+            self._others_read = now
+        return self._others_count
+
+    def _others_accepted(self) -> int:
+        """Jobs the service has accepted from the store's other running sets, now: with ours,
+        what it held when it refused or accepted one more."""
+        return self.store.jobs_in_flight(self.backend.spec, self.job_set_id, accepted_only=True)
+
+    def _share_limit(self, limit: int) -> None:
+        if limit != self._shared_limit:
+            self._shared_limit = limit
+            self.store.learn_limit(self.backend.spec, limit)
 
     def _retry_later(self, index: int, message: str) -> None:
         job = self.jobs[index]

@@ -26,9 +26,10 @@ class JobManagerInvalidStateError(JobManagerError):
 
 
 class JobSetStopped(JobManagerInvalidStateError):
-    """The set stopped submitting because the service refused the account (a quota used up,
-    credentials refused); ``reason`` says what the service said. It is resumable once that is
-    fixed, and waiting for it would never end, so ``wait()`` raises this instead."""
+    """The set stopped short of its end for a reason resuming at once would not fix: the
+    service refused the account (a quota used up, credentials refused) or the disk holding the
+    store is full; ``reason`` says which. It is resumable once that is fixed, and waiting for it
+    would never end, so ``wait()`` raises this instead."""
 
     def __init__(self, message: str, reason: str) -> None:
         self.reason = reason
@@ -74,6 +75,14 @@ class BackendConfigurationError(JobManagerError):
 
 class StoreError(JobManagerError):
     """The store file cannot be used (corrupt, foreign, newer schema, not writable)."""
+
+
+class StoreFullError(StoreError):
+    """The disk holding the store is full: a write could not be made (nothing half-written)."""
+
+
+class StoreDamagedError(StoreError):
+    """The store file is damaged (SQLite finds it malformed); ``qjm doctor`` recovers what it can."""
 
 
 class ManagedResultDataNotAvailable(JobManagerError):

@@ -9,6 +9,7 @@ OpenQASM, ``experiment 12 ('bell')`` for circuits and schedules) and what to do 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from qjm_tui.core.errors import JobManagerInputError
+from qjm_tui.core.files import TooLarge, read_bounded
 from qjm_tui.core.text import strip_ansi
 
 _QASM_VERSION = re.compile(r"^\s*OPENQASM\s+(\d+)(?:\.\d+)?\s*;", re.MULTILINE)
@@ -45,20 +47,36 @@ def check_label(value: Any, what: str, limit: int) -> str:
     return value
 
 
-def load_circuit_file(path: str | os.PathLike[str]) -> list[Any]:
+#: the largest circuit file read unless the configuration allows more (``max_circuit_file_mb``):
+#: OpenQASM files of 50 MB are real, and parsing 200 MB of OpenQASM takes gigabytes already
+DEFAULT_MAX_CIRCUIT_FILE_MB = 200
+
+
+def load_circuit_file(path: str | os.PathLike[str], max_mb: int | None = None) -> list[Any]:
     """Load every circuit in an OpenQASM 2, OpenQASM 3 or QPY file.
 
+    Only a regular file of at most ``max_mb`` megabytes (default
+    :data:`DEFAULT_MAX_CIRCUIT_FILE_MB`) is read: a device such as ``/dev/zero`` would fill
+    memory and a FIFO could wait for ever, so both are refused before anything is read.
     Circuits without a name are named after the file (``bell`` or ``bell[3]``) so results can
     be looked up by name.
     """
     path = Path(path)
+    limit_mb = DEFAULT_MAX_CIRCUIT_FILE_MB if max_mb is None else max_mb
     try:
-        data = path.read_bytes()
+        data = read_bounded(path, limit_mb * 1_000_000)
     except FileNotFoundError:
         raise JobManagerInputError("no such file", str(path)) from None
     except IsADirectoryError:
         raise JobManagerInputError("is a directory, not a circuit file", str(path)) from None
+    except TooLarge:
+        raise JobManagerInputError(
+            f"larger than {limit_mb} MB, the most qjm reads from one circuit file; to allow more, "
+            "raise max_circuit_file_mb in the configuration file", str(path)) from None
     except OSError as exc:
+        if exc.errno == errno.EINVAL:  # not a regular file: say what it is
+            raise JobManagerInputError(f"{exc.strerror}; give an OpenQASM or QPY file",
+                                       str(path)) from None
         raise JobManagerInputError(f"cannot read: {exc.strerror}", str(path)) from None
     if not data.strip():
         raise JobManagerInputError("the file is empty", str(path))
@@ -86,11 +104,12 @@ def load_circuit_file(path: str | os.PathLike[str]) -> list[Any]:
     return circuits
 
 
-def load_circuit_files(paths: Iterable[str | os.PathLike[str]]) -> list[Any]:
-    """Load several files, keeping the order of the files and of the circuits within each."""
+def load_circuit_files(paths: Iterable[str | os.PathLike[str]], max_mb: int | None = None) -> list[Any]:
+    """Load several files, keeping the order of the files and of the circuits within each
+    (each file at most ``max_mb`` megabytes, as :func:`load_circuit_file` says)."""
     circuits: list[Any] = []
     for path in paths:
-        circuits.extend(load_circuit_file(path))
+        circuits.extend(load_circuit_file(path, max_mb))
     if not circuits:
         raise JobManagerInputError("no circuit files were given")
     experiment_kind(circuits)
@@ -210,6 +229,43 @@ def _offending_token(exc: BaseException) -> tuple[int, int, str] | None:
     return None
 
 
+def count_experiments(experiments: Any) -> int | None:
+    """How many circuits ``experiments`` holds, told without reading any circuit: a circuit is
+    one, an OpenQASM file one, a QPY file what its header says. None when it cannot be told
+    that cheaply (an iterator, a file that cannot be opened: the full read says why)."""
+    from qiskit import QuantumCircuit
+
+    if isinstance(experiments, QuantumCircuit):
+        return 1
+    if isinstance(experiments, (str, os.PathLike)):
+        return _count_in_file(Path(experiments))
+    if not isinstance(experiments, Sequence):
+        return None
+    total = 0
+    for item in experiments:
+        counted = 1 if isinstance(item, QuantumCircuit) else (
+            _count_in_file(Path(item)) if isinstance(item, (str, os.PathLike)) else None)
+        if counted is None:
+            return None
+        total += counted
+    return total
+
+
+def _count_in_file(path: Path) -> int | None:
+    try:
+        if not path.is_file():
+            return None
+        with open(path, "rb") as fh:
+            head = fh.read(18)
+    except OSError:
+        return None
+    if not head.startswith(_QPY_MAGIC):
+        return 1
+    if len(head) < 18:
+        return None
+    return int.from_bytes(head[10:18], "big")  # the header's program count
+
+
 def is_pulse(experiment: Any) -> bool:
     """Whether ``experiment`` is a pulse schedule (``Schedule`` or ``ScheduleBlock``)."""
     from qiskit.pulse import Schedule, ScheduleBlock
@@ -217,15 +273,16 @@ def is_pulse(experiment: Any) -> bool:
     return isinstance(experiment, (Schedule, ScheduleBlock))
 
 
-def normalize_experiments(experiments: Any) -> list[Any]:
+def normalize_experiments(experiments: Any, max_file_mb: int | None = None) -> list[Any]:
     """A list of experiments from one circuit or schedule, a sequence of them, or file paths:
-    all ``QuantumCircuit``, or all pulse schedules (``Schedule``/``ScheduleBlock``), never both."""
+    all ``QuantumCircuit``, or all pulse schedules (``Schedule``/``ScheduleBlock``), never both
+    (each file at most ``max_file_mb`` megabytes, as :func:`load_circuit_file` says)."""
     from qiskit import QuantumCircuit
 
     if isinstance(experiments, QuantumCircuit) or is_pulse(experiments):
         return [experiments]
     if isinstance(experiments, (str, os.PathLike)):
-        return load_circuit_file(experiments)
+        return load_circuit_file(experiments, max_file_mb)
     if not isinstance(experiments, Iterable):
         raise JobManagerInputError(
             f"experiments must be circuits, pulse schedules or circuit files, not "
@@ -236,7 +293,7 @@ def normalize_experiments(experiments: Any) -> list[Any]:
         if isinstance(item, QuantumCircuit) or is_pulse(item):
             circuits.append(item)
         elif isinstance(item, (str, os.PathLike)):
-            circuits.extend(load_circuit_file(item))
+            circuits.extend(load_circuit_file(item, max_file_mb))
         else:
             raise JobManagerInputError(
                 f"is a {type(item).__name__}; qjm runs QuantumCircuit objects, pulse schedules "

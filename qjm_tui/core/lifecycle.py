@@ -5,7 +5,9 @@ call per kind of change: it checks the move against the state as stored (the sto
 check and the write in one transaction, so a state another process or thread wrote meanwhile is
 never overwritten by a move it forbids), and then publishes the one event that carries it. It
 also decides a set's final state (:func:`final_state`). The engine and the manager change states
-only through here; nothing else calls the store's status setters.
+only through here; nothing else calls the store's status setters. (``qjm doctor`` marks failed
+the done jobs whose results a damaged store lost in the recovered copy it builds, before any
+process opens it as a store: no move and no event, the sets' states decided by :func:`final_state`.)
 
 Which event carries which move (see ``core/events.py``):
 
@@ -207,6 +209,19 @@ class Lifecycle:
         with ``reason`` when it stopped for one (see :meth:`stop_submitting`)."""
         old = self.store.release(job_set_id, reason, allowed_from=SET_SOURCES[SetState.INTERRUPTED])
         self.bus.publish(JobSetStateChanged(job_set_id, SetState.INTERRUPTED, old))
+
+    def release_if_possible(self, job_set_id: str) -> bool:
+        """Let the set go when the store may not take the write (a full disk): the move is
+        published either way, since a set whose owner stops beating reads interrupted to
+        everyone once this process ends. Returns whether it was written."""
+        try:
+            old: SetState | None = self.store.release(job_set_id,
+                                                      allowed_from=SET_SOURCES[SetState.INTERRUPTED])
+            written = True
+        except Exception:
+            old, written = SetState.RUNNING, False
+        self.bus.publish(JobSetStateChanged(job_set_id, SetState.INTERRUPTED, old))
+        return written
 
     def stop_submitting(self, job_set_id: str, reason: str) -> None:
         """The service refused the account: the set submits nothing more, and every reader

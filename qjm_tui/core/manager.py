@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -29,6 +30,7 @@ from qjm_tui.core.errors import (
     JobManagerInvalidStateError,
     JobManagerTimeoutError,
     JobSetStopped,
+    StoreFullError,
 )
 from qjm_tui.core.events import (
     Event,
@@ -44,6 +46,7 @@ from qjm_tui.core.inputs import (
     check_kind_runs,
     check_label,
     check_schedules,
+    count_experiments,
     experiment_kind,
     normalize_experiments,
     transpile_for,
@@ -143,7 +146,10 @@ class JobManager:
         self.config: Settings = config if config is not None else Defaults()
         #: wall-clock time stamped on events and rows (injectable, so screens can be snapshotted)
         self.now = now or time.time
-        self.store = store if isinstance(store, st.Store) else st.Store(store, now=self.now)
+        # A store made here is written to disk with its first job set, not before: a request
+        # refused up front leaves nothing behind.
+        self.store = store if isinstance(store, st.Store) else st.Store(store, now=self.now,
+                                                                        create_on_write=True)
         self._backends = backends or adapters_only
         self._new_id = new_id or st.new_job_set_id
         self.bus = EventBus(clock=self.now)
@@ -204,17 +210,20 @@ class JobManager:
         if name is not None:
             check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
-        circuits = normalize_experiments(experiments)
+        limits = adapter.limits()
+        # A runaway request is refused before the circuits are even read when their number
+        # can be told without reading them (a QPY file's header says how many it holds).
+        counted = count_experiments(experiments)
+        if counted:
+            _check_job_count(count_jobs(counted, limits, shots, _job_size(
+                adapter, limits, counted, max_experiments_per_job)), job_cap, limits, shots, adapter.spec)
+        circuits = normalize_experiments(experiments, getattr(self.config, "max_circuit_file_mb", None))
         kind = experiment_kind(circuits)
         check_kind_runs(kind, adapter.experiment_kinds, adapter.spec, transpile)
         run_config = check_run_options(run_config, adapter.run_options(), adapter.spec)
         # Counted before the circuits are transpiled or checked: a runaway request is refused
         # at once, however many circuits it has.
-        limits = adapter.limits()
-        per_job = max_experiments_per_job
-        if per_job is None and limits.max_experiments_per_job is None:
-            preferred = getattr(adapter, "preferred_job_size", None)
-            per_job = preferred(len(circuits)) if preferred else None
+        per_job = _job_size(adapter, limits, len(circuits), max_experiments_per_job)
         _check_job_count(count_jobs(len(circuits), limits, shots, per_job), job_cap, limits, shots,
                          adapter.spec)
         if kind == "schedules":
@@ -229,38 +238,90 @@ class JobManager:
                 validate_for_target(circuits, getattr(target_backend, "target", None), adapter.spec)
         plan = plan_jobs(len(circuits), limits, shots, per_job)
         job_set_id = self._new_id()
-        self.store.create_job_set(
-            job_set_id=job_set_id,
-            name=name or job_set_id,
-            tags=tags,
-            backend=adapter.spec,
-            shots=shots,
-            run_options=_jsonable_options(run_config),
-            experiment_names=[c.name for c in circuits],
-            jobs=[(j.index, j.start, j.stop, j.shots, j.round) for j in plan],
-            circuit_blocks=[],
-        )
-        self.bus.publish(JobSetCreated(job_set_id, name or job_set_id, adapter.spec, len(plan),
-                                       len(circuits)))
-        tracker = _BlockTracker()
-        runner = self._start(job_set_id, adapter, circuits=circuits, blocks_ready=tracker.ready)
+        first_round = [j for j in plan if j.round == 0]
+        # A backend that keeps jobs (a remote service: its jobs cost money and outlive this
+        # process) gets nothing before every circuit is stored, in the same transaction as the
+        # set: a failure (a full disk) leaves nothing stored and nothing submitted. Local
+        # simulators start on the first block while the rest are written (their jobs end with
+        # this process anyway).
+        pipelined = not adapter.can_reattach()
+        blocks = [] if pipelined else [(j.start, j.stop, circuits_to_qpy(circuits[j.start:j.stop]))
+                                       for j in first_round]
         try:
-            for job in plan:
-                if job.round == 0:
-                    qpy = circuits_to_qpy(circuits[job.start:job.stop])
-                    self.store.add_circuit_block(job_set_id, job.start, job.stop, qpy)
-                    tracker.add(job.start, job.stop, qpy)
-                    runner.wake()
-        except Exception as exc:
-            runner.cancel()
-            runner.finished.wait()
-            self.store.delete_job_set(job_set_id)
-            self.bus.publish(JobSetDeleted(job_set_id))
-            raise JobManagerInputError(
-                f"the circuits cannot be stored ({strip_ansi(str(exc))}); nothing was kept"
-            ) from exc
+            self.store.create_job_set(
+                job_set_id=job_set_id,
+                name=name or job_set_id,
+                tags=tags,
+                backend=adapter.spec,
+                shots=shots,
+                run_options=_jsonable_options(run_config),
+                experiment_names=[c.name for c in circuits],
+                jobs=[(j.index, j.start, j.stop, j.shots, j.round) for j in plan],
+                circuit_blocks=blocks,
+            )
+        except sqlite3.DatabaseError as exc:
+            problem = st.store_problem(exc, self.store.path)
+            if isinstance(problem, StoreFullError):
+                raise StoreFullError(
+                    f"disk full: job set {job_set_id} ({len(circuits):,} circuits) could not be "
+                    f"stored in {self.store.path}; nothing was stored or submitted. Free some "
+                    "space and run it again") from None
+            raise problem or exc from None
+        created = JobSetCreated(job_set_id, name or job_set_id, adapter.spec, len(plan), len(circuits))
+        tracker = _BlockTracker()
+        for start, stop, qpy in blocks:
+            tracker.add(start, stop, qpy)
+        if pipelined:
+            self._run_while_storing(job_set_id, adapter, circuits, first_round, tracker, created)
+        else:
+            self.bus.publish(created)
+            self._start(job_set_id, adapter, circuits=circuits, blocks_ready=tracker.ready)
         self._known[job_set_id] = None
         return ManagedJobSet(self, job_set_id)
+
+    def _run_while_storing(self, job_set_id: str, adapter: ExecutionBackend, circuits: Sequence[Any],
+                           first_round: Sequence[Any], tracker: _BlockTracker, created: Event) -> None:
+        """Start the set's runner and write its circuits block by block, the runner submitting
+        each as it lands.
+
+        If a block cannot be stored, or the caller is interrupted meanwhile (Ctrl-C, SIGTERM),
+        the set's jobs are cancelled and the set deleted: the caller never got its id, so
+        nothing is kept.
+        """
+        stored = 0
+        try:
+            self.bus.publish(created)
+            runner = self._start(job_set_id, adapter, circuits=circuits, blocks_ready=tracker.ready)
+            for job in first_round:
+                qpy = circuits_to_qpy(circuits[job.start:job.stop])
+                self.store.add_circuit_block(job_set_id, job.start, job.stop, qpy)
+                tracker.add(job.start, job.stop, qpy)
+                stored = job.stop
+                runner.wake()
+        except BaseException as exc:
+            started = self._runner(job_set_id)
+            if started is not None:
+                started.cancel()
+                started.finished.wait()
+            try:
+                self.store.delete_job_set(job_set_id)
+                self.bus.publish(JobSetDeleted(job_set_id))
+                left = "its jobs were cancelled and nothing was kept"
+            except Exception:
+                left = (f"its jobs were cancelled, and it is left in the store, interrupted: once "
+                        f"there is space, `qjm resume {job_set_id}` runs the {stored:,} stored circuits "
+                        "(the rest must be run again from their source)")
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C, SIGTERM: the interruption goes on
+            problem = st.store_problem(exc, self.store.path)
+            if isinstance(problem, StoreFullError):
+                raise StoreFullError(
+                    f"disk full: job set {job_set_id} stored {stored:,} of {len(circuits):,} circuits "
+                    f"in {self.store.path} before the disk filled; {left}. Free some space and run "
+                    "it again") from None
+            raise JobManagerInputError(
+                f"the circuits cannot be stored ({strip_ansi(str(exc))}); {left}"
+            ) from exc
 
     def job_sets(self, name: str | None = None, whole_store: bool = False) -> list[ManagedJobSet]:
         """The job sets this manager ran or retrieved (as the original's "this session"),
@@ -426,6 +487,10 @@ class JobManager:
         delay = 0.02
         while True:
             crash = self._crashes.get(job_set_id)
+            if isinstance(crash, StoreFullError):
+                raise JobSetStopped(
+                    f"job set {job_set_id} is interrupted: {crash}; `qjm resume {job_set_id}` (or "
+                    "resume()) continues it once there is space", str(crash)) from crash
             if crash is not None:
                 raise JobManagerInvalidStateError(
                     f"job set {job_set_id} stopped on an internal error: {crash}") from crash
@@ -441,8 +506,10 @@ class JobManager:
                     # Stopped on purpose (the service refused the account): resuming at once
                     # would only be refused again.
                     raise JobSetStopped(stopped_message(job_set_id, reason), reason)
-                if state == SetState.INTERRUPTED and self.reattachable(job_set_id):
-                    # The backend kept the jobs: pick them up where the ended process left them.
+                if state == SetState.INTERRUPTED and not self.store.read_only \
+                        and self.reattachable(job_set_id):
+                    # The backend kept the jobs: pick them up where the ended process left them
+                    # (a store opened to look only, as `qjm wait` opens it, cannot take the set).
                     self.resume_job_set(job_set_id)
                     left = None if deadline is None else max(0.0, deadline - time.monotonic())
                     return self.wait_for(job_set_id, left)
@@ -757,6 +824,15 @@ def _check_job_count(needed: int, cap: int, limits: BackendLimits, shots: int | 
         f"this job set would need {needed:,} jobs{rounds}, more than the limit of {cap:,}; to allow "
         "it, raise max_jobs_per_set (qjm run --max-jobs-per-set N, the config key max_jobs_per_set, "
         "or run(max_jobs_per_set=N))")
+
+
+def _job_size(adapter: ExecutionBackend, limits: BackendLimits, n: int, asked: int | None) -> int | None:
+    """Circuits per job for ``n`` experiments: what was asked, else the backend's preference
+    where it declares no maximum of its own."""
+    if asked is None and limits.max_experiments_per_job is None:
+        preferred = getattr(adapter, "preferred_job_size", None)
+        return preferred(n) if preferred else None
+    return asked
 
 
 def _job_cap(value: Any) -> int:

@@ -15,10 +15,13 @@ Tables:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
 import sqlite3
+import stat
+import sys
 import threading
 import time
 import uuid
@@ -30,12 +33,21 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Final
 
-from qjm_tui.core.errors import IllegalMove, JobManagerInvalidStateError, JobManagerUnknownJobSet, StoreError
+from qjm_tui.core.errors import (
+    IllegalMove,
+    JobManagerInvalidStateError,
+    JobManagerUnknownJobSet,
+    StoreDamagedError,
+    StoreError,
+    StoreFullError,
+)
+from qjm_tui.core.files import create_private_file, private_folder, readable_by_others
 from qjm_tui.core.sqlite import immediate_transaction
 from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
+from qjm_tui.core.text import printable
 
 APP_ID = "qjm"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: a running job set whose owner has not written a heartbeat for this long is interrupted
 HEARTBEAT_STALE_SECONDS = 60.0
@@ -118,6 +130,12 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN usage REAL;
     ALTER TABLE jobs ADD COLUMN usage_estimate REAL;
     ALTER TABLE job_sets ADD COLUMN stop_reason TEXT;
+    """,
+    # version 4: what runners learned about a backend's job limit, shared by every process on
+    # the store: the jobs this store's sets had in flight there when it last refused one
+    """
+    CREATE TABLE learned_limits (backend TEXT PRIMARY KEY, max_jobs INTEGER NOT NULL,
+                                 learned REAL NOT NULL);
     """,
 ]
 
@@ -294,10 +312,11 @@ class _ThreadConnection:
     """Holds one thread's connection; when the thread ends its thread-local data goes, this
     holder with it, and a finalizer closes the connection (no handle outlives its thread)."""
 
-    __slots__ = ("conn", "__weakref__")
+    __slots__ = ("conn", "generation", "__weakref__")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, generation: int = 0) -> None:
         self.conn = conn
+        self.generation = generation
 
 
 def _close_connection(lock: threading.Lock, connections: list[sqlite3.Connection],
@@ -322,10 +341,18 @@ class Store:
     ``read_only`` is for commands that only look: nothing is created on disk (a missing file
     reads as an empty store), and a file or folder that is not writable is read without being
     touched. A writing store refuses, up front and by name, a file or folder it cannot write.
+    With ``create_on_write`` a writing store that finds no file creates it (and its folder)
+    only when something is first written, so a request refused before then leaves nothing on
+    disk. ``check`` runs SQLite's ``quick_check`` over an existing file first, so a damaged
+    store is refused (:class:`StoreDamagedError`) before anything is written to it.
+
+    A new store's folder is made ``0700`` and the file ``0600`` (it holds unpublished
+    circuits and results); an existing one that others can read gets a warning on stderr.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 now: Callable[[], float] | None = None, read_only: bool = False) -> None:
+                 now: Callable[[], float] | None = None, read_only: bool = False,
+                 create_on_write: bool = False, check: bool = False) -> None:
         self.path = Path(path) if path is not None else default_store_path()
         self.now = now or time.time
         self.read_only = read_only
@@ -337,20 +364,30 @@ class Store:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        #: a writing store standing in for a file not made yet (see ``create_on_write``)
+        self._unmade = False
+        self._make_lock = threading.RLock()
+        #: bumped when the target changes, so each thread's connection is made again
+        self._generation = 0
         self.host = socket.gethostname()
-        self._open_and_migrate()
+        self._open_and_migrate(create_on_write, check)
 
     # -- connections -------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        if self._unmade and self.path.exists():
+            self._make_file(create=False)  # another process made it meanwhile
         holder = getattr(self._local, "holder", None)
+        if holder is not None and holder.generation != self._generation:
+            self.release_thread_connection()
+            holder = None
         if holder is None:
             conn = sqlite3.connect(self._target, timeout=30.0, isolation_level=None,
                                    check_same_thread=False, uri=self._uri)
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
-            holder = _ThreadConnection(conn)
+            holder = _ThreadConnection(conn, self._generation)
             weakref.finalize(holder, _close_connection, self._lock, self._connections, conn)
             self._local.holder = holder
             with self._lock:
@@ -360,6 +397,8 @@ class Store:
     def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         if self.read_only:
             raise StoreError(f"{self.path}: opened read-only; this change needs a writable store")
+        if self._unmade:
+            self._make_file(create=True)
         return immediate_transaction(self._connect())
 
     @contextmanager
@@ -392,21 +431,36 @@ class Store:
         self._local.holder = None
         _close_connection(self._lock, self._connections, holder.conn)
 
-    def _open_and_migrate(self) -> None:
+    def _open_and_migrate(self, create_on_write: bool = False, check: bool = False) -> None:
         if self.path.exists() and self.path.is_dir():
             raise StoreError(f"{self.path}: is a directory, not a qjm store")
-        if self.read_only and not self.path.exists():
+        if not self.path.exists() and (self.read_only or create_on_write):
+            if not self.read_only:
+                unwritable = _unwritable(self.path)
+                if unwritable is not None:
+                    raise StoreError(unwritable)
+                self._unmade = True
             self._open_empty()
             return
-        if not self.read_only:
+        if not self.read_only and not self.path.exists():
             self._make_folder()
-        if self.path.exists() and self.path.stat().st_size > 0:
+            unwritable = _unwritable(self.path)
+            if unwritable is not None:
+                raise StoreError(unwritable)
+            create_private_file(self.path)
+        self._open_file(check)
+
+    def _open_file(self, check: bool = False) -> None:
+        """Open the store file that is there (or was just made): refuse one that is not a qjm
+        store, or is damaged, before anything is written to it; then WAL and the schema."""
+        if self.path.stat().st_size > 0:
             with open(self.path, "rb") as fh:
                 if fh.read(16) != b"SQLite format 3\x00":
                     raise StoreError(
                         f"{self.path}: not a qjm store (not an SQLite file); "
                         "move it away or set QJM_HOME to another folder"
                     )
+            _warn_if_others_read(self.path)
         unwritable = _unwritable(self.path)
         if unwritable is not None and not self.read_only:
             raise StoreError(unwritable)
@@ -418,9 +472,11 @@ class Store:
             self._target, self._uri = f"{self.path.absolute().as_uri()}?{mode}", True
         try:
             conn = self._connect()
-            if not self.read_only:
-                self.journal_mode = _set_wal(conn)
+            # The schema is read before anything is changed: another program's database is
+            # refused as it was found (not switched to WAL first).
             version = self._schema_version(conn)
+            if check and version:
+                self.check_quick(conn)
             if self.read_only:
                 self.journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
                 if version == 0:  # an empty file: nothing to read
@@ -430,15 +486,54 @@ class Store:
                     raise StoreError(f"{self.path}: written by an older qjm (schema {version}); a "
                                      "command that changes the store upgrades it")
                 return
+            self.journal_mode = _set_wal(conn)
             if version < SCHEMA_VERSION:
                 self._migrate(conn)
         except sqlite3.DatabaseError as exc:
+            problem = store_problem(exc, self.path)
+            if problem is not None:
+                raise problem from exc
             raise StoreError(f"{self.path}: cannot be read as a qjm store ({exc})") from exc
 
-    def _make_folder(self) -> None:
-        """Create the store's folder; an error names the first folder that cannot be made."""
+    def _make_file(self, create: bool) -> None:
+        """Turn a store standing in for a missing file into the file (made ``0600`` in a
+        ``0700`` folder when ``create``; else another process has made it)."""
+        with self._make_lock:
+            if not self._unmade:
+                return
+            if create:
+                self._make_folder()
+                unwritable = _unwritable(self.path)
+                if unwritable is not None:
+                    raise StoreError(unwritable)
+                create_private_file(self.path)
+            keeper = self._keeper
+            self._keeper = None
+            self._target, self._uri = self.path, False
+            self._generation += 1
+            self._unmade = False
+            self._open_file()
+            if keeper is not None:
+                keeper.close()
+
+    def check_quick(self, conn: sqlite3.Connection | None = None) -> None:
+        """Run SQLite's ``quick_check`` over the whole file; :class:`StoreDamagedError` if it
+        finds damage (it reads every page: about 0.1 s per 100 MB)."""
+        conn = conn or self._connect()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            found = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            found = [str(exc)]
+        if found != ["ok"]:
+            lines = [line for text in found for line in text.splitlines()
+                     if line.strip() and not line.startswith("*** in database")]
+            raise StoreDamagedError(damaged_message(self.path, lines[0] if lines else found[0]))
+
+    def _make_folder(self) -> None:
+        """Create the store's folder (``0700``, as are parents made with it); an error names
+        the first folder that cannot be made."""
+        try:
+            private_folder(self.path.parent)
         except OSError as exc:
             place = Path(exc.filename) if exc.filename else self.path.parent
             raise StoreError(f"{place}: cannot create the store's folder ({exc.strerror}); make "
@@ -787,6 +882,32 @@ class Store:
             tx.execute("DELETE FROM job_sets WHERE id=?", (job_set_id,))
             tx.execute("INSERT OR REPLACE INTO deleted_sets (id, seq) VALUES (?, ?)", (job_set_id, seq))
 
+    # -- what runners learned about backends --------------------------------------------------
+
+    def learned_limit(self, backend: str) -> int | None:
+        """The most jobs this store's sets may have in flight at ``backend`` at once, as a
+        runner learned it from the service's refusals; None if none has."""
+        row = self._connect().execute("SELECT max_jobs FROM learned_limits WHERE backend=?",
+                                      (backend,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def learn_limit(self, backend: str, max_jobs: int) -> None:
+        """Record ``backend``'s job limit as a runner learned it (replacing what was known)."""
+        with self._tx() as tx:
+            tx.execute("INSERT OR REPLACE INTO learned_limits (backend, max_jobs, learned) VALUES (?,?,?)",
+                       (backend, max_jobs, time.time()))
+
+    def jobs_in_flight(self, backend: str, besides: str, accepted_only: bool = False) -> int:
+        """How many jobs of the running sets on ``backend`` other than ``besides`` are queued
+        or running there, or being submitted unless ``accepted_only`` (what they hold, or may
+        soon hold, of the backend's limit)."""
+        statuses = [JobStatus.QUEUED, JobStatus.RUNNING] + ([] if accepted_only else [JobStatus.SUBMITTING])
+        marks = ",".join("?" * len(statuses))
+        return self._connect().execute(
+            "SELECT COUNT(*) FROM jobs j JOIN job_sets s ON s.id = j.job_set_id"
+            f" WHERE s.backend = ? AND s.state = ? AND s.id != ? AND j.status IN ({marks})",
+            (backend, SetState.RUNNING, besides, *statuses)).fetchone()[0]
+
     # -- jobs --------------------------------------------------------------------------------
 
     _JOB_COLUMNS = f"SELECT {_JOB_FIELDS} FROM jobs WHERE job_set_id=?"
@@ -1069,6 +1190,50 @@ class Store:
         return JobSetRow(id_, name, json.loads(tags), backend, shots, json.loads(run_options), n,
                          json.loads(names), _SET_STATE[state], created, updated, finished, host, pid,
                          heartbeat, bool(cancel_requested), seq, stop_reason)
+
+
+def damaged_message(path: Path, detail: str) -> str:
+    """The one line a damaged store is reported with, and how to recover."""
+    return (f"{path}: the store is damaged ({printable(detail)}); nothing was written to it. "
+            "`qjm doctor` checks it and copies what can be read into a new store")
+
+
+def store_problem(exc: BaseException, path: Path) -> StoreError | None:
+    """The store error an SQLite or OS error stands for: a full disk (:class:`StoreFullError`)
+    or a damaged file (:class:`StoreDamagedError`); None for anything else."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc).lower()
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        primary = _SQLITE_FULL
+    if primary == _SQLITE_FULL or "database or disk is full" in text:
+        return StoreFullError(f"{path}: the disk holding the store is full")
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or "malformed" in text \
+            or "file is not a database" in text:
+        return StoreDamagedError(damaged_message(path, str(exc)))
+    return None
+
+
+_SQLITE_CORRUPT = 11
+_SQLITE_FULL = 13
+_SQLITE_NOTADB = 26
+
+#: store files already warned about in this process
+_warned_loose: set[Path] = set()
+
+
+def _warn_if_others_read(path: Path) -> None:
+    """Say on stderr (once per file and process) that others can read the store."""
+    who = readable_by_others(path)
+    key = path.absolute()
+    if who is None or key in _warned_loose:
+        return
+    _warned_loose.add(key)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"qjm: warning: {path} can be read by {who} (mode {mode:04o}); it holds "
+                         f"your circuits and results: run chmod 600 {path}\n")
+        sys.stderr.flush()
 
 
 def _unwritable(path: Path) -> str | None:

@@ -24,9 +24,10 @@ from rich.text import Text
 from textual.app import SystemCommand
 from textual.binding import Binding
 
+from qjm_tui.core.files import write_file
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, SetState
 from qjm_tui.core.text import error_text
-from qjm_tui.exporting import export, write_atomically
+from qjm_tui.exporting import export
 from qjm_tui.tui.dialogs import ConfirmDialog, ExportDialog, QuitDialog, TextPrompt
 from qjm_tui.tui.forms import NewJobSetForm
 from qjm_tui.tui.keys import checked_keymap
@@ -331,7 +332,7 @@ class JobSetActions(_Base):
             def write() -> str:
                 exported = export(self.manager, self.manager.retrieve_job_set(summary.id), fmt,
                                   partial=True)
-                write_atomically(path, exported.text)
+                write_file(path, exported.text)
                 extra = f" ({exported.missing})" if exported.missing else ""
                 return f"wrote {exported.experiments} experiments to {path} ({fmt}){extra}"
 
@@ -383,7 +384,7 @@ class JobSetActions(_Base):
             path = Path(text).expanduser()
 
             def write() -> str:
-                write_atomically(path, histogram_svg(title, counts))
+                write_file(path, histogram_svg(title, counts))
                 return f"saved the histogram to {path}"
 
             self._in_background("save histogram", write)

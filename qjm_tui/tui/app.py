@@ -37,6 +37,7 @@ from textual.widgets import DataTable, Footer, Header
 from qjm_tui import JobManager, views
 from qjm_tui.config import Config, load_config, log_path
 from qjm_tui.core.events import Event
+from qjm_tui.core.files import LogFileHandler
 from qjm_tui.core.store import JobSetSummary, Store
 from qjm_tui.tui.actions import SET_BINDINGS, JobSetActions
 from qjm_tui.tui.browser import SetBrowser
@@ -397,9 +398,7 @@ def make_app(store_path: Path | None = None, *, clock: Callable[[], float] = tim
 def run_app(store_path: Path | None = None, *, read_only: bool = False) -> int:
     """Run the app full screen on ``store_path`` (None: the store in $QJM_HOME or the default);
     ``read_only`` for an app that only looks (see :func:`make_app`)."""
-    path = log_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(filename=path, level=logging.INFO,
+    logging.basicConfig(handlers=[LogFileHandler(log_path())], level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = make_app(store_path, read_only=read_only)
     try:

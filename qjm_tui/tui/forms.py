@@ -1,6 +1,7 @@
 """The new-job-set form: circuit files, backend and options, checked before anything is stored.
 
-The check runs in a thread worker (a big QPY file or a transpile must not freeze the form) and
+The check runs in a thread of its own (a big QPY file or a transpile must not freeze the form;
+Escape abandons it and `q` quits the app without waiting for it) and
 uses the same code as ``qjm run``: the files are loaded by :func:`qjm_tui.core.inputs.load_circuit_files`
 and the set is created by ``JobManager.run``, which validates shots, width and options before
 it stores anything. An error is shown under the field it concerns; the store is unchanged.
@@ -8,14 +9,17 @@ it stores anything. An error is shown under the field it concerns; the store is 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import on, work
-from textual.app import ComposeResult
+from textual import on
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
@@ -148,11 +152,15 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
     NewJobSetForm .buttons { height: auto; margin-top: 1; }
     NewJobSetForm Button { margin-right: 1; }
     """
-    BINDINGS = [Binding("escape", "dismiss(None)", "Back", id="form.back")]
+    BINDINGS = [Binding("escape", "back", "Back", id="form.back")]
 
     def __init__(self, manager: JobManager) -> None:
         super().__init__()
         self.manager = manager
+        #: the check under way (a daemon thread), and whether the form was left meanwhile
+        self._checking: threading.Thread | None = None
+        self._abandoned = threading.Event()
+        self._app: App[object] | None = None
 
     def compose(self) -> ComposeResult:
         config = self.manager.config
@@ -188,48 +196,83 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
     @on(Input.Submitted)
     @on(Button.Pressed, "#start")
     def submit(self) -> None:
+        if self._checking is not None:
+            return  # one check at a time; Escape abandons it
         for field in FIELDS:
             self.query_one(f"#{field}-error", Static).display = False
-        self.query_one("#status", Static).update("checking…")
+        self.query_one("#status", Static).update("checking… (Escape abandons the check)")
         self.query_one("#start", Button).disabled = True
-        self.start()
+        fields = {name: self.value(name) for name in ("backend-spec", "tags", "shots", "per-job",
+                                                      "files", "name")}
+        fields["backend"] = str(self.query_one("#backend", Select).value)
+        transpile = self.query_one("#transpile", Checkbox).value
+        # A plain daemon thread, not a Textual worker: those run on the event loop's executor,
+        # which the app waits for when it exits, so a long check (a large file, a transpile)
+        # would keep `q` from quitting. Abandoned, its outcome is dropped.
+        self._app = self.app  # the thread has no Textual context to find the app by
+        self._checking = threading.Thread(target=self.start, args=(fields, transpile),
+                                          name="qjm-new-set-check", daemon=True)
+        self._checking.start()
 
     @on(Button.Pressed, "#back")
     def back(self) -> None:
+        self.action_back()
+
+    def action_back(self) -> None:
+        """Leave the form; a check under way is abandoned (nothing it finds is started)."""
+        self._abandoned.set()
         self.dismiss(None)
 
     def value(self, field: str) -> str:
         """What a text field holds now."""
         return self.query_one(f"#{field}", Input).value
 
-    @work(thread=True, exclusive=True, group="new-set", exit_on_error=False)
-    def start(self) -> None:
-        """Load and check everything, then store and start the set (in a worker thread)."""
-        typed = self.value("backend-spec").strip()
-        backend = typed or str(self.query_one("#backend", Select).value)
-        tags = [t.strip() for t in self.value("tags").split(",") if t.strip()]
+    def start(self, fields: dict[str, str], transpile: bool) -> None:
+        """Load and check everything, then store and start the set (in the check's thread)."""
+        backend = fields["backend-spec"].strip() or fields["backend"]
+        tags = [t.strip() for t in fields["tags"].split(",") if t.strip()]
         try:
-            shots = parse_count("shots", self.value("shots"), "shots")
-            per_job = parse_count("per-job", self.value("per-job"), "max_experiments_per_job")
+            shots = parse_count("shots", fields["shots"], "shots")
+            per_job = parse_count("per-job", fields["per-job"], "max_experiments_per_job")
             try:
-                circuits = load_circuit_files(expand_files(self.value("files")))
+                circuits = load_circuit_files(expand_files(fields["files"]),
+                                              getattr(self.manager.config, "max_circuit_file_mb", None))
             except JobManagerError as exc:
                 raise FieldError("files", error_text(exc)) from None
+            if self._abandoned.is_set():
+                return
             options = {} if shots is None else {"shots": shots}
             try:
-                job_set = self.manager.run(circuits, backend=backend, name=self.value("name").strip() or None,
+                job_set = self.manager.run(circuits, backend=backend, name=fields["name"].strip() or None,
                                            max_experiments_per_job=per_job, job_tags=tags or None,
-                                           transpile=self.query_one("#transpile", Checkbox).value, **options)
+                                           transpile=transpile, **options)
             except JobManagerError as exc:
                 raise FieldError(field_for(exc), error_text(exc)) from None
         except FieldError as exc:
-            self.app.call_from_thread(self.show_error, exc.field, str(exc))
+            self._answer(self.show_error, exc.field, str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - shown in the form; the app keeps running
             log.exception("starting a job set failed")
-            self.app.call_from_thread(self.show_error, "files", f"could not start: {error_text(exc)}")
+            self._answer(self.show_error, "files", f"could not start: {error_text(exc)}")
             return
-        self.app.call_from_thread(self.dismiss, job_set)
+        if self._abandoned.is_set():
+            # The form was left while the set was being stored: the user backed out of it.
+            job_set.cancel()
+            log.info("job set %s cancelled: the new-set form was left before its check ended",
+                     job_set.job_set_id())
+            self._answer(self._app.notify, f"job set {job_set.job_set_id()} was cancelled: the form "
+                         "was left before its check ended", title="new job set", severity="warning")
+            return
+        self._answer(self.dismiss, job_set)
+
+    def _answer(self, callback: Callable[..., object], *args: object, **kwargs: object) -> None:
+        """Hand the check's outcome to the app's thread; dropped once the form or app is gone."""
+        self._checking = None
+        app = self._app
+        if app is None or not app.is_running or (self._abandoned.is_set() and callback != app.notify):
+            return
+        with contextlib.suppress(RuntimeError):  # the app has exited meanwhile
+            app.call_from_thread(callback, *args, **kwargs)
 
     def show_error(self, field: str, message: str) -> None:
         """Put an error under its field and give that field the focus."""
