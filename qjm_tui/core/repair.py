@@ -221,6 +221,9 @@ RESULTS_LOST = ("its results were lost with the damaged store it was recovered f
                 "`qjm retry` runs it again")
 
 
+_STATUSES = frozenset(JobStatus)
+
+
 def _fail_jobs_without_results(target: sqlite3.Connection) -> int:
     """Mark failed every done job some of whose results were not recovered, and mark its set
     partial (or failed), so the set says what is missing and ``qjm retry`` can run it again."""
@@ -236,7 +239,8 @@ def _fail_jobs_without_results(target: sqlite3.Connection) -> int:
                        [(JobStatus.FAILED, RESULTS_LOST, now, s, i) for s, i in lost])
     for set_id in {s for s, _ in lost}:
         counts = {JobStatus(status): n for status, n in target.execute(
-            "SELECT status, COUNT(*) FROM jobs WHERE job_set_id = ? GROUP BY status", (set_id,))}
+            "SELECT status, COUNT(*) FROM jobs WHERE job_set_id = ? GROUP BY status", (set_id,))
+            if status in _STATUSES}
         target.execute("UPDATE job_sets SET state = ? WHERE id = ? AND state IN (?, ?)",
                        (final_state(counts), set_id, SetState.DONE, SetState.PARTIAL))
     return len(lost)
