@@ -504,12 +504,9 @@ class JobSetRunner(threading.Thread):
                 # A submission that came back leaves room for the next one now, not a poll
                 # interval later (IBM's is 5 s).
                 self._submit_ready()
-            in_flight = len(self._in_flight)
             if not self._stop_following:
                 self._poll()
                 self._collect_fetches()
-            if len(self._in_flight) < in_flight:
-                self._slot_wait_until = 0.0  # a job of ours left the backend: its slot is free
             if self._group_open and self.all_submitted() and not self.cancelled:
                 self._end_group()
             self._heartbeat()
