@@ -6,8 +6,8 @@ failures with bounded exponential backoff and jitter, never retries a permanent 
 the jobs in flight, stores each job's results as soon as that job is done, and can be cancelled
 at any moment. Every state change is written to the store first and then published as an event.
 
-Time comes from a :class:`Clock`, so tests drive retries and backoff with :class:`FakeClock`
-instead of sleeping.
+Time comes from a :class:`~qjm_tui.core.clock.Clock`, so tests drive retries and backoff with
+:class:`~qjm_tui.core.clock.FakeClock` instead of sleeping.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 from qjm_tui.core import store as st
 from qjm_tui.core.circuits import circuits_from_qpy
+from qjm_tui.core.clock import Clock
+from qjm_tui.core.clock import FakeClock as FakeClock  # re-exported: tests drive runners with it
 from qjm_tui.core.errors import (
     AccessRefused,
     BackendLimitReached,
@@ -48,34 +50,6 @@ HEARTBEAT_INTERVAL = 1.0
 
 #: seconds between two reads of what the store's other sets hold at the backend
 _OTHERS_EVERY = 0.25
-
-
-class Clock:
-    """Real time: monotonic seconds, and waiting on an event."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def wait(self, event: threading.Event, timeout: float) -> bool:
-        return event.wait(timeout)
-
-
-class FakeClock(Clock):
-    """Time that moves only when the engine waits: tests see every delay without sleeping."""
-
-    def __init__(self, start: float = 0.0) -> None:
-        self.t = start
-        self.waits: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def wait(self, event: threading.Event, timeout: float) -> bool:
-        if event.is_set():
-            return True
-        self.waits.append(timeout)
-        self.t += timeout
-        return False
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 from qjm_tui.core import store as st
 from qjm_tui.core.circuits import circuits_from_qpy, circuits_to_qpy
-from qjm_tui.core.engine import Clock, JobSetRunner, RetryPolicy
+from qjm_tui.core.clock import Clock
+from qjm_tui.core.engine import JobSetRunner, RetryPolicy
 from qjm_tui.core.errors import (
     BackendConfigurationError,
     JobManagerError,
