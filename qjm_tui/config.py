@@ -118,7 +118,7 @@ class Config:
 
     def retry_policy(self) -> Any:
         """The engine's RetryPolicy with the user's settings applied."""
-        from qjm_tui.core.engine import RetryPolicy
+        from qjm_tui.core.retry import RetryPolicy
 
         return RetryPolicy(**self.retry)
 

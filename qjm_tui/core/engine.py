@@ -39,6 +39,8 @@ from qjm_tui.core.errors import (
 from qjm_tui.core.events import EventBus, JobRetryScheduled
 from qjm_tui.core.lifecycle import Lifecycle
 from qjm_tui.core.ports import ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.retry import RetryPolicy as RetryPolicy  # re-exported: where callers find it
+from qjm_tui.core.retry import gave_up
 from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
 from qjm_tui.core.store import KEEP, Keep
 from qjm_tui.core.text import error_text, strip_ansi
@@ -50,32 +52,6 @@ HEARTBEAT_INTERVAL = 1.0
 
 #: seconds between two reads of what the store's other sets hold at the backend
 _OTHERS_EVERY = 0.25
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How passing failures are retried.
-
-    A job is submitted at most ``max_attempts`` times. The n-th retry waits
-    ``min(max_delay, base_delay * 2**(n-1))`` reduced by up to ``jitter`` of itself, so many
-    clients retrying at once spread out instead of hitting the service together.
-    """
-
-    max_attempts: int = 5
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    jitter: float = 0.5
-    #: consecutive transient errors while polling or fetching before the job is resubmitted
-    max_poll_errors: int = 8
-    #: after "limit reached", how long until one submission probes for more room than the jobs
-    #: of ours then in flight (a job of ours finishing frees a slot at once, without this wait);
-    #: each refused probe doubles the wait, up to ``max_delay``
-    limit_wait: float = 5.0
-
-    def delay(self, retry: int, rng: random.Random) -> float:
-        """Seconds to wait before retry number ``retry`` (1-based)."""
-        bound = min(self.max_delay, self.base_delay * (2 ** (retry - 1)))
-        return bound * (1.0 - self.jitter * rng.random())
 
 
 #: what reconciling a job with the service decided (see :meth:`JobSetRunner._reconcile`)
@@ -752,15 +728,14 @@ class JobSetRunner(threading.Thread):
 
     def _retry_later(self, index: int, message: str) -> None:
         job = self.jobs[index]
-        if job.attempts >= self.policy.max_attempts:
-            tries = "1 attempt" if job.attempts == 1 else f"{job.attempts} attempts"
-            self._fail(index, f"gave up after {tries}; last error: {message}")
+        retry = self.policy.next_retry(job.attempts, job.retries, self.rng)
+        if retry is None:
+            self._fail(index, gave_up(job.attempts, message))
             return
-        retry = job.retries + 1
-        delay = self.policy.delay(retry, self.rng)
-        self._set_status(index, JobStatus.PENDING, backend_job_id=None, retries=retry, last_error=message)
-        heapq.heappush(self._delayed, (self.clock.now() + delay, index))
-        self.bus.publish(JobRetryScheduled(self.job_set_id, index, job.attempts + 1, delay, message))
+        self._set_status(index, JobStatus.PENDING, backend_job_id=None, retries=retry.number,
+                         last_error=message)
+        heapq.heappush(self._delayed, (self.clock.now() + retry.delay, index))
+        self.bus.publish(JobRetryScheduled(self.job_set_id, index, job.attempts + 1, retry.delay, message))
 
     def _fail(self, index: int, message: str) -> None:
         self._in_flight.pop(index, None)

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from qjm_tui.core import store as st
 from qjm_tui.core.circuits import circuits_from_qpy, circuits_to_qpy
 from qjm_tui.core.clock import Clock
-from qjm_tui.core.engine import JobSetRunner, RetryPolicy
+from qjm_tui.core.engine import JobSetRunner
 from qjm_tui.core.errors import (
     BackendConfigurationError,
     JobManagerError,
@@ -58,6 +58,7 @@ from qjm_tui.core.jobset import ManagedJobSet, unstored_message
 from qjm_tui.core.lifecycle import Lifecycle, final_state
 from qjm_tui.core.options import check_run_options
 from qjm_tui.core.ports import BackendFactory, BackendLimits, ExecutionBackend
+from qjm_tui.core.retry import RetryPolicy
 from qjm_tui.core.split import count_jobs, plan_jobs
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
 from qjm_tui.core.text import strip_ansi
