@@ -38,6 +38,7 @@ from qjm_tui.core.errors import (
 )
 from qjm_tui.core.events import EventBus, JobRetryScheduled
 from qjm_tui.core.lifecycle import Lifecycle
+from qjm_tui.core.pacing import Pacer
 from qjm_tui.core.ports import ExecutionBackend, JobPayload, JobStatusInfo
 from qjm_tui.core.retry import RetryPolicy as RetryPolicy  # re-exported: where callers find it
 from qjm_tui.core.retry import gave_up
@@ -49,10 +50,6 @@ log = logging.getLogger(__name__)
 
 #: seconds between the owner's heartbeats, which also pick up cancel requests from other processes
 HEARTBEAT_INTERVAL = 1.0
-
-#: seconds between two reads of what the store's other sets hold at the backend
-_OTHERS_EVERY = 0.25
-
 
 #: what reconciling a job with the service decided (see :meth:`JobSetRunner._reconcile`)
 Verdict = Literal["adopt", "submit", "unknown"]
@@ -155,17 +152,8 @@ class JobSetRunner(threading.Thread):
         self._submit_gate = threading.Condition()
         #: the threads now inside a backend submit call
         self._submit_threads: set[int] = set()
-        #: jobs of ours the service holds when it last said "limit reached" and nothing since
-        #: showed more room: the learned concurrent limit (None until the first refusal)
-        self._learned_cap: int | None = None
-        #: the jobs the store's sets together may have in flight at this backend, as runners
-        #: on this store learned it (read now, so a new runner does not learn it again)
-        self._shared_limit: int | None = store.learned_limit(backend.spec)
-        self._others_count = 0
-        self._others_read = -_OTHERS_EVERY
-        self._probe_at = 0.0
-        self._probe_wait = self.policy.limit_wait
-        self._probe: int | None = None  # the job sent to probe for room above the learned limit
+        #: the learned job limit (shared through the store) and its probes for more room
+        self.pacer = Pacer(store, backend.spec, job_set_id, self.clock, self.policy)
         self._pool_size = 0
         self._pool: ThreadPoolExecutor | None = None
         self._last_heartbeat = 0.0
@@ -279,9 +267,7 @@ class JobSetRunner(threading.Thread):
             self._pool_size = workers
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"qjm-io-{self.job_set_id}")
         self._last_heartbeat = self.clock.now()
-        if self._shared_limit is not None:
-            # The limit is known: no probe for more room before the usual wait.
-            self._probe_at = self.clock.now() + self._probe_wait
+        self.pacer.start()
         self.life.start(self.job_set_id)
         earlier = [j.session_id for j in sorted(self.jobs.values(), key=lambda j: j.submitted or 0.0)
                    if j.session_id]
@@ -475,8 +461,9 @@ class JobSetRunner(threading.Thread):
         now = self.clock.now()
         if self._delayed:
             timeout = min(timeout, max(0.0, self._delayed[0][0] - now))
-        if self._pending and self._probe_at > now:
-            timeout = min(timeout, self._probe_at - now)
+        probe_due = self.pacer.probe_due()
+        if self._pending and probe_due is not None:
+            timeout = min(timeout, probe_due)
         if self._blind:
             timeout = min(timeout, max(0.0, min(b.due for b in self._blind.values()) - now))
         return max(timeout, 0.0)
@@ -509,16 +496,12 @@ class JobSetRunner(threading.Thread):
             under_way = len(self._submitting)
             if under_way >= self._pool_size:
                 return False  # no backlog of submissions the service may refuse all at once
-            cap = self._cap()
-            if self.max_in_flight is None and cap is None and under_way >= max(1, self._accepted()):
+            if self.max_in_flight is None and self.pacer.cap() is None \
+                    and under_way >= max(1, self._accepted()):
                 # An unknown limit: no more submissions under way than the service has taken,
                 # so the first "limit reached" answers a few of them, not a flood.
                 return False
-        cap = self._cap()
-        if cap is None or held < cap:
-            return True
-        # At the learned limit: one probe at a time, and only once its wait is over.
-        return not self._submitting and self.clock.now() >= self._probe_at
+        return self.pacer.allows(held, bool(self._submitting))
 
     def _release_delayed(self) -> None:
         now = self.clock.now()
@@ -541,9 +524,7 @@ class JobSetRunner(threading.Thread):
             if payload is None:  # its circuits are still being stored
                 return
             self._pending.popleft()
-            cap = self._cap()
-            if cap is not None and self._held() >= cap:
-                self._probe = index
+            self.pacer.submitting(index, self._held())
             job = self.jobs[index]
             self._set_status(index, JobStatus.SUBMITTING, attempts=job.attempts + 1,
                              submitted=self.now())
@@ -635,21 +616,11 @@ class JobSetRunner(threading.Thread):
         self._in_flight[index] = job_id
         self._poll_errors.pop(index, None)
         self._set_status(index, JobStatus.QUEUED, backend_job_id=job_id)
-        if index == self._probe:
-            self._probe = None
-        accepted = self._accepted()
-        cap = self._cap()
-        if cap is not None and accepted > cap:
-            # The service took more than we thought it would: that much room, at least.
-            self._learned_cap = accepted
-            self._share_limit(accepted + self._others_accepted())
-            self._probe_wait = self.policy.limit_wait
+        self.pacer.accepted(index, self._accepted())
 
     def _submit_failed(self, index: int, exc: BaseException) -> None:
         message = error_text(exc)
-        probe = index == self._probe
-        if probe:
-            self._probe = None
+        probe = self.pacer.ended(index)
         if isinstance(exc, (BackendLimitReached, AccessRefused)):
             # Not the job's fault: give the attempt back and wait for a slot (or, refused for
             # good, leave it for a resume).
@@ -659,7 +630,7 @@ class JobSetRunner(threading.Thread):
             if isinstance(exc, AccessRefused):
                 self._stop(message)
             else:
-                self._limit_reached(probe)
+                self.pacer.refused(self._accepted(), probe=probe)
             return
         if isinstance(exc, TransientBackendError):
             if self.backend.can_reattach():
@@ -680,51 +651,6 @@ class JobSetRunner(threading.Thread):
             self._stopped = message
             log.warning("job set %s stops submitting: %s", self.job_set_id, message)
             self.life.stop_submitting(self.job_set_id, message)
-
-    def _limit_reached(self, probe: bool) -> None:
-        """Learn the service's limit from a refusal: no more jobs in flight than ours now.
-
-        A job of ours finishing frees a slot for the next one at once. Only a probe, after
-        ``limit_wait`` (doubling while probes are refused), tries for more room, in case the
-        refusal came while other clients held slots that are free again.
-        """
-        if probe:
-            self._probe_wait = min(self._probe_wait * 2, max(self.policy.max_delay,
-                                                             self.policy.limit_wait))
-        self._learned_cap = self._accepted()
-        self._share_limit(self._learned_cap + self._others_accepted())
-        self._probe_at = self.clock.now() + self._probe_wait
-
-    # The learned limit is shared through the store: a refusal tells every runner on this store
-    # how many jobs its sets together may have in flight at the backend, and a runner that
-    # starts reads it, instead of finding it out with refusals of its own.
-
-    def _cap(self) -> int | None:
-        """How many jobs of ours the service should hold now: the limit runners on this store
-        learned less what the other sets hold there; else what this runner learned alone;
-        None while no limit is known."""
-        if self._shared_limit is None:
-            return self._learned_cap
-        return max(self._shared_limit - self._others(), 0)
-
-    def _others(self) -> int:
-        """Jobs the store's other running sets have in flight at this backend, or are
-        submitting there (read at most every ``_OTHERS_EVERY`` seconds)."""
-        now = self.clock.now()
-        if now - self._others_read >= _OTHERS_EVERY:
-            self._others_count = self.store.jobs_in_flight(self.backend.spec, self.job_set_id)
-            self._others_read = now
-        return self._others_count
-
-    def _others_accepted(self) -> int:
-        """Jobs the service has accepted from the store's other running sets, now: with ours,
-        what it held when it refused or accepted one more."""
-        return self.store.jobs_in_flight(self.backend.spec, self.job_set_id, accepted_only=True)
-
-    def _share_limit(self, limit: int) -> None:
-        if limit != self._shared_limit:
-            self._shared_limit = limit
-            self.store.learn_limit(self.backend.spec, limit)
 
     def _retry_later(self, index: int, message: str) -> None:
         job = self.jobs[index]
