@@ -49,6 +49,9 @@ from qjm_tui.core.text import printable
 APP_ID = "qjm"
 SCHEMA_VERSION = 4
 
+#: the name of the in-memory database standing in for a store file not made yet
+_STAND_IN = "file:qjm-empty-"
+
 #: a running job set whose owner has not written a heartbeat for this long is interrupted
 HEARTBEAT_STALE_SECONDS = 60.0
 
@@ -381,6 +384,8 @@ class Store:
         if holder is not None and holder.generation != self._generation:
             self.release_thread_connection()
             holder = None
+        if holder is None and self._keeper is None and str(self._target).startswith(_STAND_IN):
+            self._open_empty()  # read after close(): the empty stand-in went with its keeper
         if holder is None:
             conn = sqlite3.connect(self._target, timeout=30.0, isolation_level=None,
                                    check_same_thread=False, uri=self._uri)
@@ -553,7 +558,7 @@ class Store:
     def _open_empty(self) -> None:
         """Stand in for a store file that does not exist yet with an empty one in memory, so a
         command that only looks finds no job sets and leaves nothing on disk."""
-        self._target, self._uri = f"file:qjm-empty-{uuid.uuid4().hex}?mode=memory&cache=shared", True
+        self._target, self._uri = f"{_STAND_IN}{uuid.uuid4().hex}?mode=memory&cache=shared", True
         self._keeper = sqlite3.connect(self._target, uri=True, isolation_level=None,
                                        check_same_thread=False)
         self.journal_mode = "memory"
