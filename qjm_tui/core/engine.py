@@ -22,8 +22,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 from qjm_tui.core import store as st
 from qjm_tui.core.circuits import circuits_from_qpy
@@ -40,6 +40,7 @@ from qjm_tui.core.events import EventBus, JobRetryScheduled
 from qjm_tui.core.lifecycle import Lifecycle
 from qjm_tui.core.pacing import Pacer
 from qjm_tui.core.ports import ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.reconcile import Settlement, Settling, on_resume, reconcile
 from qjm_tui.core.retry import RetryPolicy as RetryPolicy  # re-exported: where callers find it
 from qjm_tui.core.retry import gave_up
 from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
@@ -50,25 +51,6 @@ log = logging.getLogger(__name__)
 
 #: seconds between the owner's heartbeats, which also pick up cancel requests from other processes
 HEARTBEAT_INTERVAL = 1.0
-
-#: what reconciling a job with the service decided (see :meth:`JobSetRunner._reconcile`)
-Verdict = Literal["adopt", "submit", "unknown"]
-
-
-@dataclass
-class _Blind:
-    """A job whose fate the service cannot tell now: nothing is submitted for it meanwhile.
-
-    ``known`` is its last backend id; ``reason`` why it is being settled (None: a resume found
-    it open); ``since`` the wall-clock time the first check failed.
-    """
-
-    known: str | None
-    reason: str | None
-    since: float
-    rounds: int = 0
-    due: float = 0.0
-
 
 class _SubmissionStopped(Exception):
     """A submission refused because the set was cancelled before it started."""
@@ -143,7 +125,7 @@ class JobSetRunner(threading.Thread):
         self._fetching: dict[int, Future[list[dict[str, Any]]]] = {}
         self._poll_errors: dict[int, int] = {}
         #: jobs being settled with the service, which cannot tell their fate now
-        self._blind: dict[int, _Blind] = {}
+        self._blind: dict[int, Settling] = {}
         #: backend jobs that reported done, and those of them whose result could not be fetched
         self._done_seen: set[str] = set()
         self._unfetchable: set[str] = set()
@@ -279,25 +261,22 @@ class JobSetRunner(threading.Thread):
         reattach = self.backend.can_reattach()
         for index in sorted(self.jobs):
             job = self.jobs[index]
-            if job.status == JobStatus.PENDING and not (reattach and job.attempts):
+            action = on_resume(job, reattach)
+            if action == "ready":
                 self._pending.append(index)
-            elif job.status not in (JobStatus.PENDING, JobStatus.SUBMITTING, JobStatus.QUEUED,
-                                    JobStatus.RUNNING):
-                continue
-            elif not reattach:
+            elif action == "reset":
                 reset.append(index)
-            elif job.backend_job_id and job.attempts == 1 and job.status != JobStatus.PENDING:
-                # Submitted once, and the service's id for it recorded: there is no other attempt.
+            elif action == "follow":
+                assert job.backend_job_id is not None
                 self._in_flight[index] = job.backend_job_id
-            else:
+            elif action == "settle":
                 # An earlier process submitted this job at least once: the service may hold
-                # several attempts (a failed one, a retry that succeeded, one whose id was never
-                # recorded). Settle with all of them before anything is submitted again.
-                verdict, job_id = self._reconcile(index, job.backend_job_id)
-                if verdict == "adopt":
-                    self._adopt(index, job_id)
-                elif verdict == "unknown":
-                    self._blind[index] = _Blind(job_id, None, self.now())
+                # several attempts. Settle with all of them before anything is submitted again.
+                settled = self._reconcile(index, job.backend_job_id)
+                if settled.verdict == "adopt":
+                    self._adopt(index, settled.job_id)
+                elif settled.verdict == "unknown":
+                    self._blind[index] = Settling(settled.job_id, None, self.now())
                 elif job.status == JobStatus.PENDING:
                     self._pending.append(index)
                 else:
@@ -316,53 +295,15 @@ class JobSetRunner(threading.Thread):
 
     # -- reconciling with the service --------------------------------------------------------
 
-    def _reconcile(self, index: int, known: str | None) -> tuple[Verdict, str | None]:
-        """Settle a job with every job the service holds for its client tag.
-
-        ``adopt`` (with an id): one of them succeeded, or none did and one is still queued or
-        running; that one is followed and the others still queued or running are cancelled.
-        ``submit``: none of them can finish (failed, cancelled, forgotten, or none at all).
-        ``unknown``: the service cannot say now (a search or status check fails), so nothing
-        may be submitted yet; ``known`` (the job's last id) is returned for the caller to
-        keep. A job whose result could not be fetched (:attr:`_unfetchable`) never counts.
-        """
-        job = self.jobs[index]
-        try:
-            found = self.backend.find([job.client_tag])
-        except Exception as exc:
-            log.warning("could not search the service for %s: %s", job.client_tag, exc)
-            return "unknown", known
-        candidates = [i for i in dict.fromkeys([*([known] if known else []), *found])
-                      if i not in self._unfetchable]
-        states = {job_id: self._state_of(job_id) for job_id in candidates}
-        done = [i for i, s in states.items() if s == JobStatus.DONE]
-        active = [i for i, s in states.items() if s in (JobStatus.QUEUED, JobStatus.RUNNING)]
-        unknown = [i for i, s in states.items() if s is None]
-        if done:
-            chosen = done[0]
-            stray = [*active, *unknown]
-        elif unknown:
-            return "unknown", known
-        elif active:
-            chosen = active[0]  # the job's own last id first, when it is still active
-            stray = active[1:]
-        else:
-            return "submit", None
-        for job_id in stray:
+    def _reconcile(self, index: int, known: str | None) -> Settlement:
+        """Settle a job with every job the service holds for its client tag (see
+        :func:`~qjm_tui.core.reconcile.reconcile`), cancelling the other attempts still active.
+        A job whose result could not be fetched (:attr:`_unfetchable`) never counts."""
+        settled = reconcile(self.backend, self.jobs[index].client_tag, known,
+                            unfetchable=self._unfetchable, checks=self.policy.max_poll_errors)
+        for job_id in settled.stray:
             self._try_cancel(job_id)
-        return "adopt", chosen
-
-    def _state_of(self, job_id: str) -> JobStatus | None:
-        """The state of a backend job, asking up to ``max_poll_errors`` times; None if every
-        check failed. A job the service does not know counts as failed."""
-        for _ in range(max(1, self.policy.max_poll_errors)):
-            try:
-                return self.backend.status(job_id).state
-            except PermanentBackendError:
-                return JobStatus.FAILED
-            except Exception as exc:
-                log.debug("status of %s: %s", job_id, exc)
-        return None
+        return settled
 
     def _adopt(self, index: int, job_id: str | None) -> None:
         """Follow ``job_id`` as the job's backend job from now on."""
@@ -386,37 +327,28 @@ class JobSetRunner(threading.Thread):
         if not self.backend.can_reattach():
             self._retry_later(index, message)
             return
-        self._blind[index] = _Blind(job_id, message, self.now())
+        self._blind[index] = Settling(job_id, message, self.now())
         self._settle_blind(index)
 
     def _settle_blind(self, index: int) -> None:
         """Reconcile a job whose fate was unknown; back off while the service cannot say,
         and fail the job once ``max_attempts`` rounds could not (rather than run it twice)."""
         blind = self._blind[index]
-        verdict, job_id = self._reconcile(index, blind.known)
-        if verdict == "adopt":
+        settled = self._reconcile(index, blind.known)
+        if settled.verdict == "adopt":
             del self._blind[index]
-            self._adopt(index, job_id)
-        elif verdict == "submit":
+            self._adopt(index, settled.job_id)
+        elif settled.verdict == "submit":
             del self._blind[index]
             if blind.reason is None:
                 self._reset([index])
             else:
                 self._retry_later(index, blind.reason)
-        else:
-            blind.rounds += 1
-            if blind.rounds >= self.policy.max_attempts:
-                del self._blind[index]
-                where = f"job {blind.known} may still run there; a cancel was sent" if blind.known \
-                    else "it may have been taken"
-                self._fail(index, f"the service answered none of {blind.rounds} rounds of status "
-                                  f"checks over {self.now() - blind.since:.0f} s, so the job was not "
-                                  f"submitted again ({where})"
-                           + (f"; before that: {blind.reason}" if blind.reason else ""))
-                if blind.known:
-                    self._try_cancel(blind.known)
-            else:
-                blind.due = self.clock.now() + self.policy.delay(blind.rounds, self.rng)
+        elif blind.unanswered(self.policy, self.rng, self.clock.now()):
+            del self._blind[index]
+            self._fail(index, blind.give_up_message(self.now()))
+            if blind.known:
+                self._try_cancel(blind.known)
 
     def _settle_due(self) -> None:
         now = self.clock.now()
@@ -636,7 +568,7 @@ class JobSetRunner(threading.Thread):
             if self.backend.can_reattach():
                 # The service may have taken the job and only the answer got lost: look for it
                 # by its tag before anything is submitted again.
-                self._blind[index] = _Blind(None, message, self.now())
+                self._blind[index] = Settling(None, message, self.now())
                 self._settle_blind(index)
                 return
             self._retry_later(index, message)
