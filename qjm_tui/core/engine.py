@@ -4,25 +4,26 @@ One :class:`JobSetRunner` thread drives one job set. It submits jobs in order wh
 has free slots (its concurrent-job limit, and any "limit reached" answer), retries passing
 failures with bounded exponential backoff and jitter, never retries a permanent failure, polls
 the jobs in flight, stores each job's results as soon as that job is done, and can be cancelled
-at any moment. Every state change is written to the store first and then published as an event.
+at any moment. Every state change goes through the lifecycle (``core/lifecycle.py``): written
+to the store first, then published as an event.
 
+The runner keeps one record per job, carrying its phase (``core/jobbook.py``), and asks its
+policies: when to retry (``core/retry.py``), how many jobs the service should hold
+(``core/pacing.py``) and what became of a job this process cannot tell (``core/reconcile.py``).
 Time comes from a :class:`~qjm_tui.core.clock.Clock`, so tests drive retries and backoff with
 :class:`~qjm_tui.core.clock.FakeClock` instead of sleeping.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import logging
 import random
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 from qjm_tui.core import store as st
@@ -37,6 +38,7 @@ from qjm_tui.core.errors import (
     TransientBackendError,
 )
 from qjm_tui.core.events import EventBus, JobRetryScheduled
+from qjm_tui.core.jobbook import JobBook, Phase, TrackedJob
 from qjm_tui.core.lifecycle import Lifecycle
 from qjm_tui.core.pacing import Pacer
 from qjm_tui.core.ports import ExecutionBackend, JobPayload, JobStatusInfo
@@ -51,6 +53,11 @@ log = logging.getLogger(__name__)
 
 #: seconds between the owner's heartbeats, which also pick up cancel requests from other processes
 HEARTBEAT_INTERVAL = 1.0
+
+
+#: the phases of a job the runner still has something to do with
+_BUSY = tuple(phase for phase in Phase if phase is not Phase.IDLE)
+
 
 class _SubmissionStopped(Exception):
     """A submission refused because the set was cancelled before it started."""
@@ -102,7 +109,6 @@ class JobSetRunner(threading.Thread):
         self._detach = threading.Event()
         self._cancel_jobs_lock = threading.Lock()
         self._jobs_to_cancel: set[int] = set()
-        self._cancelled_jobs: set[int] = set()
         self.finished = threading.Event()
         #: the set's final state, or ``interrupted`` after :meth:`detach`
         self.final_state: SetState | None = None
@@ -113,22 +119,12 @@ class JobSetRunner(threading.Thread):
         self.run_options = row.run_options
         self.tags = row.tags
         all_jobs = list(jobs) if jobs is not None else store.jobs(job_set_id)
-        self.jobs: dict[int, st.JobRow] = {j.index: j for j in all_jobs}
+        #: every job of the set, each with its phase (see :class:`~qjm_tui.core.jobbook.Phase`)
+        self.book = JobBook(all_jobs)
         limit = backend.limits().max_concurrent_jobs
         caps = [c for c in (limit, max_concurrent) if c]
         self.max_in_flight = min(caps) if caps else None
 
-        self._pending: deque[int] = deque()
-        self._delayed: list[tuple[float, int]] = []
-        self._in_flight: dict[int, str] = {}
-        self._submitting: dict[int, Future[str]] = {}
-        self._fetching: dict[int, Future[list[dict[str, Any]]]] = {}
-        self._poll_errors: dict[int, int] = {}
-        #: jobs being settled with the service, which cannot tell their fate now
-        self._blind: dict[int, Settling] = {}
-        #: backend jobs that reported done, and those of them whose result could not be fetched
-        self._done_seen: set[str] = set()
-        self._unfetchable: set[str] = set()
         #: guards the cancel flag against submissions: a submission starts only while holding it
         #: and finding no cancel, and cancel() sets the flag under it
         self._submit_gate = threading.Condition()
@@ -177,11 +173,11 @@ class JobSetRunner(threading.Thread):
 
     def all_submitted(self) -> bool:
         """Whether every job has been handed to the backend (or has ended)."""
-        return not (self._pending or self._delayed or self._submitting or self._blind)
+        return not self.book.count(Phase.READY, Phase.WAITING, Phase.SUBMITTING, Phase.SETTLING)
 
     def open_jobs(self) -> int:
         """How many jobs have not reached a final state."""
-        return sum(1 for j in self.jobs.values() if j.status not in JOB_FINAL)
+        return sum(1 for row in self.book.rows() if row.status not in JOB_FINAL)
 
     def wake(self) -> None:
         """Something may have changed (called by the backend from any thread)."""
@@ -224,7 +220,7 @@ class JobSetRunner(threading.Thread):
             # circuits, jobs or this thread's store connection.
             self.circuits = None
             self._blocks_ready = None
-            self.jobs = {}
+            self.book = JobBook(())
             self.store.release_thread_connection()
             if self._on_finished is not None:
                 self._on_finished(self)
@@ -251,7 +247,7 @@ class JobSetRunner(threading.Thread):
         self._last_heartbeat = self.clock.now()
         self.pacer.start()
         self.life.start(self.job_set_id)
-        earlier = [j.session_id for j in sorted(self.jobs.values(), key=lambda j: j.submitted or 0.0)
+        earlier = [j.session_id for j in sorted(self.book.rows(), key=lambda j: j.submitted or 0.0)
                    if j.session_id]
         try:
             self.backend.start_group(self.job_set_id, list(dict.fromkeys(reversed(earlier)))[::-1])
@@ -259,16 +255,16 @@ class JobSetRunner(threading.Thread):
             log.warning("the backend could not take up the set's earlier batch: %s", exc)
         reset = []
         reattach = self.backend.can_reattach()
-        for index in sorted(self.jobs):
-            job = self.jobs[index]
+        for index in self.book.indices():
+            job = self.book[index].row
             action = on_resume(job, reattach)
             if action == "ready":
-                self._pending.append(index)
+                self.book.move(index, Phase.READY)
             elif action == "reset":
                 reset.append(index)
             elif action == "follow":
                 assert job.backend_job_id is not None
-                self._in_flight[index] = job.backend_job_id
+                self._follow(index, job.backend_job_id)
             elif action == "settle":
                 # An earlier process submitted this job at least once: the service may hold
                 # several attempts. Settle with all of them before anything is submitted again.
@@ -276,9 +272,9 @@ class JobSetRunner(threading.Thread):
                 if settled.verdict == "adopt":
                     self._adopt(index, settled.job_id)
                 elif settled.verdict == "unknown":
-                    self._blind[index] = Settling(settled.job_id, None, self.now())
+                    self.book.move(index, Phase.SETTLING, settling=Settling(settled.job_id, None, self.now()))
                 elif job.status == JobStatus.PENDING:
-                    self._pending.append(index)
+                    self.book.move(index, Phase.READY)
                 else:
                     reset.append(index)
         if reset:
@@ -289,71 +285,80 @@ class JobSetRunner(threading.Thread):
     def _reset(self, indices: list[int]) -> None:
         """Make jobs pending again, to be submitted as if for the first time."""
         self.life.reset_jobs(self.job_set_id, indices)
-        for index in indices:
-            self.jobs[index] = replace(self.jobs[index], status=JobStatus.PENDING, backend_job_id=None)
-        self._pending = deque(sorted({*self._pending, *indices}))
+        self.book.reset_rows(indices)
+        self.book.requeue(indices)
 
     # -- reconciling with the service --------------------------------------------------------
 
     def _reconcile(self, index: int, known: str | None) -> Settlement:
         """Settle a job with every job the service holds for its client tag (see
         :func:`~qjm_tui.core.reconcile.reconcile`), cancelling the other attempts still active.
-        A job whose result could not be fetched (:attr:`_unfetchable`) never counts."""
-        settled = reconcile(self.backend, self.jobs[index].client_tag, known,
-                            unfetchable=self._unfetchable, checks=self.policy.max_poll_errors)
+        A backend job whose result could not be fetched never counts."""
+        job = self.book[index]
+        settled = reconcile(self.backend, job.row.client_tag, known,
+                            unfetchable=job.unfetchable, checks=self.policy.max_poll_errors)
         for job_id in settled.stray:
             self._try_cancel(job_id)
         return settled
 
+    def _follow(self, index: int, job_id: str) -> TrackedJob:
+        """Poll ``job_id`` as the job's backend job from now on."""
+        job = self.book.move(index, Phase.AT_SERVICE)
+        job.backend_id = job_id
+        job.poll_errors = 0
+        return job
+
     def _adopt(self, index: int, job_id: str | None) -> None:
         """Follow ``job_id`` as the job's backend job from now on."""
         assert job_id is not None
-        self._in_flight[index] = job_id
-        self._poll_errors.pop(index, None)
-        if self.jobs[index].backend_job_id != job_id or self.jobs[index].status not in (
-                JobStatus.QUEUED, JobStatus.RUNNING):
+        row = self._follow(index, job_id).row
+        if row.backend_job_id != job_id or row.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
             self._set_status(index, JobStatus.QUEUED, backend_job_id=job_id)
 
     def _lost_track(self, index: int, job_id: str, message: str) -> None:
         """``max_poll_errors`` checks of a job failed in a row: stop the job unless it is known
         to have finished (then its result is lost: never adopt it again), and settle with the
         service before anything is submitted again."""
-        del self._in_flight[index]
-        self._poll_errors.pop(index, None)
-        if job_id in self._done_seen:
-            self._unfetchable.add(job_id)
+        job = self.book.move(index, Phase.IDLE)
+        job.poll_errors = 0
+        if job_id in job.done_ids:
+            job.unfetchable |= {job_id}
         else:
             self._try_cancel(job_id)
         if not self.backend.can_reattach():
             self._retry_later(index, message)
             return
-        self._blind[index] = Settling(job_id, message, self.now())
+        self.book.move(index, Phase.SETTLING, settling=Settling(job_id, message, self.now()))
         self._settle_blind(index)
 
     def _settle_blind(self, index: int) -> None:
         """Reconcile a job whose fate was unknown; back off while the service cannot say,
         and fail the job once ``max_attempts`` rounds could not (rather than run it twice)."""
-        blind = self._blind[index]
+        blind = self.book[index].settling
+        assert blind is not None
         settled = self._reconcile(index, blind.known)
         if settled.verdict == "adopt":
-            del self._blind[index]
             self._adopt(index, settled.job_id)
         elif settled.verdict == "submit":
-            del self._blind[index]
+            self.book.move(index, Phase.IDLE)
             if blind.reason is None:
                 self._reset([index])
             else:
                 self._retry_later(index, blind.reason)
         elif blind.unanswered(self.policy, self.rng, self.clock.now()):
-            del self._blind[index]
             self._fail(index, blind.give_up_message(self.now()))
             if blind.known:
                 self._try_cancel(blind.known)
 
     def _settle_due(self) -> None:
         now = self.clock.now()
-        for index in [i for i, b in self._blind.items() if b.due <= now]:
+        for index in [i for i in self.book.in_phase(Phase.SETTLING) if self._settling(i).due <= now]:
             self._settle_blind(index)
+
+    def _settling(self, index: int) -> Settling:
+        settling = self.book[index].settling
+        assert settling is not None
+        return settling
 
     def _loop(self) -> None:
         while True:
@@ -378,26 +383,28 @@ class JobSetRunner(threading.Thread):
             if self._group_open and self.all_submitted() and not self.cancelled:
                 self._end_group()
             self._heartbeat()
-            if self._stopped is not None and not self.cancelled and (self._stop_following or not (
-                    self._in_flight or self._fetching or self._blind or self._submitting)):
+            if self._stopped is not None and not self.cancelled and (self._stop_following or not
+                    self.book.count(Phase.AT_SERVICE, Phase.FETCHING, Phase.SETTLING, Phase.SUBMITTING)):
                 self._await_submissions()
                 return
-            if not (self._pending or self._delayed or self._in_flight or self._submitting
-                    or self._fetching or self._blind):
+            if not self.book.count(*_BUSY):
                 return
             self.clock.wait(self._wake, self._next_timeout())
 
     def _next_timeout(self) -> float:
-        timeout = self.backend.poll_interval if (self._in_flight or self._submitting
-                                                 or self._fetching) else 1.0
+        book = self.book
+        timeout = self.backend.poll_interval if book.count(Phase.AT_SERVICE, Phase.SUBMITTING,
+                                                           Phase.FETCHING) else 1.0
         now = self.clock.now()
-        if self._delayed:
-            timeout = min(timeout, max(0.0, self._delayed[0][0] - now))
+        due = book.next_due()
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - now))
         probe_due = self.pacer.probe_due()
-        if self._pending and probe_due is not None:
+        if book.count(Phase.READY) and probe_due is not None:
             timeout = min(timeout, probe_due)
-        if self._blind:
-            timeout = min(timeout, max(0.0, min(b.due for b in self._blind.values()) - now))
+        settling = book.in_phase(Phase.SETTLING)
+        if settling:
+            timeout = min(timeout, max(0.0, min(self._settling(i).due for i in settling) - now))
         return max(timeout, 0.0)
 
     def _heartbeat(self) -> None:
@@ -413,19 +420,19 @@ class JobSetRunner(threading.Thread):
     def _accepted(self) -> int:
         """Jobs of ours the service holds: accepted and not known to be done (a job whose
         result is being fetched has already left the service's queue)."""
-        return len(self._in_flight) - len(self._fetching)
+        return self.book.count(Phase.AT_SERVICE)
 
     def _held(self) -> int:
         """Slots at the service that are ours or may be: accepted jobs, submissions under way
         and jobs whose fate the service cannot tell now."""
-        return self._accepted() + len(self._submitting) + len(self._blind)
+        return self._accepted() + self.book.count(Phase.SUBMITTING, Phase.SETTLING)
 
     def _slots_free(self) -> bool:
         held = self._held()
         if self.max_in_flight is not None and held >= self.max_in_flight:
             return False
         if self._pool is not None:
-            under_way = len(self._submitting)
+            under_way = self.book.count(Phase.SUBMITTING)
             if under_way >= self._pool_size:
                 return False  # no backlog of submissions the service may refuse all at once
             if self.max_in_flight is None and self.pacer.cap() is None \
@@ -433,31 +440,24 @@ class JobSetRunner(threading.Thread):
                 # An unknown limit: no more submissions under way than the service has taken,
                 # so the first "limit reached" answers a few of them, not a flood.
                 return False
-        return self.pacer.allows(held, bool(self._submitting))
+        return self.pacer.allows(held, self.book.count(Phase.SUBMITTING) > 0)
 
     def _release_delayed(self) -> None:
-        now = self.clock.now()
-        ready = []
-        while self._delayed and self._delayed[0][0] <= now:
-            ready.append(heapq.heappop(self._delayed)[1])
-        for index in sorted(ready, reverse=True):
-            self._pending.appendleft(index)
+        self.book.release_due(self.clock.now())
 
     def _submit_ready(self) -> None:
-        while self._pending and self._slots_free() and not self.cancelled and not self._detach.is_set() \
-                and self._stopped is None:
-            index = self._pending[0]
+        while (index := self.book.first_ready()) is not None and self._slots_free() and not self.cancelled \
+                and not self._detach.is_set() and self._stopped is None:
             try:
                 payload = self._payload(index)
             except PermanentBackendError as exc:
-                self._pending.popleft()
                 self._fail(index, error_text(exc))
                 continue
             if payload is None:  # its circuits are still being stored
                 return
-            self._pending.popleft()
+            self.book.move(index, Phase.IDLE)
             self.pacer.submitting(index, self._held())
-            job = self.jobs[index]
+            job = self.book[index].row
             self._set_status(index, JobStatus.SUBMITTING, attempts=job.attempts + 1,
                              submitted=self.now())
             self._group_open = True
@@ -476,7 +476,7 @@ class JobSetRunner(threading.Thread):
             else:
                 future = self._pool.submit(self._submit_unless_cancelled, payload)
                 future.add_done_callback(lambda _f: self._wake.set())
-                self._submitting[index] = future
+                self.book.move(index, Phase.SUBMITTING, future=future)
 
     def _submit_unless_cancelled(self, payload: JobPayload) -> str:
         """Submit, unless the set was cancelled: checked under the lock cancel() takes, so no
@@ -493,7 +493,7 @@ class JobSetRunner(threading.Thread):
                 self._submit_gate.notify_all()
 
     def _payload(self, index: int) -> JobPayload | None:
-        job = self.jobs[index]
+        job = self.book[index].row
         tags = [*self.tags, job.client_tag]
         if self._blocks_ready is not None:
             block = self._blocks_ready(job.start, job.stop)
@@ -524,11 +524,11 @@ class JobSetRunner(threading.Thread):
 
     def _collect_submissions(self) -> bool:
         """Record the submissions that came back (ids or failures); whether any did."""
-        done = [(i, f) for i, f in self._submitting.items() if f.done()]
+        done = [(i, f) for i, f in self._futures(Phase.SUBMITTING) if f.done()]
         # Acceptances first, so a refusal in the same batch sees every job the service took.
         done.sort(key=lambda item: item[1].exception() is not None)
         for index, future in done:
-            del self._submitting[index]
+            self.book.move(index, Phase.IDLE)
             try:
                 job_id = future.result()
             except _SubmissionStopped:
@@ -537,16 +537,24 @@ class JobSetRunner(threading.Thread):
             except Exception as exc:
                 self._submit_failed(index, exc)
                 continue
-            if self.cancelled or index in self._cancelled_jobs:
+            if self.cancelled or self.book[index].cancel_asked:
                 self._try_cancel(job_id)
                 self._set_status(index, JobStatus.CANCELLED, backend_job_id=job_id)
                 continue
             self._submitted(index, job_id)
         return bool(done)
 
+    def _futures(self, phase: Phase) -> list[tuple[int, Future[Any]]]:
+        """The jobs submitting or fetching, each with the call under way."""
+        futures = []
+        for index in self.book.in_phase(phase):
+            future = self.book[index].future
+            assert future is not None
+            futures.append((index, future))
+        return futures
+
     def _submitted(self, index: int, job_id: str) -> None:
-        self._in_flight[index] = job_id
-        self._poll_errors.pop(index, None)
+        self._follow(index, job_id)
         self._set_status(index, JobStatus.QUEUED, backend_job_id=job_id)
         self.pacer.accepted(index, self._accepted())
 
@@ -556,9 +564,9 @@ class JobSetRunner(threading.Thread):
         if isinstance(exc, (BackendLimitReached, AccessRefused)):
             # Not the job's fault: give the attempt back and wait for a slot (or, refused for
             # good, leave it for a resume).
-            job = self.jobs[index]
+            job = self.book[index].row
             self._set_status(index, JobStatus.PENDING, attempts=max(job.attempts - 1, 0))
-            self._pending.appendleft(index)
+            self.book.move(index, Phase.READY, front=True)
             if isinstance(exc, AccessRefused):
                 self._stop(message)
             else:
@@ -568,7 +576,7 @@ class JobSetRunner(threading.Thread):
             if self.backend.can_reattach():
                 # The service may have taken the job and only the answer got lost: look for it
                 # by its tag before anything is submitted again.
-                self._blind[index] = Settling(None, message, self.now())
+                self.book.move(index, Phase.SETTLING, settling=Settling(None, message, self.now()))
                 self._settle_blind(index)
                 return
             self._retry_later(index, message)
@@ -585,25 +593,27 @@ class JobSetRunner(threading.Thread):
             self.life.stop_submitting(self.job_set_id, message)
 
     def _retry_later(self, index: int, message: str) -> None:
-        job = self.jobs[index]
+        job = self.book[index].row
         retry = self.policy.next_retry(job.attempts, job.retries, self.rng)
         if retry is None:
             self._fail(index, gave_up(job.attempts, message))
             return
         self._set_status(index, JobStatus.PENDING, backend_job_id=None, retries=retry.number,
                          last_error=message)
-        heapq.heappush(self._delayed, (self.clock.now() + retry.delay, index))
+        self.book.move(index, Phase.WAITING, due=self.clock.now() + retry.delay)
         self.bus.publish(JobRetryScheduled(self.job_set_id, index, job.attempts + 1, retry.delay, message))
 
     def _fail(self, index: int, message: str) -> None:
-        self._in_flight.pop(index, None)
+        self.book.move(index, Phase.IDLE)
         self._set_status(index, JobStatus.FAILED, last_error=message)
 
     # -- polling and results -----------------------------------------------------------------
 
     def _poll(self) -> None:
-        for index, job_id in list(self._in_flight.items()):
-            if index in self._fetching:
+        for index in self.book.in_phase(Phase.AT_SERVICE):
+            job = self.book[index]
+            job_id = job.backend_id
+            if job.phase is not Phase.AT_SERVICE or job_id is None:
                 continue
             try:
                 info = self.backend.status(job_id)
@@ -611,36 +621,36 @@ class JobSetRunner(threading.Thread):
                 self._poll_error(index, exc)
                 continue
             if info.state != JobStatus.DONE:  # a done job's error count goes on until its result is in
-                self._poll_errors.pop(index, None)
+                job.poll_errors = 0
             self._note_details(index, info)
             if info.state == JobStatus.DONE:
-                self._done_seen.add(job_id)
+                job.done_ids |= {job_id}
                 self._fetch(index, job_id)
             elif info.state == JobStatus.FAILED:
-                del self._in_flight[index]
+                self.book.move(index, Phase.IDLE)
                 message = info.message or "the backend reported the job failed"
                 if info.retryable:
                     self._retry_later(index, message)
                 else:
                     self._fail(index, message)
             elif info.state == JobStatus.CANCELLED:
-                del self._in_flight[index]
-                if self.cancelled or index in self._cancelled_jobs:
+                self.book.move(index, Phase.IDLE)
+                if self.cancelled or job.cancel_asked:
                     self._set_status(index, JobStatus.CANCELLED)
                 else:
                     self._retry_later(index, info.message or "the job was cancelled outside qjm")
-            elif info.state == JobStatus.RUNNING and self.jobs[index].status != JobStatus.RUNNING:
+            elif info.state == JobStatus.RUNNING and job.row.status != JobStatus.RUNNING:
                 self._set_status(index, JobStatus.RUNNING)
 
     def _note_details(self, index: int, info: JobStatusInfo) -> None:
         """Record what the service says the job costs and where it runs, when that changed."""
-        job = self.jobs[index]
+        job = self.book[index].row
         fields = {name: value for name, value in (
             ("usage", info.usage), ("usage_estimate", info.usage_estimate),
             ("session_id", info.session_id), ("session_mode", info.session_mode))
             if value is not None and value != getattr(job, name)}
         if fields:
-            self.jobs[index] = self.life.note_details(self.job_set_id, index, **fields)
+            self.book.update(self.life.note_details(self.job_set_id, index, **fields))
 
     def _poll_error(self, index: int, exc: BaseException) -> None:
         if isinstance(exc, AccessRefused):
@@ -649,17 +659,17 @@ class JobSetRunner(threading.Thread):
             self._stop(error_text(exc), following=True)
             return
         if isinstance(exc, PermanentBackendError):
-            self._in_flight.pop(index, None)
             self._fail(index, error_text(exc))
             return
         if isinstance(exc, BackendLimitReached):
             # The service asks us to slow down (HTTP 429): it has not lost the job, so this
             # never counts towards giving the job up (and running it again); ask next time.
             return
-        count = self._poll_errors.get(index, 0) + 1
-        self._poll_errors[index] = count
-        if count >= self.policy.max_poll_errors:
-            self._lost_track(index, self._in_flight[index], f"lost track of the job: {error_text(exc)}")
+        job = self.book[index]
+        job.poll_errors += 1
+        if job.poll_errors >= self.policy.max_poll_errors:
+            assert job.backend_id is not None
+            self._lost_track(index, job.backend_id, f"lost track of the job: {error_text(exc)}")
 
     def _fetch(self, index: int, job_id: str) -> None:
         self._wake.set()  # the job has left the service: its slot can take the next one now
@@ -673,13 +683,13 @@ class JobSetRunner(threading.Thread):
         else:
             future = self._pool.submit(self.backend.result, job_id)
             future.add_done_callback(lambda _f: self._wake.set())
-            self._fetching[index] = future
+            self.book.move(index, Phase.FETCHING, future=future)
 
     def _collect_fetches(self) -> None:
-        for index, future in list(self._fetching.items()):
+        for index, future in self._futures(Phase.FETCHING):
             if not future.done():
                 continue
-            del self._fetching[index]
+            self.book.move(index, Phase.AT_SERVICE)  # followed still, until its result is in
             try:
                 experiments = future.result()
             except Exception as exc:
@@ -691,14 +701,12 @@ class JobSetRunner(threading.Thread):
         if isinstance(exc, AccessRefused):
             self._poll_error(index, exc)
         elif isinstance(exc, PermanentBackendError):
-            self._in_flight.pop(index, None)
             self._fail(index, error_text(exc))
         else:
             self._poll_error(index, exc)
 
     def _store_result(self, index: int, experiments: list[dict[str, Any]]) -> None:
-        job = self.jobs[index]
-        self._in_flight.pop(index, None)
+        job = self.book.move(index, Phase.IDLE).row
         if len(experiments) != job.size:
             self._fail(index, f"the backend returned {len(experiments)} results for "
                               f"{job.size} circuits")
@@ -708,49 +716,45 @@ class JobSetRunner(threading.Thread):
             # The results that did come back are kept; the job (so the set) is not a success.
             more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
             message = "; ".join(failures[:3]) + more
-            self.jobs[index] = self.life.finish_job(self.job_set_id, job, experiments, error=message)
+            self.book.update(self.life.finish_job(self.job_set_id, job, experiments, error=message))
             return
-        self.jobs[index] = self.life.finish_job(self.job_set_id, job, experiments)
+        self.book.update(self.life.finish_job(self.job_set_id, job, experiments))
 
     # -- cancel and finish -------------------------------------------------------------------
 
     def _cancel_everything(self) -> None:
-        for index in list(self._pending) + [i for _, i in self._delayed]:
+        for index in self.book.take_all(Phase.READY) + self.book.take_all(Phase.WAITING):
             self._set_status(index, JobStatus.CANCELLED)
-        self._pending.clear()
-        self._delayed.clear()
-        for index, blind in list(self._blind.items()):
-            if blind.known:
-                self._try_cancel(blind.known)
-            del self._blind[index]
+        for index in self.book.in_phase(Phase.SETTLING):
+            known = self._settling(index).known
+            if known:
+                self._try_cancel(known)
+            self.book.move(index, Phase.IDLE)
             self._set_status(index, JobStatus.CANCELLED)
-        for index, job_id in list(self._in_flight.items()):
-            if index in self._fetching:
-                continue  # already done; let its results land
+        # (a job whose result is being fetched is done already: its results land)
+        for index in self.book.in_phase(Phase.AT_SERVICE):
+            job_id = self.book[index].backend_id
+            assert job_id is not None
             self._try_cancel(job_id)
-            del self._in_flight[index]
+            self.book.move(index, Phase.IDLE)
             self._set_status(index, JobStatus.CANCELLED)
 
     def _cancel_requested_jobs(self) -> None:
         with self._cancel_jobs_lock:
             wanted, self._jobs_to_cancel = self._jobs_to_cancel, set()
         for index in sorted(wanted):
-            if index not in self.jobs or self.jobs[index].status in JOB_FINAL:
+            if index not in self.book or self.book[index].row.status in JOB_FINAL:
                 continue
-            self._cancelled_jobs.add(index)
-            if index in self._pending:
-                self._pending.remove(index)
-            elif any(i == index for _, i in self._delayed):
-                self._delayed = [d for d in self._delayed if d[1] != index]
-                heapq.heapify(self._delayed)
-            elif index in self._in_flight and index not in self._fetching:
-                self._try_cancel(self._in_flight.pop(index))
-            elif index in self._blind:
-                known = self._blind.pop(index).known
-                if known:
-                    self._try_cancel(known)
-            elif index in self._submitting or index in self._fetching:
+            job = self.book[index]
+            job.cancel_asked = True
+            phase = job.phase
+            if phase in (Phase.SUBMITTING, Phase.FETCHING):
                 continue  # settled when the submission or the result comes back
+            known = job.backend_id if phase is Phase.AT_SERVICE \
+                else self._settling(index).known if phase is Phase.SETTLING else None
+            self.book.move(index, Phase.IDLE)
+            if known:
+                self._try_cancel(known)
             self._set_status(index, JobStatus.CANCELLED)
 
     def _try_cancel(self, job_id: str) -> None:
@@ -761,7 +765,7 @@ class JobSetRunner(threading.Thread):
 
     def _await_submissions(self) -> None:
         """Let the submit calls under way return, and record their ids (or failures)."""
-        for future in list(self._submitting.values()):
+        for _index, future in self._futures(Phase.SUBMITTING):
             try:
                 future.result()
             except Exception:
@@ -784,7 +788,7 @@ class JobSetRunner(threading.Thread):
         if self._group_open:
             self._end_group()
         counts: dict[JobStatus, int] = {}
-        for job in self.jobs.values():
+        for job in self.book.rows():
             counts[job.status] = counts.get(job.status, 0) + 1
         self.final_state = self.life.finish(self.job_set_id, counts, cancelled=self.cancelled)
 
@@ -793,9 +797,9 @@ class JobSetRunner(threading.Thread):
     def _set_status(self, index: int, status: JobStatus, *, backend_job_id: str | None | Keep = KEEP,
                     attempts: int | Keep = KEEP, retries: int | Keep = KEEP,
                     last_error: str | None | Keep = KEEP, submitted: float | None | Keep = KEEP) -> None:
-        self.jobs[index] = self.life.move_job(self.job_set_id, index, status, backend_job_id=backend_job_id,
-                                              attempts=attempts, retries=retries, last_error=last_error,
-                                              submitted=submitted)
+        self.book.update(self.life.move_job(self.job_set_id, index, status, backend_job_id=backend_job_id,
+                                            attempts=attempts, retries=retries, last_error=last_error,
+                                            submitted=submitted))
 
 
 _FAILED_MARK = re.compile(r'"success"\s*:\s*false')
