@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from qjm_tui.backends.base import experiments_from_result, limits_of
 from qjm_tui.core.circuits import circuits_from_qpy
@@ -408,7 +408,7 @@ class LocalBackend(ExecutionBackend):
         elif _is_dask_client(executor):
             self._executor = dask_executor(executor)
             self._ships_qpy = True
-            self.executor_name = f"dask:{executor.scheduler.address}"
+            self.executor_name = f"dask:{cast(Any, executor).scheduler.address}"
         else:
             self._executor = executor
             self._ships_qpy = True

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from qjm_tui.core import store as st
 from qjm_tui.core.circuits import circuits_from_qpy
@@ -41,7 +41,7 @@ from qjm_tui.core.events import EventBus, JobRetryScheduled
 from qjm_tui.core.jobbook import JobBook, Phase, TrackedJob
 from qjm_tui.core.lifecycle import Lifecycle
 from qjm_tui.core.pacing import Pacer
-from qjm_tui.core.ports import ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.ports import ExecutionBackend, ExperimentResult, JobPayload, JobStatusInfo
 from qjm_tui.core.reconcile import Settlement, Settling, on_resume, reconcile
 from qjm_tui.core.retry import RetryPolicy as RetryPolicy  # re-exported: where callers find it
 from qjm_tui.core.retry import gave_up
@@ -502,10 +502,9 @@ class JobSetRunner(threading.Thread):
         else:
             block = None
         if self.circuits is not None:
-            circuits = self.circuits[job.start:job.stop]
             exact = (block or None) if job.round == 0 else None
-            return JobPayload(circuits, job.shots, dict(self.run_options), tags, qpy=exact,
-                              group=self.job_set_id)
+            return JobPayload(self.circuits[job.start:job.stop], job.shots, dict(self.run_options), tags,
+                              qpy=exact, group=self.job_set_id)
         blocks = self.store.circuit_blocks(self.job_set_id, job.start, job.stop)
         if len(blocks) == 1 and blocks[0][0] == job.start and blocks[0][1] == job.stop:
             qpy = blocks[0][2]
@@ -645,12 +644,12 @@ class JobSetRunner(threading.Thread):
     def _note_details(self, index: int, info: JobStatusInfo) -> None:
         """Record what the service says the job costs and where it runs, when that changed."""
         job = self.book[index].row
-        fields = {name: value for name, value in (
-            ("usage", info.usage), ("usage_estimate", info.usage_estimate),
-            ("session_id", info.session_id), ("session_mode", info.session_mode))
-            if value is not None and value != getattr(job, name)}
-        if fields:
-            self.book.update(self.life.note_details(self.job_set_id, index, **fields))
+        usage, estimate = _news(info.usage, job.usage), _news(info.usage_estimate, job.usage_estimate)
+        session, mode = _news(info.session_id, job.session_id), _news(info.session_mode, job.session_mode)
+        if any(value is not KEEP for value in (usage, estimate, session, mode)):
+            self.book.update(self.life.note_details(self.job_set_id, index, usage=usage,
+                                                    usage_estimate=estimate, session_id=session,
+                                                    session_mode=mode))
 
     def _poll_error(self, index: int, exc: BaseException) -> None:
         if isinstance(exc, AccessRefused):
@@ -705,7 +704,7 @@ class JobSetRunner(threading.Thread):
         else:
             self._poll_error(index, exc)
 
-    def _store_result(self, index: int, experiments: list[dict[str, Any]]) -> None:
+    def _store_result(self, index: int, experiments: Sequence[ExperimentResult]) -> None:
         job = self.book.move(index, Phase.IDLE).row
         if len(experiments) != job.size:
             self._fail(index, f"the backend returned {len(experiments)} results for "
@@ -800,6 +799,14 @@ class JobSetRunner(threading.Thread):
         self.book.update(self.life.move_job(self.job_set_id, index, status, backend_job_id=backend_job_id,
                                             attempts=attempts, retries=retries, last_error=last_error,
                                             submitted=submitted))
+
+
+_T = TypeVar("_T")
+
+
+def _news(reported: _T | None, known: _T | None) -> _T | Keep:
+    """What the service reported, if it is news; else KEEP (the stored value stands)."""
+    return reported if reported is not None and reported != known else KEEP
 
 
 _FAILED_MARK = re.compile(r'"success"\s*:\s*false')

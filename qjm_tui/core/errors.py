@@ -13,12 +13,12 @@ from __future__ import annotations
 from qiskit.exceptions import QiskitError
 
 
-class JobManagerError(QiskitError):
+class JobManagerError(QiskitError):  # type: ignore[misc]  # Qiskit ships no type information
     """Base class for every error qjm raises."""
 
     def __str__(self) -> str:
         # QiskitError shows its message quoted (its repr); qjm's messages are sentences.
-        return self.message
+        return str(self.message)
 
 
 class JobManagerInvalidStateError(JobManagerError):

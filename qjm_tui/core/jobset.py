@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from qjm_tui.core import store as st
@@ -22,7 +22,7 @@ from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState, job_status_phras
 from qjm_tui.core.text import printable
 from qjm_tui.core.usage import job_usage_phrase, session_phrase, usage_phrase
 
-_TO_QISKIT = {
+_TO_QISKIT: Mapping[str, str] = {
     JobStatus.SUBMITTING: "INITIALIZING",
     JobStatus.QUEUED: "QUEUED",
     JobStatus.RUNNING: "RUNNING",

@@ -18,6 +18,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from qjm_tui.core import store as st
@@ -78,6 +79,15 @@ class Settings(Protocol):
     #: the most jobs one job set may need; a larger request is refused before anything is stored
     max_jobs_per_set: int
 
+    # Carried for the front ends, which read the configuration through the manager:
+    @property
+    def keys(self) -> dict[str, str]:
+        """The app's binding ids remapped to keys (``"set.cancel" = "ctrl+x"``)."""
+
+    @property
+    def source(self) -> Path | None:
+        """The file the settings were read from (None: defaults, or made in code)."""
+
     def retry_policy(self) -> RetryPolicy:
         """How passing failures are retried."""
 
@@ -90,6 +100,8 @@ class Defaults:
     default_shots: int = 1024
     max_jobs_per_set: int = DEFAULT_MAX_JOBS_PER_SET
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    keys: dict[str, str] = field(default_factory=dict)
+    source: Path | None = None
 
     def retry_policy(self) -> RetryPolicy:
         return self.retry
@@ -398,10 +410,11 @@ class JobManager:
                 f"job set {job_set_id} is being run by process {row.owner_pid} on {row.owner_host};"
                 " cancel single jobs from there, or cancel the whole set"
             )
-        adapter = self.backend_for(job_set_id) if job.backend_job_id else None
-        if adapter is not None and adapter.can_reattach():
+        backend_job_id = job.backend_job_id
+        adapter = self.backend_for(job_set_id) if backend_job_id else None
+        if adapter is not None and backend_job_id and adapter.can_reattach():
             with contextlib.suppress(Exception):
-                adapter.cancel(job.backend_job_id)
+                adapter.cancel(backend_job_id)
         self.life.move_job(job_set_id, index, JobStatus.CANCELLED)
         return True
 
@@ -622,7 +635,7 @@ class JobManager:
             # threading's exit hooks run before the interpreter joins threads and before
             # concurrent.futures stops taking work (its own hook, registered earlier, runs
             # after ours), so the runners can still finish local work here.
-            threading._register_atexit(self._finish_at_exit)
+            threading._register_atexit(self._finish_at_exit)  # type: ignore[attr-defined]
             self._exit_hook_registered = True
         runner.start()
         return runner

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qjm_tui.core.errors import StoreError
 from qjm_tui.core.lifecycle import final_state
@@ -110,7 +111,7 @@ def default_recovery_path(path: Path) -> Path:
 
 
 def readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]
-                  ) -> Iterator[tuple[object, ...] | None]:
+                  ) -> Iterator[tuple[Any, ...] | None]:
     """Every row of ``table`` that can be read, in rowid order; a ``None`` marks a stretch of
     rows that could not be read and was stepped over."""
     select = f"SELECT rowid, {', '.join(columns)} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?"
@@ -118,9 +119,10 @@ def readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]
     while True:
         batch = _try(conn, select, (after, _BATCH)) or _try(conn, select, (after, 1))
         if batch is None:
-            after = _step_over(conn, table, after)
-            if after is None:
+            past = _step_over(conn, table, after)
+            if past is None:
                 return
+            after = past
             yield None
             continue
         if not batch:
@@ -130,7 +132,7 @@ def readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]
         after = batch[-1][0]
 
 
-def _try(conn: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]] | None:
+def _try(conn: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]] | None:
     try:
         return conn.execute(sql, args).fetchall()
     except sqlite3.DatabaseError:

@@ -42,7 +42,7 @@ class RetryPolicy:
 
     def delay(self, retry: int, rng: random.Random) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
-        bound = min(self.max_delay, self.base_delay * (2 ** (retry - 1)))
+        bound = min(self.max_delay, self.base_delay * (2.0 ** (retry - 1)))
         return bound * (1.0 - self.jitter * rng.random())
 
     def next_retry(self, attempts: int, retries: int, rng: random.Random) -> Retry | None:

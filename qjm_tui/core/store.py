@@ -678,7 +678,7 @@ class Store:
             raise JobManagerUnknownJobSet(
                 f"job-set id prefix {prefix!r} is ambiguous: it matches {shown}; give more characters"
             )
-        return ids[0]
+        return str(ids[0])
 
     def list_job_sets(self, name: str | None = None) -> list[JobSetRow]:
         """All job sets, newest first, optionally only those with this exact name."""
@@ -908,10 +908,10 @@ class Store:
         soon hold, of the backend's limit)."""
         statuses = [JobStatus.QUEUED, JobStatus.RUNNING] + ([] if accepted_only else [JobStatus.SUBMITTING])
         marks = ",".join("?" * len(statuses))
-        return self._connect().execute(
+        return int(self._connect().execute(
             "SELECT COUNT(*) FROM jobs j JOIN job_sets s ON s.id = j.job_set_id"
             f" WHERE s.backend = ? AND s.state = ? AND s.id != ? AND j.status IN ({marks})",
-            (backend, SetState.RUNNING, besides, *statuses)).fetchone()[0]
+            (backend, SetState.RUNNING, besides, *statuses)).fetchone()[0])
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -1107,21 +1107,21 @@ class Store:
 
     def result_count(self, job_set_id: str) -> int:
         """How many (experiment, round) results are stored."""
-        return self._connect().execute(
+        return int(self._connect().execute(
             "SELECT COUNT(*) FROM results WHERE job_set_id=?", (job_set_id,)
-        ).fetchone()[0]
+        ).fetchone()[0])
 
     # -- the change feed ---------------------------------------------------------------------
 
     def change_seq(self) -> int:
         """The store's current change number: it grows with every state-changing write, from
         any process, so a watcher that sees it unchanged knows nothing changed."""
-        return self._connect().execute("SELECT seq FROM changes").fetchone()[0]
+        return int(self._connect().execute("SELECT seq FROM changes").fetchone()[0])
 
     def data_version(self) -> int:
         """SQLite's ``PRAGMA data_version`` on this thread's connection: it changes when any
         other connection (another thread or process) commits. The cheapest "anything new?"."""
-        return self._connect().execute("PRAGMA data_version").fetchone()[0]
+        return int(self._connect().execute("PRAGMA data_version").fetchone()[0])
 
     def sets_changed_since(self, seq: int) -> SetChanges:
         """Which job sets were created or changed (their row or any job) and which were
