@@ -7,7 +7,10 @@ Environment variables win over the file: ``QJM_HOME`` (store folder), ``QJM_BACK
     default_backend = "aer"
     default_shots = 4000
     max_jobs_per_set = 10000        # a set needing more jobs is refused (a typo in shots, most often)
-    max_circuit_file_mb = 200       # the largest circuit file read (OpenQASM of 50 MB is real)
+    max_job_seconds = 300           # each job's estimated time on a device within 5 minutes
+                                    # (backends without instruction durations ignore it)
+    max_circuit_file_mb = 200       # the largest circuit file read whole (OpenQASM of 50 MB is
+                                    # real); QPY files are read a circuit at a time, any size
     executor = "processes"          # or "threads", or "dask://127.0.0.1:8786"
     store = "~/qjm/qjm.sqlite"
 
@@ -92,7 +95,10 @@ class Config:
     default_shots: int = 1024
     #: the most jobs one job set may need; a larger request is refused before anything is stored
     max_jobs_per_set: int = 10_000
-    #: the largest circuit file qjm reads, in megabytes (a device or a FIFO is never read)
+    #: the most seconds one job may be estimated to take on the backend (None: not sized by time)
+    max_job_seconds: float | None = None
+    #: the largest circuit file qjm reads whole, in megabytes (a device or a FIFO is never read;
+    #: a QPY file is read a circuit at a time and may be larger)
     max_circuit_file_mb: int = 200
     #: "processes", "threads", "dask://HOST:PORT", or an executor object (a Dask Client)
     executor: Any = "processes"
@@ -136,6 +142,7 @@ class Config:
             "default_backend": self.default_backend,
             "default_shots": self.default_shots,
             "max_jobs_per_set": self.max_jobs_per_set,
+            "max_job_seconds": self.max_job_seconds,
             "max_circuit_file_mb": self.max_circuit_file_mb,
             "executor": self.executor if isinstance(self.executor, str) else repr(self.executor),
             "store": str(self.store_path()),
@@ -175,7 +182,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
     where = str(source) if source else "configuration"
-    known = {"default_backend", "default_shots", "max_jobs_per_set", "max_circuit_file_mb", "executor",
+    known = {"default_backend", "default_shots", "max_jobs_per_set", "max_job_seconds",
+             "max_circuit_file_mb", "executor",
              "store", "backends", "retry", "ibm", "keys"}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -187,6 +195,11 @@ def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
         config.default_shots = _positive(raw, "default_shots", where)
     if "max_jobs_per_set" in raw:
         config.max_jobs_per_set = _positive(raw, "max_jobs_per_set", where)
+    if "max_job_seconds" in raw:
+        value = raw["max_job_seconds"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ConfigError(f"max_job_seconds must be a positive number of seconds, got {value!r}", where)
+        config.max_job_seconds = float(value)
     if "max_circuit_file_mb" in raw:
         config.max_circuit_file_mb = _positive(raw, "max_circuit_file_mb", where)
     if "executor" in raw:

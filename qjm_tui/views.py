@@ -245,6 +245,8 @@ def job_set_summary(summary: JobSetSummary, now: float, run_options: dict[str, A
         # quantum seconds as the service reported them; the estimate covers jobs still to run
         "usage": {"quantum_seconds": summary.usage, "estimated_seconds": summary.usage_estimate},
         "stopped": summary.stop_reason,
+        # qjm's estimate of the time on the backend, from its instruction durations (None: none)
+        "estimated_time": summary.estimated_seconds,
     }
     if jobs is not None:
         data["job_list"] = [job_summary(job) for job in jobs]
@@ -265,6 +267,7 @@ def job_summary(job: JobRow) -> dict[str, Any]:
         "error": job.last_error,
         "session": {"mode": job.session_mode, "id": job.session_id} if job.session_id else None,
         "usage": {"quantum_seconds": job.usage, "estimated_seconds": job.usage_estimate},
+        "estimated_time": job.estimated_seconds,
     }
 
 
@@ -314,10 +317,13 @@ def set_usage_text(summary: JobSetSummary) -> str | None:
 
 
 def job_cost_text(job: JobRow) -> str | None:
-    """Where a job ran and what it cost, for its details: ``batch 3f2a... · QPU 0.3 s``;
-    None when the service said neither."""
+    """Where a job ran, what it cost and what qjm estimated it would, for its details:
+    ``batch 3f2a... · QPU 0.3 s · estimated 0.4 s from durations``; None when there is none of
+    them (the service said nothing, and the backend publishes no instruction durations)."""
     parts = [session_phrase(job.session_mode, job.session_id),
-             None if (u := job_usage_phrase(job.usage, job.usage_estimate)) is None else f"QPU {u}"]
+             None if (u := job_usage_phrase(job.usage, job.usage_estimate)) is None else f"QPU {u}",
+             None if job.estimated_seconds is None
+             else f"estimated {seconds_text(job.estimated_seconds)} from durations"]
     shown = [printable(p) for p in parts if p]
     return " · ".join(shown) if shown else None
 

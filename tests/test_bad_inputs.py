@@ -165,12 +165,14 @@ def _special(marker: str, folder: Path) -> Path:
 
 
 def _damage(path: Path) -> None:
-    """Random bytes over the page that holds the store's job sets, as a failing disk leaves."""
+    """Random bytes over the page that holds the store's job sets, as a failing disk leaves:
+    from past the page's header to its end, over every row it holds (the rows are written
+    from the end of the page, and a short one can lie wholly in its last hundred bytes)."""
     conn = sqlite3.connect(path)
     root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'job_sets'").fetchone()[0]
     page = conn.execute("PRAGMA page_size").fetchone()[0]
     conn.close()
-    noise = random.Random(19).randbytes(page - 200)
+    noise = random.Random(19).randbytes(page - 100)
     with open(path, "r+b") as fh:
         fh.seek((root - 1) * page + 100)
         fh.write(noise)

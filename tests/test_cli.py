@@ -385,7 +385,7 @@ def test_ls_lists_and_filters(capsys: pytest.CaptureFixture[str], files: dict[st
     summary = json.loads(qjm(capsys, "ls", "--json", "--name", "beta")[1])[0]
     assert set(summary) == {"id", "name", "tags", "backend", "state", "shots", "run_options", "created",
                             "finished", "elapsed", "eta", "experiments", "experiments_done", "jobs",
-                            "retries", "usage", "stopped"}
+                            "retries", "usage", "stopped", "estimated_time"}
     assert summary["usage"] == {"quantum_seconds": None, "estimated_seconds": None}
     assert summary["jobs"]["total"] == 3 and summary["experiments"] == 12
 
@@ -405,7 +405,7 @@ def test_show_report_by_prefix(capsys: pytest.CaptureFixture[str], files: dict[s
         (0, 4, "done"), (5, 9, "done"), (10, 11, "done")]
     assert set(data["job_list"][0]) == {"index", "first_experiment", "last_experiment", "shots_round",
                                         "status", "backend_job_id", "attempts", "retries", "error",
-                                        "session", "usage"}
+                                        "session", "usage", "estimated_time"}
 
 
 def test_report(capsys: pytest.CaptureFixture[str], files: dict[str, Path]) -> None:

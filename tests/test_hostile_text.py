@@ -35,8 +35,10 @@ def old_store(tmp_path: Path) -> tuple[Path, str]:
     job_set_id = job_set.job_set_id()
     conn = sqlite3.connect(home / "qjm.sqlite")
     with conn:
-        conn.execute("UPDATE job_sets SET name=?, tags=?, experiment_names=?, state='partial' WHERE id=?",
-                     (HOSTILE, json.dumps([HOSTILE, "plain"]), json.dumps([HOSTILE, "ok"]), job_set_id))
+        conn.execute("UPDATE job_sets SET name=?, tags=?, state='partial' WHERE id=?",
+                     (HOSTILE, json.dumps([HOSTILE, "plain"]), job_set_id))
+        conn.execute("UPDATE experiment_names SET names=? WHERE job_set_id=?",
+                     (json.dumps([HOSTILE, "ok"]), job_set_id))
         conn.execute("UPDATE jobs SET status='failed', last_error=?, backend_job_id=? "
                      "WHERE job_set_id=? AND idx=1", (HOSTILE, HOSTILE, job_set_id))
         conn.execute("DELETE FROM results WHERE job_set_id=? AND experiment=1", (job_set_id,))

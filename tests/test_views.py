@@ -76,7 +76,7 @@ def test_json_summary_and_job_list(manager: JobManager, failed_set: str) -> None
     data = job_set_summary(summary, summary.created + 5.0, row.run_options, manager.store.jobs(failed_set))
     assert list(data) == ["id", "name", "tags", "backend", "state", "shots", "run_options", "created",
                           "finished", "elapsed", "eta", "experiments", "experiments_done", "jobs",
-                          "retries", "usage", "stopped", "job_list"]
+                          "retries", "usage", "stopped", "estimated_time", "job_list"]
     assert (data["id"], data["name"], data["tags"], data["state"]) == (failed_set, "broken", ["t1", "t2"],
                                                                        "failed")
     assert data["run_options"] == {"method": "bogus"} and data["finished"] is not None
@@ -86,7 +86,8 @@ def test_json_summary_and_job_list(manager: JobManager, failed_set: str) -> None
         {"index": j.index, "first_experiment": j.start_index, "last_experiment": j.end_index,
          "shots_round": j.shots_round, "status": "failed", "backend_job_id": j.job_id(),
          "attempts": j.attempts, "retries": j.retries, "error": j.error_message(), "session": None,
-         "usage": {"quantum_seconds": None, "estimated_seconds": None}}
+         "usage": {"quantum_seconds": None, "estimated_seconds": None},
+         "estimated_time": None}
         for j in handles
     ]
     assert all("bogus" in j["error"] for j in data["job_list"])

@@ -413,6 +413,11 @@ class LocalBackend(ExecutionBackend):
             self._executor = executor
             self._ships_qpy = True
             self.executor_name = type(executor).__name__
+        #: jobs handed to the executor at once: enough to keep every worker busy, few enough
+        #: that a set of a million circuits is not all queued (each job holds its circuits);
+        #: a Dask cluster's size is its own, so it takes what it is given
+        self.queue_depth: int | None = None if self.executor_name.startswith("dask") \
+            else 4 * self.workers
         self._futures: dict[str, Future[list[Any]]] = {}
         self._ids = itertools.count()
         self._lock = threading.Lock()
@@ -427,6 +432,16 @@ class LocalBackend(ExecutionBackend):
     def preferred_job_size(self, n_experiments: int) -> int:
         """Circuits per job when neither the user nor the backend sets a maximum."""
         return max(1, min(500, math.ceil(n_experiments / (self.workers * 8))))
+
+    def repetition_delay(self) -> float | None:
+        """The seconds between shots on the device an ``aer:<device>`` simulator copies (its
+        simulator object does not carry it); None for the plain simulators."""
+        if not self.kind.startswith("aer:"):
+            return None
+        from qjm_tui.backends.devices import fake_device
+
+        value = getattr(fake_device(self.kind.split(":", 1)[1]), "default_rep_delay", None)
+        return float(value) if isinstance(value, (int, float)) else None
 
     def target(self) -> Any:
         if self._target_backend is None:

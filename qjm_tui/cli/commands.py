@@ -158,7 +158,8 @@ def drive(args: argparse.Namespace, manager: JobManager, job_set: ManagedJobSet,
 #: run()'s own parameters and the flags that give them
 _OWN_FLAGS = {"shots": "--shots", "max_jobs_per_set": "--max-jobs-per-set", "backend": "--backend",
               "name": "--name", "job_tags": "--tag", "transpile": "--transpile",
-              "max_experiments_per_job": "--max-per-job"}
+              "max_experiments_per_job": "--max-per-job", "max_job_seconds": "--max-job-seconds",
+              "keep_together": "--group-by-file or --group"}
 #: text that is not JSON but looks meant as a JSON value, so taking it as text would be a guess
 _LOOKS_LIKE_JSON = re.compile(r"^\s*([\[{\"]|[+-]?\.?\d|[+-]?(true|false|null|none|nan|inf(inity)?)\s*$)",
                               re.IGNORECASE)
@@ -226,10 +227,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     manager = open_manager()
     if args.shots is not None:
         run_config["shots"] = args.shots
+    keep_together: Any = "files" if args.group_by_file else args.group
     job_set = manager.run(
         list(args.files), backend=args.backend, name=args.name,
         max_experiments_per_job=args.max_per_job, job_tags=args.tag or None,
-        transpile=args.transpile, max_jobs_per_set=args.max_jobs_per_set, **run_config,
+        transpile=args.transpile, max_jobs_per_set=args.max_jobs_per_set,
+        keep_together=keep_together, max_job_seconds=args.max_job_seconds, **run_config,
     )
     return drive(args, manager, job_set, "started")
 

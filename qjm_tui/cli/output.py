@@ -9,9 +9,9 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from qjm_tui.core.errors import (
     JobManagerInputError,
@@ -106,19 +106,39 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
 
 
-def write_output(target: str, text: str) -> None:
+def write_output(target: str, text: str | Callable[[TextIO], Any]) -> Any:
     """Write ``text`` where ``-o`` says, through the one safe write (:func:`write_file`): '-' is
     stdout (control characters escaped, as all output is), a device or FIFO is written through,
-    a symlink followed, a regular file replaced whole. A failure is exit 2 naming the place."""
+    a symlink followed, a regular file replaced whole. ``text`` may be a function that writes
+    to the open file (see :func:`~qjm_tui.exporting.write_atomically`); its answer is returned.
+    A failure is exit 2 naming the place."""
     if target == "-":
-        text = printable(text, keep_newlines=True)
+        if isinstance(text, str):
+            text = printable(text, keep_newlines=True)
+        else:
+            writer = text
+
+            def escaped(fh: TextIO) -> Any:
+                return writer(cast(TextIO, EscapedStream(fh)))
+
+            text = escaped
     try:
-        write_file(target, text)
+        return write_file(target, text)
     except OSError as exc:
         place = "standard output" if target == "-" else target
         if isinstance(exc, IsADirectoryError):
             raise CliError(f"{place}: is a directory; give a file name to -o", EXIT_USAGE) from None
         raise CliError(f"{place}: cannot write: {describe_os_error(exc)}", EXIT_USAGE) from None
+
+
+class EscapedStream:
+    """Writes to a terminal stream with control characters shown escaped (as ``out`` does)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(printable(text, keep_newlines=True))
 
 
 @contextlib.contextmanager

@@ -59,6 +59,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
+
+
+def _index_range(text: str) -> range:
+    """``I-J`` (or ``I``) as the experiments I to J."""
+    first, sep, last = text.partition("-")
+    try:
+        low, high = int(first), int(last) if sep else int(first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected experiment indices I-J, got {text!r}") from None
+    if low < 0 or high < low:
+        raise argparse.ArgumentTypeError(f"expected I-J with 0 <= I <= J, got {text!r}")
+    return range(low, high + 1)
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -125,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         "qjm run bell.qasm                          # default backend and shots",
         "qjm run a.qasm b.qasm c.qpy --backend aer:fake_manila --transpile --shots 4000",
         "qjm run circuits.qpy --max-per-job 50 --name sweep --tag nightly --tag v2",
+        "qjm run cal.qpy bell.qpy ghz.qpy --group-by-file   # each file's circuits in one job",
+        "qjm run sweep.qpy --backend ibm-runtime:ibm_kyiv --max-job-seconds 300",
         "qjm run big.qpy --option memory=true --option seed_simulator=42",
         "ID=$(qjm run big.qpy --detach) && qjm wait $ID",
         "",
@@ -139,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-per-job", type=int, metavar="N", help="at most N circuits per job")
     p.add_argument("--max-jobs-per-set", type=int, metavar="N",
                    help="allow a set of up to N jobs (default: config max_jobs_per_set, 10000)")
+    p.add_argument("--max-job-seconds", type=_positive_seconds, metavar="SECONDS",
+                   help="keep each job's estimated time on the backend within SECONDS (needs a "
+                        "backend with instruction durations; default: config max_job_seconds)")
+    together = p.add_mutually_exclusive_group()
+    together.add_argument("--group-by-file", action="store_true",
+                          help="run each file's circuits in one job (calibrations with the "
+                               "circuits they calibrate)")
+    together.add_argument("--group", action="append", metavar="I-J", type=_index_range,
+                          help="run experiments I to J (global indices) in one job (repeatable)")
     p.add_argument("-t", "--tag", action="append", metavar="TAG", help="a tag (repeatable)")
     p.add_argument("--transpile", action="store_true", help="transpile the circuits for the backend")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",

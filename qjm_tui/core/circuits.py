@@ -15,7 +15,7 @@ import contextlib
 import io
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, overload
 
 #: the metadata key under which a stored ``Schedule`` keeps its instructions' start times
 SCHEDULE_TIMES = "qjm.schedule_times"
@@ -89,3 +89,37 @@ def schedule_from_block(block: Any) -> Any:
             or not all(isinstance(c, Instruction) for c in children):
         return block
     return Schedule(*zip(times, children, strict=True), name=block.name, metadata=metadata)
+
+
+class QpyCircuits(Sequence[Any]):
+    """``count`` circuits held as QPY bytes, loaded the first time one is asked for.
+
+    A job's payload carries its circuits this way when they come from the store: adapters that
+    ship QPY to another process (the local process pool) never load them here, and those that
+    need circuit objects get them on first use.
+    """
+
+    def __init__(self, qpy: bytes, count: int) -> None:
+        self.qpy = qpy
+        self._count = count
+        self._loaded: list[Any] | None = None
+
+    def _circuits(self) -> list[Any]:
+        if self._loaded is None:
+            self._loaded = circuits_from_qpy(self.qpy)
+        return self._loaded
+
+    def __len__(self) -> int:
+        return self._count if self._loaded is None else len(self._loaded)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return self._circuits()[index]
+
+    def __iter__(self) -> Any:
+        return iter(self._circuits())

@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from qjm_tui.core import store as st
-from qjm_tui.core.circuits import circuits_from_qpy
+from qjm_tui.core.circuits import QpyCircuits, circuits_from_qpy
 from qjm_tui.core.clock import Clock
 from qjm_tui.core.clock import FakeClock as FakeClock  # re-exported: tests drive runners with it
 from qjm_tui.core.errors import (
@@ -122,7 +122,10 @@ class JobSetRunner(threading.Thread):
         #: every job of the set, each with its phase (see :class:`~qjm_tui.core.jobbook.Phase`)
         self.book = JobBook(all_jobs)
         limit = backend.limits().max_concurrent_jobs
-        caps = [c for c in (limit, max_concurrent) if c]
+        # An executor takes every job handed to it and holds each one's circuits until it runs:
+        # one that asks for only a few queued at a time (the local pool) gets only those.
+        queue = getattr(backend, "queue_depth", None)
+        caps = [c for c in (limit, max_concurrent, queue) if isinstance(c, int) and c > 0]
         self.max_in_flight = min(caps) if caps else None
 
         #: guards the cancel flag against submissions: a submission starts only while holding it
@@ -505,11 +508,15 @@ class JobSetRunner(threading.Thread):
             exact = (block or None) if job.round == 0 else None
             return JobPayload(self.circuits[job.start:job.stop], job.shots, dict(self.run_options), tags,
                               qpy=exact, group=self.job_set_id)
+        if block:
+            # just stored by this process: loaded only if the adapter needs circuit objects
+            return JobPayload(QpyCircuits(block, job.size), job.shots, dict(self.run_options), tags,
+                              qpy=block, group=self.job_set_id)
         blocks = self.store.circuit_blocks(self.job_set_id, job.start, job.stop)
         if len(blocks) == 1 and blocks[0][0] == job.start and blocks[0][1] == job.stop:
             qpy = blocks[0][2]
-            return JobPayload(circuits_from_qpy(qpy), job.shots, dict(self.run_options), tags, qpy=qpy,
-                              group=self.job_set_id)
+            return JobPayload(QpyCircuits(qpy, job.size), job.shots, dict(self.run_options), tags,
+                              qpy=qpy, group=self.job_set_id)
         circuits: list[Any] = []
         for start, _stop, qpy in blocks:
             loaded = circuits_from_qpy(qpy)

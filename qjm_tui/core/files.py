@@ -12,6 +12,9 @@ Every file qjm writes for a user (an export, the histogram SVG, a benchmark repo
   that is not a regular file;
 * a folder, a block device or a socket is refused.
 
+What is written may be text, bytes, or a function that writes text to the open file (an export
+of a million experiments, streamed instead of held); the function's answer is returned.
+
 A write that fails (``ENOSPC`` from a full disk or ``/dev/full``) raises :class:`OSError` with
 the path, and leaves no temporary file behind. :func:`describe_os_error` turns such an error
 into the words a user reads.
@@ -32,7 +35,12 @@ import os
 import stat
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TextIO
+
+#: what :func:`write_file` writes: text, bytes, or a function that writes text to the open file
+Content = str | bytes | Callable[[TextIO], Any]
 
 #: ``-`` as a target: standard output
 STDOUT = "-"
@@ -49,16 +57,20 @@ def kind_of(mode: int) -> str:
     return "a special file"
 
 
-def write_file(target: str | os.PathLike[str], data: str | bytes, *, private: bool = False) -> None:
+def write_file(target: str | os.PathLike[str], data: Content, *, private: bool = False) -> Any:
     """Write ``data`` (text is written as UTF-8) to ``target`` by the rules of this module.
+
+    ``data`` may be a function given the open file (text, UTF-8) to write into; what it
+    returns is returned (None otherwise). A regular file is replaced only once it has returned;
+    if it raises, the temporary file is removed and the target left as it was.
 
     ``private`` makes a new file ``0600`` (else the usual ``0666`` less the umask); a regular
     file that is replaced keeps its permissions. Raises :class:`OSError` naming the path.
     """
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    payload: bytes | Callable[[TextIO], Any] = data if callable(data) else (
+        data.encode("utf-8") if isinstance(data, str) else bytes(data))
     if str(target) == STDOUT:
-        _write_stdout(payload)
-        return
+        return _write_stdout(payload)
     path = Path(target)
     try:
         info: os.stat_result | None = os.stat(path)  # follows symlinks
@@ -68,18 +80,21 @@ def write_file(target: str | os.PathLike[str], data: str | bytes, *, private: bo
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(errno.EISDIR, "is a directory; give a file name", str(path))
         if stat.S_ISCHR(info.st_mode) or stat.S_ISFIFO(info.st_mode):
-            _write_through(path, payload)
-            return
+            return _write_through(path, payload)
         if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, f"is {kind_of(info.st_mode)}; qjm writes to regular files, "
                           "character devices, FIFOs and - (standard output)", str(path))
     # A symlink (or a chain of them) is followed: its target gets the content, the link stays.
     real = Path(os.path.realpath(path))
-    _replace(real, payload, info.st_mode & 0o7777 if info is not None else None, private)
+    return _replace(real, payload, info.st_mode & 0o7777 if info is not None else None, private)
 
 
-def _write_stdout(payload: bytes) -> None:
+def _write_stdout(payload: bytes | Callable[[TextIO], Any]) -> Any:
     sys.stdout.flush()
+    if callable(payload):
+        answer = payload(sys.stdout)
+        sys.stdout.flush()
+        return answer
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is None:  # a text-only stream (a test's capture)
         sys.stdout.write(payload.decode("utf-8", errors="replace"))
@@ -88,25 +103,38 @@ def _write_stdout(payload: bytes) -> None:
     sys.stdout.flush()
 
 
-def _write_all(fd: int, payload: bytes) -> None:
+def _write_all(fd: int, payload: bytes | Callable[[TextIO], Any]) -> Any:
+    """Write ``payload`` to ``fd``, or let it write itself there through a text file (the
+    descriptor stays open); returns what the function returned."""
+    if callable(payload):
+        fh = os.fdopen(fd, "w", encoding="utf-8", closefd=False)
+        try:
+            answer = payload(fh)
+            fh.flush()
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                fh.close()  # after a failure its buffer is dropped with the file
+        return answer
     view = memoryview(payload)
     while view:
         written = os.write(fd, view)
         view = view[written:]
+    return None
 
 
-def _write_through(path: Path, payload: bytes) -> None:
+def _write_through(path: Path, payload: bytes | Callable[[TextIO], Any]) -> Any:
     """Write into a device or a FIFO as it is (a FIFO waits for its reader, as ``>`` does)."""
     fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     try:
-        _write_all(fd, payload)
+        return _write_all(fd, payload)
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         os.close(fd)
 
 
-def _replace(real: Path, payload: bytes, keep_mode: int | None, private: bool) -> None:
+def _replace(real: Path, payload: bytes | Callable[[TextIO], Any], keep_mode: int | None,
+             private: bool) -> Any:
     """Write a temporary file next to ``real``, flush it to disk and rename it over ``real``."""
     tmp = real.with_name(f".{real.name}.{uuid.uuid4().hex[:12]}.tmp")
     mode = 0o600 if private else 0o666
@@ -115,7 +143,7 @@ def _replace(real: Path, payload: bytes, keep_mode: int | None, private: bool) -
         try:
             if keep_mode is not None:
                 os.fchmod(fd, keep_mode)
-            _write_all(fd, payload)
+            answer = _write_all(fd, payload)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -128,14 +156,15 @@ def _replace(real: Path, payload: bytes, keep_mode: int | None, private: bool) -
             raise OSError(errno.EEXIST, f"became {kind_of(now.st_mode)} while it was written; "
                           "nothing was replaced", str(real))
         os.replace(tmp, real)
-    except OSError as exc:
+    except BaseException as exc:  # a failed write, or a writer function that raised
         try:
             tmp.unlink()
         except OSError:
             pass
-        if exc.filename in (None, str(tmp)):
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):
             raise OSError(exc.errno, exc.strerror, str(real)) from None
         raise
+    return answer
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -27,7 +27,8 @@ _ANTLR_POSITION = re.compile(r"line (\d+):(\d+)\s+(.*)")
 _PARSER_POSITION = re.compile(r"L(\d+):C(\d+):\s*(.*)", re.DOTALL)
 _QPY_MAGIC = b"QISKIT"
 #: the names Qiskit gives unnamed experiments; a file's experiments are named after the file instead
-_DEFAULT_NAME = re.compile(r"circuit-\d+|block\d+|sched\d+")
+#: the names Qiskit gives unnamed programs; such a program is named after its file instead
+DEFAULT_NAME = re.compile(r"circuit-\d+|block\d+|sched\d+")
 
 
 MAX_NAME_LENGTH = 200
@@ -95,7 +96,7 @@ def load_circuit_file(path: str | os.PathLike[str], max_mb: int | None = None) -
     if not circuits:
         raise JobManagerInputError("the file holds no circuits", str(path))
     for i, circuit in enumerate(circuits):
-        if not circuit.name or _DEFAULT_NAME.fullmatch(circuit.name):
+        if not circuit.name or DEFAULT_NAME.fullmatch(circuit.name):
             name = path.stem if len(circuits) == 1 else f"{path.stem}[{i}]"
             if is_pulse(circuit):
                 circuit._name = name  # a schedule's name has no setter
@@ -229,43 +230,6 @@ def _offending_token(exc: BaseException) -> tuple[int, int, str] | None:
     return None
 
 
-def count_experiments(experiments: Any) -> int | None:
-    """How many circuits ``experiments`` holds, told without reading any circuit: a circuit is
-    one, an OpenQASM file one, a QPY file what its header says. None when it cannot be told
-    that cheaply (an iterator, a file that cannot be opened: the full read says why)."""
-    from qiskit import QuantumCircuit
-
-    if isinstance(experiments, QuantumCircuit):
-        return 1
-    if isinstance(experiments, (str, os.PathLike)):
-        return _count_in_file(Path(experiments))
-    if not isinstance(experiments, Sequence):
-        return None
-    total = 0
-    for item in experiments:
-        counted = 1 if isinstance(item, QuantumCircuit) else (
-            _count_in_file(Path(item)) if isinstance(item, (str, os.PathLike)) else None)
-        if counted is None:
-            return None
-        total += counted
-    return total
-
-
-def _count_in_file(path: Path) -> int | None:
-    try:
-        if not path.is_file():
-            return None
-        with open(path, "rb") as fh:
-            head = fh.read(18)
-    except OSError:
-        return None
-    if not head.startswith(_QPY_MAGIC):
-        return 1
-    if len(head) < 18:
-        return None
-    return int.from_bytes(head[10:18], "big")  # the header's program count
-
-
 def is_pulse(experiment: Any) -> bool:
     """Whether ``experiment`` is a pulse schedule (``Schedule`` or ``ScheduleBlock``)."""
     from qiskit.pulse import Schedule, ScheduleBlock
@@ -373,8 +337,9 @@ def _label(index: int, circuit: Any) -> str:
     return f"experiment {index} ({circuit.name!r})"
 
 
-def validate_for_target(circuits: Sequence[Any], target: Any, backend_name: str) -> None:
-    """Raise if any circuit is wider than the backend or uses operations it cannot run."""
+def validate_for_target(circuits: Sequence[Any], target: Any, backend_name: str, first: int = 0) -> None:
+    """Raise if any circuit is wider than the backend or uses operations it cannot run
+    (``first``: the global index of the first circuit, for the messages)."""
     if target is None:
         return
     width = getattr(target, "num_qubits", None)
@@ -385,7 +350,7 @@ def validate_for_target(circuits: Sequence[Any], target: Any, backend_name: str)
         if width is not None and circuit.num_qubits > width:
             raise JobManagerInputError(
                 f"uses {circuit.num_qubits} qubits but backend {backend_name} has {width}",
-                _label(i, circuit),
+                _label(first + i, circuit),
             )
         if supported:
             missing = sorted(set(circuit.count_ops()) - supported - always)
@@ -393,12 +358,14 @@ def validate_for_target(circuits: Sequence[Any], target: Any, backend_name: str)
                 raise JobManagerInputError(
                     f"uses {', '.join(missing)}, which backend {backend_name} cannot run; "
                     "pass transpile=True (or --transpile) to translate it for the backend",
-                    _label(i, circuit),
+                    _label(first + i, circuit),
                 )
 
 
-def transpile_for(circuits: Sequence[Any], target_backend: Any, backend_name: str) -> list[Any]:
-    """Transpile for the backend, keeping each circuit's name."""
+def transpile_for(circuits: Sequence[Any], target_backend: Any, backend_name: str,
+                  first: int = 0) -> list[Any]:
+    """Transpile for the backend, keeping each circuit's name (``first`` as for
+    :func:`validate_for_target`)."""
     from qiskit import transpile
 
     width = getattr(getattr(target_backend, "target", None), "num_qubits", None)
@@ -406,7 +373,7 @@ def transpile_for(circuits: Sequence[Any], target_backend: Any, backend_name: st
         if width is not None and circuit.num_qubits > width:
             raise JobManagerInputError(
                 f"uses {circuit.num_qubits} qubits but backend {backend_name} has {width}",
-                _label(i, circuit),
+                _label(first + i, circuit),
             )
     try:
         out = transpile(list(circuits), backend=target_backend)

@@ -20,7 +20,7 @@ from qjm_tui.core.progress import Progress
 from qjm_tui.core.results import ManagedResults, not_found
 from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState, job_status_phrase
 from qjm_tui.core.text import printable
-from qjm_tui.core.usage import job_usage_phrase, session_phrase, usage_phrase
+from qjm_tui.core.usage import job_usage_phrase, seconds_text, session_phrase, usage_phrase
 
 _TO_QISKIT: Mapping[str, str] = {
     JobStatus.SUBMITTING: "INITIALIZING",
@@ -77,7 +77,8 @@ class _ExperimentIndex:
     def __init__(self, row: st.JobSetRow) -> None:
         self._n = row.n_experiments
         self._names = row.experiment_names
-        self._by_name: dict[str, int] | None = None
+        #: names looked up so far (the store finds a name without reading every one)
+        self._by_name: dict[str, int] = {}
 
     def __call__(self, experiment: Any) -> int:
         if isinstance(experiment, bool):
@@ -87,12 +88,16 @@ class _ExperimentIndex:
                 return experiment
             raise not_found(experiment, self._n)
         name = experiment if isinstance(experiment, str) else getattr(experiment, "name", None)
-        if self._by_name is None:
-            self._by_name = {}
-            for i, known in enumerate(self._names):
-                self._by_name.setdefault(known, i)  # the first of equal names, as list.index
-        if name is not None and name in self._by_name:
-            return self._by_name[name]
+        if isinstance(name, str):
+            found = self._by_name.get(name)
+            if found is None:
+                try:
+                    found = self._names.index(name)  # the first of equal names, as list.index
+                except ValueError:
+                    found = -1
+                self._by_name[name] = found
+            if found >= 0:
+                return found
         raise not_found(experiment, self._n)
 
 
@@ -327,9 +332,9 @@ class ManagedJobSet:
     def job(self, experiment: Any) -> tuple[ManagedJob, int]:
         """The job that holds an experiment, and the experiment's index within that job."""
         index = self.experiment_index(experiment)
-        for job in self.managed_jobs():
-            if job.start_index <= index <= job.end_index and job.shots_round == 0:
-                return job, index - job.start_index
+        for row in self._store.jobs_holding(self._id, index):
+            if row.round == 0:
+                return ManagedJob(self, row), index - row.start
         raise JobManagerJobNotFound(f"no job holds experiment {index}")
 
     def statuses(self) -> list[Any]:
@@ -343,10 +348,14 @@ class ManagedJobSet:
         row = self._row()
         if row.state == SetState.RUNNING and self._manager.job_set_state(self._id, row) == SetState.RUNNING:
             return []
-        covered = bytearray(row.n_experiments)
+        missing: list[int] = []
+        reached = 0  # experiments before this one are stored (the ranges come in order)
         for start, stop in self._store.stored_ranges(self._id):
-            covered[start:stop] = b"\x01" * (min(stop, row.n_experiments) - start)
-        return [i for i, stored in enumerate(covered) if not stored]
+            if start > reached:
+                missing.extend(range(reached, min(start, row.n_experiments)))
+            reached = max(reached, stop)
+        missing.extend(range(reached, row.n_experiments))
+        return missing
 
     def unrunnable_jobs(self) -> list[int]:
         """The unfinished jobs that hold an experiment of :meth:`unstored_experiments`: no
@@ -408,6 +417,11 @@ class ManagedJobSet:
         usage = usage_phrase(sum(used) if used else None, sum(estimated) if estimated else None)
         if usage:
             lines.append(f"        QPU usage: {usage}")
+        estimates = [j.estimated_seconds for j in jobs if j.estimated_seconds is not None]
+        if estimates:
+            # qjm's own estimate, from the backend's instruction durations, beside the service's
+            lines.append(f"   Estimated time: {estimate_text(sum(estimates))} on the backend "
+                         "(shots x (duration + repetition delay) + overhead, over the jobs)")
         if row.stop_reason and p.state == SetState.INTERRUPTED:
             lines += ["", f"Stopped: {printable(row.stop_reason)}",
                       f"  finished jobs keep their results; `qjm resume {printable(row.id)}` goes on "
@@ -435,6 +449,8 @@ class ManagedJobSet:
                 job_usage = job_usage_phrase(job.usage, job.usage_estimate)
                 if job_usage:
                     lines.append(f"    QPU usage: {job_usage}")
+                if job.estimated_seconds is not None:
+                    lines.append(f"    estimated time: {estimate_text(job.estimated_seconds)}")
                 if job.last_error:
                     lines.append(f"    error: {printable(job.last_error)}")
         return "\n".join(lines)
@@ -511,13 +527,17 @@ def stored_results(store: st.Store, job_set_id: str, *, partial: bool = False,
         jobs = store.jobs(job_set_id)
         rounds = 1 + max((j.round for j in jobs), default=0)
     taken = time.time()
-    stored = store.raw_results(job_set_id, experiments)
     usable = {JobStatus.DONE, JobStatus.FAILED} if partial else {JobStatus.DONE}
-    keep = [False] * row.n_experiments
+    ranges: list[tuple[int, int]] = []
     for job in jobs:
         if job.round == 0 and job.status in usable:
-            keep[job.start:job.stop] = [True] * job.size
-    complete = {i: parts for i, parts in stored.items() if len(parts) == rounds and keep[i]}
+            if ranges and ranges[-1][1] == job.start:
+                ranges[-1] = (ranges[-1][0], job.stop)
+            else:
+                ranges.append((job.start, job.stop))
+    ranges.sort()
+    all_done = bool(jobs) and experiments is None and all(j.status == JobStatus.DONE for j in jobs)
+    unsure = sorted((j.start, j.stop) for j in jobs if j.status == JobStatus.FAILED and partial)
 
     # The results are a snapshot, so they explain missing data from the same snapshot
     # (one read, however many experiments are asked about) and say so.
@@ -534,8 +554,9 @@ def stored_results(store: st.Store, job_set_id: str, *, partial: bool = False,
             return "these results hold only the experiments of one job"
         return f"it was not stored when these results were read ({when}); call results() again"
 
-    return ManagedResults(job_set_id, row.backend, complete, row.n_experiments,
-                          _ExperimentIndex(row), why_missing)
+    return ManagedResults(job_set_id, row.backend, row.n_experiments, _ExperimentIndex(row),
+                          why_missing, store=store, usable=ranges, rounds=rounds,
+                          wanted=experiments, all_done=all_done, unsure=unsure)
 
 
 def unstored_message(row: st.JobSetRow, missing: Sequence[int]) -> str:
@@ -547,6 +568,17 @@ def unstored_message(row: st.JobSetRow, missing: Sequence[int]) -> str:
     return (f"the circuits of {which} {index_ranges(missing)} ({', '.join(names)}{more}) were never "
             f"stored: the process that created job set {row.id} ended while storing them; they "
             "cannot be retried or resumed, run them again from their source in a new job set")
+
+
+def estimate_text(seconds: float) -> str:
+    """An estimated time as a report gives it: the seconds as the service's usage reads
+    (``12.5 s``), and from a minute on in minutes too (``183 s (3m03s)``)."""
+    if seconds < 60:
+        return seconds_text(seconds)
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    human = f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+    return f"{seconds_text(seconds)} ({human})"
 
 
 def index_ranges(indices: Sequence[int]) -> str:

@@ -16,13 +16,13 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from qjm_tui.core import store as st
-from qjm_tui.core.circuits import circuits_from_qpy, circuits_to_qpy
+from qjm_tui.core.circuits import circuits_from_qpy
 from qjm_tui.core.clock import Clock
 from qjm_tui.core.engine import JobSetRunner
 from qjm_tui.core.errors import (
@@ -48,21 +48,34 @@ from qjm_tui.core.inputs import (
     check_kind_runs,
     check_label,
     check_schedules,
-    count_experiments,
     experiment_kind,
     normalize_experiments,
-    transpile_for,
-    validate_for_target,
     validate_shots,
+)
+from qjm_tui.core.intake import (
+    Scanned,
+    check_keep_together,
+    count_hint,
+    groups,
+    holds_schedules,
+    listed,
+    scan,
 )
 from qjm_tui.core.jobset import ManagedJobSet, unstored_message
 from qjm_tui.core.lifecycle import Lifecycle, final_state
 from qjm_tui.core.options import check_run_options
 from qjm_tui.core.ports import BackendFactory, BackendLimits, ExecutionBackend
 from qjm_tui.core.retry import RetryPolicy
-from qjm_tui.core.split import count_jobs, plan_jobs
+from qjm_tui.core.split import Group, JobTime, count_jobs, plan_jobs
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
 from qjm_tui.core.text import strip_ansi
+from qjm_tui.core.timing import (
+    DeviceTiming,
+    check_max_job_seconds,
+    device_timing,
+    no_durations,
+    prefix_sums,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +91,9 @@ class Settings(Protocol):
     default_shots: int
     #: the most jobs one job set may need; a larger request is refused before anything is stored
     max_jobs_per_set: int
+    #: the most seconds one job may be estimated to take (None: jobs are not sized by time);
+    #: a settings object without it reads as None
+    max_job_seconds: float | None
 
     # Carried for the front ends, which read the configuration through the manager:
     @property
@@ -99,6 +115,7 @@ class Defaults:
     default_backend: str = "aer"
     default_shots: int = 1024
     max_jobs_per_set: int = DEFAULT_MAX_JOBS_PER_SET
+    max_job_seconds: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     keys: dict[str, str] = field(default_factory=dict)
     source: Path | None = None
@@ -119,23 +136,37 @@ def adapters_only(backend: Any) -> ExecutionBackend:
 
 
 class _BlockTracker:
-    """Which circuit blocks are safely in the store, so the runner submits only those."""
+    """Which circuit blocks are safely in the store, so the runner submits only those.
 
-    def __init__(self) -> None:
+    The blocks themselves are kept for the runner (so it need not read back what was just
+    written) up to ``keep_bytes``; beyond that only "stored" is kept and the runner reads the
+    block from the store, so storing far ahead of the jobs does not hold the set in memory.
+    """
+
+    def __init__(self, keep_bytes: int = 16 << 20) -> None:
         self._lock = threading.Lock()
         self._exact: dict[tuple[int, int], bytes] = {}
+        self._held = 0
+        self._keep = keep_bytes
         self._stored_until = 0
 
     def add(self, start: int, stop: int, qpy: bytes) -> None:
         with self._lock:
-            self._exact[(start, stop)] = qpy
+            if self._held + len(qpy) <= self._keep:
+                self._exact[(start, stop)] = qpy
+                self._held += len(qpy)
             self._stored_until = max(self._stored_until, stop)
 
     def ready(self, start: int, stop: int) -> bytes | None:
-        """The block's QPY if it is exactly one stored block; ``b""`` if covered; else None."""
+        """The block's QPY if it is exactly one stored block; ``b""`` if covered; else None.
+
+        A block is handed out once (its job is being submitted) and then forgotten, so the
+        set's circuits are never all in memory; asked again (a retry), it reads ``b""`` and
+        the runner takes it from the store."""
         with self._lock:
-            exact = self._exact.get((start, stop))
+            exact = self._exact.pop((start, stop), None)
             if exact is not None:
+                self._held -= len(exact)
                 return exact
             return b"" if stop <= self._stored_until else None
 
@@ -192,16 +223,30 @@ class JobManager:
         job_tags: Sequence[str] | None = None,
         transpile: bool = False,
         max_jobs_per_set: int | None = None,
+        keep_together: Any = None,
+        max_job_seconds: float | None = None,
         **run_config: Any,
     ) -> ManagedJobSet:
         """Split ``experiments`` into jobs within the backend's limits and start them.
 
-        ``experiments`` are circuits, circuit files (OpenQASM 2/3, QPY) or a mix, or pulse
+        ``experiments`` are circuits, circuit files (OpenQASM 2/3, QPY) or a mix, as a list or
+        any iterable (a generator of a million circuits is read once, never held), or pulse
         schedules (``Schedule``, ``ScheduleBlock``, QPY files of blocks) for a pulse backend
         such as ``"dynamics"``; ``backend`` is a Qiskit backend or a spec string such as
         ``"aer"``. Everything is validated before anything is stored or submitted. Returns
         once every circuit is safely in the store (jobs are already running by then); the jobs
         go on in the background.
+
+        ``keep_together`` names groups of experiments that must each run in one job: a list
+        of groups (each a list or range of experiment indices or circuit names), a mapping of
+        group names to such lists, or ``"files"`` for one group per circuit file. A group no
+        job can hold is refused, naming the group and the limit.
+
+        ``max_job_seconds`` keeps each job's estimated time on the backend within that many
+        seconds: shots x (each circuit's scheduled duration + the repetition delay) + a per-job
+        overhead. It needs a backend that publishes instruction durations (an error says so
+        otherwise); the configuration's ``max_job_seconds``, the default, applies only to such
+        backends.
 
         A set that would need more than ``max_jobs_per_set`` jobs (default: the configuration's
         ``max_jobs_per_set``, 10,000) is refused, as it is almost always a typo in ``shots``.
@@ -219,38 +264,73 @@ class JobManager:
         tags = _check_tags(job_tags)
         job_cap = _job_cap(max_jobs_per_set if max_jobs_per_set is not None
                            else getattr(self.config, "max_jobs_per_set", DEFAULT_MAX_JOBS_PER_SET))
+        max_seconds = check_max_job_seconds(max_job_seconds if max_job_seconds is not None
+                                            else getattr(self.config, "max_job_seconds", None))
+        check_keep_together(keep_together)
         if name is not None and not isinstance(name, str):
             raise JobManagerInputError(f"name must be a string, got {type(name).__name__}")
         if name is not None:
             check_label(name, "the job set's name", MAX_NAME_LENGTH)
         adapter = self._adapter(backend if backend is not None else self.default_backend)
-        limits = adapter.limits()
-        # A runaway request is refused before the circuits are even read when their number
-        # can be told without reading them (a QPY file's header says how many it holds).
-        counted = count_experiments(experiments)
-        if counted:
-            _check_job_count(count_jobs(counted, limits, shots, _job_size(
-                adapter, limits, counted, max_experiments_per_job)), job_cap, limits, shots, adapter.spec)
-        circuits = normalize_experiments(experiments, getattr(self.config, "max_circuit_file_mb", None))
-        kind = experiment_kind(circuits)
+        kind = "schedules" if holds_schedules(experiments) else "circuits"
         check_kind_runs(kind, adapter.experiment_kinds, adapter.spec, transpile)
         run_config = check_run_options(run_config, adapter.run_options(), adapter.spec)
-        # Counted before the circuits are transpiled or checked: a runaway request is refused
-        # at once, however many circuits it has.
-        per_job = _job_size(adapter, limits, len(circuits), max_experiments_per_job)
-        _check_job_count(count_jobs(len(circuits), limits, shots, per_job), job_cap, limits, shots,
-                         adapter.spec)
+        limits = adapter.limits()
+        target_backend = adapter.target() if kind == "circuits" else None
+        timing = device_timing(target_backend, adapter.spec, adapter, run_config) \
+            if target_backend is not None else None
+        if max_seconds is not None and timing is None and max_job_seconds is None:
+            max_seconds = None  # the configured default sizes jobs on backends that can be timed
+        if max_seconds is not None:
+            if timing is None:
+                raise no_durations(adapter.spec)
+            if shots is None:
+                raise JobManagerInputError("max_job_seconds needs a number of shots to estimate jobs by")
+        # A local simulator's own job size applies only where the user sized nothing.
+        # the backend's preferred job size, where nothing else sizes the jobs
+        preferred_size: Callable[[int], int | None] | None = getattr(adapter, "preferred_job_size", None)
+        if not (max_experiments_per_job is None and limits.max_experiments_per_job is None
+                and max_seconds is None):
+            preferred_size = None
+        # Counted before the circuits are read, transpiled or checked: a runaway request is
+        # refused at once, however many circuits it has.
+        hint = count_hint(experiments)
+        if hint:
+            _check_job_count(count_jobs(hint, limits, shots, max_experiments_per_job,
+                                        preferred=preferred_size(hint) if preferred_size else None),
+                             job_cap, limits, shots, adapter.spec)
+        max_file_mb = getattr(self.config, "max_circuit_file_mb", None)
         if kind == "schedules":
-            check_schedules(circuits)
-            adapter.check_schedules(circuits)
+            schedules = normalize_experiments(experiments, max_file_mb)
+            check_schedules(schedules)
+            adapter.check_schedules(schedules)
+            scanned = listed(schedules)
         else:
-            target_backend = adapter.target()
-            if transpile:
-                if target_backend is not None:
-                    circuits = transpile_for(circuits, target_backend, adapter.spec)
-            else:
-                validate_for_target(circuits, getattr(target_backend, "target", None), adapter.spec)
-        plan = plan_jobs(len(circuits), limits, shots, per_job)
+            scanned = scan(experiments, target_backend=target_backend, spec=adapter.spec,
+                           transpile=transpile, timing=timing, timing_required=max_seconds is not None,
+                           max_file_mb=max_file_mb)
+        try:
+            return self._store_and_start(scanned, adapter, limits, shots, name, tags, run_config,
+                                         job_cap, max_experiments_per_job,
+                                         preferred_size(scanned.count) if preferred_size else None,
+                                         groups(keep_together, scanned), timing, max_seconds)
+        finally:
+            scanned.blocks.close()
+
+    def _store_and_start(self, scanned: Scanned, adapter: ExecutionBackend, limits: BackendLimits,
+                         shots: int | None, name: str | None, tags: list[str],
+                         run_config: dict[str, Any], job_cap: int, per_job: int | None,
+                         preferred: int | None, kept: list[Group], timing: DeviceTiming | None,
+                         max_seconds: float | None) -> ManagedJobSet:
+        """Plan the jobs of experiments read by :func:`scan`, store the set, start its runner
+        and store the circuits block by block (each job goes as soon as its block is stored)."""
+        n = scanned.count
+        job_time = None
+        if timing is not None and scanned.shot_seconds is not None and shots is not None:
+            job_time = JobTime(prefix_sums(scanned.shot_seconds), timing.overhead, max_seconds)
+        _check_job_count(count_jobs(n, limits, shots, per_job, groups=kept, timing=job_time,
+                                    preferred=preferred), job_cap, limits, shots, adapter.spec)
+        plan = plan_jobs(n, limits, shots, per_job, groups=kept, timing=job_time, preferred=preferred)
         job_set_id = self._new_id()
         first_round = [j for j in plan if j.round == 0]
         # A backend that keeps jobs (a remote service: its jobs cost money and outlive this
@@ -259,8 +339,16 @@ class JobManager:
         # simulators start on the first block while the rest are written (their jobs end with
         # this process anyway).
         pipelined = not adapter.can_reattach()
-        blocks = [] if pipelined else [(j.start, j.stop, circuits_to_qpy(circuits[j.start:j.stop]))
-                                       for j in first_round]
+        tracker = _BlockTracker()
+        blocks: Iterable[tuple[int, int, bytes]] = []
+        if not pipelined:
+            blocks = _tracked_blocks(scanned, first_round, tracker)
+            if scanned.circuits is not None:
+                # The caller's own circuits (held anyway) are serialised before the write lock
+                # is taken, so other processes' writes wait only for the inserts; circuits read
+                # from files are byte copies of their QPY, made one block at a time inside the
+                # transaction so a million of them are never all in memory.
+                blocks = list(blocks)
         try:
             self.store.create_job_set(
                 job_set_id=job_set_id,
@@ -269,31 +357,32 @@ class JobManager:
                 backend=adapter.spec,
                 shots=shots,
                 run_options=_jsonable_options(run_config),
-                experiment_names=[c.name for c in circuits],
-                jobs=[(j.index, j.start, j.stop, j.shots, j.round) for j in plan],
+                experiment_names=scanned.names,
+                jobs=[(j.index, j.start, j.stop, j.shots, j.round, j.seconds) for j in plan],
                 circuit_blocks=blocks,
             )
         except sqlite3.DatabaseError as exc:
             problem = st.store_problem(exc, self.store.path)
             if isinstance(problem, StoreFullError):
                 raise StoreFullError(
-                    f"disk full: job set {job_set_id} ({len(circuits):,} circuits) could not be "
+                    f"disk full: job set {job_set_id} ({n:,} circuits) could not be "
                     f"stored in {self.store.path}; nothing was stored or submitted. Free some "
                     "space and run it again") from None
             raise problem or exc from None
-        created = JobSetCreated(job_set_id, name or job_set_id, adapter.spec, len(plan), len(circuits))
-        tracker = _BlockTracker()
-        for start, stop, qpy in blocks:
-            tracker.add(start, stop, qpy)
+        except (OSError, JobManagerInputError) as exc:  # a block could not be read from its file
+            raise JobManagerInputError(
+                f"the circuits cannot be stored ({strip_ansi(str(exc))}); nothing was stored or "
+                "submitted") from exc
+        created = JobSetCreated(job_set_id, name or job_set_id, adapter.spec, len(plan), n)
         if pipelined:
-            self._run_while_storing(job_set_id, adapter, circuits, first_round, tracker, created)
+            self._run_while_storing(job_set_id, adapter, scanned, first_round, tracker, created)
         else:
             self.bus.publish(created)
-            self._start(job_set_id, adapter, circuits=circuits, blocks_ready=tracker.ready)
+            self._start(job_set_id, adapter, circuits=scanned.circuits, blocks_ready=tracker.ready)
         self._known[job_set_id] = None
         return ManagedJobSet(self, job_set_id)
 
-    def _run_while_storing(self, job_set_id: str, adapter: ExecutionBackend, circuits: Sequence[Any],
+    def _run_while_storing(self, job_set_id: str, adapter: ExecutionBackend, scanned: Scanned,
                            first_round: Sequence[Any], tracker: _BlockTracker, created: Event) -> None:
         """Start the set's runner and write its circuits block by block, the runner submitting
         each as it lands.
@@ -305,9 +394,10 @@ class JobManager:
         stored = 0
         try:
             self.bus.publish(created)
-            runner = self._start(job_set_id, adapter, circuits=circuits, blocks_ready=tracker.ready)
+            runner = self._start(job_set_id, adapter, circuits=scanned.circuits,
+                                 blocks_ready=tracker.ready)
             for job in first_round:
-                qpy = circuits_to_qpy(circuits[job.start:job.stop])
+                qpy = scanned.blocks.qpy(job.start, job.stop)
                 self.store.add_circuit_block(job_set_id, job.start, job.stop, qpy)
                 tracker.add(job.start, job.stop, qpy)
                 stored = job.stop
@@ -330,7 +420,7 @@ class JobManager:
             problem = st.store_problem(exc, self.store.path)
             if isinstance(problem, StoreFullError):
                 raise StoreFullError(
-                    f"disk full: job set {job_set_id} stored {stored:,} of {len(circuits):,} circuits "
+                    f"disk full: job set {job_set_id} stored {stored:,} of {scanned.count:,} circuits "
                     f"in {self.store.path} before the disk filled; {left}. Free some space and run "
                     "it again") from None
             raise JobManagerInputError(
@@ -841,13 +931,14 @@ def _check_job_count(needed: int, cap: int, limits: BackendLimits, shots: int | 
         "or run(max_jobs_per_set=N))")
 
 
-def _job_size(adapter: ExecutionBackend, limits: BackendLimits, n: int, asked: int | None) -> int | None:
-    """Circuits per job for ``n`` experiments: what was asked, else the backend's preference
-    where it declares no maximum of its own."""
-    if asked is None and limits.max_experiments_per_job is None:
-        preferred = getattr(adapter, "preferred_job_size", None)
-        return preferred(n) if preferred else None
-    return asked
+def _tracked_blocks(scanned: Scanned, jobs: Sequence[Any],
+                    tracker: _BlockTracker) -> Iterator[tuple[int, int, bytes]]:
+    """Each job's circuit block ``(start, stop, qpy)``, made as it is asked for, noted in
+    ``tracker`` for the runner (which starts only once they are all stored)."""
+    for job in jobs:
+        qpy = scanned.blocks.qpy(job.start, job.stop)
+        tracker.add(job.start, job.stop, qpy)
+        yield job.start, job.stop, qpy
 
 
 def _job_cap(value: Any) -> int:

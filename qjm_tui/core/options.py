@@ -20,7 +20,7 @@ from qjm_tui.core.ports import JSON_KINDS, RunOption, RunOptions
 #: ``run()``'s own parameters: qjm consumes them, so they never reach a backend. They are
 #: offered as suggestions too (``shot`` -> ``shots``, ``job_tag`` -> ``job_tags``).
 QJM_PARAMETERS = ("backend", "name", "max_experiments_per_job", "job_tags", "transpile",
-                  "max_jobs_per_set", "shots", "job_share_level")
+                  "max_jobs_per_set", "shots", "job_share_level", "keep_together", "max_job_seconds")
 
 #: beyond this many options an error points at the listing instead of naming them all
 _LIST_AT_MOST = 12

@@ -23,7 +23,8 @@ from qjm_tui.core.lifecycle import final_state
 from qjm_tui.core.status import JobStatus, SetState
 
 #: the store's tables in the order rows are copied (a job set before its jobs)
-TABLES = ("job_sets", "jobs", "circuit_blocks", "results", "deleted_sets", "learned_limits")
+TABLES = ("job_sets", "experiment_names", "jobs", "circuit_blocks", "results", "deleted_sets",
+          "learned_limits")
 _BATCH = 256
 _LOWEST = -(2 ** 63)
 _HIGHEST = 2 ** 63 - 1
@@ -199,10 +200,11 @@ def recover(source: sqlite3.Connection, output: Path) -> Recovery:
             report.copied[table] = copied
             if gaps:
                 report.gaps[table] = gaps
-        for table in ("jobs", "circuit_blocks", "results"):
+        for table in ("experiment_names", "jobs", "circuit_blocks", "results"):
             report.orphans += target.execute(
                 f"DELETE FROM {table} WHERE job_set_id NOT IN (SELECT id FROM job_sets)").rowcount
         report.results_lost = _fail_jobs_without_results(target)
+        _names_in_chunks(target)
         target.execute("UPDATE changes SET seq = ?", (highest_seq + 1,))
         # A set whose first-round jobs no longer cover all its experiments lost some jobs.
         report.incomplete_sets = [r[0] for r in target.execute(
@@ -216,6 +218,37 @@ def recover(source: sqlite3.Connection, output: Path) -> Recovery:
     finally:
         target.close()
     return report
+
+
+def _names_in_chunks(target: sqlite3.Connection) -> None:
+    """Give every recovered set its experiment names in chunks: names copied from an older
+    store's single list are moved into chunks, and a stretch whose chunk was lost is named ""
+    (its experiments keep their indices, so results and retries still find them)."""
+    import json
+
+    from qjm_tui.core.store import NAME_CHUNK
+
+    sets = target.execute("SELECT id, n_experiments, experiment_names FROM job_sets").fetchall()
+    for set_id, n, legacy in sets:
+        chunks = target.execute("SELECT start, stop FROM experiment_names WHERE job_set_id = ?"
+                                " ORDER BY start", (set_id,)).fetchall()
+        if not chunks and legacy not in (None, "", "[]"):
+            with contextlib.suppress(ValueError, TypeError):
+                names = [str(name) for name in json.loads(legacy)][:n]
+                target.executemany(
+                    "INSERT INTO experiment_names (job_set_id, start, stop, names) VALUES (?,?,?,?)",
+                    [(set_id, a, min(a + NAME_CHUNK, n), json.dumps(names[a:a + NAME_CHUNK]))
+                     for a in range(0, n, NAME_CHUNK)])
+                chunks = [(a, min(a + NAME_CHUNK, n)) for a in range(0, n, NAME_CHUNK)]
+        missing: list[tuple[int, int]] = []
+        covered = 0
+        for start, stop in [*chunks, (n, n)]:
+            missing.extend((a, min(a + NAME_CHUNK, start)) for a in range(covered, start, NAME_CHUNK))
+            covered = max(covered, stop)
+        target.executemany(
+            "INSERT INTO experiment_names (job_set_id, start, stop, names) VALUES (?,?,?,?)",
+            [(set_id, a, b, json.dumps([""] * (b - a))) for a, b in missing])
+    target.execute("UPDATE job_sets SET experiment_names = '[]' WHERE experiment_names != '[]'")
 
 
 #: what a done job whose results were lost with the damaged store says

@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,10 +48,14 @@ from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
 from qjm_tui.core.text import printable
 
 APP_ID = "qjm"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
-#: the name of the in-memory database standing in for a store file not made yet
-_STAND_IN = "file:qjm-empty-"
+#: experiment names are kept in chunks of this many (one JSON list per chunk), so reading one
+#: name of a million-experiment set parses a thousand, not a million
+NAME_CHUNK = 1024
+
+#: the name of the empty store in memory that stands in for a store file not made yet
+_EMPTY_PREFIX = "file:qjm-empty-"
 
 #: a running job set whose owner has not written a heartbeat for this long is interrupted
 HEARTBEAT_STALE_SECONDS = 60.0
@@ -140,6 +145,21 @@ _MIGRATIONS: list[str] = [
     CREATE TABLE learned_limits (backend TEXT PRIMARY KEY, max_jobs INTEGER NOT NULL,
                                  learned REAL NOT NULL);
     """,
+    # version 5: experiment names in chunks beside the set (one JSON list of a million names on
+    # the set's row was parsed on every read of the row), and each job's estimated time.
+    """
+    CREATE TABLE experiment_names (
+        job_set_id TEXT NOT NULL REFERENCES job_sets(id) ON DELETE CASCADE,
+        start INTEGER NOT NULL,
+        stop INTEGER NOT NULL,
+        names TEXT NOT NULL,
+        PRIMARY KEY (job_set_id, start)
+    );
+    INSERT INTO experiment_names (job_set_id, start, stop, names)
+        SELECT id, 0, n_experiments, experiment_names FROM job_sets WHERE n_experiments > 0;
+    UPDATE job_sets SET experiment_names = '[]';
+    ALTER TABLE jobs ADD COLUMN estimated_seconds REAL;
+    """,
 ]
 
 
@@ -154,7 +174,8 @@ class JobSetRow:
     shots: int | None
     run_options: dict[str, Any]
     n_experiments: int
-    experiment_names: list[str]
+    #: the circuits' names in experiment order, read from the store as they are asked for
+    experiment_names: Sequence[str]
     state: SetState
     created: float
     updated: float
@@ -198,6 +219,9 @@ class JobRow:
     usage: float | None = None
     #: the service's estimate of the quantum seconds, before the job runs
     usage_estimate: float | None = None
+    #: the job's estimated time on the backend, in seconds (None: the backend publishes no
+    #: instruction durations)
+    estimated_seconds: float | None = None
 
     @property
     def size(self) -> int:
@@ -238,6 +262,8 @@ class JobSetSummary:
     usage_estimate: float | None = None
     #: why the set stopped short of its end (see :attr:`JobSetRow.stop_reason`)
     stop_reason: str | None = None
+    #: the sum of its jobs' estimated times on the backend, in seconds (None: no estimate)
+    estimated_seconds: float | None = None
 
     @property
     def fraction(self) -> float:
@@ -270,7 +296,7 @@ _SET_STATE = {s.value: s for s in SetState}
 #: the columns of a job as :class:`JobRow` holds them, in its order
 _JOB_FIELDS = ("job_set_id, idx, start, stop, shots, round, status, backend_job_id, client_tag, attempts,"
                " retries, last_error, submitted, finished, updated, seq, session_id, session_mode, usage,"
-               " usage_estimate")
+               " usage_estimate, estimated_seconds")
 
 
 def _job_row(row: Sequence[Any]) -> JobRow:
@@ -283,6 +309,145 @@ def _job_row(row: Sequence[Any]) -> JobRow:
 def _given(**columns: Any) -> dict[str, Any]:
     """The columns a setter was given a value for (those not :data:`KEEP`)."""
     return {name: value for name, value in columns.items() if value is not KEEP}
+
+
+class ChunkedNames:
+    """Experiment names gathered for a new job set, kept as JSON chunks of :data:`NAME_CHUNK`
+    (what the store writes), so a million names cost a few MB of text, not a million objects.
+
+    :meth:`Store.create_job_set` takes one of these, or any sequence of names.
+    """
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self._chunks: list[tuple[int, int, str]] = []
+        self._open: list[str] = []
+        self._count = 0
+        for name in names:
+            self.append(name)
+
+    def append(self, name: str) -> None:
+        """Add the next experiment's name."""
+        self._open.append(name)
+        self._count += 1
+        if len(self._open) >= NAME_CHUNK:
+            self._close()
+
+    def _close(self) -> None:
+        if self._open:
+            start = self._count - len(self._open)
+            self._chunks.append((start, self._count, json.dumps(self._open)))
+            self._open = []
+
+    def __len__(self) -> int:
+        return self._count
+
+    def chunks(self) -> list[tuple[int, int, str]]:
+        """``(start, stop, JSON list)`` for every chunk, in order."""
+        self._close()
+        return list(self._chunks)
+
+    def names(self, start: int, stop: int) -> list[str]:
+        """The names of experiments ``start`` to ``stop - 1`` (decoding only their chunks)."""
+        self._close()
+        out: list[str] = []
+        for a, b, text in self._chunks:
+            if a < stop and b > start:
+                out.extend(json.loads(text)[max(start - a, 0):stop - a])
+        return out
+
+    def find(self, name: str) -> list[int]:
+        """Every index whose name is ``name``, in order."""
+        self._close()
+        quoted = json.dumps(name)
+        found: list[int] = []
+        for a, _b, text in self._chunks:
+            if quoted in text:
+                found.extend(a + i for i, known in enumerate(json.loads(text)) if known == name)
+        return found
+
+
+class ExperimentNames(Sequence[str]):
+    """A job set's experiment names, read from the store a chunk at a time as they are asked for
+    (a few chunks are kept). Indexing, slicing, ``len``, iteration, ``in`` and ``index`` work as
+    on a list; looking a name up reads only the chunks whose text holds it."""
+
+    _KEEP = 8
+
+    def __init__(self, store: Store, job_set_id: str, count: int) -> None:
+        self._store = store
+        self._id = job_set_id
+        self._count = count
+        self._chunks: OrderedDict[int, tuple[int, list[str]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _chunk(self, index: int) -> tuple[int, int, list[str]]:
+        for start, (stop, names) in self._chunks.items():
+            if start <= index < stop:
+                self._chunks.move_to_end(start)
+                return start, stop, names
+        row = self._store._connect().execute(
+            "SELECT start, stop, names FROM experiment_names WHERE job_set_id=? AND start <= ?"
+            " ORDER BY start DESC LIMIT 1", (self._id, index)).fetchone()
+        if row is None or not row[0] <= index < row[1]:
+            raise JobManagerUnknownJobSet(
+                f"job set {self._id!r} has no name stored for experiment {index} in {self._store.path}")
+        start, stop, text = row
+        names = json.loads(text)
+        self._chunks[start] = (stop, names)
+        if len(self._chunks) > self._KEEP:
+            self._chunks.popitem(last=False)
+        return start, stop, names
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(f"experiment {index} is out of range (0 to {self._count - 1})")
+        start, _stop, names = self._chunk(index)
+        # a chunk carried over from an older store may hold fewer names than experiments
+        return names[index - start] if index - start < len(names) else ""
+
+    def __iter__(self) -> Iterator[str]:
+        for start in range(0, self._count, NAME_CHUNK):
+            # Read in pages, not through the cache: a pass over every name keeps one chunk.
+            rows = self._store._connect().execute(
+                "SELECT names FROM experiment_names WHERE job_set_id=? AND start >= ? AND start < ?"
+                " ORDER BY start", (self._id, start, start + NAME_CHUNK)).fetchall()
+            for (text,) in rows:
+                yield from json.loads(text)
+
+    def find(self, name: str) -> list[int]:
+        """Every index whose name is ``name``, in order (reading only chunks that hold it)."""
+        rows = self._store._connect().execute(
+            "SELECT start, names FROM experiment_names WHERE job_set_id=? AND instr(names, ?) > 0"
+            " ORDER BY start", (self._id, json.dumps(name))).fetchall()
+        return [start + i for start, text in rows for i, known in enumerate(json.loads(text))
+                if known == name]
+
+    def index(self, value: Any, start: int = 0, stop: int | None = None) -> int:
+        """The first index of the name ``value`` (between ``start`` and ``stop``)."""
+        stop = self._count if stop is None else stop
+        for found in self.find(value) if isinstance(value, str) else ():
+            if start <= found < stop:
+                return found
+        raise ValueError(f"{value!r} is not an experiment name of job set {self._id}")
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str) and bool(self.find(value))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (ExperimentNames, list, tuple)):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ExperimentNames({self._id!r}, {self._count} names)"
 
 
 def default_store_path() -> Path:
@@ -380,12 +545,16 @@ class Store:
     def _connect(self) -> sqlite3.Connection:
         if self._unmade and self.path.exists():
             self._make_file(create=False)  # another process made it meanwhile
+        if self._keeper is None and str(self._target).startswith(_EMPTY_PREFIX):
+            # Closed while standing in for a missing file: the empty store in memory went with
+            # its last connection, so a read after close() gets a new one (still no job sets).
+            with self._make_lock:
+                if self._keeper is None:
+                    self._open_empty()
         holder = getattr(self._local, "holder", None)
         if holder is not None and holder.generation != self._generation:
             self.release_thread_connection()
             holder = None
-        if holder is None and self._keeper is None and str(self._target).startswith(_STAND_IN):
-            self._open_empty()  # read after close(): the empty stand-in went with its keeper
         if holder is None:
             conn = sqlite3.connect(self._target, timeout=30.0, isolation_level=None,
                                    check_same_thread=False, uri=self._uri)
@@ -558,7 +727,7 @@ class Store:
     def _open_empty(self) -> None:
         """Stand in for a store file that does not exist yet with an empty one in memory, so a
         command that only looks finds no job sets and leaves nothing on disk."""
-        self._target, self._uri = f"{_STAND_IN}{uuid.uuid4().hex}?mode=memory&cache=shared", True
+        self._target, self._uri = f"{_EMPTY_PREFIX}{uuid.uuid4().hex}?mode=memory&cache=shared", True
         self._keeper = sqlite3.connect(self._target, uri=True, isolation_level=None,
                                        check_same_thread=False)
         self.journal_mode = "memory"
@@ -596,15 +765,20 @@ class Store:
         backend: str,
         shots: int | None,
         run_options: dict[str, Any],
-        experiment_names: Sequence[str],
-        jobs: Sequence[tuple[int, int, int, int | None, int]],
+        experiment_names: Sequence[str] | ChunkedNames,
+        jobs: Sequence[tuple[Any, ...]],
         circuit_blocks: Iterable[tuple[int, int, bytes]],
     ) -> None:
         """Write a whole new job set, its jobs and its circuits in one transaction.
 
-        ``jobs`` holds ``(index, start, stop, shots, round)``; ``circuit_blocks`` holds
-        ``(start, stop, qpy)``. Either everything is stored or nothing is.
+        ``experiment_names`` is a sequence of names or a :class:`ChunkedNames`; ``jobs`` holds
+        ``(index, start, stop, shots, round)``, optionally with the job's estimated seconds
+        last; ``circuit_blocks`` holds ``(start, stop, qpy)`` and may be an iterator, consumed
+        inside the transaction (one block in memory at a time). Either everything is stored or
+        nothing is.
         """
+        names = experiment_names if isinstance(experiment_names, ChunkedNames) \
+            else ChunkedNames(experiment_names)
         now = self.now()
         with self._change() as (tx, seq):
             if tx.execute("SELECT 1 FROM job_sets WHERE id=?", (job_set_id,)).fetchone():
@@ -614,19 +788,24 @@ class Store:
                 " experiment_names, state, created, updated, owner_host, owner_pid, heartbeat, seq)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job_set_id, name, json.dumps(list(tags)), backend, shots,
-                 json.dumps(run_options), len(experiment_names), json.dumps(list(experiment_names)),
+                 json.dumps(run_options), len(names), "[]",
                  SetState.RUNNING, now, now, self.host, os.getpid(), time.time(), seq),
             )
             tx.execute("DELETE FROM deleted_sets WHERE id=?", (job_set_id,))
             tx.executemany(
+                "INSERT INTO experiment_names (job_set_id, start, stop, names) VALUES (?,?,?,?)",
+                [(job_set_id, a, b, text) for a, b, text in names.chunks()],
+            )
+            tx.executemany(
                 "INSERT INTO jobs (job_set_id, idx, start, stop, shots, round, status, client_tag,"
-                " updated, seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(job_set_id, i, a, b, s, r, JobStatus.PENDING, f"qjm:{job_set_id}:{i}", now, seq)
-                 for (i, a, b, s, r) in jobs],
+                " updated, seq, estimated_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(job_set_id, job[0], job[1], job[2], job[3], job[4], JobStatus.PENDING,
+                  f"qjm:{job_set_id}:{job[0]}", now, seq, job[5] if len(job) > 5 else None)
+                 for job in jobs],
             )
             tx.executemany(
                 "INSERT INTO circuit_blocks (job_set_id, start, stop, qpy) VALUES (?,?,?,?)",
-                [(job_set_id, a, b, sqlite3.Binary(q)) for (a, b, q) in circuit_blocks],
+                ((job_set_id, a, b, sqlite3.Binary(q)) for (a, b, q) in circuit_blocks),
             )
 
     def add_circuit_block(self, job_set_id: str, start: int, stop: int, qpy: bytes) -> None:
@@ -1105,6 +1284,38 @@ class Store:
             out.setdefault(experiment, []).append(data)
         return out
 
+    def raw_results_between(self, job_set_id: str, start: int, stop: int) -> dict[int, list[str]]:
+        """Stored results as JSON text of experiments ``start`` to ``stop - 1``, by experiment,
+        each a list ordered by shots round (one range read of the results' key)."""
+        out: dict[int, list[str]] = {}
+        for experiment, _round, data in self._connect().execute(
+                "SELECT experiment, round, data FROM results WHERE job_set_id=? AND experiment >= ?"
+                " AND experiment < ? ORDER BY experiment, round", (job_set_id, start, stop)):
+            out.setdefault(experiment, []).append(data)
+        return out
+
+    def complete_experiments(self, job_set_id: str, start: int, stop: int, rounds: int = 1) -> list[int]:
+        """The experiments between ``start`` and ``stop - 1`` with a result for every one of
+        ``rounds`` shots rounds, in order (read from the results' key, not their data)."""
+        if rounds == 1:
+            sql = ("SELECT experiment FROM results WHERE job_set_id=? AND experiment >= ? AND"
+                   " experiment < ? AND round = 0 ORDER BY experiment")
+            args: tuple[Any, ...] = (job_set_id, start, stop)
+        else:
+            sql = ("SELECT experiment FROM results WHERE job_set_id=? AND experiment >= ? AND"
+                   " experiment < ? GROUP BY experiment HAVING COUNT(*) = ? ORDER BY experiment")
+            args = (job_set_id, start, stop, rounds)
+        return [r[0] for r in self._connect().execute(sql, args)]
+
+    def count_complete(self, job_set_id: str, start: int, stop: int, rounds: int = 1) -> int:
+        """How many experiments between ``start`` and ``stop - 1`` have a result for every
+        one of ``rounds`` shots rounds (counted in the results' key)."""
+        if rounds == 1:
+            return int(self._connect().execute(
+                "SELECT COUNT(*) FROM results WHERE job_set_id=? AND experiment >= ? AND"
+                " experiment < ? AND round = 0", (job_set_id, start, stop)).fetchone()[0])
+        return len(self.complete_experiments(job_set_id, start, stop, rounds))
+
     def result_count(self, job_set_id: str) -> int:
         """How many (experiment, round) results are stored."""
         return int(self._connect().execute(
@@ -1152,7 +1363,8 @@ class Store:
             " s.updated, s.finished, s.owner_host, s.owner_pid, s.heartbeat, s.seq,"
             " j.status, COUNT(j.idx), COALESCE(SUM(j.stop - j.start), 0),"
             " COALESCE(SUM(j.retries), 0), COALESCE(MAX(j.round), 0),"
-            " SUM(j.usage), SUM(CASE WHEN j.usage IS NULL THEN j.usage_estimate END), s.stop_reason"
+            " SUM(j.usage), SUM(CASE WHEN j.usage IS NULL THEN j.usage_estimate END), s.stop_reason,"
+            " SUM(j.estimated_seconds)"
             " FROM job_sets s LEFT JOIN jobs j ON j.job_set_id = s.id"
         )
         args: list[Any] = []
@@ -1176,6 +1388,7 @@ class Store:
             done_units = sum(p[16] for p in parts if p[14] == JobStatus.DONE)
             used = [p[19] for p in parts if p[19] is not None]
             estimated = [p[20] for p in parts if p[20] is not None and p[14] not in JOB_FINAL]
+            estimates = [p[22] for p in parts if p[22] is not None]
             out.append(JobSetSummary(
                 id=set_id, name=name, tags=json.loads(tags), backend=backend, shots=shots,
                 n_experiments=n, state=self._effective(state, host, pid, heartbeat, now),
@@ -1184,17 +1397,16 @@ class Store:
                 retries=sum(p[17] for p in parts), seq=seq,
                 units={_JOB_STATUS[p[14]]: p[16] for p in parts if p[14] is not None}, rounds=rounds,
                 usage=sum(used) if used else None, usage_estimate=sum(estimated) if estimated else None,
-                stop_reason=parts[0][21],
+                stop_reason=parts[0][21], estimated_seconds=sum(estimates) if estimates else None,
             ))
         return out
 
-    @staticmethod
-    def _job_set_row(row: tuple[Any, ...]) -> JobSetRow:
-        (id_, name, tags, backend, shots, run_options, n, names, state, created, updated,
-         finished, host, pid, heartbeat, cancel_requested, seq, stop_reason) = row
+    def _job_set_row(self, row: tuple[Any, ...]) -> JobSetRow:
+        (id_, name, tags, backend, shots, run_options, n, _names, state, created, updated,
+         finished, host, pid, heartbeat, cancel_requested, seq, stop_reason) = row[:18]
         return JobSetRow(id_, name, json.loads(tags), backend, shots, json.loads(run_options), n,
-                         json.loads(names), _SET_STATE[state], created, updated, finished, host, pid,
-                         heartbeat, bool(cancel_requested), seq, stop_reason)
+                         ExperimentNames(self, id_, n), _SET_STATE[state], created, updated, finished, host,
+                         pid, heartbeat, bool(cancel_requested), seq, stop_reason)
 
 
 def damaged_message(path: Path, detail: str) -> str:

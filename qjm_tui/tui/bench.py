@@ -299,6 +299,21 @@ async def _until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def press_keys(probe: FrameProbe, until: float, rng: random.Random) -> int:
+    """Press :data:`KEY` every :data:`KEY_PAUSE` seconds until ``until`` (a ``perf_counter``
+    time), each timed by ``probe``; returns how many presses were never seen."""
+    unseen = 0
+    while time.perf_counter() < until:
+        await asyncio.sleep(rng.uniform(*KEY_PAUSE))
+        seen = probe.press(KEY)
+        try:
+            await asyncio.wait_for(seen.wait(), KEY_PATIENCE)
+        except TimeoutError:
+            unseen += 1
+            probe.pending = None
+    return unseen
+
+
 async def run_scenario(path: Path, set_id: str, scenario: str, rate: int, seconds: float) -> Figures:
     """Run the app on the set, apply the scenario's load for ``seconds`` while pressing keys,
     and return what was measured."""
@@ -336,15 +351,7 @@ async def run_scenario(path: Path, set_id: str, scenario: str, rate: int, second
                 thread.start()
             if child is not None:
                 child.stdin.write(b"go\n")
-            end = start + seconds
-            while time.perf_counter() < end:
-                await asyncio.sleep(rng.uniform(*KEY_PAUSE))
-                seen = probe.press(KEY)
-                try:
-                    await asyncio.wait_for(seen.wait(), KEY_PATIENCE)
-                except TimeoutError:
-                    figures.keys_unseen += 1
-                    probe.pending = None
+            figures.keys_unseen = await press_keys(probe, start + seconds, rng)
             stop.set()
             if child is not None:
                 child.stdin.write(b"stop\n")

@@ -9,7 +9,7 @@ by :func:`qjm_tui.views.histogram_cells`, the same renderer the command line dra
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -41,7 +41,7 @@ class Reading:
 
     set_id: str
     experiment: int | None  #: None for the combined view
-    names: tuple[str, ...] | None  #: the set's experiment names (None if the read failed)
+    names: Sequence[str] | None  #: the set's experiment names (None if the read failed)
     counts: dict[str, int] | None
     reason: str | None = None  #: why there are no counts
     failed: bool = False  #: the reason is a failure (not something still to come)
@@ -52,7 +52,11 @@ def read_experiment(store: Store, set_id: str, index: int) -> Reading:
     """The counts of one experiment, or why it has none: its job is not finished yet, its job
     failed (with the job's error), or the experiment failed inside a finished job."""
     row = store.get_job_set(set_id)
-    names = tuple(row.experiment_names)
+    # The names are read from the store as asked for; the one shown is read here, off the UI
+    # thread (a million names are never all read).
+    names = row.experiment_names
+    if index < len(names):
+        _ = names[index]
     results = stored_results(store, set_id, partial=True, experiments=[index], row=row)
     try:
         counts = dict(results.get_counts(index))
@@ -94,11 +98,11 @@ def read_combined(store: Store, set_id: str, cancelled: Callable[[], bool]) -> R
     """The counts of every experiment of the set that has counts, summed (None if
     ``cancelled`` before the end: a big set is a long read, and a newer one replaces it)."""
     row = store.get_job_set(set_id)
-    names = tuple(row.experiment_names)
+    names = row.experiment_names
     results = stored_results(store, set_id, partial=True, row=row)
     total: dict[str, int] = {}
     covered = 0
-    for index in results.available():
+    for index in results.iter_available():
         if cancelled():
             return None
         try:
@@ -239,7 +243,7 @@ class HistogramPane(Widget, can_focus=True):
         self._summary: JobSetSummary | None = None
         self._experiment: int | None = None
         self._combined = False
-        self._names: tuple[str, ...] = ()
+        self._names: Sequence[str] = ()
         self._shown: Reading | None = None
         self._title = Text("No job set selected")
         # Reads are numbered; one for the same view as the read under way is not started but
