@@ -99,8 +99,10 @@ def test_the_group_starts_with_the_earlier_batches_and_ends_once_all_are_submitt
     backend.status_extra = {f"job-{i}": {"session_id": "b2", "session_mode": "batch", "usage": 1.5,
                                          "usage_estimate": 2.0} for i in range(3)}
     set_id = make_set(store, 3)
-    store.update_job(set_id, 0, session_id="b1", submitted=1.0)
-    store.update_job(set_id, 1, session_id="b0", submitted=0.5)
+    store.set_job_details(set_id, 0, session_id="b1")
+    store.set_job_status(set_id, 0, JobStatus.PENDING, submitted=1.0)
+    store.set_job_details(set_id, 1, session_id="b0")
+    store.set_job_status(set_id, 1, JobStatus.PENDING, submitted=0.5)
     run_set(store, backend, clock, set_id)
     assert backend.groups[0] == ("start", set_id, ["b0", "b1"])
     assert [g[0] for g in backend.groups] == ["start", "end"]
