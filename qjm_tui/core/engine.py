@@ -204,6 +204,11 @@ class JobSetRunner(threading.Thread):
         #: backend jobs that reported done, and those of them whose result could not be fetched
         self._done_seen: set[str] = set()
         self._unfetchable: set[str] = set()
+        #: backend jobs a reconcile found ended (failed or cancelled: that never changes), so
+        #: later reconciles of the same job do not ask about them again
+        self._ended: dict[str, str] = {}
+        #: what the service last said when a status check or a search failed
+        self._last_check_error: str | None = None
         #: guards the cancel flag against submissions: a submission starts only while holding it
         #: and finding no cancel, and cancel() sets the flag under it
         self._submit_gate = threading.Condition()
@@ -403,6 +408,7 @@ class JobSetRunner(threading.Thread):
         try:
             found = self.backend.find([job.client_tag])
         except Exception as exc:
+            self._last_check_error = error_text(exc)
             log.warning("could not search the service for %s: %s", job.client_tag, exc)
             return "unknown", known
         candidates = [i for i in dict.fromkeys([*([known] if known else []), *found])
@@ -427,14 +433,25 @@ class JobSetRunner(threading.Thread):
 
     def _state_of(self, job_id: str) -> JobStatus | None:
         """The state of a backend job, asking up to ``max_poll_errors`` times; None if every
-        check failed. A job the service does not know counts as failed."""
-        for _ in range(max(1, self.policy.max_poll_errors)):
+        check failed. A job the service does not know counts as failed. A job found ended
+        before is not asked about again."""
+        if job_id in self._ended:
+            return self._ended[job_id]
+        tries = max(1, self.policy.max_poll_errors)
+        for _ in range(tries):
             try:
-                return self.backend.status(job_id).state
+                state = self.backend.status(job_id).state
             except PermanentBackendError:
-                return JobStatus.FAILED
+                state = JobStatus.FAILED
             except Exception as exc:
+                self._last_check_error = error_text(exc)
                 log.debug("status of %s: %s", job_id, exc)
+                continue
+            if state in (JobStatus.FAILED, JobStatus.CANCELLED):
+                self._ended[job_id] = state
+            return state
+        log.warning("the service did not tell the state of job %s in %d tries; the last said: %s",
+                    job_id, tries, self._last_check_error)
         return None
 
     def _adopt(self, index: int, job_id: str | None) -> None:
@@ -482,9 +499,10 @@ class JobSetRunner(threading.Thread):
                 del self._blind[index]
                 where = f"job {blind.known} may still run there; a cancel was sent" if blind.known \
                     else "it may have been taken"
+                said = f" (the last said: {self._last_check_error})" if self._last_check_error else ""
                 self._fail(index, f"the service answered none of {blind.rounds} rounds of status "
-                                  f"checks over {self.now() - blind.since:.0f} s, so the job was not "
-                                  f"submitted again ({where})"
+                                  f"checks over {self.now() - blind.since:.0f} s{said}, so the job was "
+                                  f"not submitted again ({where})"
                            + (f"; before that: {blind.reason}" if blind.reason else ""))
                 if blind.known:
                     self._try_cancel(blind.known)
