@@ -134,3 +134,33 @@ def test_a_service_asking_to_slow_down_never_makes_a_done_job_run_again(store: s
     set_id = make_set(store, 1)
     run_set(store, backend, clock, set_id, policy=RetryPolicy(max_poll_errors=3))
     assert [j.status for j in store.jobs(set_id)] == ["done"] and len(backend.submits) == 1
+
+
+def test_a_job_found_ended_is_not_asked_about_again_when_a_later_attempt_is_settled(
+        store: st.Store) -> None:  # noqa: F811
+    """Every settle asks about each job the service holds for the job's tag; one seen failed or
+    cancelled stays so, and asking again would only give a flaky service one more way to leave
+    the job unsettled."""
+    clock = FakeClock()
+    lost = TransientBackendError("status query timed out")
+
+    class CancellingBackend(KeepingBackend):
+        def __init__(self) -> None:
+            super().__init__(clock, status_script={"job-0": [lost] * 3, "job-1": [lost] * 3})
+            self.asked: dict[str, int] = {}
+
+        def status(self, job_id: str) -> JobStatusInfo:
+            self.asked[job_id] = self.asked.get(job_id, 0) + 1
+            if job_id in self.cancelled and not self.status_script.get(job_id):
+                return JobStatusInfo(JobStatus.CANCELLED)
+            return super().status(job_id)
+
+    backend = CancellingBackend()
+    set_id = make_set(store, 1)
+    run_set(store, backend, clock, set_id, policy=RetryPolicy(base_delay=0.1, max_poll_errors=3))
+    [job] = store.jobs(set_id)
+    # job-0 and job-1 each lost track (three failed checks), were cancelled and found cancelled
+    assert backend.cancelled == ["job-0", "job-1"]
+    assert (job.status, job.backend_job_id, job.attempts) == ("done", "job-2", 3)
+    # job-0 was asked three times while followed and once when settled, not again for job-1
+    assert backend.asked["job-0"] == 4 and backend.asked["job-1"] == 4

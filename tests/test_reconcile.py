@@ -92,7 +92,18 @@ def test_nothing_may_be_submitted_while_the_service_cannot_say() -> None:
 def test_a_passing_error_is_asked_again_and_an_unknown_attempt_is_stray_next_to_a_success() -> None:
     service = Service({"a": D, "b": Q}, failing={"a": 2, "b": -1})
     assert reconcile(service, TAG, None, checks=3) == Settlement("adopt", "a", ("b",))
-    assert state_of(Service({"x": R}, failing={"x": 1}), "x", checks=1) is None
+    assert state_of(Service({"x": R}, failing={"x": 1}), "x", checks=1)[0] is None
+
+
+def test_an_attempt_found_ended_is_not_asked_again_and_an_unanswered_round_says_why() -> None:
+    ended: dict[str, JobStatus] = {}
+    service = Service({"a": F, "b": Q}, failing={"b": -1})
+    settled = reconcile(service, TAG, None, checks=2, ended=ended)
+    assert settled == Settlement("unknown", None) and settled.said
+    assert ended == {"a": JobStatus.FAILED}
+    reconcile(service, TAG, None, checks=2, ended=ended)
+    assert service.checks.count("a") == 1, "a failed attempt stays failed: asked once"
+    assert service.checks.count("b") == 4
 
 
 def test_an_attempt_whose_result_could_not_be_fetched_never_counts() -> None:

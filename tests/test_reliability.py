@@ -106,6 +106,8 @@ def test_a_status_endpoint_that_is_always_down_fails_the_jobs_without_resubmitti
         errors = [j.last_error for j in manager.store.jobs(job_set.job_set_id())]
     assert len(EmulatorBackend(f"dir={service}").jobs()) == 10  # one per job, never more
     assert all(e and "status" in e and "not submitted again" in e for e in errors), errors
+    # and says what the service answered, so whoever reads it knows why
+    assert all("the last said: emulated service error: status query timed out" in e for e in errors), errors
 
 
 # -- item 5: nothing is submitted after a cancel -----------------------------------------------

@@ -121,6 +121,8 @@ class JobSetRunner(threading.Thread):
         all_jobs = list(jobs) if jobs is not None else store.jobs(job_set_id)
         #: every job of the set, each with its phase (see :class:`~qjm_tui.core.jobbook.Phase`)
         self.book = JobBook(all_jobs)
+        #: backend jobs a settling found failed or cancelled (that never changes): not asked again
+        self._ended: dict[str, JobStatus] = {}
         limit = backend.limits().max_concurrent_jobs
         # An executor takes every job handed to it and holds each one's circuits until it runs:
         # one that asks for only a few queued at a time (the local pool) gets only those.
@@ -298,8 +300,8 @@ class JobSetRunner(threading.Thread):
         :func:`~qjm_tui.core.reconcile.reconcile`), cancelling the other attempts still active.
         A backend job whose result could not be fetched never counts."""
         job = self.book[index]
-        settled = reconcile(self.backend, job.row.client_tag, known,
-                            unfetchable=job.unfetchable, checks=self.policy.max_poll_errors)
+        settled = reconcile(self.backend, job.row.client_tag, known, unfetchable=job.unfetchable,
+                            checks=self.policy.max_poll_errors, ended=self._ended)
         for job_id in settled.stray:
             self._try_cancel(job_id)
         return settled
@@ -348,7 +350,7 @@ class JobSetRunner(threading.Thread):
                 self._reset([index])
             else:
                 self._retry_later(index, blind.reason)
-        elif blind.unanswered(self.policy, self.rng, self.clock.now()):
+        elif blind.unanswered(self.policy, self.rng, self.clock.now(), settled.said):
             self._fail(index, blind.give_up_message(self.now()))
             if blind.known:
                 self._try_cancel(blind.known)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, MutableMapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from qjm_tui.core.errors import PermanentBackendError
@@ -26,6 +26,7 @@ from qjm_tui.core.ports import ExecutionBackend
 from qjm_tui.core.retry import RetryPolicy
 from qjm_tui.core.status import JobStatus
 from qjm_tui.core.store import JobRow
+from qjm_tui.core.text import error_text
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ class Settlement:
     verdict: Verdict
     job_id: str | None = None
     stray: tuple[str, ...] = ()
+    #: what the service said when the search or the last status check failed (``unknown``);
+    #: it informs, it does not decide, so two settlements compare without it
+    said: str | None = field(default=None, compare=False)
 
 
 def on_resume(job: JobRow, reattach: bool) -> ResumeAction | None:
@@ -67,21 +71,36 @@ def on_resume(job: JobRow, reattach: bool) -> ResumeAction | None:
     return "settle"
 
 
-def state_of(backend: ExecutionBackend, job_id: str, checks: int) -> JobStatus | None:
-    """The state of a backend job, asking up to ``checks`` times; None if every check failed.
-    A job the service does not know counts as failed."""
+def state_of(backend: ExecutionBackend, job_id: str, checks: int,
+             ended: MutableMapping[str, JobStatus] | None = None) -> tuple[JobStatus | None, str | None]:
+    """The state of a backend job, asking up to ``checks`` times, and what the service said
+    when every check failed (the state is then None). A job the service does not know counts
+    as failed. ``ended`` remembers the jobs found failed or cancelled (that never changes), so
+    they are not asked about again: each question is one more chance for a flaky service to
+    leave the job unsettled."""
+    if ended is not None and job_id in ended:
+        return ended[job_id], None
+    said: str | None = None
     for _ in range(max(1, checks)):
         try:
-            return backend.status(job_id).state
+            state = backend.status(job_id).state
         except PermanentBackendError:
-            return JobStatus.FAILED
+            state = JobStatus.FAILED
         except Exception as exc:
+            said = error_text(exc)
             log.debug("status of %s: %s", job_id, exc)
-    return None
+            continue
+        if ended is not None and state in (JobStatus.FAILED, JobStatus.CANCELLED):
+            ended[job_id] = state
+        return state, None
+    log.warning("the service did not tell the state of job %s in %d tries; the last said: %s",
+                job_id, max(1, checks), said)
+    return None, said
 
 
 def reconcile(backend: ExecutionBackend, client_tag: str, known: str | None, *,
-              unfetchable: Collection[str] = (), checks: int = 1) -> Settlement:
+              unfetchable: Collection[str] = (), checks: int = 1,
+              ended: MutableMapping[str, JobStatus] | None = None) -> Settlement:
     """Settle a job with every job ``backend`` holds for its ``client_tag``.
 
     ``adopt`` (with an id): one of them succeeded, or none did and one is still queued or
@@ -91,22 +110,23 @@ def reconcile(backend: ExecutionBackend, client_tag: str, known: str | None, *,
     ``unknown``: the service cannot say now (the search or a status check fails), so nothing
     may be submitted yet; ``known`` is returned for the caller to keep. A job whose result
     could not be fetched (``unfetchable``) never counts. Each state is asked up to
-    ``checks`` times.
+    ``checks`` times; ``ended`` is passed on to :func:`state_of`.
     """
     try:
         found = backend.find([client_tag])
     except Exception as exc:
         log.warning("could not search the service for %s: %s", client_tag, exc)
-        return Settlement("unknown", known)
+        return Settlement("unknown", known, said=error_text(exc))
     candidates = [i for i in dict.fromkeys([*([known] if known else []), *found]) if i not in unfetchable]
-    states = {job_id: state_of(backend, job_id, checks) for job_id in candidates}
+    answers = {job_id: state_of(backend, job_id, checks, ended) for job_id in candidates}
+    states = {job_id: state for job_id, (state, _) in answers.items()}
     done = [i for i, s in states.items() if s == JobStatus.DONE]
     active = [i for i, s in states.items() if s in (JobStatus.QUEUED, JobStatus.RUNNING)]
     unknown = [i for i, s in states.items() if s is None]
     if done:
         return Settlement("adopt", done[0], (*active, *unknown))
     if unknown:
-        return Settlement("unknown", known)
+        return Settlement("unknown", known, said=answers[unknown[-1]][1])
     if active:
         return Settlement("adopt", active[0], tuple(active[1:]))
     return Settlement("submit")
@@ -126,12 +146,16 @@ class Settling:
     since: float
     rounds: int = 0
     due: float = 0.0
+    #: what the service said when the last round found no answer
+    said: str | None = None
 
-    def unanswered(self, policy: RetryPolicy, rng: random.Random, now: float) -> bool:
-        """A round found no answer: the next is due after the retry policy's backoff (from
-        ``now``, clock seconds). Returns True once ``max_attempts`` rounds found none: the job
-        fails rather than run twice (see :meth:`give_up_message`)."""
+    def unanswered(self, policy: RetryPolicy, rng: random.Random, now: float,
+                   said: str | None = None) -> bool:
+        """A round found no answer (the service said ``said``): the next is due after the retry
+        policy's backoff (from ``now``, clock seconds). Returns True once ``max_attempts`` rounds
+        found none: the job fails rather than run twice (see :meth:`give_up_message`)."""
         self.rounds += 1
+        self.said = said or self.said
         if self.rounds >= policy.max_attempts:
             return True
         self.due = now + policy.delay(self.rounds, rng)
@@ -142,6 +166,7 @@ class Settling:
         still run there, and the reason it was being settled."""
         where = f"job {self.known} may still run there; a cancel was sent" if self.known \
             else "it may have been taken"
+        said = f" (the last said: {self.said})" if self.said else ""
         return (f"the service answered none of {self.rounds} rounds of status checks over "
-                f"{wall_now - self.since:.0f} s, so the job was not submitted again ({where})"
+                f"{wall_now - self.since:.0f} s{said}, so the job was not submitted again ({where})"
                 + (f"; before that: {self.reason}" if self.reason else ""))
