@@ -528,7 +528,7 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     from importlib.metadata import PackageNotFoundError, version
 
-    packages = {}
+    packages: dict[str, str | None] = {}
     for name in ("qjm-tui", "qiskit", "qiskit-aer", "numpy", "textual"):
         try:
             packages[name] = version(name)
@@ -537,6 +537,7 @@ def machine() -> dict[str, Any]:
     from qjm_tui import __version__
 
     packages["qjm-tui"] = __version__
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:

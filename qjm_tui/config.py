@@ -111,7 +111,7 @@ class Config:
     executor: Any = "processes"
     store: Path | None = None
     backends: dict[str, dict[str, int]] = field(default_factory=dict)
-    retry: dict[str, float] = field(default_factory=dict)
+    retry: dict[str, Any] = field(default_factory=dict)
     ibm: dict[str, str] = field(default_factory=dict)
     #: the app's binding ids remapped to keys (``"set.cancel" = "ctrl+x"``)
     keys: dict[str, str] = field(default_factory=dict)
@@ -134,7 +134,7 @@ class Config:
 
     def retry_policy(self) -> Any:
         """The engine's RetryPolicy with the user's settings applied."""
-        from qjm_tui.core.engine import RetryPolicy
+        from qjm_tui.core.retry import RetryPolicy
 
         return RetryPolicy(**self.retry)
 

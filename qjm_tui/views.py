@@ -15,8 +15,9 @@ import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from qjm_tui.core.progress import Progress
 from qjm_tui.core.status import (  # noqa: F401  (the phrases are part of what views offer)
     JOB_ACTIVE,
     JOB_STATUS_PHRASES,
@@ -285,71 +286,10 @@ def histogram_lines(counts: dict[str, int], width: int = 40, max_rows: int = 16,
 # -- job sets ------------------------------------------------------------------------------
 
 
-class SetProgress(Protocol):
-    """How far a job set has got: :class:`SetFigures`, or the core's ``Progress``."""
-
-    state: str
-    total_jobs: int
-    done: int
-    failed: int
-    cancelled: int
-    running: int
-    experiments: int
-    experiments_done: int
-    retries: int
-    elapsed: float
-    eta: float | None
-
-    @property
-    def finished_jobs(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class SetFigures:
-    """A job set's figures, worked out from one :class:`~qjm_tui.core.store.JobSetSummary`:
+def set_figures(summary: JobSetSummary, now: float) -> Progress:
+    """The figures of a job set at time ``now`` (see :class:`~qjm_tui.core.progress.Progress`):
     what ``qjm ls``, the progress display and the app's job-set list show."""
-
-    state: str
-    total_jobs: int
-    done: int
-    failed: int
-    cancelled: int
-    running: int  #: handed to the backend and not final: submitting, queued or running
-    pending: int
-    experiments: int
-    experiments_done: int
-    retries: int
-    elapsed: float
-    eta: float | None
-
-    @property
-    def finished_jobs(self) -> int:
-        """Jobs in a final status: done, failed or cancelled."""
-        return self.done + self.failed + self.cancelled
-
-    @property
-    def fraction(self) -> float:
-        """Experiments done as a fraction of all (1.0 for an empty set)."""
-        return self.experiments_done / self.experiments if self.experiments else 1.0
-
-
-def set_figures(summary: JobSetSummary, now: float) -> SetFigures:
-    """The figures of a job set at time ``now``.
-
-    Progress is measured in experiments x shots rounds (jobs may differ in size); the time left
-    is the elapsed time scaled by what is still open against what is finished: 0 when every job
-    is final, unknown until some job is done.
-    """
-    counts = summary.counts
-    final = summary.finished is not None and summary.state in SET_FINAL_STATES
-    elapsed, eta = elapsed_and_eta(summary.units, summary.created, summary.finished, final, now)
-    return SetFigures(
-        state=summary.state, total_jobs=summary.total_jobs, done=counts.get("done", 0),
-        failed=counts.get("failed", 0), cancelled=counts.get("cancelled", 0),
-        running=sum(counts.get(s, 0) for s in JOB_ACTIVE_STATUSES), pending=counts.get("pending", 0),
-        experiments=summary.n_experiments, experiments_done=summary.experiments_done,
-        retries=summary.retries, elapsed=elapsed, eta=eta,
-    )
+    return Progress.of(summary, now)
 
 
 def job_set_summary(summary: JobSetSummary, now: float, run_options: dict[str, Any] | None = None,
@@ -371,8 +311,9 @@ def job_set_summary(summary: JobSetSummary, now: float, run_options: dict[str, A
         "eta": None if f.eta is None else round(f.eta, 3),
         "experiments": f.experiments,
         "experiments_done": f.experiments_done,
+        # running: every job the backend holds; pending: those not handed to it yet
         "jobs": {"total": f.total_jobs, "done": f.done, "failed": f.failed, "cancelled": f.cancelled,
-                 "running": f.running, "pending": f.pending},
+                 "running": f.active, "pending": f.unsubmitted},
         "retries": f.retries,
         # quantum seconds as the service reported them; the estimate covers jobs still to run
         "usage": {"quantum_seconds": summary.usage, "estimated_seconds": summary.usage_estimate},
@@ -542,7 +483,7 @@ def job_cost_text(job: JobRow) -> str | None:
     return " · ".join(shown) if shown else None
 
 
-def progress_line(job_set_id: str, p: SetProgress, final: bool = False) -> str:
+def progress_line(job_set_id: str, p: Progress, final: bool = False) -> str:
     """The one-line progress of a job set, as written to logs: ``ID: running: 3/8 jobs done,
     1 failed, 40/100 experiments, 12.0s, about 20.0s left``."""
     extra = "".join(f", {n} {label}" for n, label in
@@ -552,7 +493,7 @@ def progress_line(job_set_id: str, p: SetProgress, final: bool = False) -> str:
             f"{p.experiments_done}/{p.experiments} experiments, {duration(p.elapsed)}{eta}")
 
 
-def progress_parts(p: SetProgress, final: bool = False) -> list[tuple[str, str | None]]:
+def progress_parts(p: Progress, final: bool = False) -> list[tuple[str, str | None]]:
     """The parts of a progress bar's caption, each with the style to show it in (or None):
     ``4/8 jobs``, ``40/100 exp``, ``1 failed``, ``12.0s``, ``~20.0s left`` or the final state."""
     parts: list[tuple[str, str | None]] = [(f"{p.finished_jobs}/{p.total_jobs} jobs", None),

@@ -97,7 +97,8 @@ class Page:
         self.session_id = session_id
         #: the bytes of every binary websocket frame the page received (what the app drew)
         self.received = bytearray()
-        #: every websocket the page opened, and whether it has closed
+        #: every websocket the page opened: its URL, whether the server took it (``open``:
+        #: the handshake's answer arrived) and whether it has closed
         self.sockets: dict[str, dict[str, Any]] = {}
         #: the URL of every request the page made
         self.requests: list[str] = []
@@ -113,7 +114,9 @@ class Page:
         elif method == "Network.requestWillBeSent":
             self.requests.append(params["request"]["url"])
         elif method == "Network.webSocketCreated":
-            self.sockets[params["requestId"]] = {"url": params["url"], "closed": False}
+            self.sockets[params["requestId"]] = {"url": params["url"], "open": False, "closed": False}
+        elif method == "Network.webSocketHandshakeResponseReceived":
+            self.sockets.setdefault(params["requestId"], {})["open"] = params["response"]["status"] == 101
         elif method == "Network.webSocketClosed":
             self.sockets.setdefault(params["requestId"], {})["closed"] = True
 

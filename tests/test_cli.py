@@ -27,7 +27,9 @@ from qjm_tui import JobManager
 from qjm_tui.cli import build_parser, histogram_lines, main, to_json
 from qjm_tui.config import Config
 from qjm_tui.core.ports import BackendLimits, ExecutionBackend, JobPayload, JobStatusInfo
+from qjm_tui.core.status import JobStatus, SetState
 from qjm_tui.core.store import Store
+from tests.forge import forge_set
 
 COMMANDS = ("run", "demo", "ls", "show", "report", "wait", "cancel", "retry", "resume", "rename",
             "tag", "results", "export", "backends", "config", "doctor", "bench", "tui", "serve")
@@ -612,8 +614,8 @@ def test_interrupted_set_then_resume(capsys: pytest.CaptureFixture[str], files: 
     expected = api_counts(job_set_id)
     # What a crash leaves behind: "running", its owner gone, some jobs never finished.
     store = Store(isolated_home / "qjm.sqlite")
-    store.update_job_set(job_set_id, state="running", owner_pid=dead_pid(), finished=None)
-    store.update_jobs(job_set_id, [2, 3], status="pending", backend_job_id=None)
+    forge_set(store, job_set_id, state="running", owner_pid=dead_pid(), finished=None)
+    store.set_jobs_status(job_set_id, [2, 3], JobStatus.PENDING, backend_job_id=None)
     store.close()
     code, out, _ = qjm(capsys, "ls", "--json", "--state", "interrupted")
     assert [s["id"] for s in json.loads(out)] == [job_set_id]
@@ -633,8 +635,8 @@ def test_retry_failed_jobs(capsys: pytest.CaptureFixture[str], files: dict[str, 
                            isolated_home: Path) -> None:
     job_set_id = run_set(capsys, files["many"], "-q", "--max-per-job", "6")
     store = Store(isolated_home / "qjm.sqlite")
-    store.update_jobs(job_set_id, [1], status="failed", last_error="injected failure")
-    store.update_job_set(job_set_id, state="partial")
+    store.set_jobs_status(job_set_id, [1], JobStatus.FAILED, last_error="injected failure")
+    store.set_job_set_state(job_set_id, SetState.PARTIAL)
     store.close()
     code, out, _ = qjm(capsys, "show", job_set_id)
     assert "state: partial" in out and "error: injected failure" in out

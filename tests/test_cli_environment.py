@@ -19,7 +19,9 @@ import pytest
 from qjm_tui.backends.registry import resolve_spec
 from qjm_tui.cli import main
 from qjm_tui.config import Config, ConfigError
+from qjm_tui.core.status import JobStatus
 from qjm_tui.core.store import Store
+from tests.forge import forge_set
 
 ONE_QASM = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\nx q[0];\nmeasure q -> c;\n'
 #: a service whose every job fails, and one run attempt per job
@@ -64,8 +66,8 @@ def test_the_rest_of_a_set_moves_to_another_backend(
     if command == "resume":
         # what a crash leaves: the set still running, its owner gone, a job never submitted
         store = Store(isolated_home / "qjm.sqlite")
-        store.update_job_set(job_set_id, state="running", owner_pid=2**22 + 12345, finished=None)
-        store.update_jobs(job_set_id, [0, 1, 2], status="pending", backend_job_id=None)
+        forge_set(store, job_set_id, state="running", owner_pid=2**22 + 12345, finished=None)
+        store.set_jobs_status(job_set_id, [0, 1, 2], JobStatus.PENDING, backend_job_id=None)
         store.close()
     code, out, err = qjm(capsys, command, job_set_id, "--backend", "aer", "-q", "--json")
     assert code == 0, err

@@ -254,7 +254,7 @@ def test_failed_experiments_raise_clear_errors_and_retry_failed_reruns_them(mana
     job_set.wait(60)
     store = manager.store
     # Simulate a job lost to a backend failure after the fact.
-    store.update_job(job_set.job_set_id(), 1, status=Status.FAILED, last_error="device went offline")
+    store.set_job_status(job_set.job_set_id(), 1, Status.FAILED, last_error="device went offline")
     with store._tx() as tx:
         tx.execute("DELETE FROM results WHERE job_set_id=? AND experiment>=2", (job_set.job_set_id(),))
     results = job_set.results(partial=True)
@@ -319,7 +319,7 @@ def test_a_qiskit_backend_object_works_and_resume_asks_for_it_again(manager: Job
     job_set = manager.run([basis_state("10")], backend=backend, shots=30)
     assert job_set.results(timeout=60).get_counts(0) == {"10": 30}
     assert job_set.backend_spec().startswith("object:")
-    manager.store.update_job(job_set.job_set_id(), 0, status=Status.FAILED, last_error="x")
+    manager.store.set_job_status(job_set.job_set_id(), 0, Status.FAILED, last_error="x")
     with pytest.raises(JobManagerError, match="pass the same backend again"):
         job_set.retry_failed()
     job_set.retry_failed(backend=backend)

@@ -17,6 +17,7 @@ from qjm_tui import JobManager
 from qjm_tui.config import Config
 from qjm_tui.core import store as st
 from qjm_tui.core.status import JobStatus
+from tests.forge import forge_set
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -148,7 +149,7 @@ def test_wait_on_an_interrupted_set_says_to_resume(tmp_path: Path) -> None:
     store.create_job_set(job_set_id="dead-1", name="d", tags=[], backend="aer", shots=10,
                          run_options={}, experiment_names=["a"], jobs=[(0, 0, 1, 10, 0)],
                          circuit_blocks=[])
-    store.update_job_set("dead-1", owner_pid=2**22 + 12345)  # no such process
+    forge_set(store, "dead-1", owner_pid=2**22 + 12345)  # no such process
     with JobManager(store, config=Config(executor="threads")) as jm:
         job_set = jm.retrieve_job_set("dead-1")
         assert job_set.state() == "interrupted"

@@ -363,7 +363,7 @@ def test_cancel_request_from_another_process_is_picked_up(store: st.Store) -> No
     def request_cancel(count: int) -> None:
         if count == 2:
             # what `ManagedJobSet.cancel()` does when another process owns the set
-            store.update_job_set(job_set_id, cancel_requested=1)
+            store.request_cancel(job_set_id)
 
     backend = ScriptedBackend(clock, max_concurrent=1, polls_to_finish=10, on_submit=request_cancel)
     runner = run_set(store, backend, clock, job_set_id)

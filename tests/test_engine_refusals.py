@@ -99,8 +99,10 @@ def test_the_group_starts_with_the_earlier_batches_and_ends_once_all_are_submitt
     backend.status_extra = {f"job-{i}": {"session_id": "b2", "session_mode": "batch", "usage": 1.5,
                                          "usage_estimate": 2.0} for i in range(3)}
     set_id = make_set(store, 3)
-    store.update_job(set_id, 0, session_id="b1", submitted=1.0)
-    store.update_job(set_id, 1, session_id="b0", submitted=0.5)
+    store.set_job_details(set_id, 0, session_id="b1")
+    store.set_job_status(set_id, 0, JobStatus.PENDING, submitted=1.0)
+    store.set_job_details(set_id, 1, session_id="b0")
+    store.set_job_status(set_id, 1, JobStatus.PENDING, submitted=0.5)
     run_set(store, backend, clock, set_id)
     assert backend.groups[0] == ("start", set_id, ["b0", "b1"])
     assert [g[0] for g in backend.groups] == ["start", "end"]
@@ -132,3 +134,33 @@ def test_a_service_asking_to_slow_down_never_makes_a_done_job_run_again(store: s
     set_id = make_set(store, 1)
     run_set(store, backend, clock, set_id, policy=RetryPolicy(max_poll_errors=3))
     assert [j.status for j in store.jobs(set_id)] == ["done"] and len(backend.submits) == 1
+
+
+def test_a_job_found_ended_is_not_asked_about_again_when_a_later_attempt_is_settled(
+        store: st.Store) -> None:  # noqa: F811
+    """Every settle asks about each job the service holds for the job's tag; one seen failed or
+    cancelled stays so, and asking again would only give a flaky service one more way to leave
+    the job unsettled."""
+    clock = FakeClock()
+    lost = TransientBackendError("status query timed out")
+
+    class CancellingBackend(KeepingBackend):
+        def __init__(self) -> None:
+            super().__init__(clock, status_script={"job-0": [lost] * 3, "job-1": [lost] * 3})
+            self.asked: dict[str, int] = {}
+
+        def status(self, job_id: str) -> JobStatusInfo:
+            self.asked[job_id] = self.asked.get(job_id, 0) + 1
+            if job_id in self.cancelled and not self.status_script.get(job_id):
+                return JobStatusInfo(JobStatus.CANCELLED)
+            return super().status(job_id)
+
+    backend = CancellingBackend()
+    set_id = make_set(store, 1)
+    run_set(store, backend, clock, set_id, policy=RetryPolicy(base_delay=0.1, max_poll_errors=3))
+    [job] = store.jobs(set_id)
+    # job-0 and job-1 each lost track (three failed checks), were cancelled and found cancelled
+    assert backend.cancelled == ["job-0", "job-1"]
+    assert (job.status, job.backend_job_id, job.attempts) == ("done", "job-2", 3)
+    # job-0 was asked three times while followed and once when settled, not again for job-1
+    assert backend.asked["job-0"] == 4 and backend.asked["job-1"] == 4

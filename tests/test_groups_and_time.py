@@ -19,6 +19,7 @@ from qjm_tui import JobManager
 from qjm_tui.cli.entry import main
 from qjm_tui.config import Config, ConfigError, load_config
 from qjm_tui.core.errors import JobManagerInputError
+from qjm_tui.core.status import JobStatus
 from qjm_tui.core.store import Store
 from qjm_tui.core.timing import JOB_OVERHEAD_SECONDS, DeviceTiming, device_timing
 from tests.conftest import basis_state, bell
@@ -252,7 +253,8 @@ def test_estimates_are_kept_and_shown_beside_the_usage_the_service_reports(tmp_p
     store.create_job_set(job_set_id="x", name="x", tags=[], backend="b", shots=10, run_options={},
                          experiment_names=["a", "b", "c"],
                          jobs=[(0, 0, 2, 10, 0, 4.5), (1, 2, 3, 10, 0, 63.25)], circuit_blocks=[])
-    store.update_job("x", 0, status="done", usage=4.0)
+    store.set_job_status("x", 0, JobStatus.DONE)
+    store.set_job_details("x", 0, usage=4.0)
     again = Store(tmp_path / "s.sqlite")
     jobs = again.jobs("x")
     assert [j.estimated_seconds for j in jobs] == [4.5, 63.25]

@@ -13,7 +13,7 @@ from qjm_tui import JobManager
 from qjm_tui.cli.progress import ChangeWatch, LineView, NullView, follow
 from qjm_tui.config import Config
 from qjm_tui.core.events import Event, JobStatusChanged
-from qjm_tui.views import SetProgress
+from qjm_tui.core.progress import Progress
 
 from .conftest import bell
 
@@ -22,9 +22,9 @@ class RecordingView(NullView):
     """Keeps every update the follower draws (the display under test is the follower's)."""
 
     def __init__(self) -> None:
-        self.updates: list[tuple[SetProgress, bool]] = []
+        self.updates: list[tuple[Progress, bool]] = []
 
-    def update(self, p: SetProgress, final: bool = False) -> None:
+    def update(self, p: Progress, final: bool = False) -> None:
         self.updates.append((p, final))
 
 

@@ -112,12 +112,13 @@ KILLED_AFTER_FIRST_JOB = SWEEP + textwrap.dedent("""
     real_finish = st.Store.finish_job
     lock = threading.Lock()
     stored = []
-    def finish_then_die(self, job_set_id, job, experiments, error=None):
+    def finish_then_die(self, job_set_id, job, experiments, error=None, **moves):
         with lock:
             if stored:  # the first job's results are in the store; the kill comes with the second's
                 os.kill(os.getpid(), signal.SIGKILL)
-            real_finish(self, job_set_id, job, experiments, error=error)
+            finished = real_finish(self, job_set_id, job, experiments, error=error, **moves)
             stored.append(job.index)
+            return finished
     st.Store.finish_job = finish_then_die
 
     job_set = JobManager().run(sweep(), backend="dynamics", name="rabi", max_experiments_per_job=5,

@@ -19,6 +19,7 @@ from qjm_tui.core.engine import RetryPolicy
 from qjm_tui.core.ports import JobPayload
 from qjm_tui.core.status import JobStatus, SetState
 from tests.conftest import basis_state, executions_per_chunk
+from tests.forge import forge_set
 
 FAST = RetryPolicy(max_attempts=10, base_delay=0.05, max_delay=0.5, limit_wait=0.1, max_poll_errors=8)
 
@@ -49,8 +50,8 @@ def test_resume_reconciles_with_every_job_the_service_holds_for_the_tag(
                          run_options={}, experiment_names=[c.name for c in circuits],
                          jobs=[(0, 0, 2, 20, 0)], circuit_blocks=[(0, 2, circuits_to_qpy(circuits))])
     [job] = store.jobs("crashed-1")
-    store.update_job("crashed-1", 0, status=JobStatus.SUBMITTING, attempts=len(earlier) or 1)
-    store.update_job_set("crashed-1", owner_pid=2**22 + 12345)  # no such process
+    store.set_job_status("crashed-1", 0, JobStatus.SUBMITTING, attempts=len(earlier) or 1)
+    forge_set(store, "crashed-1", owner_pid=2**22 + 12345)  # no such process
     for fate in earlier:
         # A failed attempt has ended by the time the new process looks; good ones are queued.
         attempt = EmulatorBackend(f"dir={service},latency=0,max_jobs=0," + (
@@ -105,6 +106,8 @@ def test_a_status_endpoint_that_is_always_down_fails_the_jobs_without_resubmitti
         errors = [j.last_error for j in manager.store.jobs(job_set.job_set_id())]
     assert len(EmulatorBackend(f"dir={service}").jobs()) == 10  # one per job, never more
     assert all(e and "status" in e and "not submitted again" in e for e in errors), errors
+    # and says what the service answered, so whoever reads it knows why
+    assert all("the last said: emulated service error: status query timed out" in e for e in errors), errors
 
 
 # -- item 5: nothing is submitted after a cancel -----------------------------------------------

@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 
 from qjm_tui import JobManager
 from qjm_tui.config import Config
+from qjm_tui.core.status import JobStatus
 from qjm_tui.core.store import Store
 from qjm_tui.tui.app import make_app
 
@@ -43,7 +44,7 @@ def test_position_next_failed_or_running_and_follow(tmp_path: Path) -> None:
         time.sleep(0.01)
     writer = Store(path)
     for index in (700, 1500):
-        writer.update_job(set_id, index, status="failed", last_error="the device went away")
+        writer.set_job_status(set_id, index, JobStatus.FAILED, last_error="the device went away")
 
     async def go() -> None:
         app = make_app(path, config=Config(executor="threads"), watch_interval=0.1)
@@ -82,16 +83,16 @@ def test_position_next_failed_or_running_and_follow(tmp_path: Path) -> None:
             assert "following" in position()
             assert grid.visible_range()[0] == 0, "the running job 1 is in view: nothing moves"
             # the run moves on far out of view, as its runner writes it
-            writer.update_jobs(set_id, list(range(1, 1600)), status="done")
-            writer.update_job(set_id, 1600, status="running")
+            writer.set_jobs_status(set_id, list(range(1, 1600)), JobStatus.DONE)
+            writer.set_job_status(set_id, 1600, JobStatus.RUNNING)
             await until(pilot, lambda: grid.visible_range()[0] <= 1600 <= grid.visible_range()[1],
                         "the view to follow the run")
             assert grid.cursor == 0, "the cursor stays where it was put"
             await pilot.press("f")
             assert "following" not in position()
-            writer.update_job(set_id, 1600, status="done")
-            writer.update_jobs(set_id, list(range(1601, 1990)), status="done")
-            writer.update_job(set_id, 1990, status="running")
+            writer.set_job_status(set_id, 1600, JobStatus.DONE)
+            writer.set_jobs_status(set_id, list(range(1601, 1990)), JobStatus.DONE)
+            writer.set_job_status(set_id, 1990, JobStatus.RUNNING)
             await until(pilot, lambda: grid.status(1990) == "running", "the change")
             first, last = grid.visible_range()
             assert first <= 1600 <= last, "not following any more: the view stays"

@@ -13,6 +13,7 @@ import pytest
 from textual.pilot import Pilot
 
 from qjm_tui import views
+from qjm_tui.core.status import JobStatus
 from qjm_tui.core.store import Store
 from qjm_tui.tui.app import QjmApp
 from qjm_tui.tui.bars import DOT, KeyBar
@@ -149,7 +150,7 @@ def test_resizes_filters_and_live_updates_keep_every_state_whole(busy_store: Bus
             # a live update: a job of a running set finishes (as its runner would write it)
             store = Store(copy)
             job = next(j for j in store.jobs(running) if j.status == "pending")
-            store.update_job(running, job.index, status="done")
+            store.set_job_status(running, job.index, JobStatus.DONE)
             before = app.browser.rows[running].experiments_done
             for _ in range(100):
                 await pilot.pause(0.05)

@@ -173,3 +173,22 @@ def test_usage_words_mark_an_estimate_as_one() -> None:
                                 usage=0.3, usage_estimate=0.5)) == "QPU 0.3 s"
     assert job_cost_text(JobRow("s", 0, 0, 1, 100, 0, "done", "j1", "qjm:s:0", 1, 0, None, 1.0, 2.0,
                                 2.0)) is None
+
+
+def test_one_progress_type_names_each_way_of_counting_the_jobs_not_finished() -> None:
+    """The library's report counts every job not running yet as pending; listings and --json
+    count the jobs the backend holds as running: one Progress, each count under its own name."""
+    counts = {JobStatus.PENDING: 5, JobStatus.SUBMITTING: 1, JobStatus.QUEUED: 2, JobStatus.RUNNING: 3,
+              JobStatus.DONE: 4, JobStatus.FAILED: 1}
+    summary = JobSetSummary(
+        id="20260101-000000-abcdef12", name="n", tags=[], backend="aer", shots=10, n_experiments=32,
+        state=SetState.RUNNING, created=100.0, updated=100.0, finished=None, counts=counts,
+        total_jobs=16, experiments_done=8, retries=2, seq=1,
+        units={status: 2 * n for status, n in counts.items()})
+    p = set_figures(summary, now=140.0)
+    assert (p.unsubmitted, p.queued, p.running, p.done, p.failed, p.cancelled) == (5, 3, 3, 4, 1, 0)
+    assert (p.pending, p.active, p.finished_jobs) == (8, 6, 5)
+    assert (p.fraction, p.jobs_fraction) == (8 / 32, 5 / 16)
+    assert p.elapsed == 40.0 and p.eta == pytest.approx(40.0 * 22 / 10)
+    jobs = job_set_summary(summary, now=140.0)["jobs"]
+    assert jobs == {"total": 16, "done": 4, "failed": 1, "cancelled": 0, "running": 6, "pending": 5}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qjm_tui.backends.base import experiments_from_result
-from qjm_tui.backends.local import FALLBACK_MAX_SHOTS, LocalBackend
+from qjm_tui.backends.local import FALLBACK_MAX_SHOTS, LocalBackend, WorkerSetup
 from qjm_tui.core.circuits import circuits_from_qpy, quiet_pulse
 from qjm_tui.core.errors import (
     BackendConfigurationError,
@@ -505,6 +506,12 @@ def simulator(spec: str) -> PulseSimulator:
     return made
 
 
+def warm_pulse_worker(spec: str) -> int:
+    """Make a pool worker's pulse simulator (and compile it) ahead of its first job."""
+    simulator(spec).warm()
+    return os.getpid()
+
+
 def run_pulse_job(spec: str, schedules_or_qpy: Any, shots: int | None, run_options: dict[str, Any],
                   as_text: bool = False) -> list[Any]:
     """Run one job's schedules and return per-schedule result dicts (JSON text with ``as_text``).
@@ -533,6 +540,7 @@ class PulseBackend(LocalBackend):
     """A pulse model run on the local executor (the process pool by default), as Aer is."""
 
     experiment_kinds = ("schedules",)
+    worker_setup = WorkerSetup(("qiskit_dynamics", "qjm_tui.backends.dynamics"), warm_pulse_worker)
 
     def __init__(self, spec: str = "dynamics", executor: Any = "processes", workers: int | None = None,
                  job_size: int | None = None, max_shots: int | None = None) -> None:

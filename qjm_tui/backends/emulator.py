@@ -291,6 +291,7 @@ class EmulatorBackend(ExecutionBackend):
             fault = rng.random()
             in_flight = self._in_flight(tx, now)
             limit = self.options["max_jobs"]
+            raise_after: Exception | None
             if fault < self.options["submit_error"]:
                 tx.execute("INSERT INTO events (time, kind, job_id, tags, in_flight) VALUES "
                            "(?, 'submit_error', NULL, ?, ?)", (now, tags, in_flight))

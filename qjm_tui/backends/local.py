@@ -24,10 +24,11 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from qjm_tui.backends.base import experiments_from_result, limits_of
 from qjm_tui.core.circuits import circuits_from_qpy
@@ -61,11 +62,6 @@ def make_simulator(kind: str) -> Any:
         from qjm_tui.backends.devices import fake_device
 
         sim = AerSimulator.from_backend(fake_device(kind.split(":", 1)[1]))
-    elif kind.partition(":")[0] == "dynamics":
-        from qjm_tui.backends.dynamics import simulator
-
-        sim = simulator(kind)
-        sim.warm()
     else:
         raise PermanentBackendError(f"unknown local simulator {kind!r}")
     _SIMULATORS[kind] = sim
@@ -100,8 +96,19 @@ def run_local_job(kind: str, circuits_or_qpy: Any, shots: int | None,
 
 
 def _warm(kind: str) -> int:
+    """Make a worker's simulator ahead of its first job; returns the worker's pid."""
     make_simulator(kind)
     return os.getpid()
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What a pool's workers load before their first job: modules imported by the forkserver
+    (so every worker forks with them), and a module-level function each worker runs with the
+    backend's kind (it makes the simulator; returns the worker's pid)."""
+
+    preload: tuple[str, ...] = ()
+    warm: Callable[[str], int] = _warm
 
 
 # -- pool processes die with their owner -----------------------------------------------------
@@ -220,7 +227,8 @@ def _stderr_with_a_descriptor() -> Iterator[None]:
             sys.stderr = captured
 
 
-def shared_process_pool(workers: int | None = None, kind: str = "aer") -> ProcessPoolExecutor:
+def shared_process_pool(workers: int | None = None, kind: str = "aer",
+                        setup: WorkerSetup = WorkerSetup()) -> ProcessPoolExecutor:
     """The process-wide warm pool (forkserver: workers never inherit our threads or sockets).
 
     Every worker is started here, at once, so none is started later with the main module
@@ -234,22 +242,19 @@ def shared_process_pool(workers: int | None = None, kind: str = "aer") -> Proces
         if _PROCESS_POOL is None:
             count = workers or default_workers()
             ctx = multiprocessing.get_context("forkserver")
-            # Workers fork from the server with these imported; qiskit-dynamics (seconds to
-            # import) only when the pool is started for a pulse backend.
-            preload = ["qiskit", "qiskit_aer", "qjm_tui.backends.local"]
-            if kind.partition(":")[0] == "dynamics":
-                preload += ["qiskit_dynamics", "qjm_tui.backends.dynamics"]
-            ctx.set_forkserver_preload(preload)
+            # Workers fork from the server with these imported; a backend's own (qiskit-dynamics:
+            # seconds to import) only when the pool is started for it.
+            ctx.set_forkserver_preload(["qiskit", "qiskit_aer", "qjm_tui.backends.local", *setup.preload])
             with _main_module_hidden(), _stderr_with_a_descriptor():
                 pool = ProcessPoolExecutor(count, mp_context=ctx, initializer=_worker_start,
                                            initargs=(os.getpid(),))
-                _WARMING[:] = [pool.submit(_warm, kind) for _ in range(count)]
+                _WARMING[:] = [pool.submit(setup.warm, kind) for _ in range(count)]
             _PROCESS_POOL = pool
         return _PROCESS_POOL
 
 
-def start_shared_process_pool(workers: int | None = None, kind: str = "aer"
-                              ) -> Future[ProcessPoolExecutor]:
+def start_shared_process_pool(workers: int | None = None, kind: str = "aer",
+                              setup: WorkerSetup = WorkerSetup()) -> Future[ProcessPoolExecutor]:
     """:func:`shared_process_pool`, started on a background thread.
 
     Starting workers waits for the forkserver to import Qiskit and Aer (about half a second in
@@ -259,7 +264,7 @@ def start_shared_process_pool(workers: int | None = None, kind: str = "aer"
 
     def start() -> None:
         try:
-            future.set_result(shared_process_pool(workers, kind))
+            future.set_result(shared_process_pool(workers, kind, setup))
         except BaseException as exc:  # handed to whoever waits for the pool
             future.set_exception(exc)
 
@@ -370,6 +375,8 @@ class LocalBackend(ExecutionBackend):
 
     inline_submit = True
     poll_interval = 0.5
+    #: what the process pool's workers load for this kind of backend
+    worker_setup = WorkerSetup()
 
     def __init__(self, kind: str = "aer", executor: str | Executor = "processes",
                  workers: int | None = None, job_size: int | None = None,
@@ -384,7 +391,7 @@ class LocalBackend(ExecutionBackend):
         self._starting: Future[ProcessPoolExecutor] | None = None
         if isinstance(executor, str):
             if executor == "processes":
-                self._starting = start_shared_process_pool(self.workers, kind)
+                self._starting = start_shared_process_pool(self.workers, kind, self.worker_setup)
                 self._ships_qpy = True
             elif executor == "threads":
                 self._executor = shared_thread_pool(self.workers)
@@ -401,7 +408,7 @@ class LocalBackend(ExecutionBackend):
         elif _is_dask_client(executor):
             self._executor = dask_executor(executor)
             self._ships_qpy = True
-            self.executor_name = f"dask:{executor.scheduler.address}"
+            self.executor_name = f"dask:{cast(Any, executor).scheduler.address}"
         else:
             self._executor = executor
             self._ships_qpy = True
@@ -465,7 +472,7 @@ class LocalBackend(ExecutionBackend):
         except BrokenProcessPool:
             if self.executor_name != "processes":
                 raise TransientBackendError("the executor is broken") from None
-            self._executor = shared_process_pool(self.workers, self.kind)
+            self._executor = shared_process_pool(self.workers, self.kind, self.worker_setup)
             future = self._executor.submit(*job)
         job_id = f"local-{os.getpid()}-{next(self._ids)}"
         with self._lock:

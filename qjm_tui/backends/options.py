@@ -263,7 +263,7 @@ def dataclass_run_options(cls: type, set_by: Mapping[str, str] | None = None,
         if name.startswith("_"):
             continue
         tp = hints.get(name, Any)
-        nested = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+        nested = [a for a in typing.get_args(tp) if isinstance(a, type) and dataclasses.is_dataclass(a)]
         if nested:
             declared.append(RunOption(name, (dict,), fields=dataclass_run_options(
                 nested[0], set_by, prefix + name + "."), set_by=set_by.get(prefix + name)))

@@ -130,7 +130,7 @@ def drive(args: argparse.Namespace, manager: JobManager, job_set: ManagedJobSet,
         report_to_parent(args, {"id": jid, "state": job_set.state()})
         log_line(f"{started} job set {label(job_set)}")
         try:
-            state = job_set.wait()
+            state: str = job_set.wait()
         except JobManagerError as exc:
             log_line(f"job set {jid} stopped: {exc}")
             return EXIT_FAILED

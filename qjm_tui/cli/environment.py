@@ -38,8 +38,8 @@ def _probe(spec: str, config: Any) -> dict[str, Any]:
     # "emulator[:key=value,...]": the part before the optional bracket is a spec of its own.
     spec = spec.split("[", 1)[0]
     # Probe with in-process threads: no worker pool is started just to read limits.
-    probe_config = dataclasses.replace(config, executor="threads") if dataclasses.is_dataclass(config) \
-        else config
+    probe_config = dataclasses.replace(config, executor="threads") \
+        if dataclasses.is_dataclass(config) and not isinstance(config, type) else config
     try:
         adapter = resolve_spec(spec, probe_config)
     except JobManagerInputError as exc:

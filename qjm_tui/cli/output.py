@@ -11,7 +11,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from qjm_tui.core.errors import (
     JobManagerInputError,
@@ -119,7 +119,7 @@ def write_output(target: str, text: str | Callable[[TextIO], Any]) -> Any:
             writer = text
 
             def escaped(fh: TextIO) -> Any:
-                return writer(EscapedStream(fh))
+                return writer(cast(TextIO, EscapedStream(fh)))
 
             text = escaped
     try:

@@ -15,7 +15,8 @@ from qjm_tui.cli.output import EXIT_FAILED, EXIT_OK, CliError, err, note
 from qjm_tui.core.errors import JobManagerInvalidStateError, JobManagerTimeoutError, JobSetStopped
 from qjm_tui.core.events import Event, JobSetFinished
 from qjm_tui.core.jobset import unstored_message
-from qjm_tui.views import SetFigures, SetProgress, duration, progress_line, progress_parts, set_figures
+from qjm_tui.core.progress import Progress
+from qjm_tui.views import duration, progress_line, progress_parts, set_figures
 
 if TYPE_CHECKING:
     from qjm_tui.core.jobset import ManagedJobSet
@@ -31,7 +32,7 @@ class NullView:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def update(self, p: SetProgress, final: bool = False) -> None:
+    def update(self, p: Progress, final: bool = False) -> None:
         """Show ``p``; ``final`` once the set is finished."""
         return None
 
@@ -44,7 +45,7 @@ class LineView(NullView):
         self._last_key: tuple[Any, ...] | None = None
         self._last_time = 0.0
 
-    def update(self, p: SetProgress, final: bool = False) -> None:
+    def update(self, p: Progress, final: bool = False) -> None:
         key = (p.state, p.done, p.failed, p.cancelled, p.running, p.experiments_done, p.retries)
         now = time.monotonic()
         if key == self._last_key or (not final and now - self._last_time < 1.0):
@@ -80,7 +81,7 @@ class BarView(NullView):
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
 
-    def update(self, p: SetProgress, final: bool = False) -> None:
+    def update(self, p: Progress, final: bool = False) -> None:
         parts = progress_parts(p, final)
         detail = " · ".join(f"[{style}]{text}[/]" if style else text for text, style in parts)
         self._progress.update(self._task, total=p.total_jobs, completed=p.finished_jobs, detail=detail)
@@ -168,7 +169,7 @@ class ChangeWatch:
         return self._id in changes.changed or self._id in changes.deleted
 
 
-def read_figures(manager: JobManager, job_set_id: str) -> SetFigures:
+def read_figures(manager: JobManager, job_set_id: str) -> Progress:
     """The job set's figures now, from one grouped query of the store."""
     found = manager.store.summaries([job_set_id])
     if not found:

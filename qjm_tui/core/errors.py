@@ -13,12 +13,12 @@ from __future__ import annotations
 from qiskit.exceptions import QiskitError
 
 
-class JobManagerError(QiskitError):
+class JobManagerError(QiskitError):  # type: ignore[misc]  # Qiskit ships no type information
     """Base class for every error qjm raises."""
 
     def __str__(self) -> str:
         # QiskitError shows its message quoted (its repr); qjm's messages are sentences.
-        return self.message
+        return str(self.message)
 
 
 class JobManagerInvalidStateError(JobManagerError):
@@ -34,6 +34,11 @@ class JobSetStopped(JobManagerInvalidStateError):
     def __init__(self, message: str, reason: str) -> None:
         self.reason = reason
         super().__init__(message)
+
+
+class IllegalMove(JobManagerInvalidStateError):
+    """A job or a job set was asked to move to a state it cannot reach from the one it is in
+    (see ``qjm_tui.core.lifecycle``); nothing was written."""
 
 
 class JobManagerTimeoutError(JobManagerError):

@@ -1,10 +1,15 @@
 """Typed events describing every change to a job set, and the bus that delivers them.
 
 Every change is written to the store first and then published here: the CLI's progress and the
-app's live views subscribe. The bus stamps each event with a sequence number (1, 2, 3... per bus,
-with no gaps, so a subscriber can tell it missed nothing) and a time. Subscribers are called on
-the publishing thread, in sequence order, so they must be quick and must never touch a UI
-directly (the app merges them into a dict and repaints from a timer).
+app's live views subscribe. States change only in ``core/lifecycle.py``, and each move there is
+carried by exactly one event: a job's by :class:`JobStatusChanged` (or, for jobs sent back to
+pending together, one :class:`JobsReset`), a set's by :class:`JobSetStateChanged`, which is
+followed by one :class:`JobSetFinished` when the set reaches a final state.
+
+The bus stamps each event with a sequence number (1, 2, 3... per bus, with no gaps, so a
+subscriber can tell it missed nothing) and a time. Subscribers are called on the publishing
+thread, in sequence order, so they must be quick and must never touch a UI directly (the app
+merges them into a dict and repaints from a timer).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+
+from qjm_tui.core.status import JobStatus, SetState
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +46,25 @@ class JobSetCreated(Event):
 
 @dataclass(frozen=True)
 class JobStatusChanged(Event):
-    """A job moved from one store status to another."""
+    """A job moved from one store status to another (or, for the moves a status makes to
+    itself, took a new backend id or error)."""
 
     job_index: int
-    old: str
-    new: str
+    old: JobStatus
+    new: JobStatus
     backend_job_id: str | None = None
     message: str | None = None
+
+
+@dataclass(frozen=True)
+class JobDetailsChanged(Event):
+    """The service said anew what a job costs or where it runs (its status is unchanged)."""
+
+    job_index: int
+    usage: float | None = None
+    usage_estimate: float | None = None
+    session_id: str | None = None
+    session_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,23 +79,36 @@ class JobRetryScheduled(Event):
 
 @dataclass(frozen=True)
 class JobsReset(Event):
-    """Jobs went back to pending so they run again (retry of failed jobs, or resume)."""
+    """Jobs went back to pending so they run again (retry of failed jobs, or resume); ``old``
+    holds each one's status before, in the order of ``job_indices``."""
 
     job_indices: tuple[int, ...]
+    old: tuple[JobStatus, ...] = ()
 
 
 @dataclass(frozen=True)
 class JobSetStateChanged(Event):
-    """The job set as a whole moved to a new state (running, done, failed, cancelled...)."""
+    """The job set as a whole moved to a new state (running, done, failed, cancelled...);
+    ``old`` is its state before, as this process saw it. A runner taking its set up moves it
+    from running to running."""
 
-    state: str
+    state: SetState
+    old: SetState | None = None
 
 
 @dataclass(frozen=True)
 class JobSetFinished(Event):
     """Every job reached a final state; ``state`` is the job set's final state."""
 
-    state: str
+    state: SetState
+
+
+@dataclass(frozen=True)
+class JobSetStopping(Event):
+    """The set submits nothing more (the service refused the account) and ends interrupted,
+    resumable, with ``reason``."""
+
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 import stat
@@ -317,7 +318,7 @@ class LogFileHandler(logging.FileHandler):
         super().__init__(path, encoding="utf-8", delay=True)
         self._failed = False
 
-    def _open(self) -> TextIO:
+    def _open(self) -> io.TextIOWrapper:
         fd = open_append(Path(self.baseFilename))
         # Line-buffered: a record is written (or fails) while it is handled, not at exit.
         return os.fdopen(fd, "a", buffering=1, encoding="utf-8", errors=self.errors)
@@ -327,7 +328,7 @@ class LogFileHandler(logging.FileHandler):
         try:
             super().close()
         except OSError:
-            self.stream = None  # type: ignore[assignment]
+            self.stream = None
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
         """Drop the record; the first time, say on stderr that the log cannot be written."""

@@ -183,7 +183,7 @@ def _load_qasm3(text: str, path: Path) -> Any:
     except Exception as exc:
         # The parser raises an empty error whose cause says "L<line>:C<col>: message"; the
         # converter raises "L,C: message"; ANTLR may print "line L:C message" to stderr.
-        chain = []
+        chain: list[str] = []
         cause: BaseException | None = exc
         while cause is not None and len(chain) < 5:
             chain.append(strip_ansi(str(cause)))
@@ -196,18 +196,18 @@ def _load_qasm3(text: str, path: Path) -> Any:
         for text in chain:
             found = _PARSER_POSITION.search(text)
             if found:
-                line, col, rest = found.groups()
-                raise JobManagerInputError(rest.strip(), f"{path}:{line}:{int(col) + 1}") from None
+                where, column, rest = found.groups()
+                raise JobManagerInputError(rest.strip(), f"{path}:{where}:{int(column) + 1}") from None
         for source in (captured.getvalue(), chain[0]):
             for line_text in source.splitlines():
                 found = _ANTLR_POSITION.search(line_text)
                 if found:
-                    line, col, rest = found.groups()
-                    raise JobManagerInputError(rest.strip(), f"{path}:{line}:{int(col) + 1}") from None
+                    where, column, rest = found.groups()
+                    raise JobManagerInputError(rest.strip(), f"{path}:{where}:{int(column) + 1}") from None
             found = _POSITION.search(source.strip().strip('"'))
             if found:
-                line, col, rest = found.groups()
-                raise JobManagerInputError(rest.strip(), f"{path}:{line}:{int(col) + 1}") from None
+                where, column, rest = found.groups()
+                raise JobManagerInputError(rest.strip(), f"{path}:{where}:{int(column) + 1}") from None
         if "qiskit_qasm3_import" in str(exc):
             raise JobManagerInputError(
                 "reading OpenQASM 3 needs the 'qiskit-qasm3-import' package", str(path)

@@ -85,7 +85,7 @@ class _Segment:
     first: int
     file: BinaryIO
     head: bytes
-    offsets: array = field(default_factory=lambda: array("q"))
+    offsets: array[int] = field(default_factory=lambda: array("q"))
 
     @property
     def count(self) -> int:
@@ -161,7 +161,7 @@ class Scanned:
     count: int
     names: ChunkedNames
     #: each experiment's estimated seconds per shot (None: no estimate for this backend)
-    shot_seconds: array | None
+    shot_seconds: array[float] | None
     #: why there is no estimate although the backend publishes durations (None otherwise)
     estimate_problem: str | None
     #: ``(start, stop, label)`` of each circuit file's experiments
@@ -182,7 +182,7 @@ class _Timer:
         self.timing = timing
         self.required = required
         self.spec = spec
-        self.seconds: array | None = array("d") if timing is not None else None
+        self.seconds: array[float] | None = array("d") if timing is not None else None
         self.problem: str | None = None
 
     def add(self, index: int, circuit: Any) -> None:
@@ -597,7 +597,8 @@ def _span(label: str, members: Any, scanned: Scanned) -> tuple[int, int]:
     if isinstance(members, (str, bytes, int)) or not isinstance(members, Iterable):
         raise JobManagerInputError(f"{label} must be a list or range of experiment indices or circuit "
                                    f"names, got {members!r}")
-    low = high = None
+    lowest: int | None = None
+    highest: int | None = None
     for member in members:
         if isinstance(member, str):
             found = scanned.names.find(member)
@@ -610,11 +611,11 @@ def _span(label: str, members: Any, scanned: Scanned) -> tuple[int, int]:
             index = found[0]
         else:
             index = _index(label, member, n)
-        low = index if low is None else min(low, index)
-        high = index if high is None else max(high, index)
-    if low is None or high is None:
+        lowest = index if lowest is None else min(lowest, index)
+        highest = index if highest is None else max(highest, index)
+    if lowest is None or highest is None:
         raise JobManagerInputError(f"{label} is empty")
-    return low, high
+    return lowest, highest
 
 
 def _index(label: str, member: Any, n: int) -> int:

@@ -1,37 +1,28 @@
 """ManagedJobSet and ManagedJob: the user's handles on a job set and its jobs.
 
-Both are thin views over the store (the source of truth) and the manager's engine (which runs
-the jobs). A handle retrieved in a new process reads the same rows as the one that created the
-set, so everything here works after a restart.
+Both are thin views over the store (the source of truth) and the manager that runs the jobs,
+reached through the few methods :class:`JobSetOwner` lists. A handle retrieved in a new process
+reads the same rows as the one that created the set, so everything here works after a restart.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from qjm_tui.core import store as st
 from qjm_tui.core.errors import JobManagerInputError, JobManagerInvalidStateError, JobManagerJobNotFound
 from qjm_tui.core.inputs import MAX_TAG_LENGTH, check_label
+from qjm_tui.core.ports import ExecutionBackend
+from qjm_tui.core.progress import Progress
 from qjm_tui.core.results import ManagedResults, not_found
-from qjm_tui.core.status import (
-    JOB_FINAL,
-    SET_FINAL,
-    JobStatus,
-    SetState,
-    elapsed_and_eta,
-    job_status_phrase,
-)
+from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState, job_status_phrase
 from qjm_tui.core.text import printable
 from qjm_tui.core.usage import job_usage_phrase, seconds_text, session_phrase, usage_phrase
 
-if TYPE_CHECKING:
-    from qjm_tui.core.manager import JobManager
-
-_TO_QISKIT = {
+_TO_QISKIT: Mapping[str, str] = {
     JobStatus.SUBMITTING: "INITIALIZING",
     JobStatus.QUEUED: "QUEUED",
     JobStatus.RUNNING: "RUNNING",
@@ -49,30 +40,35 @@ def qiskit_status(status: str) -> Any:
     return None if name is None else JobStatus[name]
 
 
-@dataclass(frozen=True)
-class Progress:
-    """How far a job set has got."""
+class JobSetOwner(Protocol):
+    """What a job set's handle asks of the manager that made it (``JobManager`` is one): the
+    store it reads, and the changes and waits that go through the manager's engine."""
 
-    total_jobs: int
-    done: int
-    failed: int
-    cancelled: int
-    running: int
-    pending: int
-    experiments: int
-    experiments_done: int
-    retries: int
-    elapsed: float
-    eta: float | None
-    state: str
+    store: st.Store
+    #: wall-clock time
+    now: Callable[[], float]
 
-    @property
-    def finished_jobs(self) -> int:
-        return self.done + self.failed + self.cancelled
+    def job_set_state(self, job_set_id: str, row: st.JobSetRow | None = None) -> SetState: ...
 
-    @property
-    def fraction(self) -> float:
-        return self.finished_jobs / self.total_jobs if self.total_jobs else 1.0
+    def running_here(self, job_set_id: str) -> bool: ...
+
+    def backend_for(self, job_set_id: str) -> ExecutionBackend | None: ...
+
+    def wait_for(self, job_set_id: str, timeout: float | None = None) -> SetState: ...
+
+    def rename_job_set(self, job_set_id: str, name: str) -> str: ...
+
+    def retag_job_set(self, job_set_id: str, tags: Sequence[str]) -> list[str]: ...
+
+    def cancel_job_set(self, job_set_id: str) -> bool: ...
+
+    def cancel_job(self, job_set_id: str, index: int) -> bool: ...
+
+    def retry_job_set(self, job_set_id: str, backend: Any = None) -> ManagedJobSet: ...
+
+    def resume_job_set(self, job_set_id: str, backend: Any = None) -> ManagedJobSet: ...
+
+    def delete_job_set(self, job_set_id: str) -> None: ...
 
 
 class _ExperimentIndex:
@@ -146,7 +142,7 @@ class ManagedJob:
 
     def refresh(self) -> ManagedJob:
         """Re-read this job from the store."""
-        self._row = self._job_set._store.job(self._job_set.job_set_id(), self._row.index)
+        self._row = self._job_set.job_row(self._row.index)
         return self
 
     def status(self) -> Any:
@@ -169,7 +165,7 @@ class ManagedJob:
         job_id = self.refresh()._row.backend_job_id
         if job_id is None:
             return None
-        adapter = self._job_set._manager.backend_for(self._job_set.job_set_id())
+        adapter = self._job_set.backend_adapter()
         if adapter is None or not adapter.knows(job_id):
             return None
         return BackendJob(adapter, job_id, self)
@@ -181,11 +177,11 @@ class ManagedJob:
 
     def cancel(self) -> bool:
         """Cancel this job only (the rest of the set goes on). True if it is now stopped."""
-        return self._job_set._manager.cancel_job(self._job_set.job_set_id(), self.index)
+        return self._job_set.cancel_job(self.index)
 
     def __repr__(self) -> str:
         return (f"ManagedJob(index={self.index}, experiments={self.start_index}-{self.end_index},"
-                f" status={self._row.status!r}, job_id={self.job_id()!r})")
+                f" status={self._row.status.value!r}, job_id={self.job_id()!r})")
 
 
 class BackendJob:
@@ -232,7 +228,7 @@ class BackendJob:
 class ManagedJobSet:
     """A set of jobs made from one ``run`` call; retrieve it later by :meth:`job_set_id`."""
 
-    def __init__(self, manager: JobManager, job_set_id: str) -> None:
+    def __init__(self, manager: JobSetOwner, job_set_id: str) -> None:
         self._manager = manager
         self._store = manager.store
         self._id = job_set_id
@@ -253,6 +249,11 @@ class ManagedJobSet:
 
     def backend_spec(self) -> str:
         return self._row().backend
+
+    def backend_adapter(self) -> ExecutionBackend | None:
+        """The adapter that runs (or would run) the set: this process's if it runs the set
+        here, else one made from its backend spec; None if that cannot be made now."""
+        return self._manager.backend_for(self._id)
 
     def state(self) -> SetState:
         """``running``, ``done``, ``partial``, ``failed``, ``cancelled`` or ``interrupted``."""
@@ -293,6 +294,14 @@ class ManagedJobSet:
         """Every job of the set, in order."""
         return [ManagedJob(self, row) for row in self._store.jobs(self._id)]
 
+    def job_row(self, index: int) -> st.JobRow:
+        """Job ``index`` of the set as stored now."""
+        return self._store.job(self._id, index)
+
+    def cancel_job(self, index: int) -> bool:
+        """Cancel job ``index`` only (the rest of the set goes on); True if it is now stopped."""
+        return self._manager.cancel_job(self._id, index)
+
     def jobs(self) -> list[ManagedJob | None]:
         """The jobs, with None for any not (yet) submitted to the backend."""
         return [j if j.job_id() is not None else None for j in self.managed_jobs()]
@@ -304,7 +313,7 @@ class ManagedJobSet:
         Raises :class:`JobManagerJobNotFound` naming the jobs the backend no longer has.
         """
         rows = self._store.jobs(self._id)
-        adapter = self._manager.backend_for(self._id)
+        adapter = self.backend_adapter()
         if adapter is None or not adapter.can_reattach():
             return
         lost = []
@@ -368,54 +377,24 @@ class ManagedJobSet:
 
     # -- progress and report -----------------------------------------------------------------
 
-    def progress(self) -> Progress:
+    def progress(self, row: st.JobSetRow | None = None) -> Progress:
         """Job counts, experiments done, elapsed time and an estimate of the time left.
 
-        One grouped query, however many jobs the set has (progress displays call it often).
+        One grouped query, however many jobs the set has (progress displays call it often);
+        ``row`` is the set's row if the caller has just read it.
         """
         found = self._store.summaries([self._id])
         if not found:
             self._row()  # raises the store's clear "no job set" error
-        summary = found[0]
-        state = SetState.RUNNING if self._manager.running_here(self._id) else summary.state
-        return self._progress(summary.counts, summary.units, summary.rounds, summary.retries,
-                              summary.n_experiments, summary.created, summary.finished, state)
-
-    def _progress(self, counts: dict[str, int], units: dict[str, int], rounds: int, retries: int,
-                  n_experiments: int, created: float, finished: float | None,
-                  state: SetState) -> Progress:
-        done_units = units.get(JobStatus.DONE, 0)
-        elapsed, eta = elapsed_and_eta(units, created, finished, state in SET_FINAL, self._manager.now())
-        return Progress(
-            total_jobs=sum(counts.values()),
-            done=counts.get(JobStatus.DONE, 0),
-            failed=counts.get(JobStatus.FAILED, 0),
-            cancelled=counts.get(JobStatus.CANCELLED, 0),
-            # As the original's report: a job counts as running only while it runs; submitted
-            # but queued (or being submitted) is pending.
-            running=counts.get(JobStatus.RUNNING, 0),
-            pending=sum(counts.get(s, 0) for s in (JobStatus.PENDING, JobStatus.SUBMITTING,
-                                                   JobStatus.QUEUED)),
-            experiments=n_experiments,
-            experiments_done=done_units // rounds,
-            retries=retries,
-            elapsed=elapsed,
-            eta=eta,
-            state=state,
-        )
+        state = self._manager.job_set_state(self._id, row) if row is not None \
+            else SetState.RUNNING if self._manager.running_here(self._id) else None
+        return Progress.of(found[0], self._manager.now(), state)
 
     def report(self, detailed: bool = True) -> str:
         """A text report of the job set and, if ``detailed``, of each job."""
         row = self._row()
         jobs = self._store.jobs(self._id)
-        counts: dict[str, int] = {}
-        units: dict[str, int] = {}
-        for job in jobs:
-            counts[job.status] = counts.get(job.status, 0) + 1
-            units[job.status] = units.get(job.status, 0) + job.size
-        rounds = 1 + max((j.round for j in jobs), default=0)
-        p = self._progress(counts, units, rounds, sum(j.retries for j in jobs), row.n_experiments,
-                           row.created, row.finished, self._manager.job_set_state(self._id, row))
+        p = self.progress(row)
         lines = [
             f"Job set name: {printable(row.name)}",
             f"          ID: {printable(row.id)}",

@@ -18,11 +18,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from qjm_tui.core import store as st
 from qjm_tui.core.circuits import circuits_from_qpy
-from qjm_tui.core.engine import Clock, JobSetRunner, RetryPolicy
+from qjm_tui.core.clock import Clock
+from qjm_tui.core.engine import JobSetRunner
 from qjm_tui.core.errors import (
     BackendConfigurationError,
     JobManagerError,
@@ -33,17 +35,12 @@ from qjm_tui.core.errors import (
     StoreFullError,
 )
 from qjm_tui.core.events import (
-    CancelRequested,
     Event,
     EventBus,
     JobSetCreated,
     JobSetDeleted,
-    JobSetFinished,
     JobSetRenamed,
-    JobSetStateChanged,
     JobSetTagsChanged,
-    JobsReset,
-    JobStatusChanged,
 )
 from qjm_tui.core.inputs import (
     MAX_NAME_LENGTH,
@@ -65,8 +62,10 @@ from qjm_tui.core.intake import (
     scan,
 )
 from qjm_tui.core.jobset import ManagedJobSet, unstored_message
+from qjm_tui.core.lifecycle import Lifecycle, final_state
 from qjm_tui.core.options import check_run_options
 from qjm_tui.core.ports import BackendFactory, BackendLimits, ExecutionBackend
+from qjm_tui.core.retry import RetryPolicy
 from qjm_tui.core.split import Group, JobTime, count_jobs, plan_jobs
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
 from qjm_tui.core.text import strip_ansi
@@ -96,6 +95,15 @@ class Settings(Protocol):
     #: a settings object without it reads as None
     max_job_seconds: float | None
 
+    # Carried for the front ends, which read the configuration through the manager:
+    @property
+    def keys(self) -> dict[str, str]:
+        """The app's binding ids remapped to keys (``"set.cancel" = "ctrl+x"``)."""
+
+    @property
+    def source(self) -> Path | None:
+        """The file the settings were read from (None: defaults, or made in code)."""
+
     def retry_policy(self) -> RetryPolicy:
         """How passing failures are retried."""
 
@@ -109,6 +117,8 @@ class Defaults:
     max_jobs_per_set: int = DEFAULT_MAX_JOBS_PER_SET
     max_job_seconds: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    keys: dict[str, str] = field(default_factory=dict)
+    source: Path | None = None
 
     def retry_policy(self) -> RetryPolicy:
         return self.retry
@@ -188,6 +198,8 @@ class JobManager:
         self._backends = backends or adapters_only
         self._new_id = new_id or st.new_job_set_id
         self.bus = EventBus(clock=self.now)
+        #: every state change this manager makes goes through here
+        self.life = Lifecycle(self.store, self.bus, self.now)
         self.retry_policy = retry_policy or self.config.retry_policy()
         self.clock = clock
         self.default_backend = self.config.default_backend
@@ -275,15 +287,17 @@ class JobManager:
             if shots is None:
                 raise JobManagerInputError("max_job_seconds needs a number of shots to estimate jobs by")
         # A local simulator's own job size applies only where the user sized nothing.
-        preferred_size = getattr(adapter, "preferred_job_size", None)
-        use_preferred = max_experiments_per_job is None and limits.max_experiments_per_job is None \
-            and preferred_size is not None and max_seconds is None
+        # the backend's preferred job size, where nothing else sizes the jobs
+        preferred_size: Callable[[int], int | None] | None = getattr(adapter, "preferred_job_size", None)
+        if not (max_experiments_per_job is None and limits.max_experiments_per_job is None
+                and max_seconds is None):
+            preferred_size = None
         # Counted before the circuits are read, transpiled or checked: a runaway request is
         # refused at once, however many circuits it has.
         hint = count_hint(experiments)
         if hint:
             _check_job_count(count_jobs(hint, limits, shots, max_experiments_per_job,
-                                        preferred=preferred_size(hint) if use_preferred else None),
+                                        preferred=preferred_size(hint) if preferred_size else None),
                              job_cap, limits, shots, adapter.spec)
         max_file_mb = getattr(self.config, "max_circuit_file_mb", None)
         if kind == "schedules":
@@ -298,7 +312,7 @@ class JobManager:
         try:
             return self._store_and_start(scanned, adapter, limits, shots, name, tags, run_config,
                                          job_cap, max_experiments_per_job,
-                                         preferred_size(scanned.count) if use_preferred else None,
+                                         preferred_size(scanned.count) if preferred_size else None,
                                          groups(keep_together, scanned), timing, max_seconds)
         finally:
             scanned.blocks.close()
@@ -486,11 +500,12 @@ class JobManager:
                 f"job set {job_set_id} is being run by process {row.owner_pid} on {row.owner_host};"
                 " cancel single jobs from there, or cancel the whole set"
             )
-        adapter = self.backend_for(job_set_id) if job.backend_job_id else None
-        if adapter is not None and adapter.can_reattach():
+        backend_job_id = job.backend_job_id
+        adapter = self.backend_for(job_set_id) if backend_job_id else None
+        if adapter is not None and backend_job_id and adapter.can_reattach():
             with contextlib.suppress(Exception):
-                adapter.cancel(job.backend_job_id)
-        self.store.update_job(job_set_id, index, status=JobStatus.CANCELLED, finished=self.now())
+                adapter.cancel(backend_job_id)
+        self.life.move_job(job_set_id, index, JobStatus.CANCELLED)
         return True
 
     def wait_all(self, timeout: float | None = None) -> None:
@@ -512,7 +527,7 @@ class JobManager:
         runners = self._active_runners()
         if cancel:
             for runner in runners:
-                self.bus.publish(CancelRequested(runner.job_set_id))
+                self.life.request_cancel(runner.job_set_id)
                 runner.cancel()
         self._await(runners, timeout, "close")
         self._unregister_exit_hook()
@@ -617,14 +632,14 @@ class JobManager:
     def rename_job_set(self, job_set_id: str, name: str) -> str:
         """Rename a job set; returns the new name."""
         check_label(name, "a job set's name", MAX_NAME_LENGTH)
-        self.store.update_job_set(job_set_id, name=name)
+        self.store.rename_job_set(job_set_id, name)
         self.bus.publish(JobSetRenamed(job_set_id, name))
         return name
 
     def retag_job_set(self, job_set_id: str, tags: Sequence[str]) -> list[str]:
         """Replace a job set's tags; returns them."""
         tags = _check_tags(tags)
-        self.store.update_job_set(job_set_id, tags=tags)
+        self.store.set_job_set_tags(job_set_id, tags)
         self.bus.publish(JobSetTagsChanged(job_set_id, tuple(tags)))
         return tags
 
@@ -654,15 +669,14 @@ class JobManager:
         with _RESTART_LOCK:
             runner = self._runner(job_set_id)
             if runner is not None and not runner.finished.is_set():
-                self.bus.publish(CancelRequested(job_set_id))
+                self.life.request_cancel(job_set_id)
                 runner.cancel()
                 return True
             state = self.job_set_state(job_set_id)
             if state in SET_FINAL:
                 return False
             if state == SetState.RUNNING:
-                self.store.update_job_set(job_set_id, cancel_requested=1)
-                self.bus.publish(CancelRequested(job_set_id))
+                self.life.request_cancel(job_set_id, through_store=True)
                 return True
             self._cancel_in_place(job_set_id)
             return True
@@ -711,7 +725,7 @@ class JobManager:
             # threading's exit hooks run before the interpreter joins threads and before
             # concurrent.futures stops taking work (its own hook, registered earlier, runs
             # after ours), so the runners can still finish local work here.
-            threading._register_atexit(self._finish_at_exit)
+            threading._register_atexit(self._finish_at_exit)  # type: ignore[attr-defined]
             self._exit_hook_registered = True
         runner.start()
         return runner
@@ -770,8 +784,8 @@ class JobManager:
     def _cancel_in_place(self, job_set_id: str) -> None:
         """Cancel an interrupted set: nobody runs it, so this process does, after claiming it
         (so a resume elsewhere cannot start it half-way through)."""
-        self.store.claim(job_set_id)
-        self.bus.publish(CancelRequested(job_set_id))
+        self.life.claim(job_set_id)
+        self.life.request_cancel(job_set_id)
         row = self.store.get_job_set(job_set_id)
         open_jobs = [j for j in self.store.jobs(job_set_id) if j.status not in JOB_FINAL]
         if any(j.backend_job_id for j in open_jobs):
@@ -786,15 +800,8 @@ class JobManager:
                             adapter.cancel(job.backend_job_id)
                         except Exception as exc:
                             log.warning("cancelling backend job %s failed: %s", job.backend_job_id, exc)
-        finished = self.now()
-        self.store.update_jobs(job_set_id, [j.index for j in open_jobs], status=JobStatus.CANCELLED,
-                               finished=finished)
-        for job in open_jobs:
-            self.bus.publish(JobStatusChanged(job_set_id, job.index, job.status, JobStatus.CANCELLED,
-                                              job.backend_job_id))
-        self.store.update_job_set(job_set_id, state=SetState.CANCELLED, finished=finished)
-        self.bus.publish(JobSetStateChanged(job_set_id, SetState.CANCELLED))
-        self.bus.publish(JobSetFinished(job_set_id, SetState.CANCELLED))
+        self.life.move_jobs(job_set_id, [j.index for j in open_jobs], JobStatus.CANCELLED)
+        self.life.finish(job_set_id, self.store.status_counts(job_set_id), cancelled=True)
 
     def _restart(self, job_set_id: str, reset: set[JobStatus], backend: Any) -> ManagedJobSet:
         job_set = ManagedJobSet(self, job_set_id)
@@ -810,17 +817,11 @@ class JobManager:
                 if reset else []
             open_jobs = sum(n for status, n in counts.items() if status not in JOB_FINAL)
             if not to_reset and not open_jobs:
-                if set(counts) <= {JobStatus.DONE} and row.state != SetState.DONE:
-                    self.store.update_job_set(job_set_id, state=SetState.DONE)
-                    self.bus.publish(JobSetStateChanged(job_set_id, SetState.DONE))
+                if final_state(counts) == SetState.DONE and row.state != SetState.DONE:
+                    self.life.finish(job_set_id, counts)
                 elif self.store.effective_state(row) == SetState.INTERRUPTED:
                     # Every job is final, some for good: the set ends here, for everyone.
-                    final = SetState.PARTIAL if counts.get(JobStatus.DONE) else SetState.FAILED
-                    self.store.claim(job_set_id)
-                    self.store.update_job_set(job_set_id, state=final, finished=self.now(),
-                                              owner_pid=None, heartbeat=None)
-                    self.bus.publish(JobSetStateChanged(job_set_id, final))
-                    self.bus.publish(JobSetFinished(job_set_id, final))
+                    self.life.finish(job_set_id, counts, take_over=True)
                 return job_set
             try:
                 adapter = self._adapter(backend if backend is not None else row.backend)
@@ -838,13 +839,12 @@ class JobManager:
                 except JobManagerInputError as exc:
                     raise JobManagerInputError(f"job set {job_set_id} cannot move to {adapter.spec}, "
                                                f"its run options do not fit: {exc}") from None
-            self.store.claim(job_set_id)
-            if backend is not None and adapter.spec != row.backend:
-                to_reset = self._move(job_set_id, adapter.spec, to_reset)
-            if to_reset:
-                self.store.update_jobs(job_set_id, to_reset, status=JobStatus.PENDING,
-                                       backend_job_id=None, attempts=0, last_error=None, finished=None)
-                self.bus.publish(JobsReset(job_set_id, tuple(to_reset)))
+            moving = backend is not None and adapter.spec != row.backend
+            # Jobs the old backend held but never finished are run again on the new one (it
+            # cannot know their ids); jobs already done keep their results.
+            held = set(JobStatus) - JOB_FINAL - {JobStatus.PENDING} if moving else set()
+            self.life.claim(job_set_id, reset=reset | held, keep=unrunnable,
+                            backend=adapter.spec if moving else None)
             self._start(job_set_id, adapter)
         return job_set
 
@@ -861,9 +861,7 @@ class JobManager:
             return set()
         message = unstored_message(row, job_set.unstored_experiments())
         to_fail = [i for i in sorted(unrunnable) if self.store.job(row.id, i).last_error != message]
-        if to_fail:
-            self.store.update_jobs(row.id, to_fail, status=JobStatus.FAILED, last_error=message,
-                                   finished=self.now())
+        self.life.move_jobs(row.id, to_fail, JobStatus.FAILED, last_error=message)
         return unrunnable
 
     def _check_kind_moves(self, job_set_id: str, adapter: ExecutionBackend) -> None:
@@ -879,16 +877,6 @@ class JobManager:
         except JobManagerInputError as exc:
             raise JobManagerInputError(f"job set {job_set_id} cannot move to {adapter.spec}: {exc}") \
                 from None
-
-    def _move(self, job_set_id: str, spec: str, to_reset: list[int]) -> list[int]:
-        """Record that the rest of the set runs on ``spec``; returns the jobs to run afresh.
-
-        Jobs the old backend held but never finished are run again on the new one (the new
-        backend cannot know their ids); jobs already done keep their results.
-        """
-        self.store.update_job_set(job_set_id, backend=spec)
-        held = self.store.job_indices(job_set_id, set(JobStatus) - JOB_FINAL - {JobStatus.PENDING})
-        return sorted(set(to_reset) | set(held))
 
 
 def stopped_message(job_set_id: str, reason: str) -> str:

@@ -88,8 +88,7 @@ def _check(name: str, value: Any, known: Sequence[RunOption], spec: str, prefix:
     if option is None:
         candidates = [o.name for o in known if o.set_by is None]
         suggestion = closest(name, [*candidates, *([] if prefix else QJM_PARAMETERS)])
-        group = next((o for o in known if o.field(name) is not None and o.field(name).set_by is None),
-                     None)
+        group = next((o for o in known if (f := o.field(name)) is not None and f.set_by is None), None)
         if group is not None:  # an option of a group given on its own: seed_simulator on IBM
             hint = f"did you mean {prefix + group.name + '.' + name!r} ({group.name}={{{name!r}: ...}})?"
         elif suggestion is not None:

@@ -29,6 +29,10 @@ from qjm_tui.core.status import JobStatus
 #: what the manager is given to turn a spec string or a backend object into an adapter
 BackendFactory = Callable[[Any], "ExecutionBackend"]
 
+#: one circuit's result as a backend returns it: Qiskit's result dict, or its JSON text (kept
+#: as text, the store writes it without parsing it)
+ExperimentResult = dict[str, Any] | str
+
 
 @dataclass(frozen=True)
 class BackendLimits:
@@ -180,7 +184,7 @@ class ExecutionBackend(ABC):
         """The job's current state."""
 
     @abstractmethod
-    def result(self, job_id: str) -> list[dict[str, Any] | str]:
+    def result(self, job_id: str) -> Sequence[ExperimentResult]:
         """The finished job's per-circuit result dicts (or their JSON text), in order."""
 
     @abstractmethod
@@ -295,7 +299,7 @@ class ConfiguredBackend(ExecutionBackend):
     def status(self, job_id: str) -> JobStatusInfo:
         return self.inner.status(job_id)
 
-    def result(self, job_id: str) -> list[dict[str, Any] | str]:
+    def result(self, job_id: str) -> Sequence[ExperimentResult]:
         return self.inner.result(job_id)
 
     def cancel(self, job_id: str) -> bool:

@@ -16,8 +16,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qjm_tui.core.errors import StoreError
+from qjm_tui.core.lifecycle import final_state
+from qjm_tui.core.status import JobStatus, SetState
 
 #: the store's tables in the order rows are copied (a job set before its jobs)
 TABLES = ("job_sets", "experiment_names", "jobs", "circuit_blocks", "results", "deleted_sets",
@@ -109,7 +112,7 @@ def default_recovery_path(path: Path) -> Path:
 
 
 def readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]
-                  ) -> Iterator[tuple[object, ...] | None]:
+                  ) -> Iterator[tuple[Any, ...] | None]:
     """Every row of ``table`` that can be read, in rowid order; a ``None`` marks a stretch of
     rows that could not be read and was stepped over."""
     select = f"SELECT rowid, {', '.join(columns)} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?"
@@ -117,9 +120,10 @@ def readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]
     while True:
         batch = _try(conn, select, (after, _BATCH)) or _try(conn, select, (after, 1))
         if batch is None:
-            after = _step_over(conn, table, after)
-            if after is None:
+            past = _step_over(conn, table, after)
+            if past is None:
                 return
+            after = past
             yield None
             continue
         if not batch:
@@ -129,7 +133,7 @@ def readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]
         after = batch[-1][0]
 
 
-def _try(conn: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]] | None:
+def _try(conn: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]] | None:
     try:
         return conn.execute(sql, args).fetchall()
     except sqlite3.DatabaseError:
@@ -236,7 +240,7 @@ def _names_in_chunks(target: sqlite3.Connection) -> None:
                     [(set_id, a, min(a + NAME_CHUNK, n), json.dumps(names[a:a + NAME_CHUNK]))
                      for a in range(0, n, NAME_CHUNK)])
                 chunks = [(a, min(a + NAME_CHUNK, n)) for a in range(0, n, NAME_CHUNK)]
-        missing = []
+        missing: list[tuple[int, int]] = []
         covered = 0
         for start, stop in [*chunks, (n, n)]:
             missing.extend((a, min(a + NAME_CHUNK, start)) for a in range(covered, start, NAME_CHUNK))
@@ -252,19 +256,26 @@ RESULTS_LOST = ("its results were lost with the damaged store it was recovered f
                 "`qjm retry` runs it again")
 
 
+_STATUSES = frozenset(JobStatus)
+
+
 def _fail_jobs_without_results(target: sqlite3.Connection) -> int:
     """Mark failed every done job some of whose results were not recovered, and mark its set
     partial (or failed), so the set says what is missing and ``qjm retry`` can run it again."""
     lost = target.execute(
-        "SELECT j.job_set_id, j.idx FROM jobs j WHERE j.status = 'done' AND j.stop - j.start >"
+        "SELECT j.job_set_id, j.idx FROM jobs j WHERE j.status = ? AND j.stop - j.start >"
         " (SELECT COUNT(*) FROM results r WHERE r.job_set_id = j.job_set_id AND r.round = j.round"
-        " AND r.experiment >= j.start AND r.experiment < j.stop)").fetchall()
+        " AND r.experiment >= j.start AND r.experiment < j.stop)", (JobStatus.DONE,)).fetchall()
     now = time.time()
-    target.executemany("UPDATE jobs SET status = 'failed', last_error = ?, finished = ? "
-                       "WHERE job_set_id = ? AND idx = ?", [(RESULTS_LOST, now, s, i) for s, i in lost])
+    # Not a move (a done job never moves): the copy is made to say what the damage cost,
+    # before any process uses it as a store.
+    target.executemany("UPDATE jobs SET status = ?, last_error = ?, finished = ? "
+                       "WHERE job_set_id = ? AND idx = ?",
+                       [(JobStatus.FAILED, RESULTS_LOST, now, s, i) for s, i in lost])
     for set_id in {s for s, _ in lost}:
-        done = target.execute("SELECT COUNT(*) FROM jobs WHERE job_set_id = ? AND status = 'done'",
-                              (set_id,)).fetchone()[0]
-        target.execute("UPDATE job_sets SET state = ? WHERE id = ? AND state IN ('done', 'partial')",
-                       ("partial" if done else "failed", set_id))
+        counts = {JobStatus(status): n for status, n in target.execute(
+            "SELECT status, COUNT(*) FROM jobs WHERE job_set_id = ? GROUP BY status", (set_id,))
+            if status in _STATUSES}
+        target.execute("UPDATE job_sets SET state = ? WHERE id = ? AND state IN (?, ?)",
+                       (final_state(counts), set_id, SetState.DONE, SetState.PARTIAL))
     return len(lost)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import bisect
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, cast
 
 from qjm_tui.core.errors import JobManagerJobNotFound, ManagedResultDataNotAvailable
 
@@ -241,12 +241,12 @@ class ManagedResults:
         # What Result.get_counts does, without building a Result per experiment.
         header = exp.get("header") or {}
         keep = {k: v for k, v in header.items() if k in ("time_taken", "creg_sizes", "memory_slots")}
-        return Counts(counts, **keep)
+        return cast(dict[str, int], Counts(counts, **keep))
 
     def get_memory(self, experiment: Any) -> list[Any]:
         """Per-shot measurements (run with ``memory=True``)."""
         try:
-            return self._result_of(experiment).get_memory(0)
+            return cast(list[Any], self._result_of(experiment).get_memory(0))
         except ManagedResultDataNotAvailable:
             raise
         except Exception as exc:
@@ -272,7 +272,7 @@ class ManagedResults:
 
     def data(self, experiment: Any) -> dict[str, Any]:
         """The experiment's raw result data, as ``Result.data`` gives it."""
-        return self._result_of(experiment).data(0)
+        return cast(dict[str, Any], self._result_of(experiment).data(0))
 
     def missing(self) -> tuple[int, int | None]:
         """How many experiments have no result, and the first of them (None if none)."""
@@ -296,11 +296,15 @@ class ManagedResults:
             )
         from qiskit.result import Result
 
-        return Result.from_dict(self._result_dict([self._parse(i) for i in range(self._n)]))
+        return Result.from_dict(self._result_dict(self._parsed_all(range(self._n))))
 
     def to_dict(self) -> dict[str, Any]:
         """Every available experiment as a ``Result``-shaped dict (for export)."""
-        return self._result_dict([self._parse(i) for i in self.iter_available()])
+        return self._result_dict(self._parsed_all(self.iter_available()))
+
+    def _parsed_all(self, indices: Iterable[int]) -> list[dict[str, Any]]:
+        """The experiments at ``indices``, each of which has a result."""
+        return [exp for i in indices if (exp := self._parse(i)) is not None]
 
 
 def result_dict(backend_name: str, job_id: str, experiments: list[dict[str, Any]]) -> dict[str, Any]:

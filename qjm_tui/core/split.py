@@ -97,7 +97,10 @@ def shot_rounds(shots: int | None, max_shots: int | None) -> list[int | None]:
     if shots is None or max_shots is None or shots <= max_shots:
         return [shots]
     full, rest = divmod(shots, max_shots)
-    return [max_shots] * full + ([rest] if rest else [])
+    rounds: list[int | None] = [max_shots] * full
+    if rest:
+        rounds.append(rest)
+    return rounds
 
 
 def merge_groups(groups: Sequence[Group], n_experiments: int) -> list[Group]:
@@ -136,11 +139,14 @@ def count_jobs(
     """
     if n_experiments <= 0:
         return 0
+    rounds: list[tuple[int | None, int]]
     if shots is None or limits.max_shots is None or shots <= limits.max_shots:
         rounds = [(shots, 1)]
     else:
         full, rest = divmod(shots, limits.max_shots)
-        rounds = [(limits.max_shots, full)] + ([(rest, 1)] if rest else [])
+        rounds = [(limits.max_shots, full)]
+        if rest:
+            rounds.append((rest, 1))
     merged = merge_groups(groups, n_experiments)
     total = 0
     for round_shots, times in rounds:

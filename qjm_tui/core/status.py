@@ -8,6 +8,7 @@ failed, cancelled); the engine adds pending and submitting for jobs not yet with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 
 
@@ -53,7 +54,7 @@ JOB_ACTIVE = frozenset({JobStatus.SUBMITTING, JobStatus.QUEUED, JobStatus.RUNNIN
 SET_FINAL = frozenset({SetState.DONE, SetState.PARTIAL, SetState.FAILED, SetState.CANCELLED})
 
 #: what a job's status means, in words (the phrases of the original job manager's report)
-JOB_STATUS_PHRASES = {
+JOB_STATUS_PHRASES: Mapping[str, str] = {
     JobStatus.PENDING: "job is waiting to be submitted",
     JobStatus.SUBMITTING: "job is being submitted",
     JobStatus.QUEUED: "job is queued",
@@ -66,10 +67,10 @@ JOB_STATUS_PHRASES = {
 
 def job_status_phrase(status: str) -> str:
     """The phrase for a job status (the status itself for one this vocabulary does not know)."""
-    return JOB_STATUS_PHRASES.get(status, status)  # type: ignore[call-overload]
+    return JOB_STATUS_PHRASES.get(status, status)
 
 
-def elapsed_and_eta(units: dict[str, int], created: float, finished: float | None, final: bool,
+def elapsed_and_eta(units: Mapping[JobStatus, int], created: float, finished: float | None, final: bool,
                     now: float) -> tuple[float, float | None]:
     """A job set's elapsed time and estimated time left, from its experiment x shots-round
     units per job status (jobs may differ in size).

@@ -27,13 +27,15 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from qjm_tui.core.errors import (
+    IllegalMove,
     JobManagerInvalidStateError,
     JobManagerUnknownJobSet,
     StoreDamagedError,
@@ -189,7 +191,7 @@ class JobSetRow:
     n_experiments: int
     #: the circuits' names in experiment order, read from the store as they are asked for
     experiment_names: Sequence[str]
-    state: str
+    state: SetState
     created: float
     updated: float
     finished: float | None
@@ -214,7 +216,7 @@ class JobRow:
     stop: int
     shots: int | None
     round: int
-    status: str
+    status: JobStatus
     backend_job_id: str | None
     client_tag: str
     attempts: int
@@ -268,17 +270,17 @@ class JobSetSummary:
     backend: str
     shots: int | None
     n_experiments: int
-    state: str
+    state: SetState
     created: float
     updated: float
     finished: float | None
-    counts: dict[str, int]
+    counts: dict[JobStatus, int]
     total_jobs: int
     experiments_done: int
     retries: int
     seq: int
     #: experiments x shots rounds held by the jobs in each status (what progress is measured in)
-    units: dict[str, int] = field(default_factory=dict)
+    units: dict[JobStatus, int] = field(default_factory=dict)
     #: how many shots rounds the set's experiments run in
     rounds: int = 1
     #: quantum seconds the set's jobs used, as the service reported them (None: none reported)
@@ -304,6 +306,36 @@ class SetChanges:
     changed: list[str]
     deleted: list[str]
     seq: int
+
+
+class Keep(Enum):
+    """The value of a setter's argument that leaves its column as it is."""
+
+    KEEP = "keep"
+
+
+#: leave this column as it is (the default of every optional column of a typed setter)
+KEEP: Final = Keep.KEEP
+
+_JOB_STATUS = {s.value: s for s in JobStatus}
+_SET_STATE = {s.value: s for s in SetState}
+
+#: the columns of a job as :class:`JobRow` holds them, in its order
+_JOB_FIELDS = ("job_set_id, idx, start, stop, shots, round, status, backend_job_id, client_tag, attempts,"
+               " retries, last_error, submitted, finished, updated, seq, session_id, session_mode, usage,"
+               " usage_estimate, estimated_seconds")
+
+
+def _job_row(row: Sequence[Any]) -> JobRow:
+    """A stored job row as a :class:`JobRow` (its status as the enum member)."""
+    values = list(row)
+    values[6] = _JOB_STATUS[values[6]]
+    return JobRow(*values)
+
+
+def _given(**columns: Any) -> dict[str, Any]:
+    """The columns a setter was given a value for (those not :data:`KEEP`)."""
+    return {name: value for name, value in columns.items() if value is not KEEP}
 
 
 class ChunkedNames:
@@ -354,7 +386,7 @@ class ChunkedNames:
         """Every index whose name is ``name``, in order."""
         self._close()
         quoted = json.dumps(name)
-        found = []
+        found: list[int] = []
         for a, _b, text in self._chunks:
             if quoted in text:
                 found.extend(a + i for i, known in enumerate(json.loads(text)) if known == name)
@@ -866,7 +898,7 @@ class Store:
             raise JobManagerUnknownJobSet(
                 f"job-set id prefix {prefix!r} is ambiguous: it matches {shown}; give more characters"
             )
-        return ids[0]
+        return str(ids[0])
 
     def list_job_sets(self, name: str | None = None) -> list[JobSetRow]:
         """All job sets, newest first, optionally only those with this exact name."""
@@ -896,13 +928,72 @@ class Store:
             return SetState.INTERRUPTED
         return SetState.RUNNING
 
-    def update_job_set(self, job_set_id: str, **fields: Any) -> None:
-        """Set columns of a job set (tags and run_options are JSON-encoded here)."""
-        if not fields:
-            return
-        for key in ("tags", "run_options", "experiment_names"):
-            if key in fields:
-                fields[key] = json.dumps(fields[key])
+    def _effective_here(self, state: str, host: str | None, pid: int | None,
+                        heartbeat: float | None) -> SetState:
+        """The effective state as this process sees it: a set it owns is running, however
+        late its heartbeat (a runner blocked in a long submit call is still alive)."""
+        if state == SetState.RUNNING and host == self.host and pid == os.getpid():
+            return SetState.RUNNING
+        return self._effective(state, host, pid, heartbeat)
+
+    def _set_state(self, tx: sqlite3.Connection, job_set_id: str) -> tuple[SetState, str | None, int | None]:
+        """The set's effective state (as this process sees it) and its owner's host and pid;
+        raises JobManagerUnknownJobSet."""
+        row = tx.execute("SELECT state, owner_host, owner_pid, heartbeat FROM job_sets WHERE id=?",
+                         (job_set_id,)).fetchone()
+        if row is None:
+            raise JobManagerUnknownJobSet(f"no job set with id {job_set_id!r} in {self.path}")
+        state, host, pid, heartbeat = row
+        return self._effective_here(state, host, pid, heartbeat), host, pid
+
+    @staticmethod
+    def _check_set(job_set_id: str, old: SetState, new: SetState,
+                   allowed_from: Collection[SetState] | None) -> None:
+        if allowed_from is not None and old not in allowed_from:
+            raise IllegalMove(f"job set {job_set_id} is {old}: it cannot become {new}")
+
+    # A set's state changes only through set_job_set_state, claim and release, called by
+    # core/lifecycle.py; ``allowed_from`` is checked against the state as this process sees it
+    # (interrupted derived), in the same transaction.
+
+    def set_job_set_state(self, job_set_id: str, state: SetState, *,
+                          allowed_from: Collection[SetState] | None = None,
+                          finished: float | None | Keep = KEEP, take_over: bool = False) -> SetState:
+        """Write the set's state in one transaction; returns its state before.
+
+        ``take_over``: only if no other live process runs the set (else
+        JobManagerInvalidStateError naming it), and the set is left without an owner.
+        """
+        fields: dict[str, Any] = {"state": state, **_given(finished=finished)}
+        with self._change() as (tx, seq):
+            old, host, pid = self._set_state(tx, job_set_id)
+            if take_over:
+                self._refuse_other_owner(job_set_id, old, host, pid)
+                fields.update(owner_pid=None, heartbeat=None)
+            self._check_set(job_set_id, old, state, allowed_from)
+            fields["updated"] = self.now()
+            tx.execute(f"UPDATE job_sets SET {', '.join(f'{k}=?' for k in fields)}, seq=? WHERE id=?",
+                       (*fields.values(), seq, job_set_id))
+        return old
+
+    def request_cancel(self, job_set_id: str) -> None:
+        """Ask the process running the set to cancel it (its runner reads this with its
+        heartbeat)."""
+        self._write_set(job_set_id, cancel_requested=1)
+
+    def set_stop_reason(self, job_set_id: str, reason: str | None) -> None:
+        """Record why the set stops short of its end (see :attr:`JobSetRow.stop_reason`)."""
+        self._write_set(job_set_id, stop_reason=reason)
+
+    def rename_job_set(self, job_set_id: str, name: str) -> None:
+        """Give the set a new name."""
+        self._write_set(job_set_id, name=name)
+
+    def set_job_set_tags(self, job_set_id: str, tags: Sequence[str]) -> None:
+        """Replace the set's tags."""
+        self._write_set(job_set_id, tags=json.dumps(list(tags)))
+
+    def _write_set(self, job_set_id: str, **fields: Any) -> None:
         fields["updated"] = self.now()
         cols = ", ".join(f"{k}=?" for k in fields)
         with self._change() as (tx, seq):
@@ -923,35 +1014,73 @@ class Store:
             return host, pid
         return None, None
 
-    def claim(self, job_set_id: str) -> None:
+    def _refuse_other_owner(self, job_set_id: str, state: SetState, host: str | None,
+                            pid: int | None) -> None:
+        if state == SetState.RUNNING and pid is not None and not (host == self.host and pid == os.getpid()):
+            raise JobManagerInvalidStateError(
+                f"job set {job_set_id} is being run by process {pid} on {host}; "
+                "wait for it or cancel it first"
+            )
+
+    def claim(self, job_set_id: str, *, allowed_from: Collection[SetState] | None = None,
+              backend: str | None = None, reset: Collection[JobStatus] = (),
+              keep: Collection[int] = (), fresh: bool = True,
+              reset_from: Collection[JobStatus] | None = None) -> tuple[SetState, dict[int, JobStatus]]:
         """Make this process the job set's owner and its state running, if nobody else runs it.
 
         A compare-and-set in one write transaction: it succeeds if the set is not running
         under a live owner, or is owned by this process (the caller makes sure it does not
         run it already). Otherwise it raises JobManagerInvalidStateError naming the owner and
         changes nothing, so of two processes claiming one set at once exactly one wins.
+
+        In the same transaction: the set moves to ``backend`` if given, and its jobs in a
+        status of ``reset`` (but those in ``keep``) go back to pending, without a backend id
+        (``fresh``: as if never tried: no attempts, error or finish time); a job to reset whose
+        status is not in ``reset_from`` raises IllegalMove, and nothing is written. Returns the
+        set's state before, and the status before of each job reset.
         """
+        reset = list(reset)
         with self._change() as (tx, seq):
-            host, pid = self._live_owner(tx, job_set_id)
-            if pid is not None and not (host == self.host and pid == os.getpid()):
-                raise JobManagerInvalidStateError(
-                    f"job set {job_set_id} is being run by process {pid} on {host}; "
-                    "wait for it or cancel it first"
-                )
+            old, host, pid = self._set_state(tx, job_set_id)
+            self._refuse_other_owner(job_set_id, old, host, pid)
+            self._check_set(job_set_id, old, SetState.RUNNING, allowed_from)
             tx.execute(
                 "UPDATE job_sets SET state=?, owner_host=?, owner_pid=?, heartbeat=?, finished=NULL,"
                 " cancel_requested=0, stop_reason=NULL, updated=?, seq=? WHERE id=?",
                 (SetState.RUNNING, self.host, os.getpid(), time.time(), self.now(), seq, job_set_id),
             )
+            if backend is not None:
+                tx.execute("UPDATE job_sets SET backend=? WHERE id=?", (backend, job_set_id))
+            moved: dict[int, JobStatus] = {}
+            if reset:
+                skip = set(keep)
+                marks = ",".join("?" * len(reset))
+                moved = {idx: _JOB_STATUS[status] for idx, status in tx.execute(
+                    f"SELECT idx, status FROM jobs WHERE job_set_id=? AND status IN ({marks}) ORDER BY idx",
+                    (job_set_id, *reset)) if idx not in skip}
+                for idx, status in moved.items():
+                    if reset_from is not None and status not in reset_from:
+                        raise IllegalMove(f"job {idx} of job set {job_set_id} is {status}: it cannot "
+                                          f"become {JobStatus.PENDING}")
+                fields: dict[str, Any] = {"status": JobStatus.PENDING, "backend_job_id": None}
+                if fresh:
+                    fields.update(attempts=0, last_error=None, finished=None)
+                self._write_jobs(tx, seq, job_set_id, list(moved), fields)
+        return old, moved
 
-    def release(self, job_set_id: str, stop_reason: str | None = None) -> None:
+    def release(self, job_set_id: str, stop_reason: str | None = None, *,
+                allowed_from: Collection[SetState] | None = None) -> SetState:
         """Give up ownership of a running set without finishing it: it reads ``interrupted``
         (resumable) to everyone from now on; ``stop_reason`` says why it stopped, when it did
-        not stop because its process went away."""
+        not stop because its process went away. Returns its state before. A set this process
+        does not own is left as it is."""
         with self._change() as (tx, seq):
+            old = self._set_state(tx, job_set_id)[0]
+            self._check_set(job_set_id, old, SetState.INTERRUPTED, allowed_from)
             tx.execute("UPDATE job_sets SET owner_pid=NULL, heartbeat=NULL, updated=?, seq=?,"
                        " stop_reason=? WHERE id=? AND owner_host=? AND owner_pid=?",
                        (self.now(), seq, stop_reason, job_set_id, self.host, os.getpid()))
+        return old
 
     def heartbeat(self, job_set_id: str) -> bool:
         """Record that the owner is alive; returns whether a cancel was requested."""
@@ -999,22 +1128,19 @@ class Store:
         soon hold, of the backend's limit)."""
         statuses = [JobStatus.QUEUED, JobStatus.RUNNING] + ([] if accepted_only else [JobStatus.SUBMITTING])
         marks = ",".join("?" * len(statuses))
-        return self._connect().execute(
+        return int(self._connect().execute(
             "SELECT COUNT(*) FROM jobs j JOIN job_sets s ON s.id = j.job_set_id"
             f" WHERE s.backend = ? AND s.state = ? AND s.id != ? AND j.status IN ({marks})",
-            (backend, SetState.RUNNING, besides, *statuses)).fetchone()[0]
+            (backend, SetState.RUNNING, besides, *statuses)).fetchone()[0])
 
     # -- jobs --------------------------------------------------------------------------------
 
-    _JOB_COLUMNS = ("SELECT job_set_id, idx, start, stop, shots, round, status, backend_job_id,"
-                    " client_tag, attempts, retries, last_error, submitted, finished, updated, seq,"
-                    " session_id, session_mode, usage, usage_estimate, estimated_seconds"
-                    " FROM jobs WHERE job_set_id=?")
+    _JOB_COLUMNS = f"SELECT {_JOB_FIELDS} FROM jobs WHERE job_set_id=?"
 
     def jobs(self, job_set_id: str) -> list[JobRow]:
         """The job set's jobs in index order."""
         rows = self._connect().execute(self._JOB_COLUMNS + " ORDER BY idx", (job_set_id,)).fetchall()
-        return [JobRow(*r) for r in rows]
+        return [_job_row(r) for r in rows]
 
     def job_history(self, job_set_id: str, index: int) -> list[JobEvent]:
         """Every status job ``index`` of the set has had, oldest first (empty for a job that
@@ -1029,7 +1155,7 @@ class Store:
         every job of the set: what a view of a single experiment needs."""
         rows = self._connect().execute(self._JOB_COLUMNS + " AND start <= ? AND stop > ? ORDER BY idx",
                                        (job_set_id, experiment, experiment)).fetchall()
-        return [JobRow(*r) for r in rows]
+        return [_job_row(r) for r in rows]
 
     def rounds(self, job_set_id: str) -> int:
         """How many shots rounds the set's jobs are split into (1 unless shots exceed a
@@ -1043,9 +1169,9 @@ class Store:
         row = self._connect().execute(self._JOB_COLUMNS + " AND idx=?", (job_set_id, index)).fetchone()
         if row is None:
             raise JobManagerUnknownJobSet(f"job set {job_set_id!r} has no job {index} in {self.path}")
-        return JobRow(*row)
+        return _job_row(row)
 
-    def job_indices(self, job_set_id: str, statuses: Iterable[str]) -> list[int]:
+    def job_indices(self, job_set_id: str, statuses: Iterable[JobStatus]) -> list[int]:
         """The indices of the set's jobs in any of these statuses, in order."""
         wanted = list(statuses)
         rows = self._connect().execute(
@@ -1053,12 +1179,12 @@ class Store:
             " ORDER BY idx", (job_set_id, *wanted)).fetchall()
         return [r[0] for r in rows]
 
-    def status_counts(self, job_set_id: str) -> dict[str, int]:
+    def status_counts(self, job_set_id: str) -> dict[JobStatus, int]:
         """How many jobs are in each status."""
         rows = self._connect().execute(
             "SELECT status, COUNT(*) FROM jobs WHERE job_set_id=? GROUP BY status", (job_set_id,)
         ).fetchall()
-        return dict(rows)
+        return {_JOB_STATUS[status]: n for status, n in rows}
 
     #: records a job's status as it is now in the job's history (the change number and time
     #: as parameters, then the job's set and index)
@@ -1066,33 +1192,103 @@ class Store:
                 " error) SELECT job_set_id, idx, ?, ?, status, attempts, backend_job_id, last_error"
                 " FROM jobs WHERE job_set_id=? AND idx=?")
 
-    def update_job(self, job_set_id: str, index: int, **fields: Any) -> None:
-        """Set columns of one job in one transaction (a new status goes into its history)."""
-        fields["updated"] = now = self.now()
-        cols = ", ".join(f"{k}=?" for k in fields)
-        with self._change() as (tx, seq):
-            tx.execute(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?",
-                       (*fields.values(), seq, job_set_id, index))
-            if "status" in fields:
-                tx.execute(self._HISTORY, (seq, now, job_set_id, index))
-            tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
+    # Jobs change status only through these setters, and only core/lifecycle.py calls them
+    # (tests set up stores with them too). With ``allowed_from``, the job's status as stored
+    # is checked in the same transaction: a job in any other status is left as it is and
+    # IllegalMove raised. Columns left at KEEP are not written.
 
-    def update_jobs(self, job_set_id: str, indices: Sequence[int], **fields: Any) -> None:
-        """Set the same columns on several jobs in one transaction."""
-        fields["updated"] = now = self.now()
-        cols = ", ".join(f"{k}=?" for k in fields)
+    def set_job_status(self, job_set_id: str, index: int, status: JobStatus, *,
+                       allowed_from: Collection[JobStatus] | None = None,
+                       backend_job_id: str | None | Keep = KEEP, attempts: int | Keep = KEEP,
+                       retries: int | Keep = KEEP, last_error: str | None | Keep = KEEP,
+                       submitted: float | None | Keep = KEEP, finished: float | None | Keep = KEEP,
+                       ) -> tuple[JobStatus, JobRow]:
+        """Move one job to ``status`` in one transaction; returns its status before and its
+        row after."""
+        fields = _given(backend_job_id=backend_job_id, attempts=attempts, retries=retries,
+                        last_error=last_error, submitted=submitted, finished=finished)
         with self._change() as (tx, seq):
-            tx.executemany(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?",
-                           [(*fields.values(), seq, job_set_id, i) for i in indices])
-            if "status" in fields:
-                tx.executemany(self._HISTORY, [(seq, now, job_set_id, i) for i in indices])
-            tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
+            old = self._check_jobs(tx, job_set_id, [index], status, allowed_from)[index][0]
+            row = self._write_job(tx, seq, job_set_id, index, {"status": status, **fields})
+        return old, row
+
+    def set_jobs_status(self, job_set_id: str, indices: Sequence[int], status: JobStatus, *,
+                        allowed_from: Collection[JobStatus] | None = None,
+                        backend_job_id: str | None | Keep = KEEP, attempts: int | Keep = KEEP,
+                        last_error: str | None | Keep = KEEP, finished: float | None | Keep = KEEP,
+                        ) -> dict[int, tuple[JobStatus, str | None]]:
+        """Move several jobs to ``status`` in one transaction; returns each one's status and
+        backend id before, in index order."""
+        fields = {"status": status, **_given(backend_job_id=backend_job_id, attempts=attempts,
+                                             last_error=last_error, finished=finished)}
+        with self._change() as (tx, seq):
+            old = self._check_jobs(tx, job_set_id, indices, status, allowed_from)
+            self._write_jobs(tx, seq, job_set_id, list(old), fields)
+        return old
+
+    def set_job_details(self, job_set_id: str, index: int, *, usage: float | None | Keep = KEEP,
+                        usage_estimate: float | None | Keep = KEEP, session_id: str | None | Keep = KEEP,
+                        session_mode: str | None | Keep = KEEP) -> JobRow:
+        """Record what the service says a job costs and where it runs; returns the job's row."""
+        fields = _given(usage=usage, usage_estimate=usage_estimate, session_id=session_id,
+                        session_mode=session_mode)
+        with self._change() as (tx, seq):
+            self._check_jobs(tx, job_set_id, [index], None, None)
+            return self._write_job(tx, seq, job_set_id, index, fields)
+
+    def _check_jobs(self, tx: sqlite3.Connection, job_set_id: str, indices: Sequence[int],
+                    status: JobStatus | None, allowed_from: Collection[JobStatus] | None,
+                    ) -> dict[int, tuple[JobStatus, str | None]]:
+        """The jobs' statuses and backend ids as stored, in index order; raises
+        JobManagerUnknownJobSet for a job the set does not have, and IllegalMove for one whose
+        status is not in ``allowed_from``."""
+        wanted = sorted(set(indices))
+        old: dict[int, tuple[JobStatus, str | None]] = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i:i + 500]
+            for idx, current, backend_job_id in tx.execute(
+                    f"SELECT idx, status, backend_job_id FROM jobs WHERE job_set_id=? AND idx IN"
+                    f" ({','.join('?' * len(part))}) ORDER BY idx", (job_set_id, *part)):
+                old[idx] = (_JOB_STATUS[current], backend_job_id)
+        missing = [i for i in wanted if i not in old]
+        if missing:
+            raise JobManagerUnknownJobSet(f"job set {job_set_id!r} has no job {missing[0]} in {self.path}")
+        if allowed_from is not None and status is not None:
+            for idx, (current, _id) in old.items():
+                if current not in allowed_from:
+                    raise IllegalMove(f"job {idx} of job set {job_set_id} is {current}: it cannot "
+                                      f"become {status}")
+        return old
+
+    def _write_job(self, tx: sqlite3.Connection, seq: int, job_set_id: str, index: int,
+                   fields: dict[str, Any]) -> JobRow:
+        fields = {**fields, "updated": self.now()}
+        cols = ", ".join(f"{k}=?" for k in fields)
+        row = tx.execute(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?"
+                         f" RETURNING {_JOB_FIELDS}", (*fields.values(), seq, job_set_id, index)).fetchone()
+        if "status" in fields:
+            tx.execute(self._HISTORY, (seq, fields["updated"], job_set_id, index))
+        tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
+        return _job_row(row)
+
+    def _write_jobs(self, tx: sqlite3.Connection, seq: int, job_set_id: str, indices: Sequence[int],
+                    fields: dict[str, Any]) -> None:
+        fields = {**fields, "updated": self.now()}
+        cols = ", ".join(f"{k}=?" for k in fields)
+        tx.executemany(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?",
+                       [(*fields.values(), seq, job_set_id, i) for i in indices])
+        if "status" in fields:
+            tx.executemany(self._HISTORY, [(seq, fields["updated"], job_set_id, i) for i in indices])
+        tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
 
     def finish_job(self, job_set_id: str, job: JobRow,
-                   experiments: Sequence[dict[str, Any] | str], error: str | None = None) -> None:
+                   experiments: Sequence[dict[str, Any] | str], error: str | None = None, *,
+                   allowed_from: Collection[JobStatus] | None = None,
+                   finished: float | None = None) -> tuple[JobStatus, JobRow]:
         """Store a done job's per-experiment results and mark it done, atomically; with
         ``error`` (some of its experiments failed on the backend) it is marked failed with that
-        message instead, its results still kept.
+        message instead, its results still kept; ``finished`` is its finish time (default:
+        now). Returns its status before and its row after.
 
         Each result is a dict or its JSON text (adapters that run elsewhere send text, so it
         is serialised once, where it was made).
@@ -1100,22 +1296,19 @@ class Store:
         Results are keyed by (experiment, round), so storing the same job twice (a resumed
         run racing a late result) replaces rather than double-counts.
         """
-        now = self.now()
+        status = JobStatus.FAILED if error else JobStatus.DONE
         with self._change() as (tx, seq):
+            old = self._check_jobs(tx, job_set_id, [job.index], status, allowed_from)[job.index][0]
             tx.executemany(
                 "INSERT OR REPLACE INTO results (job_set_id, experiment, round, data) VALUES (?,?,?,?)",
                 [(job_set_id, job.start + offset, job.round,
                   exp if isinstance(exp, str) else json.dumps(exp, separators=(",", ":")))
                  for offset, exp in enumerate(experiments)],
             )
-            tx.execute(
-                "UPDATE jobs SET status=?, finished=?, updated=?, last_error=?, seq=?"
-                " WHERE job_set_id=? AND idx=?",
-                (JobStatus.FAILED if error else JobStatus.DONE, now, now, error, seq, job_set_id,
-                 job.index),
-            )
-            tx.execute(self._HISTORY, (seq, now, job_set_id, job.index))
-            tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
+            row = self._write_job(tx, seq, job_set_id, job.index,
+                                  {"status": status, "last_error": error,
+                                   "finished": self.now() if finished is None else finished})
+        return old, row
 
     # -- results -----------------------------------------------------------------------------
 
@@ -1177,28 +1370,28 @@ class Store:
         """How many experiments between ``start`` and ``stop - 1`` have a result for every
         one of ``rounds`` shots rounds (counted in the results' key)."""
         if rounds == 1:
-            return self._connect().execute(
+            return int(self._connect().execute(
                 "SELECT COUNT(*) FROM results WHERE job_set_id=? AND experiment >= ? AND"
-                " experiment < ? AND round = 0", (job_set_id, start, stop)).fetchone()[0]
+                " experiment < ? AND round = 0", (job_set_id, start, stop)).fetchone()[0])
         return len(self.complete_experiments(job_set_id, start, stop, rounds))
 
     def result_count(self, job_set_id: str) -> int:
         """How many (experiment, round) results are stored."""
-        return self._connect().execute(
+        return int(self._connect().execute(
             "SELECT COUNT(*) FROM results WHERE job_set_id=?", (job_set_id,)
-        ).fetchone()[0]
+        ).fetchone()[0])
 
     # -- the change feed ---------------------------------------------------------------------
 
     def change_seq(self) -> int:
         """The store's current change number: it grows with every state-changing write, from
         any process, so a watcher that sees it unchanged knows nothing changed."""
-        return self._connect().execute("SELECT seq FROM changes").fetchone()[0]
+        return int(self._connect().execute("SELECT seq FROM changes").fetchone()[0])
 
     def data_version(self) -> int:
         """SQLite's ``PRAGMA data_version`` on this thread's connection: it changes when any
         other connection (another thread or process) commits. The cheapest "anything new?"."""
-        return self._connect().execute("PRAGMA data_version").fetchone()[0]
+        return int(self._connect().execute("PRAGMA data_version").fetchone()[0])
 
     def sets_changed_since(self, seq: int) -> SetChanges:
         """Which job sets were created or changed (their row or any job) and which were
@@ -1217,7 +1410,7 @@ class Store:
         conn = self._connect()
         current = conn.execute("SELECT seq FROM changes").fetchone()[0]
         rows = conn.execute(self._JOB_COLUMNS + " AND seq > ? ORDER BY idx", (job_set_id, seq)).fetchall()
-        return [JobRow(*r) for r in rows], current
+        return [_job_row(r) for r in rows], current
 
     def summaries(self, ids: Sequence[str] | None = None) -> list[JobSetSummary]:
         """Every job set (or those with these ids) as a listing shows it, newest first.
@@ -1249,7 +1442,7 @@ class Store:
         for set_id, parts in grouped.items():
             (_, name, tags, backend, shots, n, state, created, updated, finished, host, pid,
              heartbeat, seq) = parts[0][:14]
-            counts = {p[14]: p[15] for p in parts if p[14] is not None}
+            counts = {_JOB_STATUS[p[14]]: p[15] for p in parts if p[14] is not None}
             rounds = 1 + max(p[18] for p in parts)
             done_units = sum(p[16] for p in parts if p[14] == JobStatus.DONE)
             used = [p[19] for p in parts if p[19] is not None]
@@ -1261,7 +1454,7 @@ class Store:
                 created=created, updated=updated, finished=finished, counts=counts,
                 total_jobs=sum(counts.values()), experiments_done=done_units // rounds,
                 retries=sum(p[17] for p in parts), seq=seq,
-                units={p[14]: p[16] for p in parts if p[14] is not None}, rounds=rounds,
+                units={_JOB_STATUS[p[14]]: p[16] for p in parts if p[14] is not None}, rounds=rounds,
                 usage=sum(used) if used else None, usage_estimate=sum(estimated) if estimated else None,
                 stop_reason=parts[0][21], estimated_seconds=sum(estimates) if estimates else None,
             ))
@@ -1271,8 +1464,8 @@ class Store:
         (id_, name, tags, backend, shots, run_options, n, _names, state, created, updated,
          finished, host, pid, heartbeat, cancel_requested, seq, stop_reason) = row[:18]
         return JobSetRow(id_, name, json.loads(tags), backend, shots, json.loads(run_options), n,
-                         ExperimentNames(self, id_, n), state, created, updated, finished, host, pid,
-                         heartbeat, bool(cancel_requested), seq, stop_reason)
+                         ExperimentNames(self, id_, n), _SET_STATE[state], created, updated, finished, host,
+                         pid, heartbeat, bool(cancel_requested), seq, stop_reason)
 
 
 def damaged_message(path: Path, detail: str) -> str:

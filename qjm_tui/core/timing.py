@@ -144,7 +144,7 @@ def check_max_job_seconds(value: Any) -> float | None:
     return float(value)
 
 
-def prefix_sums(values: Iterable[float]) -> array:
+def prefix_sums(values: Iterable[float]) -> array[float]:
     """``[0, v0, v0+v1, ...]`` as a compact array (8 bytes an experiment)."""
     out = array("d", [0.0])
     total = 0.0

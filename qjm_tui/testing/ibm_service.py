@@ -322,6 +322,12 @@ class _Answer(Exception):
         self.status, self.body, self.headers, self.note = status, body, headers or {}, note
 
 
+def _first(query: dict[str, list[str]], name: str) -> str | None:
+    """The first value of a query parameter, if it was given."""
+    values = query.get(name)
+    return values[0] if values else None
+
+
 def _error(status: int, message: str, code: int | None = None, note: str = "") -> _Answer:
     error: dict[str, Any] = {"message": message}
     if code is not None:
@@ -795,7 +801,7 @@ class IBMQuantumService:
         if fail is None:
             seed = None if self.seed is None else self.seed + len(self._order)
             job.future = self._executor.submit(self._execute, self.devices[backend], job.params, seed)
-            job.future.add_done_callback(lambda _f, j=job: self._computed(j))
+            job.future.add_done_callback(lambda _f: self._computed(job))
         self._advance(now)
         return 200, {"id": job.id, "backend": backend}, {}, f"accepted {job.id}"
 
@@ -881,9 +887,7 @@ class IBMQuantumService:
 
     def _list_jobs(self, query: dict[str, list[str]]) -> dict[str, Any]:
         tags = query.get("tags", [])
-        backend = (query.get("backend") or [None])[0]
-        session_id = (query.get("session_id") or [None])[0]
-        pending = (query.get("pending") or [None])[0]
+        backend, session_id, pending = (_first(query, name) for name in ("backend", "session_id", "pending"))
         rows = [j for j in (self._jobs[i] for i in self._order)
                 if j.id not in self._forgotten and set(tags) <= set(j.tags)
                 and backend in (None, j.backend) and session_id in (None, j.session_id)
@@ -1008,7 +1012,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def service(self) -> IBMQuantumService:
-        return self.server.service  # type: ignore[attr-defined,no-any-return]
+        return self.server.service  # type: ignore[attr-defined]
 
     def setup(self) -> None:
         super().setup()
@@ -1054,7 +1058,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         service = self.service
         parts = urlsplit(self.path)
-        host = parts.netloc or self.tunnel_host or self.headers.get("Host", "")
+        host = parts.netloc or self.tunnel_host or self.headers.get("Host") or ""
         path, query_text = parts.path or "/", parts.query
         length = int(self.headers.get("Content-Length") or 0)
         if length and hasattr(socket, "TCP_QUICKACK"):

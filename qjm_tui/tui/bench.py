@@ -157,7 +157,7 @@ class ChangeWriter:
             for index in self.rng.sample(indices, min(batch, len(indices))):
                 old = self.statuses[index]
                 new = self.rng.choice([s for s in STATUSES if s != old])
-                self.store.update_job(self.set_id, index, status=new)
+                self.store.set_job_status(self.set_id, index, new)
                 self.statuses[index] = new
                 if self.manager is not None:
                     self.manager.bus.publish(JobStatusChanged(self.set_id, index, old, new))

@@ -334,7 +334,7 @@ class QjmServer(Server):
 
     # -- the page and the sessions -------------------------------------------------------------
 
-    async def handle_index(self, request: web.Request) -> web.Response:  # type: ignore[override]
+    async def handle_index(self, request: web.Request) -> web.Response:
         """The page: local files only, sized for phones too, titled with the store."""
         size = _int(request.query.get("fontsize"), 0)
         return aiohttp_jinja2.render_template("app_index.html", request, {

@@ -116,7 +116,7 @@ async def _measure(path: Path, set_id: str, changes: int, repeats: int) -> dict[
 
             wanted = {i: _CYCLE[(round_ + i + 1) % 3] for i in rng.sample(range(n), changes)}
             for status in _CYCLE:
-                store.update_jobs(set_id, [i for i, s in wanted.items() if s == status], status=status)
+                store.set_jobs_status(set_id, [i for i, s in wanted.items() if s == status], status)
             summary = store.summaries([set_id])[0]
             start = time.perf_counter()
             pane.refresh_set(summary)

@@ -25,13 +25,14 @@ from pathlib import Path
 
 from qjm_tui.core.status import JOB_FINAL, JobStatus
 from qjm_tui.core.store import Store
+from tests.forge import forge_set
 
 
 def _fill(store: Store, set_id: str, n_jobs: int, created: float) -> None:
     store.create_job_set(job_set_id=set_id, name=set_id, tags=["bench"], backend="aer", shots=100,
                          run_options={}, experiment_names=[f"c{i}" for i in range(n_jobs)],
                          jobs=[(i, i, i + 1, 100, 0) for i in range(n_jobs)], circuit_blocks=[])
-    store.update_job_set(set_id, created=created)
+    forge_set(store, set_id, created=created)
 
 
 def _listing_before(store: Store) -> int:
@@ -88,7 +89,7 @@ def main() -> None:
         for n in range(args.sets):
             set_id = f"set-{n:05d}"
             _fill(store, set_id, 10, created=1_700_000_000.0 + n)
-            store.update_jobs(set_id, list(range(n % 11)), status=JobStatus.DONE)
+            store.set_jobs_status(set_id, list(range(n % 11)), JobStatus.DONE)
         listing = _pair(lambda: _listing_before(store), lambda: _listing_after(store), args.repeats)
         assert _listing_before(store) == _listing_after(store) == args.sets
 
@@ -100,7 +101,7 @@ def main() -> None:
             mark["seq"] = store.change_seq()
             for k in range(20):
                 index = (changed["n"] * 20 + k) % args.jobs
-                store.update_job("big", index, status=JobStatus.RUNNING)
+                store.set_job_status("big", index, JobStatus.RUNNING)
             changed["n"] += 1
 
         def changes_after() -> None:
