@@ -133,32 +133,22 @@ def readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]
         after = batch[-1][0]
 
 
-#: tables without rowids, by their primary key: read in key order instead of rowid order
+#: tables without rowids, by their primary key (its first column a job set's id): read one job
+#: set at a time, in key order, instead of in rowid order
 KEYED = {"job_history": ("job_set_id", "idx", "seq")}
 
 
-def keyed_rows(conn: sqlite3.Connection, table: str, columns: list[str], key: tuple[str, ...]
-               ) -> Iterator[tuple[Any, ...] | None]:
-    """Every row of a table without rowids that can be read, in key order; a ``None`` marks
-    the damaged stretch where reading stopped (such a table holds nothing the store needs to
-    run: what is read before it is kept)."""
-    keys = ", ".join(key)
-    fields = f"SELECT {keys}, {', '.join(columns)} FROM {table}"
-    after: tuple[Any, ...] | None = None
-    while True:
-        if after is None:
-            batch = _try(conn, f"{fields} ORDER BY {keys} LIMIT ?", (_BATCH,))
-        else:
-            batch = _try(conn, f"{fields} WHERE ({keys}) > ({', '.join('?' * len(key))}) ORDER BY {keys}"
-                         " LIMIT ?", (*after, _BATCH))
-        if batch is None:
+def keyed_rows(conn: sqlite3.Connection, table: str, columns: list[str], key: tuple[str, ...],
+               set_ids: list[str]) -> Iterator[tuple[Any, ...] | None]:
+    """Every row of a table without rowids that can be read, one job set at a time; a ``None``
+    marks a set whose rows could not be read (a damaged stretch loses only the sets in it)."""
+    select = f"SELECT {', '.join(columns)} FROM {table} WHERE {key[0]} = ? ORDER BY {', '.join(key)}"
+    for set_id in set_ids:
+        rows = _try(conn, select, (set_id,))
+        if rows is None:
             yield None
-            return
-        if not batch:
-            return
-        for row in batch:
-            yield row[len(key):]
-        after = batch[-1][:len(key)]
+            continue
+        yield from rows
 
 
 def _try(conn: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]] | None:
@@ -213,8 +203,11 @@ def recover(source: sqlite3.Connection, output: Path) -> Recovery:
                       f"VALUES ({', '.join('?' * len(columns))})")
             copied = gaps = 0
             seq_at = columns.index("seq") if "seq" in columns else None
-            rows = (keyed_rows(source, table, columns, KEYED[table]) if table in KEYED
-                    else readable_rows(source, table, columns))
+            if table in KEYED:  # (the job sets are copied by now)
+                set_ids = [r[0] for r in target.execute("SELECT id FROM job_sets")]
+                rows = keyed_rows(source, table, columns, KEYED[table], set_ids)
+            else:
+                rows = readable_rows(source, table, columns)
             for row in rows:
                 if row is None:
                     gaps += 1
