@@ -26,6 +26,11 @@ Environment variables win over the file: ``QJM_HOME`` (store folder), ``QJM_BACK
     [keys]                          # remap the app's keys by binding id (`qjm config` lists them)
     "set.cancel" = "ctrl+x"
 
+    [app]
+    notify = "bell"                 # when a set finishes or fails, besides the app's own notice:
+                                    # "bell", "osc9" or "osc777" (a desktop notification sent
+                                    # through the terminal), or "none" (the default)
+
     [ibm]
     token = "..."                   # better: QISKIT_IBM_TOKEN; the file must then be chmod 600
     instance = "hub/group/project"  # or QISKIT_IBM_INSTANCE
@@ -62,6 +67,8 @@ _RETRY_KEYS = {"max_attempts": int, "base_delay": float, "max_delay": float, "ji
 _IBM_KEYS = ("token", "instance", "channel", "url", "account")
 _BACKEND_KEYS = {"max_experiments_per_job": int, "max_shots": int, "max_concurrent_jobs": int,
                  "max_executions": int}
+#: the app's ways of calling for attention, besides its own notice ([app] notify)
+NOTIFY_CHOICES = ("none", "bell", "osc9", "osc777")
 
 
 class ConfigError(JobManagerInputError):
@@ -108,6 +115,9 @@ class Config:
     ibm: dict[str, str] = field(default_factory=dict)
     #: the app's binding ids remapped to keys (``"set.cancel" = "ctrl+x"``)
     keys: dict[str, str] = field(default_factory=dict)
+    #: how the app calls for attention when a set finishes or fails, besides its own notice:
+    #: one of :data:`NOTIFY_CHOICES` (``[app] notify``)
+    notify: str = "none"
     source: Path | None = None
 
     def store_path(self) -> Path:
@@ -151,6 +161,7 @@ class Config:
             "retry": self.retry,
             "ibm": {k: ("***" if k in SECRET_KEYS and v else v) for k, v in self.ibm.items()},
             "keys": self.keys,
+            "notify": self.notify,
         }
 
 
@@ -184,7 +195,7 @@ def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
     where = str(source) if source else "configuration"
     known = {"default_backend", "default_shots", "max_jobs_per_set", "max_job_seconds",
              "max_circuit_file_mb", "executor",
-             "store", "backends", "retry", "ibm", "keys"}
+             "store", "backends", "retry", "ibm", "keys", "app"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})", where)
@@ -235,6 +246,16 @@ def _from_dict(raw: dict[str, Any], source: Path | None) -> Config:
         if key not in _IBM_KEYS:
             raise ConfigError(f"unknown key {key!r} in [ibm] (known: {', '.join(_IBM_KEYS)})", where)
     config.ibm = dict(ibm)
+    app = raw.get("app", {})
+    if not isinstance(app, dict):
+        raise ConfigError("[app] must be a table", where)
+    for key, value in app.items():
+        if key != "notify":
+            raise ConfigError(f"unknown key {key!r} in [app] (known: notify)", where)
+        if value not in NOTIFY_CHOICES:
+            raise ConfigError(f"[app] notify must be one of {', '.join(map(repr, NOTIFY_CHOICES))}, "
+                              f"got {value!r}", where)
+        config.notify = value
     keys = raw.get("keys", {})
     if not isinstance(keys, dict):
         raise ConfigError("[keys] must be a table of binding ids and keys", where)

@@ -9,7 +9,10 @@ CLI and the app say the same thing the same way, and tests can check it without 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import os
 import sys
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,7 +25,8 @@ from qjm_tui.core.status import (  # noqa: F401  (the phrases are part of what v
     elapsed_and_eta,
     job_status_phrase,
 )
-from qjm_tui.core.text import printable  # every view shows stored text through it
+from qjm_tui.core.store import id_tail
+from qjm_tui.core.text import printable, strip_ansi  # every view shows stored text through printable
 from qjm_tui.core.usage import (  # noqa: F401  (the usage words are part of what views offer)
     job_usage_phrase,
     seconds_text,
@@ -31,19 +35,20 @@ from qjm_tui.core.usage import (  # noqa: F401  (the usage words are part of wha
 )
 
 if TYPE_CHECKING:
-    from qjm_tui.core.store import JobRow, JobSetSummary
+    from qjm_tui.core.store import JobEvent, JobRow, JobSetSummary
 
 #: job statuses in the order a legend lists them
 JOB_STATUS_ORDER = ("done", "running", "queued", "submitting", "pending", "failed", "cancelled")
 
-#: one glyph per job status, distinct without colour; and their ASCII fallbacks
-JOB_GLYPHS = {"pending": "○", "submitting": "◌", "queued": "◌", "running": "◐", "done": "●",
+#: one glyph per job status, distinct without colour (a circle filling up as the job moves on);
+#: and their ASCII fallbacks
+JOB_GLYPHS = {"pending": "○", "submitting": "◌", "queued": "◔", "running": "◐", "done": "●",
               "failed": "✗", "cancelled": "⊘"}
-JOB_GLYPHS_ASCII = {"pending": ".", "submitting": "q", "queued": "q", "running": "r", "done": "#",
+JOB_GLYPHS_ASCII = {"pending": ".", "submitting": "s", "queued": "q", "running": "r", "done": "#",
                     "failed": "x", "cancelled": "-"}
 
-#: one glyph per job-set state
-SET_GLYPHS = {"running": "◐", "done": "●", "partial": "◑", "failed": "✗", "cancelled": "⊘",
+#: one glyph per job-set state (partial is a diamond: a half circle would read as running)
+SET_GLYPHS = {"running": "◐", "done": "●", "partial": "◆", "failed": "✗", "cancelled": "⊘",
               "interrupted": "‼"}
 SET_GLYPHS_ASCII = {"running": "r", "done": "#", "partial": "p", "failed": "x", "cancelled": "-",
                     "interrupted": "!"}
@@ -67,6 +72,63 @@ def unicode_ok(stream: object = None) -> bool:
     """Whether ``stream`` (stdout by default) can show block and circle glyphs."""
     encoding = getattr(stream if stream is not None else sys.stdout, "encoding", None) or ""
     return encoding.lower().replace("-", "").startswith("utf")
+
+
+#: what a terminal can draw: every glyph qjm uses; the Linux console's font (box drawing and
+#: full blocks, none of the circles); or ASCII only
+CHARSETS = ("unicode", "console", "ascii")
+
+
+def terminal_charset(stream: object = None, term: str | None = None, codeset: str | None = None) -> str:
+    """The charset to draw in on the terminal behind ``stream`` (stdout by default), one of
+    :data:`CHARSETS`: ``ascii`` when the stream or the locale is not UTF-8 (``LC_ALL=C``: Python
+    may write UTF-8 all the same, in its UTF-8 mode, but the terminal was not promised it),
+    ``console`` on the Linux console (``TERM=linux``, whose font lacks the state glyphs), else
+    ``unicode``. ``term`` and ``codeset`` default to ``$TERM`` and the locale's codeset."""
+    if codeset is None:
+        import locale
+
+        codeset = locale.nl_langinfo(locale.CODESET) if hasattr(locale, "nl_langinfo") else "utf-8"
+    if not unicode_ok(stream) or not codeset.lower().replace("-", "").startswith("utf"):
+        return "ascii"
+    term = os.environ.get("TERM", "") if term is None else term
+    return "console" if term == "linux" else "unicode"
+
+
+def cell_width(text: str) -> int:
+    """How many terminal cells ``text`` takes: two for each wide (East Asian) character, none
+    for combining marks."""
+    return sum(_char_width(ch) for ch in text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _char_width(ch: str) -> int:
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def fit(text: str, width: int, keep_end: int = 0) -> str:
+    """``text`` cut to at most ``width`` cells with an ellipsis where it was cut; with
+    ``keep_end``, the cut is in the middle and that many cells of the end are kept (names that
+    differ only at their end stay apart)."""
+    if cell_width(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    keep_end = min(keep_end, (width - 1) // 2)
+    tail = ""
+    if keep_end:
+        for ch in reversed(text):
+            if cell_width(tail) + _char_width(ch) > keep_end:
+                break
+            tail = ch + tail
+    head, room = "", width - 1 - cell_width(tail)
+    for ch in text:
+        if cell_width(head) + _char_width(ch) > room:
+            break
+        head += ch
+    return head + "…" + tail
 
 
 def backend_label(spec: str) -> str:
@@ -133,6 +195,17 @@ def bar(fraction: float, width: int, unicode: bool = True) -> str:
     return _FULL * (eighths // 8) + (_EIGHTHS[eighths % 8] if eighths % 8 else "")
 
 
+def retries_text(retries: int) -> str:
+    """``1 retry``, ``3 retries``."""
+    return f"{retries:,} {'retry' if retries == 1 else 'retries'}"
+
+
+def percent(fraction: float) -> str:
+    """A fraction done as a whole percentage, rounded down: 100% only once everything is done,
+    and the same figure wherever a set's progress is shown."""
+    return f"{int(min(max(fraction, 0.0), 1.0) * 100)}%"
+
+
 def progress_bar(fraction: float, width: int, unicode: bool = True) -> str:
     """A progress bar exactly ``width`` cells wide: filled part, then a light track."""
     filled = bar(fraction, width, unicode)
@@ -191,8 +264,8 @@ def histogram_cells(counts: dict[str, int], max_rows: int = 16) -> list[Histogra
     rows = histogram_rows(counts, max_rows)
     top = max((r.count for r in rows), default=0)
     label_width = max((len(r.label) for r in rows), default=0)
-    count_width = len(str(top))
-    return [HistogramCells(r.label.rjust(label_width), str(r.count).rjust(count_width),
+    count_width = len(f"{top:,}")
+    return [HistogramCells(r.label.rjust(label_width), f"{r.count:,}".rjust(count_width),
                            f"{r.probability * 100:5.1f}%", r.count / top if top else 0.0, r.folded)
             for r in rows]
 
@@ -272,6 +345,79 @@ def job_summary(job: JobRow) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Fact:
+    """One thing said about a job: a label, its value and a style name for the value (or "")."""
+
+    label: str
+    value: str
+    style: str = ""
+
+
+def job_facts(job: JobRow, now: float) -> list[Fact]:
+    """What the app says of one job, in order: the one place job details come from (the set
+    pane's details of the job under the cursor and the job view both show these), so a new
+    field is added here once."""
+    facts = [Fact("job", f"{job.index:,}"),
+             Fact("experiments", f"{job.start:,}–{job.stop - 1:,}" if job.size > 1 else f"{job.start:,}")]
+    if job.round:
+        facts.append(Fact("shots round", str(job.round)))
+    facts += [Fact("status", f"{job.status} ({job_status_phrase(job.status)})",
+                   JOB_STATUS_STYLES.get(job.status, "")),
+              Fact("backend job id", printable(job.backend_job_id or "-")),
+              Fact("attempts", f"{job.attempts}" + (f" ({job.retries} retried)" if job.retries else "")),
+              Fact("submitted", clock_time(job.submitted)),
+              Fact("finished", clock_time(job.finished))]
+    if job.status in JOB_ACTIVE_STATUSES and job.submitted is not None:
+        facts.append(Fact("running for", duration(max(0.0, now - job.submitted))))
+    if job.session_id:
+        facts.append(Fact(job.session_mode or "session", printable(job.session_id)))
+    usage = job_usage_phrase(job.usage, job.usage_estimate)
+    if usage is not None:
+        facts.append(Fact("QPU", usage))
+    if job.last_error:
+        label = "error" if job.status == "failed" else "last error (retried)"
+        lines = strip_ansi(job.last_error).splitlines()
+        facts.append(Fact(label, "\n".join(printable(line) for line in lines), JOB_STATUS_STYLES["failed"]))
+    return facts
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One submission of a job: when, under which backend job id, how and when it ended."""
+
+    number: int
+    submitted: float | None
+    backend_job_id: str | None
+    ended: float | None
+    outcome: str  #: a job status, or "retried" for an attempt that failed and was tried again
+    error: str | None
+
+
+def job_attempts(job: JobRow, history: Sequence[JobEvent]) -> list[Attempt]:
+    """A job's attempts, oldest first, from its history (:meth:`Store.job_history`); a job
+    without a history (made before the store kept them) gets one line from its row."""
+    attempts: dict[int, dict[str, Any]] = {}
+    for event in history:
+        if event.attempt <= 0:
+            continue
+        a = attempts.setdefault(event.attempt, {"submitted": None, "backend_job_id": None, "ended": None,
+                                                "outcome": event.status, "error": None})
+        if event.status == "submitting" or a["submitted"] is None:
+            a["submitted"] = a["submitted"] or event.time
+        a["backend_job_id"] = event.backend_job_id or a["backend_job_id"]
+        if event.status == "pending":  # back in the queue: this attempt ended and is retried
+            a.update(outcome="retried", ended=event.time, error=event.error)
+        else:
+            a["outcome"] = event.status
+            if event.status in ("done", "failed", "cancelled"):
+                a.update(ended=event.time, error=event.error)
+    if not attempts and job.attempts:
+        return [Attempt(job.attempts, job.submitted, job.backend_job_id, job.finished, job.status,
+                        job.last_error)]
+    return [Attempt(n, **a) for n, a in sorted(attempts.items())]
+
+
+@dataclass(frozen=True)
 class JobSetCells:
     """One job set as the cells of a listing row (``qjm ls``, the app's job-set list)."""
 
@@ -290,8 +436,17 @@ class JobSetCells:
 
 
 def short_id(set_id: str) -> str:
-    """The part of a job-set id that tells sets apart (ids start with their creation time)."""
-    return set_id.rsplit("-", 1)[-1]
+    """The part of a job-set id that tells sets apart (ids start with their creation time):
+    its random tail, which every ``qjm`` command taking an id accepts as well as the id."""
+    return id_tail(set_id)
+
+
+def id_matches(set_id: str, word: str) -> bool:
+    """Whether a filter word names a job set by id: the start of its short id, or the start of
+    the whole id once it is as long as a date (``20261125``), so a lone digit matches names and
+    numbers, not every id of the year."""
+    word = word.lower()
+    return short_id(set_id).lower().startswith(word) or (len(word) >= 8 and set_id.lower().startswith(word))
 
 
 def job_set_cells(summary: JobSetSummary, now: float, unicode: bool = True) -> JobSetCells:
@@ -303,7 +458,7 @@ def job_set_cells(summary: JobSetSummary, now: float, unicode: bool = True) -> J
         id=printable(summary.id), short_id=printable(short_id(summary.id)), name=printable(summary.name),
         state=f.state,
         glyph=glyphs.get(f.state, "?"), style=SET_STATE_STYLES.get(f.state, ""), jobs=jobs,
-        experiments=f"{f.experiments_done}/{f.experiments}", percent=f"{int(f.fraction * 100)}%",
+        experiments=f"{f.experiments_done}/{f.experiments}", percent=percent(f.fraction),
         backend=printable(summary.backend), created=ago(summary.created, now),
         tags=printable(",".join(summary.tags)),
     )
@@ -348,7 +503,7 @@ def progress_parts(p: Progress, final: bool = False) -> list[tuple[str, str | No
     if p.cancelled:
         parts.append((f"{p.cancelled} cancelled", JOB_STATUS_STYLES["cancelled"]))
     if p.retries:
-        parts.append((f"{p.retries} retries", None))
+        parts.append((retries_text(p.retries), None))
     parts.append((duration(p.elapsed), None))
     if p.eta and not final:
         parts.append((f"~{duration(p.eta)} left", None))

@@ -79,3 +79,14 @@ def executions_per_chunk(records: list[dict[str, Any]], jobs: list[JobRow]
             if tag in ranges:
                 runs[ranges[tag]] += 1
     return runs
+
+
+@pytest.fixture(scope="session")
+def busy_store(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """The busy store (tests/snapshots/busy.py), built once per session by the real core; its
+    running sets run until the session ends. Tests take copies (``busy_store.copy(folder)``)."""
+    from tests.snapshots.busy import build
+
+    busy = build(tmp_path_factory.mktemp("busy") / "store")
+    yield busy
+    busy.close()

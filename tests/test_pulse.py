@@ -491,7 +491,7 @@ async def _app_shows_a_pulse_set(store: Path, job_set_id: str) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         for _ in range(200):
             await pilot.pause(0.05)
-            if app.query_one(SetBrowser).table.row_count and app.histogram.current_counts is not None:
+            if app.query_one(SetBrowser).table.order and app.histogram.current_counts is not None:
                 break
         assert app.selected_summary().id == job_set_id
         grid = app.set_pane.grid

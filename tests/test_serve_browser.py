@@ -127,7 +127,7 @@ def test_on_a_phone_one_pane_shows_and_keys_move_between_panes_and_open_help(
             save(await page.screenshot(tmp_path / "jobs.png"), "browser-phone-390x844.png", tmp_path)
             since = len(page.received)
             await page.press("?")
-            await page.wait_for_text("Keys", "Everywhere", "Next pane", since=since)
+            await page.wait_for_text("Keys", "Everywhere", "move to the next pane", since=since)
             await asyncio.sleep(0.3)
             save(await page.screenshot(tmp_path / "help.png"), "browser-phone-help-390x844.png", tmp_path)
             since = len(page.received)

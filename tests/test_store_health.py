@@ -78,6 +78,7 @@ def test_doctor_recovers_what_can_be_read_and_leaves_the_damaged_store_unchanged
     assert not report["sound"] and report["problems"]
     recovered = report["recovered"]
     assert recovered["copied"]["job_sets"] == 4 and recovered["copied"]["jobs"] > 0
+    assert recovered["copied"].get("job_history", 0) > 0, "each job's past statuses are kept too"
     assert digest(store) == before, "the damaged store is left exactly as it was"
     assert sorted(p.name for p in home.iterdir()) == ["qjm.sqlite"], "no working copy is left behind"
     assert stat.S_IMODE(output.stat().st_mode) == 0o600

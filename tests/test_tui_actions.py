@@ -149,7 +149,9 @@ async def _palette(tmp_path: Path) -> None:
 def test_tag_edit_line() -> None:
     assert parse_tag_edit("+a -b c") == (None, ["a", "c"], ["b"])
     assert parse_tag_edit("a, b") == (["a", "b"], [], [])
-    assert parse_tag_edit("") == ([], [], [])
+    assert parse_tag_edit("") == (None, [], []), "an empty line changes nothing"
+    assert parse_tag_edit("-*") == ([], [], []), "-* removes every tag"
+    assert parse_tag_edit("-* +a") == (["a"], [], [])
 
 
 # -- cancel, retry, resume, delete -------------------------------------------------------------

@@ -122,12 +122,12 @@ async def _cells_keys_and_details(tmp_path: Path) -> None:
 
         assert await press("l") == 1
         assert pane.current_job == jobs[1]
-        assert "job 1 · experiments 3..5" in _text(pane, "#set-job")
+        assert "job 1 · experiments 3–5" in _text(pane, "#set-job")
         assert jobs[1].backend_job_id in _text(pane, "#set-job")
         assert (set_id, 1) == app.highlighted[-1], "the pane says which job is highlighted"
         assert await press("right", "h") == 1
         assert await press("end") == 29
-        assert "job 29 · experiments 87..89" in _text(pane, "#set-job")
+        assert "job 29 · experiments 87–89" in _text(pane, "#set-job")
         assert await press("home") == 0
         assert await press("k") == 0, "up from the first row stays put"
         await pilot.click(StatusGrid, offset=(5, 0))
@@ -293,11 +293,15 @@ async def _throughput(tmp_path: Path) -> None:
             assert after.state == "running" and after.experiments_done > before.experiments_done
             pane = app.query_one(SetPane)
             await _show(pilot, pane, before)
-            now[0] += 10
+            now[0] += 1  # a second after it was opened, nothing new: the whole run's rate
+            pane.refresh_set(before)
+            await pilot.pause()
+            assert "exp/s overall" in _text(pane, "#set-rate"), _text(pane, "#set-rate")
+            now[0] += 9
             pane.refresh_set(after)
             await pilot.pause()
             rate = (after.experiments_done - before.experiments_done) / 10
-            progress = _text(pane, "#set-progress")
+            progress = _text(pane, "#set-progress") + "\n" + _text(pane, "#set-rate")
             assert f"{rate:,.1f} exp/s ·" in progress, progress
             assert f"ETA {views.duration((20 - after.experiments_done) / rate)}" in progress
             assert "8/20 exp" in progress
@@ -307,7 +311,7 @@ async def _throughput(tmp_path: Path) -> None:
             now[0] += 40
             pane.refresh_set(after)
             await pilot.pause()
-            assert "0.0 exp/s" in _text(pane, "#set-progress"), "nothing done in the last 30 s"
+            assert "0.0 exp/s" in _text(pane, "#set-rate"), "nothing done in the last 30 s"
     finally:
         manager.close(cancel=True)
 

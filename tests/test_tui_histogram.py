@@ -16,8 +16,9 @@ from qjm_tui import JobManager, views
 from qjm_tui.config import Config
 from qjm_tui.core.engine import RetryPolicy
 from qjm_tui.core.store import JobSetSummary, Store
-from qjm_tui.tui.histogram import HistogramBars, HistogramPane
+from qjm_tui.tui.histogram import KEYS_HINT, HistogramBars, HistogramPane
 from tests.conftest import basis_state
+from tests.tui_screen import cell_slice, screen_lines
 
 NO_RETRY = RetryPolicy(max_attempts=1, base_delay=0.0, jitter=0.0)
 
@@ -85,6 +86,14 @@ async def _steps_through_experiments_within_bounds(tmp_path: Path) -> None:
             assert pane.current_counts == {"000": 64}
             title = pane.histogram_text().splitlines()[0]
             assert title.startswith("Experiment 0  basis_000  64 shots"), title
+            for width in (80, 61, 52, 44, 36):  # the key hints on the title line: whole ones only
+                await pilot.resize_terminal(width, 20)
+                await settle(pilot)
+                part = app.query_one("#histogram-title").region
+                shown = cell_slice(screen_lines(app)[part.y], part.x, part.right).rstrip()
+                assert shown.endswith(("64 shots", *KEYS_HINT)), (width, shown)
+            await pilot.resize_terminal(80, 20)
+            await settle(pilot)
             # 80 columns: "000", two spaces, the bar, two spaces, "64 100.0%"
             assert bar_lines(pane) == [["000", "█" * 64, "64", "100.0%"]]
             for expected in (1, 2, 3, 3):
@@ -209,8 +218,9 @@ async def _folds_the_tail_into_other(tmp_path: Path) -> None:
             assert [(line[0], int(line[2])) for line in lines[:-1]] == ordered[:rows - 1]
             other = lines[-1]
             assert other[:2] == ["other", f"({64 - (rows - 1)})"]
-            assert int(other[3]) == sum(count for _, count in ordered[rows - 1:])
-            assert sum(int(line[2]) for line in lines[:-1]) + int(other[3]) == 4000
+            folded = sum(count for _, count in ordered[rows - 1:])
+            assert other[3] == f"{folded:,}", "counts with thousands separators"
+            assert sum(int(line[2]) for line in lines[:-1]) + folded == 4000
             await pilot.resize_terminal(80, 10)
             await settle(pilot)
             assert len(bar_lines(pane)) == 9 and bar_lines(pane)[-1][1] == "(56)", "refolded to fit"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from qjm_tui import JobManager
+from qjm_tui import JobManager, views
 from qjm_tui.core.status import JobStatus, SetState
 from qjm_tui.core.store import JobSetSummary
 from qjm_tui.views import (
@@ -22,6 +22,7 @@ from qjm_tui.views import (
     job_set_cells,
     job_set_summary,
     job_status_phrase,
+    percent,
     progress_line,
     progress_parts,
     set_figures,
@@ -106,6 +107,20 @@ def test_listing_cells(manager: JobManager, done_set: str, failed_set: str) -> N
     done = job_set_cells(summary_of(manager, done_set), failed.created)
     assert (done.jobs, done.experiments, done.percent, done.style, done.created) == \
         ("3/3", "5/5", "100%", "green", "just now")
+
+
+def test_percentages_round_down_the_same_everywhere_and_one_retry_is_singular(manager: JobManager,
+                                                                           done_set: str) -> None:
+    from qjm_tui.tui.browser import set_cells
+
+    assert [views.retries_text(n) for n in (0, 1, 2, 1000)] == ["0 retries", "1 retry", "2 retries",
+                                                                "1,000 retries"]
+    assert [percent(f) for f in (0.0, 28 / 180, 2 / 3, 0.996, 1.0)] == ["0%", "15%", "66%", "99%", "100%"]
+    # the list and the set pane agree on a running set two thirds done (not 67% and 66%)
+    summary = dataclasses.replace(summary_of(manager, done_set), state="running", experiments_done=2,
+                                  n_experiments=3)
+    assert set_cells(summary, summary.created, unicode=True)["state"] == "◐ 66%"
+    assert job_set_cells(summary, summary.created).percent == "66%"
 
 
 def test_progress_text(manager: JobManager, done_set: str, failed_set: str) -> None:

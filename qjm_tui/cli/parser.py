@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
 
     def add_id(p: argparse.ArgumentParser) -> None:
-        p.add_argument("id", metavar="ID", help="job-set id, or any unique prefix of it")
+        p.add_argument("id", metavar="ID", help="job-set id, any unique prefix of it, or its short id "
+                                                "(what follows the id's last dash, as the app shows it)")
 
     def add_move(p: argparse.ArgumentParser) -> None:
         p.add_argument("-b", "--backend", metavar="SPEC",
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("show", cmd_show, "Show one job set's report", _examples(
         "qjm show 20250101-120000-ab12cd34",
         "qjm show 20250101-1200            # a unique prefix is enough",
+        "qjm show ab12cd34                 # so is the short id the app shows",
         "qjm show ID --json | jq .job_list",
     ))
     add_id(p)

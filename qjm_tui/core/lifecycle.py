@@ -24,6 +24,7 @@ manager (``JobSetCreated``, ``JobSetDeleted``).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
@@ -41,6 +42,9 @@ from qjm_tui.core.events import (
 )
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
 from qjm_tui.core.store import KEEP, Keep
+from qjm_tui.core.text import strip_ansi
+
+log = logging.getLogger(__name__)
 
 _J = JobStatus
 _S = SetState
@@ -168,6 +172,8 @@ class Lifecycle:
     def _job_moved(self, job_set_id: str, old: JobStatus, row: st.JobRow) -> None:
         self.bus.publish(JobStatusChanged(job_set_id, row.index, old, row.status, row.backend_job_id,
                                           row.last_error))
+        if old != row.status:
+            _log_move(job_set_id, old, row)
 
     # -- job sets ----------------------------------------------------------------------------
 
@@ -243,3 +249,22 @@ class Lifecycle:
         self.bus.publish(JobSetStateChanged(job_set_id, state, old))
         if final:
             self.bus.publish(JobSetFinished(job_set_id, state))
+
+
+def _log_move(job_set_id: str, old: JobStatus, job: st.JobRow) -> None:
+    """Note in the log what a user may look for later about one job (the app's job view shows
+    these lines): its submission with the backend's id, a retry or a failure with the error, a
+    cancel."""
+    status = job.status
+    error = " ".join(strip_ansi(job.last_error or "").split())[:300]
+    if status == JobStatus.QUEUED and old == JobStatus.SUBMITTING:
+        what = f"submitted as backend job {job.backend_job_id}"
+    elif status == JobStatus.PENDING and error and old != JobStatus.PENDING:
+        what = f"to be retried after: {error}"
+    elif status == JobStatus.FAILED:
+        what = f"failed: {error or 'no reason given'}"
+    elif status == JobStatus.CANCELLED:
+        what = "cancelled"
+    else:
+        return
+    log.info("job set %s: job %d (attempt %d): %s", job_set_id, job.index, job.attempts, what)

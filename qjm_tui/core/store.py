@@ -48,7 +48,7 @@ from qjm_tui.core.status import JOB_FINAL, JobStatus, SetState
 from qjm_tui.core.text import printable
 
 APP_ID = "qjm"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: experiment names are kept in chunks of this many (one JSON list per chunk), so reading one
 #: name of a million-experiment set parses a thousand, not a million
@@ -160,6 +160,22 @@ _MIGRATIONS: list[str] = [
     UPDATE job_sets SET experiment_names = '[]';
     ALTER TABLE jobs ADD COLUMN estimated_seconds REAL;
     """,
+    # version 6: every status a job has had, with the attempt it belonged to, its backend job
+    # id and its error then, so a job's attempts can be told one by one after the fact (kept
+    # by job, without rowids: one tree to write per change, and a job's history read in one range).
+    """
+    CREATE TABLE job_history (
+        job_set_id TEXT NOT NULL REFERENCES job_sets(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        time REAL NOT NULL,
+        status TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        backend_job_id TEXT,
+        error TEXT,
+        PRIMARY KEY (job_set_id, idx, seq)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
@@ -227,6 +243,18 @@ class JobRow:
     def size(self) -> int:
         """How many experiments the job holds."""
         return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One status a job had: when, in which attempt (0 before its first submission), and its
+    backend job id and error at that moment."""
+
+    time: float
+    status: str
+    attempt: int
+    backend_job_id: str | None
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -463,6 +491,13 @@ def default_store_path() -> Path:
 def new_job_set_id() -> str:
     """A fresh job-set id: time-ordered, so listings sort naturally, and unique."""
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+
+
+def id_tail(job_set_id: str) -> str:
+    """A job-set id's random tail (``8c1e4f2a`` of ``20261125-093012-8c1e4f2a``): what tells
+    sets apart, since ids start with their creation time. Listings show it as the short id, and
+    :meth:`Store.resolve_id` takes it (or its start) as well as the id (or its start)."""
+    return job_set_id.rsplit("-", 1)[-1]
 
 
 def process_alive(pid: int) -> bool:
@@ -840,18 +875,25 @@ class Store:
         return self._job_set_row(row)
 
     def resolve_id(self, prefix: str) -> str:
-        """The one job-set id starting with ``prefix``; clear errors for none or several."""
+        """The one job-set id that starts with ``prefix``, or whose random tail (the short id
+        the app and listings show, :func:`id_tail`) does; clear errors for none or several."""
         if not prefix:
             raise JobManagerUnknownJobSet("an empty job-set id matches nothing")
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._connect().execute(
+        conn = self._connect()
+        rows = conn.execute(
             "SELECT id FROM job_sets WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 6", (escaped + "%",)
         ).fetchall()
         ids = [r[0] for r in rows]
         if prefix in ids:
             return prefix
+        tails = conn.execute(
+            "SELECT id FROM job_sets WHERE id LIKE ? ESCAPE '\\' ORDER BY id", ("%-" + escaped + "%",)
+        ).fetchall()
+        ids += [r[0] for r in tails if id_tail(r[0]).startswith(prefix) and r[0] not in ids]
         if not ids:
-            raise JobManagerUnknownJobSet(f"no job set id starts with {prefix!r} in {self.path}")
+            raise JobManagerUnknownJobSet(
+                f"no job set id starts with {prefix!r} in {self.path} (nor does any short id)")
         if len(ids) > 1:
             shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
             raise JobManagerUnknownJobSet(
@@ -1101,6 +1143,14 @@ class Store:
         rows = self._connect().execute(self._JOB_COLUMNS + " ORDER BY idx", (job_set_id,)).fetchall()
         return [_job_row(r) for r in rows]
 
+    def job_history(self, job_set_id: str, index: int) -> list[JobEvent]:
+        """Every status job ``index`` of the set has had, oldest first (empty for a job that
+        has not changed since it was made, or made before the store kept histories)."""
+        rows = self._connect().execute(
+            "SELECT time, status, attempt, backend_job_id, error FROM job_history"
+            " WHERE job_set_id=? AND idx=? ORDER BY seq", (job_set_id, index)).fetchall()
+        return [JobEvent(*row) for row in rows]
+
     def jobs_holding(self, job_set_id: str, experiment: int) -> list[JobRow]:
         """The jobs that hold one experiment (one per shots round), read without building
         every job of the set: what a view of a single experiment needs."""
@@ -1136,6 +1186,12 @@ class Store:
             "SELECT status, COUNT(*) FROM jobs WHERE job_set_id=? GROUP BY status", (job_set_id,)
         ).fetchall()
         return {_JOB_STATUS[status]: n for status, n in rows}
+
+    #: records a job's status as it is now in the job's history (the change number and time
+    #: as parameters, then the job's set and index)
+    _HISTORY = ("INSERT OR REPLACE INTO job_history (job_set_id, idx, seq, time, status, attempt,"
+                " backend_job_id, error) SELECT job_set_id, idx, ?, ?, status, attempts, backend_job_id,"
+                " last_error FROM jobs WHERE job_set_id=? AND idx=?")
 
     # Jobs change status only through these setters, and only core/lifecycle.py calls them
     # (tests set up stores with them too). With ``allowed_from``, the job's status as stored
@@ -1211,6 +1267,8 @@ class Store:
         cols = ", ".join(f"{k}=?" for k in fields)
         row = tx.execute(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?"
                          f" RETURNING {_JOB_FIELDS}", (*fields.values(), seq, job_set_id, index)).fetchone()
+        if "status" in fields:
+            tx.execute(self._HISTORY, (seq, fields["updated"], job_set_id, index))
         tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
         return _job_row(row)
 
@@ -1220,6 +1278,8 @@ class Store:
         cols = ", ".join(f"{k}=?" for k in fields)
         tx.executemany(f"UPDATE jobs SET {cols}, seq=? WHERE job_set_id=? AND idx=?",
                        [(*fields.values(), seq, job_set_id, i) for i in indices])
+        if "status" in fields:
+            tx.executemany(self._HISTORY, [(seq, fields["updated"], job_set_id, i) for i in indices])
         tx.execute("UPDATE job_sets SET seq=? WHERE id=?", (seq, job_set_id))
 
     def finish_job(self, job_set_id: str, job: JobRow,

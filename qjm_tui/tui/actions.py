@@ -50,6 +50,9 @@ log = logging.getLogger("qjm_tui.tui")
 #: what a read-only app says when an action that changes something is reached anyway
 READ_ONLY_REFUSAL = "this app is read-only (started with --read-only): it changes nothing"
 
+#: Textual's palette commands the app leaves out: its own help, quit and look say more
+TEXTUAL_COMMANDS_LEFT_OUT = frozenset({"Theme", "Keys", "Quit"})
+
 #: the keys of the job-set actions; each id can be remapped in the config file's [keys] table
 SET_BINDINGS: list[Binding] = [
     Binding("n", "new_job_set", "New", id="set.new", tooltip="start a job set from circuit files"),
@@ -59,13 +62,13 @@ SET_BINDINGS: list[Binding] = [
     Binding("R", "resume_job_set", "Resume", id="set.resume", tooltip="finish an interrupted set"),
     Binding("e", "export_job_set", "Export", id="set.export",
             tooltip="write the results to a JSON, CSV or Qiskit Result file"),
-    Binding("E", "rename_job_set", "Rename", id="set.rename", show=False, tooltip="rename the set"),
-    Binding("t", "tag_job_set", "Tags", id="set.tags", show=False, tooltip="add or remove tags"),
-    Binding("y", "copy_job_set_id", "Copy id", id="set.copy_id", show=False,
+    Binding("E", "rename_job_set", "Rename", id="set.rename", tooltip="rename the set"),
+    Binding("t", "tag_job_set", "Tags", id="set.tags", tooltip="add or remove tags"),
+    Binding("y", "copy_job_set_id", "Copy id", id="set.copy_id",
             tooltip="copy the set's id to the clipboard (OSC 52, works over SSH)"),
-    Binding("D", "delete_job_set", "Delete", id="set.delete", show=False,
+    Binding("D", "delete_job_set", "Delete", id="set.delete",
             tooltip="delete a finished set from the store"),
-    Binding("H", "save_histogram", "Save histogram", id="set.save_histogram", show=False,
+    Binding("H", "save_histogram", "Save SVG", id="set.save_histogram",
             tooltip="save the histogram on screen as an SVG picture"),
 ]
 
@@ -87,18 +90,22 @@ def changes_things(action: Callable[..., None]) -> Callable[..., None]:
 
 
 def parse_tag_edit(text: str) -> tuple[list[str] | None, list[str], list[str]]:
-    """The tags form's line as (replacement, additions, removals).
+    """The tags form's line as (replacement, additions, removals); (None, [], []) changes
+    nothing.
 
     ``+a -b`` adds ``a`` and removes ``b``; a plain list (``a, b`` or ``a b``) replaces the
-    tags; an empty line clears them.
+    tags; ``-*`` removes them all (``-* +a`` leaves only ``a``). An empty line changes nothing:
+    Enter on an empty field must not wipe every tag.
     """
     words = [w for w in text.replace(",", " ").split() if w]
     if any(w[0] in "+-" for w in words):
         plain = [w for w in words if w[0] not in "+-"]
         adds = [w[1:] for w in words if w[0] == "+" and len(w) > 1] + plain
         removes = [w[1:] for w in words if w[0] == "-" and len(w) > 1]
+        if "*" in removes:
+            return adds, [], []
         return None, adds, removes
-    return words, [], []
+    return (words or None), [], []
 
 
 def histogram_svg(title: str, counts: dict[str, int], width: int = 80) -> str:
@@ -148,9 +155,13 @@ class JobSetActions(_Base):
         super().__init_subclass__(**kwargs)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The command palette's entries: Textual's own, then every job-set action by name
-        (in a read-only app, only those that change nothing, and no screenshot file)."""
+        """The command palette's entries: Textual's own that qjm has no better word for (a
+        screenshot, maximizing a pane; not its themes, its key list or its quit, which the app's
+        help and quit say better), then every job-set action by name (in a read-only app, only
+        those that change nothing, and no screenshot file)."""
         for command in super().get_system_commands(screen):
+            if command.title in TEXTUAL_COMMANDS_LEFT_OUT:
+                continue
             if not (self.read_only and command.title == "Screenshot"):
                 yield command
         for binding in SET_BINDINGS:
@@ -265,8 +276,9 @@ class JobSetActions(_Base):
         summary = self._target()
         if summary is None:
             return
-        if summary.state != SetState.INTERRUPTED:
-            self.notify(f"job set {summary.id} is {summary.state}, not interrupted; nothing to resume",
+        state = self.manager.job_set_state(summary.id)  # the store's word now, not the list's
+        if state != SetState.INTERRUPTED:
+            self.notify(f"job set {set_label(summary)} is {state}, not interrupted; nothing to resume",
                         severity="warning")
             return
 
@@ -303,6 +315,9 @@ class JobSetActions(_Base):
             if text is None:
                 return
             replace, adds, removes = parse_tag_edit(text)
+            if replace is None and not adds and not removes:
+                self.notify(f"tags of {set_label(summary)} unchanged", timeout=3)
+                return
 
             def retag() -> str:
                 tags = self.manager.retrieve_job_set(summary.id).update_tags(
@@ -315,7 +330,8 @@ class JobSetActions(_Base):
         self.push_screen(TextPrompt(f"Tags of {set_label(summary)}", "",
                                     placeholder="+add -remove, or a list that replaces them",
                                     hint=f"now: {current or '(none)'}.  '+a -b' adds a and removes b; "
-                                         "'a, b' replaces all; empty clears"), answered)
+                                         "'a, b' replaces all; '-*' removes all; empty keeps them"),
+                         answered)
 
     @changes_things
     def action_export_job_set(self) -> None:
@@ -394,7 +410,11 @@ class JobSetActions(_Base):
                                     hint="Enter saves, Escape backs out"), answered)
 
     async def action_quit(self) -> None:
-        """Quit at once, or, while this app runs job sets, ask what becomes of them."""
+        """Quit at once, or, while this app runs job sets, ask what becomes of them (Ctrl+C
+        again on that question keeps them running in the background and quits)."""
+        if isinstance(self.screen, QuitDialog):
+            self.screen.dismiss("background")
+            return
         running = self.manager.active()
         if not running:
             self.exit()

@@ -3,20 +3,21 @@
 Three panes, the selection flowing left to right: the job-set browser, the selected set's status
 grid (with the details of the job under the cursor), and the results histogram of the selected
 experiment. At 120 columns and wider all three are in view; narrower, one pane fills the screen
-and Tab or 1 2 3 switch between them.
+and Tab or 1 2 3 switch between them (Esc goes back to the list).
 
 The app never calls a backend. It reads the store, in worker threads, only what changed since it
 last looked: it checks the store's change number once a second (sets run by other processes),
 and sooner when the engine in this process publishes an event (sets started here). Events come
 far faster than a screen can paint, so they only mark the store "dirty"; a timer turns that into
-at most a few reads and repaints a second.
+at most a few reads a second. Every few seconds it also reads again the sets it shows running,
+so a set whose process died reads ``interrupted`` here as soon as the store's rule says so,
+though nothing was written. Widgets repaint only the lines whose text changed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,33 +30,55 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.dom import DOMNode
+from textual.filter import Monochrome, NoColor
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Header
 
 from qjm_tui import JobManager, views
 from qjm_tui.config import Config, load_config, log_path
 from qjm_tui.core.events import Event
 from qjm_tui.core.files import LogFileHandler
-from qjm_tui.core.store import JobSetSummary, Store
-from qjm_tui.tui.actions import SET_BINDINGS, JobSetActions
-from qjm_tui.tui.browser import SetBrowser
-from qjm_tui.tui.grid import SetPane
+from qjm_tui.core.store import JobRow, JobSetSummary, Store
+from qjm_tui.tui.actions import SET_BINDINGS, JobSetActions, set_label
+from qjm_tui.tui.bars import Entry, KeyBar, TitleBar
+from qjm_tui.tui.browser import ATTENTION, SetBrowser
+from qjm_tui.tui.grid import SetPane, StatusGrid
 from qjm_tui.tui.help import HelpScreen
-from qjm_tui.tui.histogram import KEYS_HINT, HistogramPane
+from qjm_tui.tui.histogram import HistogramPane
+from qjm_tui.tui.jobview import JobScreen
 from qjm_tui.tui.messages import JobSetsChanged
+from qjm_tui.tui.terminal import charset_driver, output_stream
 
 log = logging.getLogger("qjm_tui.tui")
 
 #: below this width one pane is shown at a time
 WIDE = 120
+#: from this width the list of sets takes more of the screen (long names)
+HUGE = 160
+
+#: how often the sets shown running are read again, to notice one whose process died (seconds)
+LIVENESS_INTERVAL = 2.0
+
+#: the actions that need a selected set (all of the set keys but "new")
+SET_ACTIONS = frozenset(b.action for b in SET_BINDINGS if b.action != "new_job_set")
 
 #: the help's heading for the keys that act on the selected job set
 SET_GROUP = "The selected job set"
 
 #: the panes' names in the order Tab and 1 2 3 visit them
 PANE_LABELS = ("Job sets", "Jobs", "Results")
+
+#: how a set's end is announced: (severity, what is said)
+ENDINGS: dict[str, tuple[SeverityLevel, str]] = {
+    "done": ("information", "finished"),
+    "partial": ("warning", "finished with failed jobs"),
+    "failed": ("error", "failed"),
+    "cancelled": ("information", "was cancelled"),
+    "interrupted": ("warning", "was interrupted (its process stopped); R resumes it"),
+}
+#: the endings counted as new failures in the title until the set has been looked at
+FAILURES = frozenset({"partial", "failed", "interrupted"})
 
 
 def display_path(path: Path) -> str:
@@ -66,17 +89,36 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+def attention_sequence(kind: str, title: str, body: str) -> str:
+    """What the terminal is sent to call for attention: a bell, or a desktop notification
+    (OSC 9, or OSC 777 with a title); "" for ``none``. Text is made printable and stripped of
+    the characters that would end the sequence early."""
+    def clean(text: str) -> str:
+        return views.printable(text.replace("\x07", "").replace("\x1b", "")).replace(";", ",")
+
+    if kind == "bell":
+        return "\x07"
+    if kind == "osc9":
+        return f"\x1b]9;{clean(title)}: {clean(body)}\x07"
+    if kind == "osc777":
+        return f"\x1b]777;notify;{clean(title)};{clean(body)}\x07"
+    return ""
+
+
 class QjmApp(JobSetActions, App[int]):
     """The job sets of one store, their jobs and their results, refreshed as the store changes."""
 
     CSS_PATH = "app.tcss"
     TITLE = "qjm"
     #: the screen gets ``-narrow`` below WIDE columns (one pane at a time) and ``-wide`` above
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide"), (HUGE, "-huge")]
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("question_mark", "help", "Help", id="app.help"),
-        Binding("tab", "next_pane", "Next pane", priority=True, id="app.next_pane"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="app.interrupt",
+                tooltip="quit (asks first while this app runs job sets)"),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+        Binding("tab", "next_pane", "Pane", priority=True, id="app.next_pane",
+                tooltip="move to the next pane"),
         Binding("shift+tab", "previous_pane", "Previous pane", show=False, priority=True,
                 id="app.previous_pane"),
         Binding("1", "pane(0)", "Show the job sets", show=False, id="app.pane_sets"),
@@ -86,14 +128,17 @@ class QjmApp(JobSetActions, App[int]):
 
     def __init__(self, manager: JobManager, *, clock: Callable[[], float] = time.time,
                  watch_interval: float = 1.0, flush_interval: float = 0.5,
-                 store_label: str | None = None, read_only: bool = False) -> None:
-        super().__init__()
+                 store_label: str | None = None, charset: str | None = None,
+                 read_only: bool = False) -> None:
+        charset = charset or views.terminal_charset(output_stream())
+        super().__init__(driver_class=charset_driver(charset) if charset != "unicode" else None)
         self.manager = manager
         self.read_only = read_only
         self.clock = clock
         self.watch_interval = watch_interval
         self.flush_interval = flush_interval
-        self.unicode = views.unicode_ok(sys.__stdout__)
+        self.charset = charset
+        self.unicode = charset == "unicode"
         self.store_label = store_label or display_path(manager.store.path)
         if read_only:
             self.title = f"{self.TITLE} (read-only)"  # first, so a long store path cannot hide it
@@ -105,23 +150,33 @@ class QjmApp(JobSetActions, App[int]):
         self._mounted = False
         #: a set started here, to select once the browser lists it
         self._follow: str | None = None
-        self.sub_title = self.store_label
+        #: when the liveness of the sets shown running was last checked (monotonic seconds)
+        self._checked_liveness = 0.0
+        #: sets that failed (or were interrupted) while the app was open, not yet looked at
+        self.unseen_failures: set[str] = set()
+        self._started = clock()
+        if self.no_color:
+            # Without colour means no colour codes at all, not greys standing in for colours.
+            self._filters = [NoColor() if isinstance(f, Monochrome) else f for f in self._filters]
 
     def compose(self) -> ComposeResult:
+        self.title_bar = TitleBar(self.store_label, title=self.title, id="title-bar")
         self.browser = SetBrowser(clock=self.clock, unicode=self.unicode, id="browser")
-        self.set_pane = SetPane(self.manager.store, clock=self.clock, id="set-pane")
+        self.set_pane = SetPane(self.manager.store, clock=self.clock, unicode=self.unicode, id="set-pane")
         self.histogram = HistogramPane(self.manager.store, unicode=self.unicode, id="histogram")
         self.right = Vertical(self.set_pane, self.histogram, id="right")
         self.panes: tuple[Widget, ...] = (self.browser, self.set_pane, self.histogram)
-        yield Header(icon="")
+        yield self.title_bar
         with Horizontal(id="panes"):
             yield self.browser
             yield self.right
-        yield Footer()
+        yield KeyBar(id="key-bar")
 
     def on_mount(self) -> None:
         self._unsubscribe = self.manager.subscribe(self._on_engine_event)
         self._mounted = True
+        self.screen.set_class(self.charset != "unicode", f"-{self.charset}")
+        self.screen.set_class(self.no_color, "-nocolor")
         self.browser.border_title = "1 Job sets"
         self.set_pane.border_title = "2 Jobs"
         self.histogram.border_title = "3 Results"
@@ -147,16 +202,36 @@ class QjmApp(JobSetActions, App[int]):
             self._dirty.clear()
             self.check_store()
 
-    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
     def check_store(self) -> None:
-        """Read only what changed in the store since the last look (in a worker thread)."""
+        """Read what changed in the store (in a worker), and every few seconds the sets shown
+        running, whose owner may have died without a word."""
+        running: list[str] = []
+        now = time.monotonic()
+        if now - self._checked_liveness >= LIVENESS_INTERVAL:
+            self._checked_liveness = now
+            running = [s.id for s in self.browser.rows.values() if s.state == "running"]
+        self._read_store(running, self.set_pane.changes_wanted() if self._mounted else None)
+
+    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
+    def _read_store(self, running: list[str], pane: tuple[str, int] | None) -> None:
+        """Read only what changed in the store since the last look (in a worker thread), and the
+        sets in ``running`` whatever the change number says; if the set the jobs pane shows
+        changed, its changed jobs too (``pane``: its id and where to read on from), so the
+        list, the figures and the grid change in one repaint."""
         store = self.manager.store
+        jobs: list[JobRow] | None = None
+        jobs_seq = 0
         try:
             seq = store.change_seq()
-            if seq == self._seq:
-                return
-            changes = store.sets_changed_since(max(self._seq, 0))
-            summaries = store.summaries(list(changes.changed)) if changes.changed else []
+            changed: list[str] = []
+            deleted: list[str] = []
+            if seq != self._seq:
+                changes = store.sets_changed_since(max(self._seq, 0))
+                changed, deleted, seq = list(changes.changed), list(changes.deleted), changes.seq
+            again = [set_id for set_id in running if set_id not in changed]
+            summaries = store.summaries(changed + again) if changed or again else []
+            if pane is not None and pane[0] in changed:
+                jobs, jobs_seq = store.jobs_changed_since(*pane)
         except Exception as exc:  # noqa: BLE001 - shown to the user, not raised into the UI
             log.exception("reading the store failed")
             self.call_from_thread(self.notify, f"Reading the store failed: {views.printable(str(exc))}. "
@@ -165,42 +240,96 @@ class QjmApp(JobSetActions, App[int]):
             return
         finally:
             store.release_thread_connection()
-        self._seq = changes.seq
-        self.post_message(JobSetsChanged(summaries, list(changes.deleted)))
+        fresh = set(changed)
+        # a set read only to check its owner is news only if its state changed
+        summaries = [s for s in summaries if s.id in fresh or s.state != "running"]
+        self._seq = seq
+        if summaries or deleted:
+            self.post_message(JobSetsChanged(summaries, deleted, jobs_of=pane[0] if jobs is not None and pane
+                                             else None, jobs=jobs, jobs_seq=jobs_seq))
 
     def on_job_sets_changed(self, message: JobSetsChanged) -> None:
         with self._unless_closing():
             browser = self.browser
-            browser.apply(message.summaries, message.deleted)
-            if self._follow is not None and self.go_to_set(self._follow):
-                self._follow = None
-            selected = browser.selected
-            if selected is not None and any(s.id == selected.id for s in message.summaries):
-                self.set_pane.refresh_set(selected)
-                self.histogram.refresh_set(selected)
-            self._update_title()
+            before = {s.id: browser.rows[s.id].state for s in message.summaries if s.id in browser.rows}
+            first_read = not browser.rows
+            with self.batch_update():
+                browser.apply(message.summaries, message.deleted)
+                if self._follow is not None and self.go_to_set(self._follow):
+                    self._follow = None
+                selected = browser.selected
+                if selected is not None and any(s.id == selected.id for s in message.summaries):
+                    read = message.jobs is not None and message.jobs_of == selected.id
+                    jobs = (message.jobs or [], message.jobs_seq) if read else None
+                    self.set_pane.refresh_set(selected, jobs)
+                    self.histogram.refresh_set(selected)
+                if not first_read:
+                    self._announce_endings(message.summaries, before)
+                self._update_title()
+
+    def _announce_endings(self, summaries: list[JobSetSummary], before: dict[str, str]) -> None:
+        """Say when a set this app watched (here or in another process) finishes, fails or
+        stops: a notice, the configured bell or desktop notification, and for failures a count
+        in the title until the set is looked at."""
+        for summary in summaries:
+            old = before.get(summary.id)
+            if old is None and summary.created < self._started:
+                continue  # a set from before the app started, seen for the first time
+            if (old or "running") != "running" or summary.state not in ENDINGS:
+                continue
+            severity, what = ENDINGS[summary.state]
+            figures = views.set_figures(summary, self.clock())
+            detail = f"{figures.experiments_done:,}/{figures.experiments:,} experiments"
+            if figures.failed:
+                detail += f", {figures.failed:,} of {figures.total_jobs:,} jobs failed"
+            self.notify(f"job set {set_label(summary)} {what}: {detail}", title=summary.state,
+                        severity=severity, timeout=8)
+            self._call_for_attention(f"qjm: job set {summary.state}", f"{set_label(summary)} {what}")
+            if summary.state in FAILURES and summary.id != self.browser.table.cursor_id:
+                self.unseen_failures.add(summary.id)
+
+    def _call_for_attention(self, title: str, body: str) -> None:
+        """Ring the bell or send a desktop notification through the terminal, as configured."""
+        sequence = attention_sequence(getattr(self.manager.config, "notify", "none"), title, body)
+        if sequence and self._driver is not None and not self.is_headless:
+            self._driver.write(sequence)
+            self._driver.flush()
+        elif sequence:
+            self.last_attention = sequence
 
     def _age_times(self) -> None:
         """Relative times ("3 min ago") age even when nothing changes."""
         with self._unless_closing():
-            self.browser.redraw()
+            self.browser.age()
 
     def _update_title(self) -> None:
         totals: dict[str, int] = {}
         for s in self.browser.rows.values():
             totals[s.state] = totals.get(s.state, 0) + 1
-        order = ["running", "interrupted", "partial", "failed", "cancelled", "done"]
-        counts = " · ".join(f"{totals[state]} {state}" for state in sorted(
-            totals, key=lambda s: order.index(s) if s in order else len(order)))
-        self.sub_title = f"{self.store_label}  {counts}" if counts else self.store_label
+        glyphs = views.SET_GLYPHS if self.unicode else views.SET_GLYPHS_ASCII
+        order = sorted(totals, key=lambda s: ATTENTION.index(s) if s in ATTENTION else len(ATTENTION))
+        counts = [Entry(f"{totals[state]:,} {state}", f"{glyphs.get(state, '?')}{totals[state]:,}",
+                        views.SET_STATE_STYLES.get(state, "")) for state in order]
+        self.unseen_failures &= set(self.browser.rows)
+        unseen = len(self.unseen_failures)
+        alert = None
+        if unseen:
+            words = "new failure" if unseen == 1 else "new failures"
+            alert = Entry(f"{glyphs['failed']} {unseen} {words}", f"{glyphs['failed']}{unseen} new",
+                          "bold red")
+        self.title_bar.show(counts, alert)
 
     # -- selection flows left to right ---------------------------------------------------------
 
     def on_set_browser_selected(self, message: SetBrowser.Selected) -> None:
         if self._mounted:
             with self._unless_closing():
+                if message.summary is not None and message.summary.id in self.unseen_failures:
+                    self.unseen_failures.discard(message.summary.id)
+                    self._update_title()
                 self.set_pane.show_set(message.summary)
                 self.histogram.show_set(message.summary)
+                self.refresh_bindings()  # the set keys come and go with a selection
 
     @contextlib.contextmanager
     def _unless_closing(self) -> Iterator[None]:
@@ -211,7 +340,7 @@ class QjmApp(JobSetActions, App[int]):
         except NoMatches:
             log.debug("a pane update arrived while the panes were being taken down", exc_info=True)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_set_browser_opened(self, message: SetBrowser.Opened) -> None:
         """Enter on a job set opens its jobs."""
         self.action_pane(1)
 
@@ -219,6 +348,13 @@ class QjmApp(JobSetActions, App[int]):
         """The histogram follows the grid: it shows the first experiment of the job under the
         cursor."""
         self.histogram.show_experiment(message.job.start)
+
+    def on_status_grid_job_opened(self, message: StatusGrid.JobOpened) -> None:
+        """Enter on a job opens its view."""
+        summary = self.set_pane.summary
+        if summary is not None:
+            self.push_screen(JobScreen(self.manager.store, summary, message.index, clock=self.clock,
+                                       unicode=self.unicode))
 
     def selected_summary(self) -> JobSetSummary | None:
         """The job set under the browser's cursor (what every set action acts on), if any."""
@@ -231,8 +367,15 @@ class QjmApp(JobSetActions, App[int]):
         self._mark_active(index)
         target = self.panes[index]
         if target.has_focus or target.has_focus_within:
+            if index == 0 and not self.browser.table.has_focus and self.browser.table.display:
+                self.browser.table.focus()  # from the filter box: the keys go back to the list
             return
-        focusable = [w for w in (target, *target.query("*")) if w.can_focus and not w.disabled]
+        if index == 0:
+            if self.browser.table.display:
+                self.browser.table.focus()
+            return
+        focusable = [w for w in (target, *target.query("*")) if w.can_focus and not w.disabled
+                     and w.display]
         if focusable:
             focusable[0].focus()
 
@@ -254,6 +397,15 @@ class QjmApp(JobSetActions, App[int]):
     def action_previous_pane(self) -> None:
         """Move to the previous pane, wrapping around."""
         self._show_pane((self._current_pane() - 1) % len(self.panes))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Pane keys work on the main screen only: in a form or dialog, Tab and Shift+Tab move
+        between its fields, and digits are typed."""
+        if action in ("next_pane", "previous_pane", "pane"):
+            return self.screen is self.screen_stack[0]
+        if action in SET_ACTIONS and self._mounted and self.browser.selected is None:
+            return False  # no set to act on: the keys are not offered
+        return super().check_action(action, parameters)
 
     def _current_pane(self) -> int:
         focused = self.focused
@@ -324,19 +476,28 @@ class QjmApp(JobSetActions, App[int]):
         return out
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The command palette: every action of the app and a jump to each job set by name."""
+        """The command palette: every action of the app and a jump to each job set by name
+        (not Textual's own commands: themes and screenshots are not what qjm is for)."""
+        offered: set[str] = set()
         for label, rows in self._binding_table():
             if label == SET_GROUP:
                 continue  # the actions' own palette entries, with their longer help, come below
             for keys, b, node in rows:
-                yield SystemCommand(f"{b.description} ({keys})", label,
+                action = b.action.split("(")[0]
+                if action == "back" or node.check_action(action, ()) is False:
+                    continue  # a key for a moment or a place (closing a box, leaving a pane)
+                title = f"{b.description} ({keys})"
+                if title in offered:
+                    continue
+                offered.add(title)
+                yield SystemCommand(title, b.tooltip or label,
                                     lambda n=node, a=b.action: self.run_action(a, n))
+        yield from JobSetActions.get_system_commands(self, screen)
         for summary in self.browser.rows.values():
             name = views.printable(summary.name or summary.id)
             yield SystemCommand(f"Go to job set {name}",
                                 f"{views.short_id(summary.id)}  {summary.backend}  {summary.state}",
                                 lambda set_id=summary.id: self.go_to_set(set_id))
-        yield from super().get_system_commands(screen)
 
     def histogram_counts(self) -> tuple[str, dict[str, int]] | None:
         """What the histogram pane shows, as (title, counts), for saving it as a picture."""
@@ -344,7 +505,7 @@ class QjmApp(JobSetActions, App[int]):
         counts = pane.current_counts
         if counts is None:
             return None
-        title = pane.histogram_text().splitlines()[0].replace(KEYS_HINT, "").strip()
+        title = pane.histogram_text().splitlines()[0].strip()
         summary = self.selected_summary()
         return (f"{views.printable(summary.name)}  {title}" if summary else title), counts
 
@@ -357,9 +518,21 @@ class QjmApp(JobSetActions, App[int]):
     def go_to_set(self, set_id: str) -> bool:
         """Select a job set in the browser and show its jobs; False if it is not listed (yet)."""
         if self.browser.select(set_id):
+            summary = self.browser.rows[set_id]
+            self.set_pane.show_set(summary)  # now, so that the jobs pane can take the focus
+            self.histogram.show_set(summary)
             self.action_pane(1)
             return True
         return False
+
+    def get_key_display(self, binding: Binding) -> str:
+        """A key as the key bar and the help show it; on a terminal without the symbols Textual
+        uses (``⏎``), its name."""
+        shown = super().get_key_display(binding)
+        if not self.unicode and not shown.isascii():
+            key = binding.key.split(",")[0]
+            return {"left": "<", "right": ">", "up": "^", "down": "v"}.get(key, key.replace("_", " "))
+        return shown
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:
@@ -382,8 +555,9 @@ class QjmApp(JobSetActions, App[int]):
 def make_app(store_path: Path | None = None, *, clock: Callable[[], float] = time.time,
              config: Config | None = None, watch_interval: float = 1.0,
              flush_interval: float = 0.5, store_label: str | None = None,
-             read_only: bool = False) -> QjmApp:
-    """Build the app on the store at ``store_path`` (None: the configured default store).
+             charset: str | None = None, read_only: bool = False) -> QjmApp:
+    """Build the app on the store at ``store_path`` (None: the configured default store);
+    ``charset`` (one of :data:`qjm_tui.views.CHARSETS`) overrides what the terminal says.
 
     ``read_only``: the app offers no action that changes anything, and opens the store
     read-only, so a write that got through anyway would be refused by the store too."""
@@ -392,7 +566,8 @@ def make_app(store_path: Path | None = None, *, clock: Callable[[], float] = tim
     if read_only:
         store = Store(store_path if store_path is not None else config.store_path(), read_only=True)
     return QjmApp(JobManager(store, config=config), clock=clock, watch_interval=watch_interval,
-                  flush_interval=flush_interval, store_label=store_label, read_only=read_only)
+                  flush_interval=flush_interval, store_label=store_label, charset=charset,
+                  read_only=read_only)
 
 
 def run_app(store_path: Path | None = None, *, read_only: bool = False) -> int:

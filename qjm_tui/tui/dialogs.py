@@ -7,15 +7,66 @@ so the action that pushed it decides what to do; none of them touches the store.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
-from textual import on
+from textual import _time, events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets._select import SelectOverlay
 
 from qjm_tui.exporting import FORMATS, SUFFIXES, default_export_path
+from qjm_tui.tui.bars import KeyBar
+
+Answer = TypeVar("Answer")
+
+
+class FreshInput(Input):
+    """A text field that takes only keys pressed once its dialog is open: keys typed while the
+    dialog was on its way were meant for the screen before it, not for this field."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.time < getattr(self.screen, "opened_at", 0.0):
+            event.stop()
+            event.prevent_default()
+            return
+        await super()._on_key(event)
+
+
+class Dialog(ModalScreen[Answer]):
+    """A modal screen whose every field is reached by Tab and Shift+Tab (the screen's own
+    keys) and by Down and Up, with a key bar of its own keys along the bottom. Its text
+    fields are :class:`FreshInput`: keys typed before it opened do not land in them."""
+
+    #: when the dialog was shown (Textual's event clock)
+    opened_at = float("inf")
+
+    def on_mount(self) -> None:
+        self.opened_at = _time.get_time()
+
+    BINDINGS = [
+        Binding("tab", "app.focus_next", "Next field", id="dialog.tab"),
+        Binding("down", "field(1)", "Next field", show=False, priority=True, id="dialog.next_field"),
+        Binding("up", "field(-1)", "Previous field", show=False, priority=True, id="dialog.previous_field"),
+    ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "field":  # an open drop-down list takes Up and Down itself
+            return not isinstance(self.focused, SelectOverlay)
+        return True
+
+    def action_field(self, step: int) -> None:
+        """Move to the next (1) or previous (-1) field."""
+        if step > 0:
+            self.focus_next()
+        else:
+            self.focus_previous()
+
+    def compose_key_bar(self) -> ComposeResult:
+        """The key bar; every dialog yields it after its content."""
+        yield KeyBar()
 
 DIALOG_CSS = """
     align: center middle;
@@ -34,7 +85,7 @@ DIALOG_CSS = """
 """
 
 
-class ConfirmDialog(ModalScreen[bool]):
+class ConfirmDialog(Dialog[bool]):
     """Ask yes or no about one action; True only on an explicit yes."""
 
     DEFAULT_CSS = f"ConfirmDialog {{{DIALOG_CSS}}}"
@@ -54,6 +105,7 @@ class ConfirmDialog(ModalScreen[bool]):
             with Horizontal():
                 yield Button(f"{self.confirm} (y)", id="yes", variant="error")
                 yield Button("Back (n)", id="no")
+        yield from self.compose_key_bar()
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -63,7 +115,7 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
-class TextPrompt(ModalScreen["str | None"]):
+class TextPrompt(Dialog["str | None"]):
     """Ask for one line of text (a name, tags, a path); Enter answers, Escape backs out."""
 
     DEFAULT_CSS = f"TextPrompt {{{DIALOG_CSS}}}"
@@ -79,15 +131,16 @@ class TextPrompt(ModalScreen["str | None"]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.title_text, classes="title")
-            yield Input(self.value, placeholder=self.placeholder, id="text")
+            yield FreshInput(self.value, placeholder=self.placeholder, id="text")
             yield Static(self.hint, classes="hint", markup=False)
+        yield from self.compose_key_bar()
 
     @on(Input.Submitted)
     def submit(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
 
 
-class ExportDialog(ModalScreen["tuple[str, Path] | None"]):
+class ExportDialog(Dialog["tuple[str, Path] | None"]):
     """Ask for an export format and a file; the path follows the format until it is edited."""
 
     DEFAULT_CSS = f"ExportDialog {{{DIALOG_CSS}}}"
@@ -103,11 +156,12 @@ class ExportDialog(ModalScreen["tuple[str, Path] | None"]):
             yield Label(f"Export the results of {self.set_name}", classes="title")
             yield Select([(f"{name}: {what}", name) for name, what in FORMATS.items()],
                          value="json", allow_blank=False, id="format")
-            yield Input(str(default_export_path(self.set_name, "json", self.folder)), id="path")
+            yield FreshInput(str(default_export_path(self.set_name, "json", self.folder)), id="path")
             yield Static("", id="path-error", classes="error", markup=False)
             with Horizontal():
                 yield Button("Export", id="export", variant="primary")
                 yield Button("Back", id="back")
+        yield from self.compose_key_bar()
 
     def on_mount(self) -> None:
         self.query_one("#path", Input).focus()
@@ -142,7 +196,7 @@ class ExportDialog(ModalScreen["tuple[str, Path] | None"]):
         self.dismiss(None)
 
 
-class QuitDialog(ModalScreen[str]):
+class QuitDialog(Dialog[str]):
     """Ask what becomes of the job sets this app runs when it quits: ``"background"`` (a
     detached process finishes them), ``"cancel"`` or ``"stay"``."""
 
@@ -162,11 +216,13 @@ class QuitDialog(ModalScreen[str]):
             yield Label(f"This app is running {sets}", classes="title")
             yield Static(", ".join(self.names) + "\n\nKeep them running in a background process "
                          "(it finishes them; `qjm wait ID` follows one), cancel them (finished "
-                         "results are kept), or stay in the app?", id="body", markup=False)
+                         "results are kept), or stay in the app? Ctrl+C again keeps them running.",
+                         id="body", markup=False)
             with Horizontal():
                 yield Button("Keep running (k)", id="background", variant="primary")
                 yield Button("Cancel them (c)", id="cancel", variant="error")
                 yield Button("Stay (s)", id="stay")
+        yield from self.compose_key_bar()
 
     def on_mount(self) -> None:
         self.query_one("#stay", Button).focus()

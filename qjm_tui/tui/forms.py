@@ -22,7 +22,6 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen
 from textual.suggester import Suggester
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
@@ -30,6 +29,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from qjm_tui.core.errors import BackendConfigurationError, JobManagerError, UnknownBackendError
 from qjm_tui.core.inputs import load_circuit_files
 from qjm_tui.core.text import error_text
+from qjm_tui.tui.dialogs import Dialog, FreshInput
 
 if TYPE_CHECKING:
     from qjm_tui.compose import JobManager
@@ -98,6 +98,19 @@ def expand_files(text: str) -> list[str]:
     return paths
 
 
+def default_name(files: str) -> str | None:
+    """A set's name when the form's name is left empty: what the files field names (a glob as
+    typed, one file by its name without suffix, several as the first and how many more), so a
+    set is not listed by its id alone."""
+    words = files.split()
+    if not words:
+        return None
+    if len(words) == 1 and any(ch in words[0] for ch in "*?["):
+        return words[0][:200]
+    first = Path(words[0]).stem or words[0]
+    return (first if len(words) == 1 else f"{first} and {len(words) - 1} more")[:200]
+
+
 def parse_count(field: str, text: str, what: str) -> int | None:
     """A whole number typed in a field (None when empty); the message matches the core's."""
     text = text.strip()
@@ -131,7 +144,7 @@ def _field(label: str, widget: Widget, error_id: str | None = None) -> ComposeRe
     yield Static("", id=error_id or f"{widget.id}-error", classes="error", markup=False)
 
 
-class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
+class NewJobSetForm(Dialog["ManagedJobSet | None"]):
     """Start a job set: files (path or glob, completed as typed), backend, shots, name, tags,
     experiments per job and transpile. Enter in the files field submits with the defaults."""
 
@@ -165,22 +178,25 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
     def compose(self) -> ComposeResult:
         config = self.manager.config
         choices = backend_choices(config.default_backend)
-        with VerticalScroll():
+        with VerticalScroll() as scroll:
+            scroll.can_focus = False  # Tab goes from field to field, not to the frame
             yield Label("New job set: Enter starts it, Escape backs out", classes="title")
-            yield from _field("Circuit files", Input(
+            yield from _field("Circuit files", FreshInput(
                 placeholder="OpenQASM 2/3 or QPY: a path or a glob (circuits/*.qasm)",
                 suggester=PathSuggester(), id="files"))
             with Horizontal(classes="row"):
                 yield Label("Backend")
                 yield Select([(spec, spec) for spec in choices], value=choices[0], allow_blank=False,
                              id="backend")
-            yield from _field("  or type one", Input(
+            yield from _field("  or type one", FreshInput(
                 placeholder="a spec such as aer:fake_manila (overrides the list)", id="backend-spec"),
                 error_id="backend-error")
-            yield from _field("Shots", Input(str(config.default_shots), id="shots"))
-            yield from _field("Name", Input(placeholder="default: the job set's id", id="name"))
-            yield from _field("Tags", Input(placeholder="comma separated: nightly, calibration", id="tags"))
-            yield from _field("Per job", Input(
+            yield from _field("Shots", FreshInput(str(config.default_shots), id="shots"))
+            yield from _field("Name", FreshInput(placeholder="default: named after the circuit files",
+                                                 id="name"))
+            yield from _field("Tags", FreshInput(placeholder="comma separated: nightly, calibration",
+                                                 id="tags"))
+            yield from _field("Per job", FreshInput(
                 placeholder="max experiments per job (default: the backend's limit)", id="per-job"))
             with Horizontal(classes="row"):
                 yield Label("Transpile")
@@ -189,6 +205,7 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
             with Horizontal(classes="buttons"):
                 yield Button("Start", id="start", variant="primary")
                 yield Button("Back", id="back")
+        yield from self.compose_key_bar()
 
     def on_mount(self) -> None:
         self.query_one("#files", Input).focus()
@@ -242,8 +259,9 @@ class NewJobSetForm(ModalScreen["ManagedJobSet | None"]):
             if self._abandoned.is_set():
                 return
             options = {} if shots is None else {"shots": shots}
+            name = fields["name"].strip() or default_name(fields["files"])
             try:
-                job_set = self.manager.run(circuits, backend=backend, name=fields["name"].strip() or None,
+                job_set = self.manager.run(circuits, backend=backend, name=name,
                                            max_experiments_per_job=per_job, job_tags=tags or None,
                                            transpile=transpile, **options)
             except JobManagerError as exc:

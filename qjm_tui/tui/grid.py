@@ -34,20 +34,23 @@ from textual.worker import get_current_worker
 
 from qjm_tui import views
 from qjm_tui.core.store import JobRow, JobSetSummary, Store
-from qjm_tui.core.text import error_text, strip_ansi
+from qjm_tui.core.text import error_text
 
 log = logging.getLogger("qjm_tui.tui")
 
 #: how far back the throughput (experiments per second) looks, in seconds
 THROUGHPUT_WINDOW = 30.0
+#: the shortest span of samples the recent throughput is taken over; until then the rate is
+#: the whole run's (a set just opened would otherwise read 0.0 exp/s between two finishes)
+THROUGHPUT_MIN_SPAN = 5.0
 #: how often a running set's elapsed time, ETA and the job's running time are redrawn, in seconds
 TICK = 1.0
 
 
 def terminal_unicode() -> bool:
-    """Whether the terminal shows the circles: asks the stream the process started with, since
-    a running app replaces ``sys.stdout`` with a capture that has no encoding."""
-    return views.unicode_ok(sys.__stdout__)
+    """Whether the terminal shows the circles: asks the stream the app draws on (the process's
+    original stderr; a running app replaces ``sys.stdout`` with a capture that has no encoding)."""
+    return views.terminal_charset(sys.__stderr__) == "unicode"
 
 
 def job_glyphs(unicode: bool) -> dict[str, str]:
@@ -78,17 +81,33 @@ class StatusGrid(ScrollView, can_focus=True, inherit_bindings=False):
     """
 
     _MOVE = Binding.Group("move", compact=True)
-    _JUMP = Binding.Group("jump")
+    _JUMP = Binding.Group("jump", compact=True)
     BINDINGS = [
         Binding("left,h", "cursor_left", "Previous job", id="grid.left", group=_MOVE),
         Binding("down,j", "cursor_down", "Job below", id="grid.down", group=_MOVE),
         Binding("up,k", "cursor_up", "Job above", id="grid.up", group=_MOVE),
         Binding("right,l", "cursor_right", "Next job", id="grid.right", group=_MOVE),
-        Binding("home", "cursor_first", "First job", id="grid.home", group=_JUMP),
-        Binding("end", "cursor_last", "Last job", id="grid.end", group=_JUMP),
-        Binding("pageup", "cursor_page_up", "Page up", id="grid.page_up", group=_JUMP),
-        Binding("pagedown", "cursor_page_down", "Page down", id="grid.page_down", group=_JUMP),
+        Binding("home", "cursor_first", "First job", show=False, id="grid.home", group=_JUMP),
+        Binding("end", "cursor_last", "Last job", show=False, id="grid.end", group=_JUMP),
+        Binding("pageup", "cursor_page_up", "Page up", show=False, id="grid.page_up", group=_JUMP),
+        Binding("pagedown", "cursor_page_down", "Page down", show=False, id="grid.page_down", group=_JUMP),
+        Binding("enter", "open_job", "Open job", id="grid.open",
+                tooltip="every attempt, the full error, the backend's id and the log lines of the job"),
+        Binding("n", "next_notable", "Next failed/running", key_display="n", id="grid.next",
+                tooltip="move to the next failed or running job"),
+        Binding("N", "previous_notable", "Previous", show=False, id="grid.previous",
+                tooltip="move to the previous failed or running job"),
     ]
+
+    #: the statuses ``n`` and ``N`` stop at: jobs that failed, and jobs with the backend
+    NOTABLE = frozenset({"failed", "submitting", "queued", "running"})
+
+    class JobOpened(Message):
+        """Enter on a cell: open the job's view."""
+
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
 
     class CursorMoved(Message):
         """The cursor moved to another cell (or the cells were replaced)."""
@@ -141,6 +160,32 @@ class StatusGrid(ScrollView, can_focus=True, inherit_bindings=False):
         """The status the cell of job ``index`` shows."""
         return self._statuses[index]
 
+    def show_cell(self, index: int) -> None:
+        """Scroll so that cell ``index`` is in view (near the top), unless it is already."""
+        first, last = self.visible_range()
+        if self._statuses and not first <= index <= last:
+            self.scroll_to(y=max(index // self._columns - 1, 0), animate=False)
+
+    def visible_range(self) -> tuple[int, int]:
+        """The first and last job index of the rows in view ((0, -1) when empty)."""
+        if not self._statuses:
+            return 0, -1
+        top = self.scroll_offset.y
+        height = max(self._viewport.height, 1)
+        first = top * self._columns
+        last = min((top + height) * self._columns, len(self._statuses)) - 1
+        return first, last
+
+    def find(self, statuses: frozenset[str], start: int, step: int) -> int | None:
+        """The first job from ``start`` on (``step`` 1) or back (``step`` -1), wrapping
+        around, whose status is one of ``statuses``; None if there is none."""
+        count = len(self._statuses)
+        for offset in range(count):
+            index = (start + step * offset) % count
+            if self._statuses[index] in statuses:
+                return index
+        return None
+
     def set_statuses(self, statuses: Sequence[str], cursor: int = 0) -> None:
         """Show these cells (one status per job, in index order) instead of the current ones,
         with the cursor on cell ``cursor`` (kept within the cells)."""
@@ -149,6 +194,7 @@ class StatusGrid(ScrollView, can_focus=True, inherit_bindings=False):
         self._lines.clear()
         self._reflow()
         self.refresh()
+        self.post_message(self.ViewMoved())
         if self._statuses:
             self.post_message(self.CursorMoved(self, self._cursor))
 
@@ -236,9 +282,18 @@ class StatusGrid(ScrollView, can_focus=True, inherit_bindings=False):
 
     # -- layout ------------------------------------------------------------------------------
 
+    class ViewMoved(Message):
+        """The rows in view changed (scrolled, reflowed or new cells)."""
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if round(old_value) != round(new_value):
+            self.post_message(self.ViewMoved())
+
     def on_resize(self, event: events.Resize) -> None:
         """Reflow the cells to the new width."""
         self._reflow()
+        self.post_message(self.ViewMoved())
 
     def _reflow(self) -> None:
         columns = max(1, self._viewport.width)
@@ -296,6 +351,28 @@ class StatusGrid(ScrollView, can_focus=True, inherit_bindings=False):
         """Move a screenful of rows down; onto the last job if there are fewer."""
         self.move_cursor(self._cursor + max(self._viewport.height, 1) * self._columns)
 
+    def action_open_job(self) -> None:
+        """Open the view of the job under the cursor."""
+        if self._statuses:
+            self.post_message(self.JobOpened(self._cursor))
+
+    def action_next_notable(self) -> None:
+        """Move to the next failed or running job (wrapping around)."""
+        self._jump(1)
+
+    def action_previous_notable(self) -> None:
+        """Move to the previous failed or running job (wrapping around)."""
+        self._jump(-1)
+
+    def _jump(self, step: int) -> None:
+        if not self._statuses:
+            return
+        found = self.find(self.NOTABLE, self._cursor + step, step)
+        if found is None:
+            self.notify("No failed or running job in this set", timeout=2)
+        else:
+            self.move_cursor(found)
+
     def on_click(self, event: events.Click) -> None:
         """Put the cursor on the clicked cell."""
         offset = event.get_content_offset(self)
@@ -345,8 +422,12 @@ class SetPane(Vertical):
         padding: 1 1;
         color: $text-muted;
     }
-    SetPane > #set-title, SetPane > #set-progress, SetPane > #set-legend {
-        height: auto;
+    SetPane > #set-title, SetPane > #set-progress, SetPane > #set-rate, SetPane > #set-legend,
+    SetPane > #set-position {
+        height: 1;
+    }
+    SetPane > #set-position {
+        color: $text-muted;
     }
     SetPane > StatusGrid {
         min-height: 3;
@@ -370,6 +451,13 @@ class SetPane(Vertical):
     }
     """
 
+    BINDINGS = [
+        Binding("f", "toggle_follow", "Follow", id="set.follow",
+                tooltip="keep the running jobs in view as the set runs (the cursor stays put)"),
+        Binding("escape,backspace", "back", "Back", show=False, id="set.back",
+                tooltip="back to the list of job sets"),
+    ]
+
     class JobHighlighted(Message):
         """The job under the grid's cursor changed: the cursor moved, or the job did."""
 
@@ -378,13 +466,14 @@ class SetPane(Vertical):
             self.set_id = set_id
             self.job = job
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time,
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, unicode: bool | None = None,
                  name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
-        """``store`` is read (only in workers); ``clock`` gives "now" for every time shown."""
+        """``store`` is read (only in workers); ``clock`` gives "now" for every time shown;
+        ``unicode``: draw circles and blocks (True), ASCII (False) or ask the terminal (None)."""
         super().__init__(name=name, id=id, classes=classes)
         self.store = store
         self.clock = clock
-        self.unicode = terminal_unicode()
+        self.unicode = terminal_unicode() if unicode is None else unicode
         self._glyphs = job_glyphs(self.unicode)
         self._summary: JobSetSummary | None = None
         #: the shown set's jobs in index order; None until the first read of the set arrives
@@ -395,14 +484,22 @@ class SetPane(Vertical):
         self._loading = False
         self._changes_wanted = False
         self._samples: deque[tuple[float, int]] = deque()
+        #: keep the running jobs in view (``f``)
+        self.follow = False
+        #: what each Static shows now: one is updated only when its text changes
+        self._shown: dict[str, Text] = {}
+        #: when the figures were last shown (monotonic seconds)
+        self._shown_at = 0.0
         self.add_class("-empty")
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Select a job set"), id="set-empty")
         yield Static(id="set-title", classes="set-part")
         yield Static(id="set-progress", classes="set-part")
+        yield Static(id="set-rate", classes="set-part")
         yield StatusGrid(unicode=self.unicode, id="set-grid", classes="set-part")
         yield Static(id="set-legend", classes="set-part")
+        yield Static(id="set-position", classes="set-part")
         with VerticalScroll(id="set-details", classes="set-part"):
             yield Static(id="set-job")
 
@@ -410,10 +507,64 @@ class SetPane(Vertical):
         self.set_interval(TICK, self._tick)
 
     def _tick(self) -> None:
-        """Time moves on for a running set even when none of its jobs changes."""
-        if self._summary is not None and self._summary.state not in views.SET_FINAL_STATES:
+        """Time moves on for a running set even when none of its jobs changes (when they do,
+        the figures are shown with the changes: one repaint, not two)."""
+        if (self._summary is not None and self._summary.state == "running"
+                and time.monotonic() - self._shown_at >= TICK * 0.9):
             self._show_figures()
             self._show_job(announce=False)
+
+    def _put(self, part: str, text: Text, layout: bool = False) -> None:
+        """Show ``text`` in the Static ``#part``, unless it shows it already (an update repaints
+        the whole Static; a layout only where its height may change)."""
+        if self._shown.get(part) == text:
+            return
+        self._shown[part] = text
+        self.query_one(f"#{part}", Static).update(text, layout=layout)
+        if layout:  # the grid may be given more or fewer lines: say again which jobs are in view
+            self.call_after_refresh(self._show_position)
+
+    def action_toggle_follow(self) -> None:
+        """Keep the running jobs in view as the set runs (or stop doing so)."""
+        self.follow = not self.follow
+        self._follow_now()
+        self._show_position()
+
+    def action_back(self) -> None:
+        """Back to the list of job sets."""
+        show = getattr(self.app, "action_pane", None)
+        if show is not None:
+            show(0)
+
+    def _follow_now(self) -> None:
+        """In follow mode, keep the front of the run in view: the first job with the backend
+        (else the first one still to run). The view moves only when the front leaves it, a
+        screenful at a time, and the cursor stays where the user put it."""
+        if not self.follow or not self._jobs:
+            return
+        grid = self.grid
+        front = grid.find(frozenset(views.JOB_ACTIVE_STATUSES), 0, 1)
+        if front is None:
+            front = grid.find(frozenset({"pending"}), 0, 1)
+        if front is not None:
+            grid.show_cell(front)
+
+    def _show_position(self) -> None:
+        """Which jobs are in view, of how many; and whether the grid follows the run."""
+        grid = self.grid
+        first, last = grid.visible_range()
+        total = grid.cell_count
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if total:
+            text.append(f"jobs {first + 1:,}–{last + 1:,} of {total:,}" if (first, last) != (0, total - 1)
+                        else f"all {total:,} jobs in view")
+            text.append("  following" if self.follow else "", style="bold")
+        self._put("set-position", text)
+
+    @on(StatusGrid.ViewMoved)
+    def _view_moved(self, message: StatusGrid.ViewMoved) -> None:
+        message.stop()
+        self._show_position()
 
     @property
     def grid(self) -> StatusGrid:
@@ -462,12 +613,15 @@ class SetPane(Vertical):
     def _start_load(self) -> None:
         assert self._summary is not None
         self._loading = True
-        self.query_one("#set-job", Static).update(Text("reading jobs…", style="dim"))
+        self._put("set-job", Text("reading jobs…", style="dim"), layout=True)
         self._read_all(self._summary.id, self._load)
 
-    def refresh_set(self, summary: JobSetSummary) -> None:
+    def refresh_set(self, summary: JobSetSummary,
+                    changed_jobs: tuple[list[JobRow], int] | None = None) -> None:
         """The set changed in the store: read only the jobs changed since the last read, in a
-        thread worker, and repaint only their cells' lines. Ignored unless it is the shown set."""
+        thread worker (or take ``changed_jobs``, (rows, change number), read by the caller
+        from :meth:`changes_wanted`), and repaint only their cells' lines. Ignored unless it is
+        the shown set."""
         if self._summary is None or summary.id != self._summary.id:
             return
         self._summary = summary
@@ -477,8 +631,19 @@ class SetPane(Vertical):
             self._changes_wanted = True
         elif self._jobs is None:
             self._start_load()
+        elif changed_jobs is not None:
+            rows, seq = changed_jobs
+            self._apply_changes(rows)
+            self._seq = max(self._seq, seq)
         else:
             self._read_changes(summary.id, self._seq)
+
+    def changes_wanted(self) -> tuple[str, int] | None:
+        """(set id, change number) from which the shown set's changed jobs are to be read, or
+        None while it has no jobs to update (none shown, or its first read is under way)."""
+        if self._summary is None or self._jobs is None or self._loading:
+            return None
+        return self._summary.id, self._seq
 
     @work(thread=True, exclusive=True, group="set-pane-load", exit_on_error=False)
     def _read_all(self, set_id: str, load: int) -> None:
@@ -532,7 +697,7 @@ class SetPane(Vertical):
         if message.load and message.load == self._load:
             self._loading = False
             self._changes_wanted = False
-            self.query_one("#set-job", Static).update(Text("the jobs could not be read", style="red"))
+            self._put("set-job", Text("the jobs could not be read", style="red"), layout=True)
         self.notify(f"Reading the store failed: {message.error}", severity="error")
 
     def _apply_all(self, jobs: list[JobRow]) -> None:
@@ -541,8 +706,9 @@ class SetPane(Vertical):
         self._counts = Counter(job.status for job in jobs)
         self.grid.set_statuses([job.status for job in jobs])
         self._show_legend()
+        self._follow_now()
         if not jobs:
-            self.query_one("#set-job", Static).update(Text("this set has no jobs", style="dim"))
+            self._put("set-job", Text("this set has no jobs", style="dim"), layout=True)
 
     def _apply_changes(self, rows: list[JobRow]) -> None:
         """Take rows newer than those held (a read can arrive twice or late: the row's change
@@ -563,6 +729,7 @@ class SetPane(Vertical):
         if changed:
             self.grid.update_statuses(changed)
             self._show_legend()
+            self._follow_now()
         if cursor_job_changed:
             self._show_job()
 
@@ -586,7 +753,8 @@ class SetPane(Vertical):
 
     def throughput(self) -> tuple[float | None, bool]:
         """Experiments per second, and whether that is over the recent window (True) or the
-        whole run (False: a finished set, or too few samples yet); None when unknown."""
+        whole run (False: a finished set, or samples spanning under THROUGHPUT_MIN_SPAN yet);
+        None when unknown."""
         if self._summary is None:
             return None, False
         return self._throughput(views.set_figures(self._summary, self.clock()).elapsed)
@@ -597,7 +765,7 @@ class SetPane(Vertical):
         assert summary is not None
         if summary.state not in views.SET_FINAL_STATES and len(self._samples) >= 2:
             (t0, done0), (t1, done1) = self._samples[0], self._samples[-1]
-            if t1 > t0:
+            if t1 - t0 >= THROUGHPUT_MIN_SPAN:
                 return (done1 - done0) / (t1 - t0), True
         return (summary.experiments_done / elapsed if elapsed > 0 else None), False
 
@@ -606,36 +774,53 @@ class SetPane(Vertical):
         summary = self._summary
         if summary is None or not self.is_mounted:
             return
+        self._shown_at = time.monotonic()
         figures = views.set_figures(summary, self.clock())
         glyphs = views.SET_GLYPHS if self.unicode else views.SET_GLYPHS_ASCII
-        title = Text()
-        title.append(f"{glyphs.get(summary.state, '?')} {summary.state}  ",
-                     style=views.SET_STATE_STYLES.get(summary.state, ""))
-        title.append(views.printable(summary.name or "-"), style="bold")
-        title.append(f"  {views.short_id(summary.id)}  ")
-        title.append(views.printable(views.backend_label(summary.backend)))
+        width = max(self.size.width - 2, 20)
         jobs = "job" if figures.total_jobs == 1 else "jobs"
-        title.append(f"  {figures.total_jobs:,} {jobs}", style="dim")
-        self.query_one("#set-title", Static).update(title)
+        state = f"{glyphs.get(summary.state, '?')} {summary.state}  "
+        count = f"  {figures.total_jobs:,} {jobs}"
+        ident = f"  {views.short_id(summary.id)}"
+        fixed = views.cell_width(state) + views.cell_width(count)
+        # the name keeps at least 12 cells: the backend gives way first, then the short id
+        extras = next((e for e in (f"{ident}  {views.printable(views.backend_label(summary.backend))}",
+                                   ident) if width - fixed - views.cell_width(e) >= 12), "")
+        room = width - fixed - views.cell_width(extras)
+        name = views.printable(summary.name or "-")
+        title = Text(no_wrap=True, overflow="ellipsis")
+        title.append(state, style=views.SET_STATE_STYLES.get(summary.state, ""))
+        title.append(views.fit(name, max(room, 12), keep_end=max(8, room // 3)), style="bold")
+        title.append(extras)
+        title.append(count, style="dim")
+        self._put("set-title", title)
 
         caption = (f"  {figures.experiments_done:,}/{figures.experiments:,} exp"
-                   f"  {int(figures.fraction * 100)}%")
-        width = max(10, min(40, self.size.width - len(caption)))
-        line = Text()
-        line.append(views.progress_bar(figures.fraction, width, self.unicode), style="green")
-        line.append(caption + "\n")
+                   f"  {views.percent(figures.fraction)}")
+        bar_width = max(10, min(40, width - len(caption)))
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(views.progress_bar(figures.fraction, bar_width, self.unicode), style="green")
+        line.append(caption)
+        self._put("set-progress", line)
         rate, recent = self._throughput(figures.elapsed)
-        line.append("- exp/s" if rate is None else f"{rate:,.1f} exp/s" + ("" if recent else " overall"))
-        if summary.state not in views.SET_FINAL_STATES:
+        parts = ["- exp/s" if rate is None else f"{rate:,.1f} exp/s" + ("" if recent else " overall")]
+        if summary.state == "running":
             eta = figures.eta
             if recent and rate:
                 eta = (figures.experiments - figures.experiments_done) / rate
-            line.append(f" · ETA {views.duration(eta)}")
-        line.append(f" · {views.duration(figures.elapsed)} elapsed · {figures.retries} retries")
+            parts.append(f"ETA {views.duration(eta)}")
+        elif summary.state == "interrupted":
+            parts.append("stopped: R resumes it")
+        parts += [f"{views.duration(figures.elapsed)} elapsed", views.retries_text(figures.retries)]
         usage = views.set_usage_text(summary)
         if usage:
-            line.append(f" · {usage}")
-        self.query_one("#set-progress", Static).update(line)
+            parts.append(usage)
+        shown: list[str] = []
+        for part in parts:
+            if views.cell_width(" · ".join([*shown, part])) > width:
+                break
+            shown.append(part)
+        self._put("set-rate", Text(" · ".join(shown), no_wrap=True, overflow="ellipsis"))
 
     def _show_legend(self) -> None:
         legend = Text()
@@ -648,43 +833,47 @@ class SetPane(Vertical):
                               style=views.JOB_STATUS_STYLES[status])
         if self._jobs is not None and not legend:
             legend.append("no jobs", style="dim")
-        self.query_one("#set-legend", Static).update(legend)
+        legend.no_wrap, legend.overflow = True, "ellipsis"
+        self._put("set-legend", legend)
 
     def _show_job(self, announce: bool = True) -> None:
         """Describe the job under the cursor and, with ``announce``, post :class:`JobHighlighted`."""
         job = self.current_job
         if job is None or self._summary is None:
             return
-        self.query_one("#set-job", Static).update(job_details(job, self.clock(), self._glyphs))
+        self._put("set-job", job_details(job, self.clock(), self._glyphs), layout=True)
         if announce:
             self.post_message(self.JobHighlighted(self._summary.id, job))
 
 
 def job_details(job: JobRow, now: float, glyphs: Mapping[str, str]) -> Text:
-    """What the pane says of one job: index, experiment range, backend job id, status,
-    attempts and retries, submitted and finished times, and its error message in full."""
+    """What the pane says of the job under the cursor: :func:`qjm_tui.views.job_facts` on a few
+    lines (``label value`` joined by dots; the status with its glyph; an error in full on lines
+    of its own, its line breaks kept)."""
     text = Text()
-    text.append(f"job {job.index}", style="bold")
-    text.append(f" · experiments {job.start}..{job.stop - 1}")
-    if job.round:
-        text.append(f" · shots round {job.round}")
-    text.append(" · backend id ")
-    text.append(views.printable(job.backend_job_id or "-"))
-    text.append("\n")
-    text.append(f"{glyphs.get(job.status, '?')} {job.status}",
-                style=views.JOB_STATUS_STYLES.get(job.status, ""))
-    text.append(f" ({views.job_status_phrase(job.status)}) · attempts {job.attempts}"
-                f" · retries {job.retries}\n")
-    text.append(f"submitted {views.clock_time(job.submitted)} · finished {views.clock_time(job.finished)}")
-    if job.status in views.JOB_ACTIVE_STATUSES and job.submitted is not None:
-        text.append(f" · running for {views.duration(max(0.0, now - job.submitted))}")
-    cost = views.job_cost_text(job)
-    if cost:
-        text.append(f"\n{cost}")
-    if job.last_error:
-        label = "error: " if job.status == "failed" else "last error (retried): "
-        text.append("\n" + label, style="bold red")
-        # line breaks in the message are kept; any other control character is shown escaped
-        text.append("\n".join(views.printable(line)
-                              for line in strip_ansi(job.last_error).splitlines()))
+    line: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        if line:
+            if text:
+                text.append("\n")
+            for n, (words, style) in enumerate(line):
+                if n:
+                    text.append(" · ")
+                text.append(words, style=style)
+            line.clear()
+
+    for fact in views.job_facts(job, now):
+        if fact.label == "job":
+            line.append((f"job {fact.value}", "bold"))
+        elif fact.label == "status":
+            flush()
+            line.append((f"{glyphs.get(job.status, '?')} {fact.value}", fact.style))
+        elif "\n" in fact.value or fact.label.startswith(("error", "last error")):
+            flush()
+            text.append(("\n" if text else "") + fact.label + ": ", style="bold " + (fact.style or ""))
+            text.append(fact.value)
+        else:
+            line.append((f"{fact.label} {fact.value}", fact.style))
+    flush()
     return text

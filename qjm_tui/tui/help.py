@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from qjm_tui.tui.bars import KeyBar
+
 INTRO = ("qjm keeps every job set in its store; this app shows them live. "
          "Keys work in the pane named above them; Ctrl+P finds any action or job set by name.")
 
@@ -47,3 +49,4 @@ class HelpScreen(ModalScreen[None]):
             scroll.border_subtitle = "Esc closes"
             yield Static(Text(INTRO, style="dim"))
             yield Static(table)
+        yield KeyBar()

@@ -31,8 +31,8 @@ from qjm_tui.core.text import error_text, strip_ansi
 
 log = logging.getLogger("qjm_tui.tui")
 
-#: the keys the title line names (the footer shows the bindings as remapped)
-KEYS_HINT = "[ ] step · g go to · c combined"
+#: the keys the title line names where there is room (the key bar shows them as remapped)
+KEYS_HINT = ("[ ] step", "g go to", "c combined")
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,9 @@ class HistogramPane(Widget, can_focus=True):
                 tooltip="Go to an experiment by index or circuit name"),
         Binding("c", "toggle_combined", "Combined", id="histogram.combined",
                 tooltip="Sum the counts of every experiment that has them"),
-        Binding("escape", "cancel_go_to", "Cancel", show=False, id="histogram.cancel_go_to"),
+        Binding("escape", "cancel_go_to", "Close the go-to box", id="histogram.cancel_go_to"),
+        Binding("escape,backspace", "back", "Back", show=False, id="histogram.back",
+                tooltip="back to the list of job sets"),
     ]
 
     class CountsRead(Message, bubble=False):
@@ -245,7 +247,7 @@ class HistogramPane(Widget, can_focus=True):
         self._combined = False
         self._names: Sequence[str] = ()
         self._shown: Reading | None = None
-        self._title = Text("No job set selected")
+        self._title = Text("No job set selected", no_wrap=True, overflow="ellipsis")
         # Reads are numbered; one for the same view as the read under way is not started but
         # remembered (``_again``) and run when that one lands, so a stream of refreshes
         # costs one read at a time and every read that is started gets shown.
@@ -337,9 +339,17 @@ class HistogramPane(Widget, can_focus=True):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_go_to":
             return self._go_to_open
+        if action == "back":
+            return not self._go_to_open
         if action in ("previous", "next", "go_to", "toggle_combined"):
             return self._experiment is not None
         return True
+
+    def action_back(self) -> None:
+        """Back to the list of job sets."""
+        show = getattr(self.app, "action_pane", None)
+        if show is not None:
+            show(0)
 
     def action_previous(self) -> None:
         """Show the experiment before this one (from the combined view: the one selected)."""
@@ -479,10 +489,28 @@ class HistogramPane(Widget, can_focus=True):
                 shots = self._summary.shots
         if shots is not None:
             title.append(f"  {shots:,} shots")
-        title.append(f"   {KEYS_HINT}", style="dim")
         return title
 
+    def _titled(self, title: Text) -> Text:
+        """The title with as many of the key hints as fit the pane's width, each whole."""
+        width = self.size.width
+        line = title.copy()
+        hints: list[str] = []
+        for hint in KEYS_HINT:
+            if line.cell_len + 3 + len(" · ".join([*hints, hint])) > width:
+                break
+            hints.append(hint)
+        if hints:
+            line.append("   " + " · ".join(hints), style="dim")
+        return line
+
+    def on_resize(self) -> None:
+        self.query_one("#histogram-title", Static).update(self._titled(self._title), layout=False)
+
     def _draw(self, title: Text, counts: dict[str, int] | None, reason: str, failed: bool = False) -> None:
+        bars = self.query_one(HistogramBars)
+        if (title, counts, reason, failed) == (self._title, bars.counts, bars.reason, bars.failed):
+            return  # the same again: nothing to repaint
         self._title = title
-        self.query_one("#histogram-title", Static).update(title)
-        self.query_one(HistogramBars).show(counts, reason, failed)
+        self.query_one("#histogram-title", Static).update(self._titled(title), layout=False)
+        bars.show(counts, reason, failed)

@@ -10,6 +10,7 @@ running screen is the same on every run. ``Scene.close()`` cancels what still ru
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import tempfile
 import time
@@ -25,8 +26,9 @@ from qjm_tui.tui.app import QjmApp, make_app
 
 #: 2026-11-25 09:30:00 UTC, when every scene "happens"
 T0 = 1795599000.0
-#: where scenes are built: a fixed place, because emulator specs (shown on screen) hold the path
-SCENE_ROOT = Path(tempfile.gettempdir()) / "qjm-scene"
+#: where scenes are built: a folder of this process's own (runs side by side must not share
+#: one), which nothing on screen names (emulator specs are shown by their kind alone)
+SCENE_ROOT = Path(tempfile.gettempdir()) / f"qjm-scene-{os.getpid()}"
 #: what the header shows instead of the (temporary) store path
 STORE_LABEL = "~/.local/share/qjm/qjm.sqlite"
 
@@ -89,8 +91,10 @@ class Scene:
                         store_label=STORE_LABEL, watch_interval=0.2, **kwargs)
 
     def close(self) -> None:
-        """Cancel the set that still runs and close the store."""
+        """Cancel the set that still runs, close the store and remove the scene's folder."""
         self.manager.close(cancel=True, timeout=30)
+        if self.path.parent.name.startswith("qjm-scene-"):
+            shutil.rmtree(self.path.parent, ignore_errors=True)
 
 
 def build(directory: Path = SCENE_ROOT, *, running: bool = True) -> Scene:
@@ -202,3 +206,17 @@ async def stage(pilot, scene: Scene | None, shot: Shot) -> None:  # noqa: ANN001
     for key in shot.keys:
         await pilot.press(key)
         await settle(pilot)
+
+
+#: the busy store's screens (tests/snapshots/busy.py): the list at its narrowest, and everything
+#: at once on a wide screen, with the set of 10,000 experiments selected
+BUSY_SIZES = [(80, 24), (200, 60)]
+
+
+async def stage_busy(pilot, busy) -> None:  # noqa: ANN001
+    """Bring the app on (a copy of) the busy store to its screen: every set read, the big set
+    under the cursor, the list in focus."""
+    await settle(pilot)
+    assert pilot.app.browser.select(busy.big)
+    pilot.app.action_pane(0)
+    await settle(pilot)

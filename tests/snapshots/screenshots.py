@@ -8,7 +8,8 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from tests.snapshots.scenes import SHOTS, SIZES, Scene, Shot, build, stage
+from tests.snapshots import busy as busy_store
+from tests.snapshots.scenes import BUSY_SIZES, SHOTS, SIZES, Scene, Shot, build, stage, stage_busy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,6 +21,17 @@ async def draw(scene: Scene, empty: Path, shot: Shot, size: tuple[int, int], out
     async with app.run_test(size=size) as pilot:
         await stage(pilot, None if shot.empty else scene, shot)
         path.write_text(app.export_screenshot(title=f"qjm: {shot.name}"), encoding="utf-8")
+    return path
+
+
+async def draw_busy(busy: busy_store.BusyStore, size: tuple[int, int], out: Path, folder: Path) -> Path:
+    """The busy store at one size, as ``out/busy-<w>x<h>.svg``."""
+    app = busy.app(busy.copy(folder / f"{size[0]}x{size[1]}"))
+    path = out / f"busy-{size[0]}x{size[1]}.svg"
+    async with app.run_test(size=size) as pilot:
+        await stage_busy(pilot, busy)
+        path.write_text(app.export_screenshot(title="qjm: a busy store"), encoding="utf-8")
+    app.manager.close()
     return path
 
 
@@ -52,6 +64,12 @@ def main() -> None:
             print(asyncio.run(draw_quit_dialog(args.out)))
         finally:
             scene.close()
+        busy = busy_store.build(Path(tmp) / "busy")
+        try:
+            for size in BUSY_SIZES:
+                print(asyncio.run(draw_busy(busy, size, args.out, Path(tmp))))
+        finally:
+            busy.close()
 
 
 if __name__ == "__main__":
