@@ -194,10 +194,11 @@ def app_keys(config: Any) -> dict[str, str]:
     """The app's effective keys by binding id (empty where the app cannot load); an unknown id
     in the file's [keys] table is a ConfigError naming it."""
     try:
+        from qjm_tui.tui.app import QjmApp
         from qjm_tui.tui.keys import effective_keys
     except ImportError:
         return {}
-    return effective_keys(config.keys, where=str(config.source or "configuration"))
+    return effective_keys(config.keys, QjmApp, where=str(config.source or "configuration"))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ import io
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from rich.console import Console
 from rich.text import Text
@@ -28,6 +28,7 @@ from qjm_tui.core.files import write_file
 from qjm_tui.core.status import JOB_FINAL, SET_FINAL, SetState
 from qjm_tui.core.text import error_text
 from qjm_tui.exporting import export
+from qjm_tui.launch import launch
 from qjm_tui.tui.dialogs import ConfirmDialog, ExportDialog, QuitDialog, TextPrompt
 from qjm_tui.tui.forms import NewJobSetForm
 from qjm_tui.tui.keys import checked_keymap
@@ -41,7 +42,26 @@ if TYPE_CHECKING:
     from qjm_tui.core.jobset import ManagedJobSet
     from qjm_tui.core.store import JobSetSummary
 
-    _Base = App[int]
+
+class ActionHost(Protocol):
+    """What the app that mixes in :class:`JobSetActions` supplies to its actions."""
+
+    def selected_summary(self) -> JobSetSummary | None:
+        """The set selected in the browser, if any."""
+        ...
+
+    def follow_set(self, set_id: str) -> None:
+        """Select a set as soon as the browser lists it (a set just started here)."""
+        ...
+
+    def histogram_counts(self) -> tuple[str, dict[str, int]] | None:
+        """What the histogram pane shows, as (title, counts), or None when it shows none."""
+        ...
+
+
+if TYPE_CHECKING:
+    class _Base(App[int], ActionHost):
+        """The mixin is checked as part of an app that supplies :class:`ActionHost`."""
 else:
     _Base = object
 
@@ -138,13 +158,13 @@ def cancel_dialog(summary: JobSetSummary) -> ConfirmDialog:
 
 
 class JobSetActions(_Base):
-    """The job-set actions of the app: key bindings (with ids) and their ``action_*`` methods."""
+    """The job-set actions of the app: key bindings (with ids) and their ``action_*`` methods.
+    The app that mixes this in supplies :class:`ActionHost`'s methods."""
 
     BINDINGS: ClassVar[list[Binding]] = SET_BINDINGS
     manager: JobManager
     #: True for an app that only looks: every action marked ``changes_things`` is off
     read_only: bool = False
-    selected_summary: Callable[[], JobSetSummary | None]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Textual merges BINDINGS only from DOMNode classes, and this mixin is not one, so the
@@ -225,9 +245,7 @@ class JobSetActions(_Base):
             if job_set is not None:
                 self.notify(f"started job set {job_set.name()} ({job_set.job_set_id()}) on "
                             f"{job_set.backend_spec()}", title="new job set")
-                follow = getattr(self, "follow_set", None)
-                if follow is not None:
-                    follow(job_set.job_set_id())
+                self.follow_set(job_set.job_set_id())
 
         self.push_screen(NewJobSetForm(self.manager), started)
 
@@ -386,8 +404,7 @@ class JobSetActions(_Base):
     @changes_things
     def action_save_histogram(self) -> None:
         """Save the histogram on screen as an SVG picture, to a file the user names."""
-        source = getattr(self, "histogram_counts", None)
-        shown = source() if source is not None else None
+        shown = self.histogram_counts()
         if shown is None:
             self.notify("No histogram on screen to save", severity="warning")
             return
@@ -439,8 +456,6 @@ class JobSetActions(_Base):
     def _hand_over(self, set_ids: list[str]) -> None:
         """Let go of the sets running here and start a detached ``qjm resume`` for each, which
         reattaches to their jobs and finishes them; then quit, saying where they went."""
-        from qjm_tui.cli.detach import launch
-
         self.call_from_thread(self.notify, "handing the job sets to a background process…")
         store = self.manager.store.path
         try:
