@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from rich.console import Console
 from rich.text import Text
 from textual.app import SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from qjm_tui.core.files import write_file
-from qjm_tui.core.status import JOB_FINAL, SET_FINAL, SetState
+from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
 from qjm_tui.core.text import error_text
 from qjm_tui.exporting import export
 from qjm_tui.launch import launch
@@ -151,7 +151,7 @@ def resume_command(set_id: str, store: Path) -> Callable[[int], list[str]]:
 def cancel_dialog(summary: JobSetSummary) -> ConfirmDialog:
     """The question cancelling asks: how many jobs it cancels, and that finished ones stay."""
     open_jobs = sum(n for status, n in summary.counts.items() if status not in JOB_FINAL)
-    done = summary.counts.get("done", 0)
+    done = summary.counts.get(JobStatus.DONE, 0)
     body = (f"{open_jobs} of {summary.total_jobs} jobs will be cancelled. The {done} finished jobs "
             "keep their results; `r` (retry) runs the cancelled ones later.")
     return ConfirmDialog(f"Cancel {set_label(summary)}?", body, "Cancel jobs")
@@ -161,7 +161,7 @@ class JobSetActions(_Base):
     """The job-set actions of the app: key bindings (with ids) and their ``action_*`` methods.
     The app that mixes this in supplies :class:`ActionHost`'s methods."""
 
-    BINDINGS: ClassVar[list[Binding]] = SET_BINDINGS
+    BINDINGS: ClassVar[list[BindingType]] = [*SET_BINDINGS]
     manager: JobManager
     #: True for an app that only looks: every action marked ``changes_things`` is off
     read_only: bool = False
@@ -174,7 +174,7 @@ class JobSetActions(_Base):
             cls.BINDINGS = [*cls.__dict__.get("BINDINGS", []), *SET_BINDINGS]
         super().__init_subclass__(**kwargs)
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette's entries: Textual's own that qjm has no better word for (a
         screenshot, maximizing a pane; not its themes, its key list or its quit, which the app's
         help and quit say better), then every job-set action by name (in a read-only app, only
@@ -277,7 +277,7 @@ class JobSetActions(_Base):
         summary = self._target()
         if summary is None:
             return
-        redo = summary.counts.get("failed", 0) + summary.counts.get("cancelled", 0)
+        redo = summary.counts.get(JobStatus.FAILED, 0) + summary.counts.get(JobStatus.CANCELLED, 0)
 
         def retry() -> str:
             self.manager.retrieve_job_set(summary.id).retry_failed()
@@ -394,8 +394,11 @@ class JobSetActions(_Base):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._in_background("delete", lambda: (
-                    self.manager.delete_job_set(summary.id), f"deleted job set {set_label(summary)}")[1])
+                def delete() -> str:
+                    self.manager.delete_job_set(summary.id)
+                    return f"deleted job set {set_label(summary)}"
+
+                self._in_background("delete", delete)
 
         body = (f"{summary.n_experiments} experiments in {summary.total_jobs} jobs, and every result "
                 "of them, are removed from the store. This cannot be undone.")

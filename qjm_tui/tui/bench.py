@@ -55,12 +55,13 @@ from qjm_tui import JobManager
 from qjm_tui.config import Config
 from qjm_tui.core.events import JobStatusChanged
 from qjm_tui.core.manager import JobManager as CoreManager
+from qjm_tui.core.status import JobStatus
 from qjm_tui.core.store import Store
 from qjm_tui.tui.app import QjmApp, make_app
 from qjm_tui.tui.grid import StatusGrid
 
 #: the statuses changed jobs move between (a changed job always gets a different one)
-STATUSES = ("queued", "running", "done")
+STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE)
 #: time between two batches of changes
 TICK = 0.02
 #: the key pressed, and the bounds of the random pause before each press
@@ -234,8 +235,8 @@ class FrameProbe:
         originals = {name: getattr(Screen, name) for name in ("_on_timer_update", "_compositor_refresh")}
         display = self.app._display
 
-        def timed(original: Callable[[Screen], None]) -> Callable[[Screen], None]:
-            def wrapper(screen: Screen) -> None:
+        def timed(original: Callable[[Screen[Any]], None]) -> Callable[[Screen[Any]], None]:
+            def wrapper(screen: Screen[Any]) -> None:
                 self._enter()
                 try:
                     original(screen)
@@ -243,7 +244,7 @@ class FrameProbe:
                     self._leave()
             return wrapper
 
-        def encoding_display(screen: Screen, renderable: Any) -> None:
+        def encoding_display(screen: Screen[Any], renderable: Any) -> None:
             if isinstance(renderable, CompositorUpdate):
                 renderable.render_segments(self.app.console)
                 self._shown = True
@@ -350,10 +351,12 @@ async def run_scenario(path: Path, set_id: str, scenario: str, rate: int, second
             if thread is not None:
                 thread.start()
             if child is not None:
+                assert child.stdin is not None
                 child.stdin.write(b"go\n")
             figures.keys_unseen = await press_keys(probe, start + seconds, rng)
             stop.set()
             if child is not None:
+                assert child.stdin is not None and child.stdout is not None
                 child.stdin.write(b"stop\n")
                 await child.stdin.drain()
                 reply = await child.stdout.readline()
