@@ -54,7 +54,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("qjm_tui.compose",),
     ("qjm_tui",),
     ("qjm_tui.tui",),
-    ("qjm_tui.web", "qjm_tui.bench"),
+    ("qjm_tui.web",),
     ("qjm_tui.cli",),
     ("qjm_tui.__main__",),
 ]

@@ -148,13 +148,6 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return code
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the benchmark scenarios (:mod:`qjm_tui.bench`) and print their table."""
-    from qjm_tui import bench
-
-    return bench.main([*(["--quick"] if args.quick else []), *(["--json", args.json] if args.json else [])])
-
-
 def cmd_config(args: argparse.Namespace) -> int:
     """The effective configuration (secrets masked) and where qjm keeps its files."""
     from qjm_tui.config import config_path, load_config

@@ -1,7 +1,7 @@
 """What the app costs while a big job set changes fast, measured headless.
 
-Run:  python -m qjm_tui.tui.bench [--quick] [--jobs 10000] [--rate 1000] [--seconds 10]
-                                     [--json PATH]   (qjm bench runs it as its app scenario)
+Run:  python -m benchmarks bench_app [--quick] [--jobs 10000] [--rate 1000] [--seconds 10]
+                                      [--json PATH]   (the scenarios benchmark runs it as its app scenario)
 
 A ``--jobs``-job set (one experiment per job, on aer) is run by the real core, then claimed as
 running by this process. The app (``make_app``, its default intervals) is run headless at
@@ -195,7 +195,7 @@ def write_from_process(path: str, set_id: str, rate: int) -> None:
 
 async def start_writer_process(path: Path, set_id: str, rate: int) -> asyncio.subprocess.Process:
     """Start :func:`write_from_process` in a new Python and wait until it is ready to write."""
-    code = (f"from qjm_tui.tui.bench import write_from_process; "
+    code = (f"from benchmarks.bench_app import write_from_process; "
             f"write_from_process({str(path)!r}, {set_id!r}, {rate})")
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE,
                                                  stdout=asyncio.subprocess.PIPE)
