@@ -133,6 +133,34 @@ def readable_rows(conn: sqlite3.Connection, table: str, columns: list[str]
         after = batch[-1][0]
 
 
+#: tables without rowids, by their primary key: read in key order instead of rowid order
+KEYED = {"job_history": ("job_set_id", "idx", "seq")}
+
+
+def keyed_rows(conn: sqlite3.Connection, table: str, columns: list[str], key: tuple[str, ...]
+               ) -> Iterator[tuple[Any, ...] | None]:
+    """Every row of a table without rowids that can be read, in key order; a ``None`` marks
+    the damaged stretch where reading stopped (such a table holds nothing the store needs to
+    run: what is read before it is kept)."""
+    keys = ", ".join(key)
+    fields = f"SELECT {keys}, {', '.join(columns)} FROM {table}"
+    after: tuple[Any, ...] | None = None
+    while True:
+        if after is None:
+            batch = _try(conn, f"{fields} ORDER BY {keys} LIMIT ?", (_BATCH,))
+        else:
+            batch = _try(conn, f"{fields} WHERE ({keys}) > ({', '.join('?' * len(key))}) ORDER BY {keys}"
+                         " LIMIT ?", (*after, _BATCH))
+        if batch is None:
+            yield None
+            return
+        if not batch:
+            return
+        for row in batch:
+            yield row[len(key):]
+        after = batch[-1][:len(key)]
+
+
 def _try(conn: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]] | None:
     try:
         return conn.execute(sql, args).fetchall()
@@ -185,7 +213,9 @@ def recover(source: sqlite3.Connection, output: Path) -> Recovery:
                       f"VALUES ({', '.join('?' * len(columns))})")
             copied = gaps = 0
             seq_at = columns.index("seq") if "seq" in columns else None
-            for row in readable_rows(source, table, columns):
+            rows = (keyed_rows(source, table, columns, KEYED[table]) if table in KEYED
+                    else readable_rows(source, table, columns))
+            for row in rows:
                 if row is None:
                     gaps += 1
                     continue
