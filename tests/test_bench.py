@@ -1,4 +1,4 @@
-"""``qjm bench --quick`` runs every scenario end to end and reports what it measured.
+"""``python -m benchmarks scenarios --quick`` runs every scenario end to end and reports what it measured.
 
 A smoke test: it checks the report's structure and that each scenario did its work, never a
 speed (figures belong to the benchmark's own output, see the README's Performance section).
@@ -7,17 +7,21 @@ speed (figures belong to the benchmark's own output, see the README's Performanc
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from qjm_tui.bench import QUICK, Row, table
+from benchmarks.scenarios import CHECKOUT, QUICK, Row, table
 
 
 def test_quick_bench_reports_every_scenario(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "qjm_tui", "bench", "--quick", "--json", str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    # run from elsewhere than the checkout, as the README's command may be
+    path = os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "scenarios", "--quick", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["quick"] is True

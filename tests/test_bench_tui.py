@@ -1,4 +1,4 @@
-"""``python -m qjm_tui.tui.bench`` (the app scenario of ``qjm bench``) in a tiny mode runs every
+"""``python -m benchmarks bench_app`` (the app scenario of the scenarios benchmark) in a tiny mode runs every
 scenario and reports every figure.
 
 A smoke test: it checks the report's structure and that each scenario did its work, never a
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_tiny_tui_bench_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "qjm_tui.tui.bench", "--jobs", "300", "--seconds", "1",
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "bench_app", "--jobs", "300", "--seconds", "1",
                            "--json", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())

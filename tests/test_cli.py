@@ -32,7 +32,7 @@ from qjm_tui.core.store import Store
 from tests.forge import forge_set
 
 COMMANDS = ("run", "demo", "ls", "show", "report", "wait", "cancel", "retry", "resume", "rename",
-            "tag", "results", "export", "backends", "config", "doctor", "bench", "tui", "serve")
+            "tag", "results", "export", "backends", "config", "doctor", "tui", "serve")
 
 BELL_QASM = """OPENQASM 2.0;
 include "qelib1.inc";

@@ -1,7 +1,7 @@
 """What lets a set grow to a million experiments: circuits read in one pass and never all held,
 blocks cut from the files, names kept in chunks, results read a page at a time, exports that
 stream. Each piece is checked for giving the same answers as the simple way; the figures at
-scale are in tests/bench/bench_million.py.
+scale are in benchmarks/bench_million.py.
 """
 
 from __future__ import annotations

@@ -148,13 +148,6 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return code
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the benchmark scenarios (:mod:`qjm_tui.bench`) and print their table."""
-    from qjm_tui import bench
-
-    return bench.main([*(["--quick"] if args.quick else []), *(["--json", args.json] if args.json else [])])
-
-
 def cmd_config(args: argparse.Namespace) -> int:
     """The effective configuration (secrets masked) and where qjm keeps its files."""
     from qjm_tui.config import config_path, load_config
@@ -194,10 +187,11 @@ def app_keys(config: Any) -> dict[str, str]:
     """The app's effective keys by binding id (empty where the app cannot load); an unknown id
     in the file's [keys] table is a ConfigError naming it."""
     try:
+        from qjm_tui.tui.app import QjmApp
         from qjm_tui.tui.keys import effective_keys
     except ImportError:
         return {}
-    return effective_keys(config.keys, where=str(config.source or "configuration"))
+    return effective_keys(config.keys, QjmApp, where=str(config.source or "configuration"))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

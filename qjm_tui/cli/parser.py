@@ -23,7 +23,7 @@ from qjm_tui.cli.commands import (
     cmd_tui,
     cmd_wait,
 )
-from qjm_tui.cli.environment import cmd_backends, cmd_bench, cmd_config, cmd_doctor
+from qjm_tui.cli.environment import cmd_backends, cmd_config, cmd_doctor
 from qjm_tui.cli.results import cmd_export, cmd_results
 from qjm_tui.cli.serving import cmd_serve
 
@@ -326,11 +326,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", type=Path, metavar="PATH", help="the store file (default: $QJM_HOME)")
     p.add_argument("--output", type=Path, metavar="PATH", help="where the recovered store goes")
     add_json(p)
-
-    p = add("bench", cmd_bench, "Measure qjm against raw Aer, the pacing bound and the original design",
-            _examples("qjm bench --quick", "qjm bench --json bench.json   # the full run takes minutes"))
-    p.add_argument("--quick", action="store_true", help="a small run of every scenario (a smoke test)")
-    p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
 
     p = add("tui", cmd_tui, "Open the full-screen terminal app (what plain `qjm` does)",
             _examples(

@@ -17,17 +17,18 @@ import io
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from rich.console import Console
 from rich.text import Text
 from textual.app import SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from qjm_tui.core.files import write_file
-from qjm_tui.core.status import JOB_FINAL, SET_FINAL, SetState
+from qjm_tui.core.status import JOB_FINAL, SET_FINAL, JobStatus, SetState
 from qjm_tui.core.text import error_text
 from qjm_tui.exporting import export
+from qjm_tui.launch import launch
 from qjm_tui.tui.dialogs import ConfirmDialog, ExportDialog, QuitDialog, TextPrompt
 from qjm_tui.tui.forms import NewJobSetForm
 from qjm_tui.tui.keys import checked_keymap
@@ -41,7 +42,26 @@ if TYPE_CHECKING:
     from qjm_tui.core.jobset import ManagedJobSet
     from qjm_tui.core.store import JobSetSummary
 
-    _Base = App[int]
+
+class ActionHost(Protocol):
+    """What the app that mixes in :class:`JobSetActions` supplies to its actions."""
+
+    def selected_summary(self) -> JobSetSummary | None:
+        """The set selected in the browser, if any."""
+        ...
+
+    def follow_set(self, set_id: str) -> None:
+        """Select a set as soon as the browser lists it (a set just started here)."""
+        ...
+
+    def histogram_counts(self) -> tuple[str, dict[str, int]] | None:
+        """What the histogram pane shows, as (title, counts), or None when it shows none."""
+        ...
+
+
+if TYPE_CHECKING:
+    class _Base(App[int], ActionHost):
+        """The mixin is checked as part of an app that supplies :class:`ActionHost`."""
 else:
     _Base = object
 
@@ -131,20 +151,20 @@ def resume_command(set_id: str, store: Path) -> Callable[[int], list[str]]:
 def cancel_dialog(summary: JobSetSummary) -> ConfirmDialog:
     """The question cancelling asks: how many jobs it cancels, and that finished ones stay."""
     open_jobs = sum(n for status, n in summary.counts.items() if status not in JOB_FINAL)
-    done = summary.counts.get("done", 0)
+    done = summary.counts.get(JobStatus.DONE, 0)
     body = (f"{open_jobs} of {summary.total_jobs} jobs will be cancelled. The {done} finished jobs "
             "keep their results; `r` (retry) runs the cancelled ones later.")
     return ConfirmDialog(f"Cancel {set_label(summary)}?", body, "Cancel jobs")
 
 
 class JobSetActions(_Base):
-    """The job-set actions of the app: key bindings (with ids) and their ``action_*`` methods."""
+    """The job-set actions of the app: key bindings (with ids) and their ``action_*`` methods.
+    The app that mixes this in supplies :class:`ActionHost`'s methods."""
 
-    BINDINGS: ClassVar[list[Binding]] = SET_BINDINGS
+    BINDINGS: ClassVar[list[BindingType]] = [*SET_BINDINGS]
     manager: JobManager
     #: True for an app that only looks: every action marked ``changes_things`` is off
     read_only: bool = False
-    selected_summary: Callable[[], JobSetSummary | None]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Textual merges BINDINGS only from DOMNode classes, and this mixin is not one, so the
@@ -154,7 +174,7 @@ class JobSetActions(_Base):
             cls.BINDINGS = [*cls.__dict__.get("BINDINGS", []), *SET_BINDINGS]
         super().__init_subclass__(**kwargs)
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette's entries: Textual's own that qjm has no better word for (a
         screenshot, maximizing a pane; not its themes, its key list or its quit, which the app's
         help and quit say better), then every job-set action by name (in a read-only app, only
@@ -225,9 +245,7 @@ class JobSetActions(_Base):
             if job_set is not None:
                 self.notify(f"started job set {job_set.name()} ({job_set.job_set_id()}) on "
                             f"{job_set.backend_spec()}", title="new job set")
-                follow = getattr(self, "follow_set", None)
-                if follow is not None:
-                    follow(job_set.job_set_id())
+                self.follow_set(job_set.job_set_id())
 
         self.push_screen(NewJobSetForm(self.manager), started)
 
@@ -259,7 +277,7 @@ class JobSetActions(_Base):
         summary = self._target()
         if summary is None:
             return
-        redo = summary.counts.get("failed", 0) + summary.counts.get("cancelled", 0)
+        redo = summary.counts.get(JobStatus.FAILED, 0) + summary.counts.get(JobStatus.CANCELLED, 0)
 
         def retry() -> str:
             self.manager.retrieve_job_set(summary.id).retry_failed()
@@ -376,8 +394,11 @@ class JobSetActions(_Base):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._in_background("delete", lambda: (
-                    self.manager.delete_job_set(summary.id), f"deleted job set {set_label(summary)}")[1])
+                def delete() -> str:
+                    self.manager.delete_job_set(summary.id)
+                    return f"deleted job set {set_label(summary)}"
+
+                self._in_background("delete", delete)
 
         body = (f"{summary.n_experiments} experiments in {summary.total_jobs} jobs, and every result "
                 "of them, are removed from the store. This cannot be undone.")
@@ -386,8 +407,7 @@ class JobSetActions(_Base):
     @changes_things
     def action_save_histogram(self) -> None:
         """Save the histogram on screen as an SVG picture, to a file the user names."""
-        source = getattr(self, "histogram_counts", None)
-        shown = source() if source is not None else None
+        shown = self.histogram_counts()
         if shown is None:
             self.notify("No histogram on screen to save", severity="warning")
             return
@@ -439,8 +459,6 @@ class JobSetActions(_Base):
     def _hand_over(self, set_ids: list[str]) -> None:
         """Let go of the sets running here and start a detached ``qjm resume`` for each, which
         reattaches to their jobs and finishes them; then quit, saying where they went."""
-        from qjm_tui.cli.detach import launch
-
         self.call_from_thread(self.notify, "handing the job sets to a background process…")
         store = self.manager.store.path
         try:

@@ -20,13 +20,14 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.dom import DOMNode
@@ -112,7 +113,7 @@ class QjmApp(JobSetActions, App[int]):
     TITLE = "qjm"
     #: the screen gets ``-narrow`` below WIDE columns (one pane at a time) and ``-wide`` above
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide"), (HUGE, "-huge")]
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="app.interrupt",
                 tooltip="quit (asks first while this app runs job sets)"),
@@ -267,7 +268,7 @@ class QjmApp(JobSetActions, App[int]):
                     self._announce_endings(message.summaries, before)
                 self._update_title()
 
-    def _announce_endings(self, summaries: list[JobSetSummary], before: dict[str, str]) -> None:
+    def _announce_endings(self, summaries: list[JobSetSummary], before: Mapping[str, str]) -> None:
         """Say when a set this app watched (here or in another process) finishes, fails or
         stops: a notice, the configured bell or desktop notification, and for failures a count
         in the title until the set is looked at."""
@@ -475,7 +476,7 @@ class QjmApp(JobSetActions, App[int]):
                     out.append(b if isinstance(b, Binding) else Binding(*b))
         return out
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette: every action of the app and a jump to each job set by name
         (not Textual's own commands: themes and screenshots are not what qjm is for)."""
         offered: set[str] = set()

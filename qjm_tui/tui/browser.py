@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -44,7 +45,7 @@ class Sort:
 
     label: str
     column: str
-    key: Callable[[JobSetSummary], object]
+    key: Callable[[JobSetSummary], tuple[Any, ...]]
     descending: bool
 
 

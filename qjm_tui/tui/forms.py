@@ -28,6 +28,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from qjm_tui.core.errors import BackendConfigurationError, JobManagerError, UnknownBackendError
 from qjm_tui.core.inputs import load_circuit_files
+from qjm_tui.core.jobset import ManagedJobSet
 from qjm_tui.core.text import error_text
 from qjm_tui.tui.dialogs import Dialog, FreshInput
 
@@ -144,7 +145,7 @@ def _field(label: str, widget: Widget, error_id: str | None = None) -> ComposeRe
     yield Static("", id=error_id or f"{widget.id}-error", classes="error", markup=False)
 
 
-class NewJobSetForm(Dialog["ManagedJobSet | None"]):
+class NewJobSetForm(Dialog[ManagedJobSet | None]):
     """Start a job set: files (path or glob, completed as typed), backend, shots, name, tags,
     experiments per job and transpile. Enter in the files field submits with the defaults."""
 
@@ -278,6 +279,7 @@ class NewJobSetForm(Dialog["ManagedJobSet | None"]):
             job_set.cancel()
             log.info("job set %s cancelled: the new-set form was left before its check ended",
                      job_set.job_set_id())
+            assert self._app is not None  # set before the check's thread started
             self._answer(self._app.notify, f"job set {job_set.job_set_id()} was cancelled: the form "
                          "was left before its check ended", title="new job set", severity="warning")
             return

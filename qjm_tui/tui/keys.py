@@ -24,12 +24,9 @@ def _tui_classes(root: type[DOMNode]) -> list[type[DOMNode]]:
     return found
 
 
-def default_keys(app_class: type[DOMNode] | None = None) -> dict[str, str]:
-    """Every binding id of the app and its widgets, with its built-in key(s), sorted by id."""
-    if app_class is None:
-        from qjm_tui.tui.app import QjmApp
-
-        app_class = QjmApp
+def default_keys(app_class: type[DOMNode]) -> dict[str, str]:
+    """Every binding id of the app (``app_class``) and its widgets, with its built-in key(s),
+    sorted by id."""
     keys: dict[str, list[str]] = {}
     for cls in _tui_classes(app_class):
         found: dict[str, list[str]] = {}
@@ -42,7 +39,7 @@ def default_keys(app_class: type[DOMNode] | None = None) -> dict[str, str]:
     return {binding_id: ",".join(its_keys) for binding_id, its_keys in sorted(keys.items())}
 
 
-def checked_keymap(keys: dict[str, str], app_class: type[DOMNode] | None = None,
+def checked_keymap(keys: dict[str, str], app_class: type[DOMNode],
                    where: str = "configuration") -> tuple[dict[str, str], list[str]]:
     """The ``[keys]`` entries that name a known binding, and one message per entry that does not
     (saying where: the config file)."""
@@ -53,7 +50,7 @@ def checked_keymap(keys: dict[str, str], app_class: type[DOMNode] | None = None,
     return good, problems
 
 
-def effective_keys(keys: dict[str, str], app_class: type[DOMNode] | None = None,
+def effective_keys(keys: dict[str, str], app_class: type[DOMNode],
                    where: str = "configuration") -> dict[str, str]:
     """Each binding id with the key(s) it has once ``keys`` is applied; an unknown id in
     ``keys`` is a :class:`ConfigError` naming it."""

@@ -1,6 +1,6 @@
 """What the set pane's status grid costs with a big job set, measured headless.
 
-Run:  python -m tests.bench.bench_grid [--jobs 10000] [--changes 1000] [--repeats 7]
+Run:  python -m benchmarks.bench_grid [--jobs 10000] [--changes 1000] [--repeats 7]
 
 A ``--jobs``-job set (one experiment per job, on aer) is run by the real core, then shown in
 the set pane of a headless app at 120x40. Each round measures:

@@ -1,7 +1,7 @@
 """What the app costs while a big job set changes fast, measured headless.
 
-Run:  python -m qjm_tui.tui.bench [--quick] [--jobs 10000] [--rate 1000] [--seconds 10]
-                                     [--json PATH]   (qjm bench runs it as its app scenario)
+Run:  python -m benchmarks bench_app [--quick] [--jobs 10000] [--rate 1000] [--seconds 10]
+                                      [--json PATH]   (the scenarios benchmark runs it as its app scenario)
 
 A ``--jobs``-job set (one experiment per job, on aer) is run by the real core, then claimed as
 running by this process. The app (``make_app``, its default intervals) is run headless at
@@ -55,12 +55,13 @@ from qjm_tui import JobManager
 from qjm_tui.config import Config
 from qjm_tui.core.events import JobStatusChanged
 from qjm_tui.core.manager import JobManager as CoreManager
+from qjm_tui.core.status import JobStatus
 from qjm_tui.core.store import Store
 from qjm_tui.tui.app import QjmApp, make_app
 from qjm_tui.tui.grid import StatusGrid
 
 #: the statuses changed jobs move between (a changed job always gets a different one)
-STATUSES = ("queued", "running", "done")
+STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE)
 #: time between two batches of changes
 TICK = 0.02
 #: the key pressed, and the bounds of the random pause before each press
@@ -194,7 +195,7 @@ def write_from_process(path: str, set_id: str, rate: int) -> None:
 
 async def start_writer_process(path: Path, set_id: str, rate: int) -> asyncio.subprocess.Process:
     """Start :func:`write_from_process` in a new Python and wait until it is ready to write."""
-    code = (f"from qjm_tui.tui.bench import write_from_process; "
+    code = (f"from benchmarks.bench_app import write_from_process; "
             f"write_from_process({str(path)!r}, {set_id!r}, {rate})")
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE,
                                                  stdout=asyncio.subprocess.PIPE)
@@ -234,8 +235,8 @@ class FrameProbe:
         originals = {name: getattr(Screen, name) for name in ("_on_timer_update", "_compositor_refresh")}
         display = self.app._display
 
-        def timed(original: Callable[[Screen], None]) -> Callable[[Screen], None]:
-            def wrapper(screen: Screen) -> None:
+        def timed(original: Callable[[Screen[Any]], None]) -> Callable[[Screen[Any]], None]:
+            def wrapper(screen: Screen[Any]) -> None:
                 self._enter()
                 try:
                     original(screen)
@@ -243,7 +244,7 @@ class FrameProbe:
                     self._leave()
             return wrapper
 
-        def encoding_display(screen: Screen, renderable: Any) -> None:
+        def encoding_display(screen: Screen[Any], renderable: Any) -> None:
             if isinstance(renderable, CompositorUpdate):
                 renderable.render_segments(self.app.console)
                 self._shown = True
@@ -350,10 +351,12 @@ async def run_scenario(path: Path, set_id: str, scenario: str, rate: int, second
             if thread is not None:
                 thread.start()
             if child is not None:
+                assert child.stdin is not None
                 child.stdin.write(b"go\n")
             figures.keys_unseen = await press_keys(probe, start + seconds, rng)
             stop.set()
             if child is not None:
+                assert child.stdin is not None and child.stdout is not None
                 child.stdin.write(b"stop\n")
                 await child.stdin.drain()
                 reply = await child.stdout.readline()

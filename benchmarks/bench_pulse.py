@@ -14,8 +14,8 @@ Scenarios (each run ``--repeats`` times in turn, medians printed):
 * ``store``   — ``--large`` schedules checked and stored by ``JobManager.run`` (the set is then
   cancelled): qjm's own cost per schedule before any simulation.
 
-    python -m tests.bench.bench_pulse                      # every scenario
-    python -m tests.bench.bench_pulse --only solver --repeats 5
+    python -m benchmarks.bench_pulse                      # every scenario
+    python -m benchmarks.bench_pulse --only solver --repeats 5
 """
 
 from __future__ import annotations

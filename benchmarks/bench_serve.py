@@ -1,6 +1,6 @@
 """``qjm serve`` in a browser: how long until the app is drawn, and what each viewer costs.
 
-Run:  python -m tests.bench.bench_serve [--repeats 5] [--viewers 4] [--screenshots DIR]
+Run:  python -m benchmarks.bench_serve [--repeats 5] [--viewers 4] [--screenshots DIR]
 
 Needs Chromium (``apt-get install chromium``) and the web extra. A store is filled by
 ``qjm demo`` (two sets) in a fresh folder; one headless Chromium runs throughout, as a user's

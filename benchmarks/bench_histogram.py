@@ -1,6 +1,6 @@
 """What the histogram pane's reads cost on a big job set (not a test).
 
-Run:  python -m tests.bench.bench_histogram [--experiments 10000] [--per-job 10] [--repeats 5]
+Run:  python -m benchmarks.bench_histogram [--experiments 10000] [--per-job 10] [--repeats 5]
 
 Runs one set of small measured circuits on Aer (``--per-job`` experiments a job, so the set
 has many jobs as a remote run would), then times, each ``--repeats`` times in turn, the two

@@ -2,7 +2,7 @@
 
 Run (takes minutes; the 1,000,000 set about half an hour on 2 cores):
 
-    nice -n 10 python -m tests.bench.bench_million [--sizes 100000,1000000] [--per-job 1000]
+    nice -n 10 python -m benchmarks.bench_million [--sizes 100000,1000000] [--per-job 1000]
                                                    [--shots 64] [--cache DIR] [--json PATH]
 
 For each size N, a QPY file of N small distinct circuits (2 qubits: an rz by an angle of its
@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qjm_tui.bench import _peak_mb, _run_command
+from benchmarks.scenarios import _peak_mb, _run_command
 
 #: QPY header bytes before the program count (magic, QPY version, Qiskit version)
 _COUNT_AT = 10
@@ -185,9 +185,9 @@ def child_counts(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def child_app(args: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.bench_app import SIZE, FrameProbe, _until, press_keys
     from qjm_tui.config import Config
     from qjm_tui.tui.app import make_app
-    from qjm_tui.tui.bench import SIZE, FrameProbe, _until, press_keys
 
     async def measure() -> dict[str, Any]:
         app = make_app(Path(args["home"]) / "qjm.sqlite", config=Config(executor="threads"))
@@ -221,7 +221,7 @@ CHILDREN = {"run": child_run, "retrieve": child_retrieve, "counts": child_counts
 
 
 def _child(name: str, args: dict[str, Any], env: dict[str, str], timeout: float) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "tests.bench.bench_million", "--child", name,
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_million", "--child", name,
                            json.dumps(args)], capture_output=True, text=True, env=env, timeout=timeout)
     if proc.returncode != 0 or not proc.stdout.strip():
         raise RuntimeError(f"step {name} failed (exit {proc.returncode}): {proc.stderr[-3000:]}")

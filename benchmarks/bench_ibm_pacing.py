@@ -1,6 +1,6 @@
 """Pacing under IBM Quantum's pending-jobs limit, measured against the local IBM Quantum service.
 
-Run:  python -m tests.bench.bench_ibm_pacing [--jobs 60] [--limit 5] [--seconds 1.0] [--repeats 3]
+Run:  python -m benchmarks.bench_ibm_pacing [--jobs 60] [--limit 5] [--seconds 1.0] [--repeats 3]
                                               [--poll 0.25 --poll 5] [--answer 429|400]
 
 Each round is a fresh process, as a user's script runs: ``run()`` of ``--jobs`` one-circuit jobs
@@ -33,7 +33,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def child(jobs: int, poll: float, home: str) -> None:
@@ -66,7 +66,7 @@ def one_round(args: argparse.Namespace, poll: float) -> dict[str, Any]:
                "PYTHONWARNINGS": "ignore"}
         env.pop("NO_PROXY", None)
         env.pop("no_proxy", None)
-        proc = subprocess.run([sys.executable, "-m", "tests.bench.bench_ibm_pacing", "--child",
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_ibm_pacing", "--child",
                                "--jobs", str(args.jobs), "--poll", str(poll), "--home", home],
                               capture_output=True, text=True, env=env, cwd=REPO, timeout=3600)
         if proc.returncode != 0:

@@ -1,7 +1,7 @@
 """What listing and following changes cost in the store: the old way and the change feed, side
 by side in one run.
 
-Run:  python -m tests.bench.bench_store [--sets 1000] [--jobs 10000] [--repeats 7]
+Run:  python -m benchmarks.bench_store [--sets 1000] [--jobs 10000] [--repeats 7]
 
 * Listing ``--sets`` job sets of 10 jobs each. "before" is how ``qjm ls`` listed: every set's
   row (``list_job_sets``), then per set its row again and a full ``jobs()`` load to work out its

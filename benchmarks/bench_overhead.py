@@ -1,6 +1,6 @@
 """What qjm's machinery costs: the seed's circuits through qjm and through raw Aer, side by side.
 
-Run:  python -m tests.bench.bench_overhead [--circuits 2000] [--repeats 5]
+Run:  python -m benchmarks.bench_overhead [--circuits 2000] [--repeats 5]
 
 Both sides get the same 2,000 pre-transpiled random 5-qubit depth-4 measured circuits at 1024
 shots. "raw" is one ``AerSimulator().run(circuits).result()``; "qjm" is the whole path: split,

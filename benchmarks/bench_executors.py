@@ -10,8 +10,8 @@ each ``--repeats`` times in turn (so drift hits every variant alike), and prints
 wall time of each and the ratios. qjm's figures include everything a user waits for: validating,
 splitting, storing every circuit (QPY) and every result in SQLite, and scheduling.
 
-    python tests/bench/bench_executors.py                 # 5000 circuits, 3 repeats
-    python tests/bench/bench_executors.py --circuits 1000 --repeats 5
+    python benchmarks/bench_executors.py                 # 5000 circuits, 3 repeats
+    python benchmarks/bench_executors.py --circuits 1000 --repeats 5
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How close qjm's job-time estimate is to the fake devices' own schedules.
 
-Run:  python -m tests.bench.check_estimator [--circuits 20] [--devices all]
+Run:  python -m benchmarks.check_estimator [--circuits 20] [--devices all]
 
 For every fake device of qiskit-ibm-runtime that publishes instruction durations, random
 circuits (2-5 qubits, depth 1-8, measured; every other one with a wait of a few microseconds

@@ -1,12 +1,12 @@
 """Where local throughput goes: the pieces of qjm's path and of raw Aer, timed one by one.
 
-Run:  python -m tests.bench.profile_local [--circuits 2000] [--repeats 3]
+Run:  python -m benchmarks.profile_local [--circuits 2000] [--repeats 3]
 
 On the seed's circuits (random, 5 qubits, depth 4, measured, transpiled; 1,024 shots), in one
 process on one core each: QPY and pickle both ways (what shipping circuits to a worker costs),
 Aer's Python-side assembly (it holds the GIL), one raw ``AerSimulator().run`` with one and with
 two parallel experiments, and a worker's whole job (``run_local_job`` on QPY, results as JSON).
-Best of ``--repeats``; the figures explain ``qjm bench``'s local ratios.
+Best of ``--repeats``; the figures explain the scenarios benchmark's local ratios.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ advertised), all on one store. The figures: the time until every process has its
 the refusals the service counted. The script uses only qjm's public API, so it measures whatever
 checkout is first on PYTHONPATH:
 
-    python tests/bench/bench_shared_limit.py --processes 20 --run 2 --limit 5
-    PYTHONPATH=/path/to/other/checkout python tests/bench/bench_shared_limit.py ...
+    python benchmarks/bench_shared_limit.py --processes 20 --run 2 --limit 5
+    PYTHONPATH=/path/to/other/checkout python benchmarks/bench_shared_limit.py ...
 """
 
 from __future__ import annotations

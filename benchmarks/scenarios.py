@@ -1,6 +1,6 @@
-"""``qjm bench``: qjm measured side by side with what it is meant to beat, on this machine.
+"""qjm measured side by side with what it is meant to beat, on this machine.
 
-Run ``qjm bench [--quick] [--json FILE]`` (or ``python -m qjm_tui.bench``). Scenarios:
+Run ``python -m benchmarks scenarios [--quick] [--json FILE]`` from a checkout. Scenarios:
 
 1. **Local throughput**: the seed's circuits (random, 5 qubits, depth 4, measured,
    pre-transpiled, 1,024 shots) through qjm end to end (split, store, run, results, every
@@ -17,7 +17,7 @@ Run ``qjm bench [--quick] [--json FILE]`` (or ``python -m qjm_tui.bench``). Scen
    peak memory (the high-water mark of the process that did the work).
 4. **App scale**: the app headless over a 10,000-job set taking 1,000 status changes a second,
    from a thread of its process and from another process: key latency, CPU and repaints
-   (``python -m qjm_tui.tui.bench``).
+   (``python -m benchmarks.bench_app``).
 5. **Start-up**: ``qjm --version``, ``qjm ls`` on an empty store and the app's first screen, in
    fresh processes (medians).
 
@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 SHOTS = 1024
+#: the checkout this folder is in (the benchmarks are not installed with the package)
+CHECKOUT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -298,7 +300,7 @@ CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 def _run_child(name: str, args: dict[str, Any], env: dict[str, str], timeout: float) -> dict[str, Any]:
     """Run one measurement in a new interpreter; its last stdout line is its JSON answer."""
-    command = [sys.executable, "-m", "qjm_tui.bench", "--child", name, json.dumps(args)]
+    command = [sys.executable, "-m", "benchmarks.scenarios", "--child", name, json.dumps(args)]
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
     wall = time.perf_counter() - start
@@ -342,6 +344,8 @@ def _run_command(argv: Sequence[str], env: dict[str, str], timeout: float) -> tu
 
 def _env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
+    # the measured children import this folder's modules wherever they are started from
+    env["PYTHONPATH"] = os.pathsep.join([str(CHECKOUT), *filter(None, [env.get("PYTHONPATH")])])
     env["QJM_HOME"] = str(home)
     env["QJM_CONFIG"] = str(home / "no-config.toml")  # the defaults, whatever the user set
     for key in ("QJM_BACKEND", "QJM_SHOTS", "QJM_EXECUTOR"):
@@ -487,11 +491,11 @@ def first_screen(plan: Plan, work: Path, say: Callable[[str], None]) -> list[Row
 def app_scale(plan: Plan, work: Path, say: Callable[[str], None]) -> list[Row]:
     """Scenario 4: the app headless over a large set taking 1,000 status changes a second, from
     a thread of its own process (events) and from another process (polling): repaints, key
-    latency and CPU (``python -m qjm_tui.tui.bench``, run in a process of its own)."""
+    latency and CPU (``python -m benchmarks.bench_app``, run in a process of its own)."""
     say(f"app scale: a {plan.app_jobs:,}-job set, 1,000 status changes/s, "
         f"{plan.app_seconds:g} s windows")
     out = work / "app.json"
-    command = [sys.executable, "-m", "qjm_tui.tui.bench", "--jobs", str(plan.app_jobs),
+    command = [sys.executable, "-m", "benchmarks.bench_app", "--jobs", str(plan.app_jobs),
                "--seconds", str(plan.app_seconds), "--json", str(out)]
     proc = subprocess.run(command, capture_output=True, text=True, env=_env(work / "app-home"),
                           timeout=3600)
@@ -595,8 +599,9 @@ def run(quick: bool = False, json_path: str | None = None, only: Sequence[str] |
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``qjm bench`` / ``python -m qjm_tui.bench``."""
-    parser = argparse.ArgumentParser(prog="qjm bench", description=__doc__.splitlines()[0])
+    """``python -m benchmarks scenarios``."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks scenarios",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="a small run of every scenario (a smoke test, under two minutes)")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
@@ -613,7 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     report = run(args.quick, args.json, args.only)
     m = report["machine"]
-    print(f"qjm bench{' --quick' if args.quick else ''}: {m['usable_cores']} cores, Python "
+    print(f"benchmarks scenarios{' --quick' if args.quick else ''}: {m['usable_cores']} cores, Python "
           f"{m['python']}, qiskit {m['packages']['qiskit']}, qiskit-aer {m['packages']['qiskit-aer']}"
           f"; {report['seconds']:.0f} s in all")
     print(report["table"])
