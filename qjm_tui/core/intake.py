@@ -18,6 +18,7 @@ circuit is still reported by index and name with nothing stored.
 
 from __future__ import annotations
 
+import abc
 import bisect
 import io
 import os
@@ -59,11 +60,12 @@ _COUNT_AT = 10
 _MAGIC_VERSION_AT = len(_MAGIC)
 
 
-class BlockSource:
+class BlockSource(abc.ABC):
     """Makes the QPY bytes of experiments ``start`` to ``stop - 1`` (one job's block)."""
 
+    @abc.abstractmethod
     def qpy(self, start: int, stop: int) -> bytes:
-        raise NotImplementedError
+        """The QPY file of experiments ``start`` to ``stop - 1``."""
 
     def close(self) -> None:
         """Release the files behind the blocks."""
