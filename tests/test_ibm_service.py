@@ -235,6 +235,32 @@ def test_refused_credentials_stop_the_set_and_a_resume_reattaches(start_ibm: Sta
     assert len(ibm.jobs()) == 4  # nothing was submitted twice
 
 
+def test_a_submission_that_signs_in_after_another_thread_saw_the_token_refused_stops_the_set(
+        start_ibm: StartService) -> None:
+    """The race a set meets when its credentials are withdrawn: one thread sees the 401 and drops
+    the service; another thread's submission then signs in with the refused credentials, and the
+    client, finding no instance, says the device does not exist. That is the account refused
+    (stop, resume later), never the job failed for good."""
+    from qiskit import transpile
+
+    from qjm_tui.backends.ibm_runtime import IBMRuntimeBackend
+    from qjm_tui.core.errors import AccessRefused
+    from qjm_tui.core.ports import JobPayload
+
+    ibm = start_ibm()
+    backend = IBMRuntimeBackend(DEVICE, mode="job", poll_interval=0.05)
+    circuit = transpile(basis(1), backend.target())
+    backend.submit(JobPayload([circuit], 10, {}, ["first"]))
+    ibm.refuse_credentials(401)
+    backend._sign_in_again(backend._epoch)  # what the thread that saw the 401 does
+    with pytest.raises(AccessRefused) as refused:
+        backend.submit(JobPayload([circuit], 10, {}, ["second"]))
+    assert "signing in to IBM Quantum again failed" in str(refused.value)
+    ibm.refuse_credentials(None)
+    backend.submit(JobPayload([circuit], 10, {}, ["third"]))  # a resume goes on
+    assert [j["tags"][-1] for j in ibm.jobs()] == ["first", "third"]
+
+
 def test_tokens_that_expire_in_the_middle_of_a_set(start_ibm: StartService, tmp_path: Path) -> None:
     """Tokens live 12 s (the client takes a token for expired 10 s before its end, so it fetches
     a new one every 2 s), and the service also drops every token in the middle of the set

@@ -323,6 +323,13 @@ class IBMRuntimeBackend(ExecutionBackend):
         try:
             return action()
         except Exception as exc:
+            if self._own_service and self._epoch > 0 and isinstance(exc, BackendConfigurationError):
+                # Another thread saw the token refused and dropped the service; this call's
+                # sign-in then failed (with refused credentials the client finds no instance,
+                # so "no backend"). The backend was there before: the account is refused,
+                # which stops the set for a resume instead of failing the job for good.
+                raise AccessRefused(f"{doing}: signing in to IBM Quantum again failed: "
+                                    f"{exc}") from None
             error = exc if isinstance(exc, BackendError) else classify(exc, self._credentials, doing)
             if not (self._own_service and _unauthorized(error)):
                 raise error from None
