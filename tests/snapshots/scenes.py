@@ -187,7 +187,7 @@ async def settle(pilot) -> None:  # noqa: ANN001
     app = pilot.app
 
     def quiet() -> bool:
-        return app._seq >= 0 and not app._dirty.is_set() and all(w.is_finished for w in app.workers)
+        return app.bridge.idle and all(w.is_finished for w in app.workers)
 
     for _ in range(3):  # quiet three times in a row: reads that start more reads are done too
         for _ in range(200):
@@ -206,6 +206,16 @@ async def stage(pilot, scene: Scene | None, shot: Shot) -> None:  # noqa: ANN001
     for key in shot.keys:
         await pilot.press(key)
         await settle(pilot)
+    steady_cursors(pilot.app)
+    await pilot.pause()
+
+
+def steady_cursors(app) -> None:  # noqa: ANN001
+    """Stop text boxes blinking, the focused one's cursor shown: a blink is half a second, and
+    how long a scene takes to settle is not (a loaded machine would catch either phase)."""
+    for box in app.screen.query("Input"):
+        box.cursor_blink = False
+        box._cursor_visible = box.has_focus
 
 
 #: the busy store's screens (tests/snapshots/busy.py): the list at its narrowest, and everything
