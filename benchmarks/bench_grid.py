@@ -12,8 +12,8 @@ the set pane of a headless app at 120x40. Each round measures:
 * reload, for comparison in the same round: reading the whole set again, replacing every
   cell (``show_set``) and drawing the visible lines, which is what the pane avoids;
 * refresh: ``--changes`` jobs get a new status in the store (as the engine writes them), then
-  ``refresh_set`` until the grid shows them: the worker's read of only the changed jobs, the
-  message, and applying them.
+  the app's bridge looks at the store until the grid shows them: its worker's read of the
+  changed sets and of only the changed jobs, the message, and applying it.
 
 Prints the median of each over ``--repeats`` rounds and the reload/refresh ratio.
 """
@@ -35,19 +35,41 @@ from textual.app import App, ComposeResult
 from qjm_tui import JobManager
 from qjm_tui.config import Config
 from qjm_tui.core.store import Store
+from qjm_tui.tui.bridge import Bridge
 from qjm_tui.tui.grid import SetPane, StatusGrid
+from qjm_tui.tui.messages import JobStatusesChanged, SetsChanged
 
 #: statuses the changed jobs cycle through, so every round really changes each cell
 _CYCLE = ("running", "queued", "done")
 
 
 class _Host(App[None]):
-    def __init__(self, store: Store) -> None:
+    """The set pane and the app's bridge, wired as the app wires them."""
+
+    def __init__(self, manager: JobManager) -> None:
         super().__init__()
-        self.store = store
+        self.bridge = Bridge(self, manager, watch_interval=3600, flush_interval=3600)
 
     def compose(self) -> ComposeResult:
-        yield SetPane(self.store)
+        yield SetPane()
+
+    def on_mount(self) -> None:
+        self.bridge.start()
+
+    def on_set_pane_jobs_wanted(self, message: SetPane.JobsWanted) -> None:
+        self.bridge.load_jobs(message.set_id, message.load)
+
+    def on_job_statuses_changed(self, message: JobStatusesChanged) -> None:
+        self.query_one(SetPane).apply_jobs(message)
+
+    def on_sets_changed(self, message: SetsChanged) -> None:
+        self.bridge.applied(message)
+        pane = self.query_one(SetPane)
+        with self.batch_update():
+            for summary in message.summaries:
+                pane.refresh_set(summary)
+            if message.jobs is not None:
+                pane.apply_jobs(message.jobs)
 
 
 def _fill(path: Path, jobs: int) -> str:
@@ -73,11 +95,12 @@ async def _wait(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 async def _measure(path: Path, set_id: str, changes: int, repeats: int) -> dict[str, list[float]]:
+    manager = JobManager(path, config=Config(executor="threads"))
     store = Store(path)
     rng = random.Random(7)
     figures: dict[str, list[float]] = {k: [] for k in
                                        ("cold", "warm", "cells", "lines", "refresh", "reload")}
-    app = _Host(store)
+    app = _Host(manager)
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(SetPane)
         pane.show_set(store.summaries([set_id])[0])
@@ -119,10 +142,11 @@ async def _measure(path: Path, set_id: str, changes: int, repeats: int) -> dict[
                 store.set_jobs_status(set_id, [i for i, s in wanted.items() if s == status], status)
             summary = store.summaries([set_id])[0]
             start = time.perf_counter()
-            pane.refresh_set(summary)
+            app.bridge.look()
             await _wait(lambda wanted=wanted: all(grid.status(i) == s for i, s in wanted.items()))
             figures["refresh"].append(time.perf_counter() - start)
     store.close()
+    manager.close()
     return figures
 
 
@@ -145,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  render every visible line, warm   {med['warm'] * ms:8.2f} ms")
     print(f"  {args.changes:,} cells changed + their lines  {med['cells'] * ms:8.2f} ms"
           f"  ({med['lines']:.0f} visible lines redrawn)")
-    print(f"  refresh_set, {args.changes:,} jobs changed     {med['refresh'] * ms:8.2f} ms")
+    print(f"  a look, {args.changes:,} jobs changed          {med['refresh'] * ms:8.2f} ms")
     print(f"  reload the whole set              {med['reload'] * ms:8.2f} ms"
           f"  ({med['reload'] / med['refresh']:.1f}x the refresh)")
 

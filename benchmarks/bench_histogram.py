@@ -31,7 +31,7 @@ def main() -> None:
 
     from qjm_tui import JobManager
     from qjm_tui.config import Config
-    from qjm_tui.tui.histogram import read_combined, read_experiment
+    from qjm_tui.tui.readmodel import read_combined, read_experiment
 
     circuits = []
     for i in range(args.experiments):

@@ -27,7 +27,7 @@ async def settle(pilot: Pilot, app: QjmApp) -> None:  # type: ignore[type-arg]
     """Until the app has listed every set and its workers are done."""
     for _ in range(200):
         await pilot.pause(0.05)
-        if app.browser.rows and not app._dirty.is_set() and all(w.is_finished for w in app.workers):
+        if app.browser.rows and app.bridge.idle and all(w.is_finished for w in app.workers):
             break
     await pilot.pause(0.1)
 

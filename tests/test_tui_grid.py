@@ -23,6 +23,7 @@ from qjm_tui.core.engine import RetryPolicy
 from qjm_tui.core.store import JobSetSummary, Store
 from qjm_tui.tui import grid as grid_module
 from qjm_tui.tui.grid import SetPane, StatusGrid
+from qjm_tui.tui.messages import JobStatusesChanged
 
 #: the frozen "now" every pane here is given (an hour after the sets ran)
 NOW = time.time() + 3600
@@ -36,19 +37,42 @@ def _one_qubit() -> QuantumCircuit:
 
 
 class _Host(App[None]):
-    """The smallest app that mounts a set pane, recording the jobs it highlights."""
+    """The smallest app that mounts a set pane, recording the jobs it highlights. The pane reads
+    nothing: when it asks for a set's jobs, the host answers with a message as the app's bridge
+    does (from ``store``, or with ``failure`` when one is set); later changes are fed to it."""
 
     def __init__(self, store: Store, clock: Callable[[], float] = lambda: NOW) -> None:
         super().__init__()
         self.store = store
         self.clock = clock
         self.highlighted: list[tuple[str, int]] = []
+        self.asked: list[tuple[str | None, int]] = []
+        self.failure: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield SetPane(self.store, clock=self.clock)
+        yield SetPane(clock=self.clock)
 
     def on_set_pane_job_highlighted(self, message: SetPane.JobHighlighted) -> None:
         self.highlighted.append((message.set_id, message.job.index))
+
+    def on_set_pane_jobs_wanted(self, message: SetPane.JobsWanted) -> None:
+        self.asked.append((message.set_id, message.load))
+        if message.set_id is None:
+            return
+        pane = self.query_one(SetPane)
+        if self.failure is not None:
+            pane.post_message(JobStatusesChanged(message.set_id, [], 0, full=True, load=message.load,
+                                                 error=self.failure))
+            return
+        seq = self.store.change_seq()
+        pane.post_message(JobStatusesChanged(message.set_id, self.store.jobs(message.set_id), seq,
+                                             full=True, load=message.load))
+
+
+def _changes(store: Store, set_id: str, since: int) -> tuple[JobStatusesChanged, int]:
+    """The set's jobs written after change number ``since``, as the bridge sends them."""
+    rows, seq = store.jobs_changed_since(set_id, since)
+    return JobStatusesChanged(set_id, rows, seq, full=False), seq
 
 
 async def _until(pilot: Pilot[None], condition: Callable[[], bool], what: str,
@@ -213,6 +237,38 @@ async def _failed_job_details(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         assert pane.query_one("#set-details").size.height >= details.size.height, "nothing cut off"
 
 
+def test_a_read_that_failed_says_so_and_is_asked_for_again(tmp_path: Path) -> None:
+    asyncio.run(_read_failed(tmp_path))
+
+
+async def _read_failed(tmp_path: Path) -> None:
+    path = tmp_path / "qjm.sqlite"
+    with JobManager(path, config=Config(executor="threads")) as manager:
+        job_set = manager.run([_one_qubit()] * 6, backend="aer", name="six", shots=16,
+                              max_experiments_per_job=1)
+        job_set.results()
+        set_id = job_set.job_set_id()
+    store = Store(path)
+    app = _Host(store)
+    app.failure = "database is locked"
+    async with app.run_test(size=(60, 20)) as pilot:
+        pane = app.query_one(SetPane)
+        summary = _summary(store, set_id)
+        pane.show_set(summary)
+        await _until(pilot, lambda: "could not be read" in _text(pane, "#set-job"), "the failure said")
+        assert pane.current_job is None and app.asked == [(set_id, 1)]
+        app.failure = None
+        pane.refresh_set(summary)
+        await _until(pilot, lambda: pane.current_job is not None, "the jobs read again")
+        assert app.asked == [(set_id, 1), (set_id, 2)] and pane.grid.cell_count == 6
+        pane.post_message(JobStatusesChanged(set_id, [], 0, full=True, load=1))
+        await pilot.pause()
+        assert pane.grid.cell_count == 6, "the answer to an older read is not taken"
+        pane.show_set(None)
+        await pilot.pause()
+        assert app.asked[-1] == (None, 3), "a pane showing no set wants no jobs"
+
+
 def test_live_update_repaints_only_changed_rows(tmp_path: Path) -> None:
     asyncio.run(_live_update(tmp_path))
 
@@ -238,10 +294,14 @@ async def _live_update(tmp_path: Path) -> None:
             assert grid.row_count == 4 and "queued 120" in _text(pane, "#set-legend")
             rendered = _record_rendered_rows(grid)
 
+            seq = store.change_seq()
+            queued = store.jobs(set_id)
             other = manager.run([_one_qubit()] * 2, backend="aer", name="other", shots=16)
             other.results()
             pane.refresh_set(_summary(store, other.job_set_id()))
+            pane.post_message(_changes(store, other.job_set_id(), 0)[0])
             pane.refresh_set(_summary(store, set_id))
+            pane.post_message(_changes(store, set_id, seq)[0])
             await pilot.pause(1.2)
             assert rendered == [], "another set running, nothing new, or time passing repaints no cell"
 
@@ -251,8 +311,14 @@ async def _live_update(tmp_path: Path) -> None:
             await _until(pilot, lambda: store.status_counts(set_id).get("cancelled") == 2,
                          "the two jobs to be cancelled")
             pane.refresh_set(_summary(store, set_id))
+            changes, seq = _changes(store, set_id, seq)
+            assert sorted(row.index for row in changes.rows) == cancelled
+            pane.post_message(changes)
             await _until(pilot, lambda: all(grid.status(i) == "cancelled" for i in cancelled),
                          "the grid to show the cancelled jobs")
+            # the same read arriving again, or an older row of a job, changes nothing
+            pane.post_message(JobStatusesChanged(set_id, changes.rows, seq, full=False))
+            pane.post_message(JobStatusesChanged(set_id, [queued[1]], seq, full=False))
             await pilot.pause(0.2)
             assert sorted(set(rendered)) == [0, 2], "only the rows holding changed cells"
             assert rendered.count(0) == 1 and rendered.count(2) == 1, "each repainted once"
@@ -299,6 +365,7 @@ async def _throughput(tmp_path: Path) -> None:
             assert "exp/s overall" in _text(pane, "#set-rate"), _text(pane, "#set-rate")
             now[0] += 9
             pane.refresh_set(after)
+            pane.post_message(_changes(store, set_id, 0)[0])
             await pilot.pause()
             rate = (after.experiments_done - before.experiments_done) / 10
             progress = _text(pane, "#set-progress") + "\n" + _text(pane, "#set-rate")

@@ -17,6 +17,8 @@ from qjm_tui.config import Config
 from qjm_tui.core.engine import RetryPolicy
 from qjm_tui.core.store import JobSetSummary, Store
 from qjm_tui.tui.histogram import KEYS_HINT, HistogramBars, HistogramPane
+from qjm_tui.tui.messages import CountsRead
+from qjm_tui.tui.readmodel import read_combined, read_experiment
 from tests.conftest import basis_state
 from tests.tui_screen import cell_slice, screen_lines
 
@@ -24,15 +26,26 @@ NO_RETRY = RetryPolicy(max_attempts=1, base_delay=0.0, jitter=0.0)
 
 
 class Host(App[None]):
-    """Just the pane, focused, on a store."""
+    """Just the pane, focused. The pane reads nothing: what it asks for is read from ``store``
+    with the read model the app's bridge uses, and given to it as the bridge gives it."""
 
     def __init__(self, store: Store, unicode: bool = True) -> None:
         super().__init__()
         self.store = store
         self.unicode = unicode
+        self.asked: list[tuple[str, int | None]] = []
 
     def compose(self) -> ComposeResult:
-        yield HistogramPane(self.store, unicode=self.unicode, id="histogram")
+        yield HistogramPane(unicode=self.unicode, id="histogram")
+
+    def on_histogram_pane_counts_wanted(self, message: HistogramPane.CountsWanted) -> None:
+        self.asked.append((message.set_id, message.experiment))
+        if message.experiment is None:
+            reading = read_combined(self.store, message.set_id, lambda: False)
+        else:
+            reading = read_experiment(self.store, message.set_id, message.experiment)
+        assert reading is not None
+        message.pane.post_message(CountsRead(message.request, reading))
 
     def on_mount(self) -> None:
         self.query_one(HistogramPane).focus()
@@ -310,11 +323,14 @@ async def _running_set_shows_bars_once_its_results_arrive(tmp_path: Path) -> Non
             await settle(pilot)
             assert pane.current_counts == {"110": 20}
             assert pane.histogram_text().startswith("Experiment 0  basis_110  20 shots")
+            asked = len(app.asked)
             pane.refresh_set(summary(manager.store, set_id))
-            assert not list(app.workers), "counts on show do not change: nothing to re-read"
+            await settle(pilot)
+            assert len(app.asked) == asked, "counts on show do not change: nothing to re-read"
             await pilot.press("c")
             await settle(pilot)
             assert pane.current_counts == {"110": 20, "011": 20}
             pane.refresh_set(summary(manager.store, set_id))
-            assert list(app.workers), "the combined view may change with every new result"
             await settle(pilot)
+            assert app.asked[asked + 1:] == [(set_id, None)], \
+                "the combined view may change with every new result"

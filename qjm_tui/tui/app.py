@@ -5,27 +5,26 @@ grid (with the details of the job under the cursor), and the results histogram o
 experiment. At 120 columns and wider all three are in view; narrower, one pane fills the screen
 and Tab or 1 2 3 switch between them (Esc goes back to the list).
 
-The app never calls a backend. It reads the store, in worker threads, only what changed since it
-last looked: it checks the store's change number once a second (sets run by other processes),
-and sooner when the engine in this process publishes an event (sets started here). Events come
-far faster than a screen can paint, so they only mark the store "dirty"; a timer turns that into
-at most a few reads a second. Every few seconds it also reads again the sets it shows running,
-so a set whose process died reads ``interrupted`` here as soon as the store's rule says so,
-though nothing was written. Widgets repaint only the lines whose text changed.
+The app never calls a backend, and no widget reads the store. The bridge (:mod:`.bridge`) reads
+it, in worker threads, only what changed since it last looked: once a second (sets run by other
+processes), and sooner when the engine in this process publishes an event (sets started here);
+and every few seconds the sets shown running, so a set whose process died reads ``interrupted``
+here as soon as the store's rule says so, though nothing was written. What it read comes as
+typed messages (:mod:`.messages`) that the app applies to the panes in one batch; the panes ask
+for what they show (a set's jobs, the counts, one job) with messages the app hands to the
+bridge. Widgets repaint only the lines whose text changed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -38,17 +37,17 @@ from textual.widget import Widget
 
 from qjm_tui import JobManager, views
 from qjm_tui.config import Config, load_config, log_path
-from qjm_tui.core.events import Event
 from qjm_tui.core.files import LogFileHandler
-from qjm_tui.core.store import JobRow, JobSetSummary, Store
+from qjm_tui.core.store import JobSetSummary, Store
 from qjm_tui.tui.actions import SET_BINDINGS, JobSetActions, set_label
 from qjm_tui.tui.bars import Entry, KeyBar, TitleBar
+from qjm_tui.tui.bridge import Bridge
 from qjm_tui.tui.browser import ATTENTION, SetBrowser
 from qjm_tui.tui.grid import SetPane, StatusGrid
 from qjm_tui.tui.help import HelpScreen
 from qjm_tui.tui.histogram import HistogramPane
 from qjm_tui.tui.jobview import JobScreen
-from qjm_tui.tui.messages import JobSetsChanged
+from qjm_tui.tui.messages import JobStatusesChanged, SetsChanged
 from qjm_tui.tui.terminal import charset_driver, output_stream
 
 log = logging.getLogger("qjm_tui.tui")
@@ -58,8 +57,6 @@ WIDE = 120
 #: from this width the list of sets takes more of the screen (long names)
 HUGE = 160
 
-#: how often the sets shown running are read again, to notice one whose process died (seconds)
-LIVENESS_INTERVAL = 2.0
 
 #: the actions that need a selected set (all of the set keys but "new")
 SET_ACTIONS = frozenset(b.action for b in SET_BINDINGS if b.action != "new_job_set")
@@ -136,23 +133,18 @@ class QjmApp(JobSetActions, App[int]):
         self.manager = manager
         self.read_only = read_only
         self.clock = clock
-        self.watch_interval = watch_interval
-        self.flush_interval = flush_interval
+        #: the app's one reader of the store and listener to the engine
+        self.bridge = Bridge(self, manager, watch_interval=watch_interval, flush_interval=flush_interval)
         self.charset = charset
         self.unicode = charset == "unicode"
         self.store_label = store_label or display_path(manager.store.path)
         if read_only:
             self.title = f"{self.TITLE} (read-only)"  # first, so a long store path cannot hide it
-        self._seq = -1
         self._pane = 0
-        self._dirty = threading.Event()
-        self._unsubscribe: Callable[[], None] | None = None
         #: the panes take selections only once all of them are mounted
         self._mounted = False
         #: a set started here, to select once the browser lists it
         self._follow: str | None = None
-        #: when the liveness of the sets shown running was last checked (monotonic seconds)
-        self._checked_liveness = 0.0
         #: sets that failed (or were interrupted) while the app was open, not yet looked at
         self.unseen_failures: set[str] = set()
         self._started = clock()
@@ -163,8 +155,8 @@ class QjmApp(JobSetActions, App[int]):
     def compose(self) -> ComposeResult:
         self.title_bar = TitleBar(self.store_label, title=self.title, id="title-bar")
         self.browser = SetBrowser(clock=self.clock, unicode=self.unicode, id="browser")
-        self.set_pane = SetPane(self.manager.store, clock=self.clock, unicode=self.unicode, id="set-pane")
-        self.histogram = HistogramPane(self.manager.store, unicode=self.unicode, id="histogram")
+        self.set_pane = SetPane(clock=self.clock, unicode=self.unicode, id="set-pane")
+        self.histogram = HistogramPane(unicode=self.unicode, id="histogram")
         self.right = Vertical(self.set_pane, self.histogram, id="right")
         self.panes: tuple[Widget, ...] = (self.browser, self.set_pane, self.histogram)
         yield self.title_bar
@@ -174,7 +166,6 @@ class QjmApp(JobSetActions, App[int]):
         yield KeyBar(id="key-bar")
 
     def on_mount(self) -> None:
-        self._unsubscribe = self.manager.subscribe(self._on_engine_event)
         self._mounted = True
         self.screen.set_class(self.charset != "unicode", f"-{self.charset}")
         self.screen.set_class(self.no_color, "-nocolor")
@@ -182,74 +173,38 @@ class QjmApp(JobSetActions, App[int]):
         self.set_pane.border_title = "2 Jobs"
         self.histogram.border_title = "3 Results"
         self._show_pane(self._pane)
-        self.set_interval(self.watch_interval, self.check_store)
-        self.set_interval(self.flush_interval, self._flush_changes)
         self.set_interval(30, self._age_times)
-        self.check_store()
+        self.bridge.start()
 
     def on_unmount(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
+        self.bridge.stop()
 
     # -- live updates --------------------------------------------------------------------------
 
-    def _on_engine_event(self, event: Event) -> None:
-        """Called on engine threads: only note that something changed (no UI work here)."""
-        self._dirty.set()
-
-    def _flush_changes(self) -> None:
-        """A few times a second: if the engine said something changed, read what did."""
-        if self._dirty.is_set():
-            self._dirty.clear()
-            self.check_store()
-
     def check_store(self) -> None:
-        """Read what changed in the store (in a worker), and every few seconds the sets shown
-        running, whose owner may have died without a word."""
-        running: list[str] = []
-        now = time.monotonic()
-        if now - self._checked_liveness >= LIVENESS_INTERVAL:
-            self._checked_liveness = now
-            running = [s.id for s in self.browser.rows.values() if s.state == "running"]
-        self._read_store(running, self.set_pane.changes_wanted() if self._mounted else None)
+        """Look at the store now (the bridge also looks every ``watch_interval`` seconds, and
+        soon after the engine says something changed)."""
+        self.bridge.look()
 
-    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
-    def _read_store(self, running: list[str], pane: tuple[str, int] | None) -> None:
-        """Read only what changed in the store since the last look (in a worker thread), and the
-        sets in ``running`` whatever the change number says; if the set the jobs pane shows
-        changed, its changed jobs too (``pane``: its id and where to read on from), so the
-        list, the figures and the grid change in one repaint."""
-        store = self.manager.store
-        jobs: list[JobRow] | None = None
-        jobs_seq = 0
-        try:
-            seq = store.change_seq()
-            changed: list[str] = []
-            deleted: list[str] = []
-            if seq != self._seq:
-                changes = store.sets_changed_since(max(self._seq, 0))
-                changed, deleted, seq = list(changes.changed), list(changes.deleted), changes.seq
-            again = [set_id for set_id in running if set_id not in changed]
-            summaries = store.summaries(changed + again) if changed or again else []
-            if pane is not None and pane[0] in changed:
-                jobs, jobs_seq = store.jobs_changed_since(*pane)
-        except Exception as exc:  # noqa: BLE001 - shown to the user, not raised into the UI
-            log.exception("reading the store failed")
-            self.call_from_thread(self.notify, f"Reading the store failed: {views.printable(str(exc))}. "
-                                  "The app keeps trying; see the log for details.",
-                                  severity="error")
-            return
-        finally:
-            store.release_thread_connection()
-        fresh = set(changed)
-        # a set read only to check its owner is news only if its state changed
-        summaries = [s for s in summaries if s.id in fresh or s.state != "running"]
-        self._seq = seq
-        if summaries or deleted:
-            self.post_message(JobSetsChanged(summaries, deleted, jobs_of=pane[0] if jobs is not None and pane
-                                             else None, jobs=jobs, jobs_seq=jobs_seq))
+    def on_set_pane_jobs_wanted(self, message: SetPane.JobsWanted) -> None:
+        self.bridge.load_jobs(message.set_id, message.load)
 
-    def on_job_sets_changed(self, message: JobSetsChanged) -> None:
+    def on_histogram_pane_counts_wanted(self, message: HistogramPane.CountsWanted) -> None:
+        self.bridge.read_counts(message.pane, message.request, message.set_id, message.experiment)
+
+    def on_job_screen_job_wanted(self, message: JobScreen.JobWanted) -> None:
+        self.bridge.read_job(message.screen, message.set_id, message.index, message.since,
+                             message.log_files)
+
+    def on_job_statuses_changed(self, message: JobStatusesChanged) -> None:
+        """All the jobs of the set the jobs pane asked for (or why they could not be read)."""
+        with self._unless_closing(), self.batch_update():
+            self.set_pane.apply_jobs(message)
+
+    def on_sets_changed(self, message: SetsChanged) -> None:
+        """What the bridge read from the store: the sets' list, the figures and the grid change
+        in one repaint."""
+        self.bridge.applied(message)
         with self._unless_closing():
             browser = self.browser
             before = {s.id: browser.rows[s.id].state for s in message.summaries if s.id in browser.rows}
@@ -260,10 +215,10 @@ class QjmApp(JobSetActions, App[int]):
                     self._follow = None
                 selected = browser.selected
                 if selected is not None and any(s.id == selected.id for s in message.summaries):
-                    read = message.jobs is not None and message.jobs_of == selected.id
-                    jobs = (message.jobs or [], message.jobs_seq) if read else None
-                    self.set_pane.refresh_set(selected, jobs)
+                    self.set_pane.refresh_set(selected)
                     self.histogram.refresh_set(selected)
+                if message.jobs is not None:
+                    self.set_pane.apply_jobs(message.jobs)
                 if not first_read:
                     self._announce_endings(message.summaries, before)
                 self._update_title()
@@ -354,7 +309,7 @@ class QjmApp(JobSetActions, App[int]):
         """Enter on a job opens its view."""
         summary = self.set_pane.summary
         if summary is not None:
-            self.push_screen(JobScreen(self.manager.store, summary, message.index, clock=self.clock,
+            self.push_screen(JobScreen(self.manager.store.path, summary, message.index, clock=self.clock,
                                        unicode=self.unicode))
 
     def selected_summary(self) -> JobSetSummary | None:

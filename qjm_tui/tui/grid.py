@@ -3,13 +3,12 @@ with per-state counts and the details of the job under the grid's cursor.
 
 The grid draws through Textual's line API (``ScrollView.render_line`` returning cached
 ``Strip`` rows), so a set of 10,000 jobs costs a few hundred short lines, not 10,000 widgets, and
-a status change repaints only the rows holding the cells that changed. The pane reads the store
-only in thread workers, and only what changed since its last read.
+a status change repaints only the rows holding the cells that changed. The pane reads no store:
+the app's bridge (:mod:`qjm_tui.tui.bridge`) gives it the set's jobs, then only those that changed.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections import Counter, deque
@@ -20,7 +19,7 @@ from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.cache import LRUCache
@@ -30,13 +29,10 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
-from textual.worker import get_current_worker
 
 from qjm_tui import views
-from qjm_tui.core.store import JobRow, JobSetSummary, Store
-from qjm_tui.core.text import error_text
-
-log = logging.getLogger("qjm_tui.tui")
+from qjm_tui.core.store import JobRow, JobSetSummary
+from qjm_tui.tui.messages import JobStatusesChanged
 
 #: how far back the throughput (experiments per second) looks, in seconds
 THROUGHPUT_WINDOW = 30.0
@@ -382,35 +378,14 @@ class StatusGrid(ScrollView, can_focus=True, inherit_bindings=False):
                 self.move_cursor(index)
 
 
-class _JobsRead(Message, bubble=False):
-    """A worker read jobs of ``set_id`` from the store: all of them (``full``, for load number
-    ``load``) or those changed since the pane's last read; ``seq`` is where to read on from."""
-
-    def __init__(self, set_id: str, jobs: list[JobRow], seq: int, *, full: bool, load: int) -> None:
-        super().__init__()
-        self.set_id = set_id
-        self.jobs = jobs
-        self.seq = seq
-        self.full = full
-        self.load = load
-
-
-class _ReadFailed(Message, bubble=False):
-    """A worker could not read the store; ``error`` says why. ``load`` is the load number of a
-    failed read of the whole set (0 for a read of changes)."""
-
-    def __init__(self, error: str, load: int) -> None:
-        super().__init__()
-        self.error = error
-        self.load = load
-
-
 class SetPane(Vertical):
     """The selected job set: title, progress, throughput and ETA, the status grid, a legend
     with per-state counts and the details of the job under the grid's cursor.
 
-    Select a set with :meth:`show_set`; tell the pane it changed with :meth:`refresh_set`. All
-    store reads run in thread workers; their results are applied here, on the UI thread.
+    Select a set with :meth:`show_set`; tell the pane it changed with :meth:`refresh_set`. The
+    pane reads nothing itself: it asks for the set's jobs (:class:`SetPane.JobsWanted`, which the
+    app hands to its bridge) and is given them, and then the changed ones, as
+    :class:`~qjm_tui.tui.messages.JobStatusesChanged` (see :meth:`apply_jobs`).
     """
 
     DEFAULT_CSS = """
@@ -466,12 +441,20 @@ class SetPane(Vertical):
             self.set_id = set_id
             self.job = job
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, unicode: bool | None = None,
+    class JobsWanted(Message):
+        """The pane wants every job of ``set_id`` (its read number ``load``), and then the
+        changed ones as they change; None: it shows no set, and wants none."""
+
+        def __init__(self, set_id: str | None, load: int) -> None:
+            super().__init__()
+            self.set_id = set_id
+            self.load = load
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, unicode: bool | None = None,
                  name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
-        """``store`` is read (only in workers); ``clock`` gives "now" for every time shown;
-        ``unicode``: draw circles and blocks (True), ASCII (False) or ask the terminal (None)."""
+        """``clock`` gives "now" for every time shown; ``unicode``: draw circles and blocks
+        (True), ASCII (False) or ask the terminal (None)."""
         super().__init__(name=name, id=id, classes=classes)
-        self.store = store
         self.clock = clock
         self.unicode = terminal_unicode() if unicode is None else unicode
         self._glyphs = job_glyphs(self.unicode)
@@ -479,10 +462,8 @@ class SetPane(Vertical):
         #: the shown set's jobs in index order; None until the first read of the set arrives
         self._jobs: list[JobRow] | None = None
         self._counts: Counter[str] = Counter()
-        self._seq = 0
         self._load = 0
         self._loading = False
-        self._changes_wanted = False
         self._samples: deque[tuple[float, int]] = deque()
         #: keep the running jobs in view (``f``)
         self.follow = False
@@ -586,7 +567,7 @@ class SetPane(Vertical):
     # -- the set shown -----------------------------------------------------------------------
 
     def show_set(self, summary: JobSetSummary | None) -> None:
-        """Select (or clear, for None) the set to show; reads all its jobs in a thread worker.
+        """Select (or clear, for None) the set to show, and ask for all its jobs.
 
         Selecting the set already shown only refreshes it (the cursor stays where it is).
         """
@@ -597,13 +578,12 @@ class SetPane(Vertical):
         self._jobs = None
         self._counts = Counter()
         self._samples.clear()
-        self._seq = 0
-        self._changes_wanted = False
         self._load += 1
         self._loading = False
         self.grid.set_statuses([])
         self.set_class(summary is None, "-empty")
         if summary is None:
+            self.post_message(self.JobsWanted(None, self._load))
             return
         self._add_sample(summary)
         self._show_figures()
@@ -614,91 +594,43 @@ class SetPane(Vertical):
         assert self._summary is not None
         self._loading = True
         self._put("set-job", Text("reading jobs…", style="dim"), layout=True)
-        self._read_all(self._summary.id, self._load)
+        self.post_message(self.JobsWanted(self._summary.id, self._load))
 
-    def refresh_set(self, summary: JobSetSummary,
-                    changed_jobs: tuple[list[JobRow], int] | None = None) -> None:
-        """The set changed in the store: read only the jobs changed since the last read, in a
-        thread worker (or take ``changed_jobs``, (rows, change number), read by the caller
-        from :meth:`changes_wanted`), and repaint only their cells' lines. Ignored unless it is
-        the shown set."""
+    def refresh_set(self, summary: JobSetSummary) -> None:
+        """The set changed in the store: show its new figures (its changed jobs come as
+        :class:`JobStatusesChanged`). Ignored unless it is the shown set; a set whose jobs could
+        not be read is asked for again."""
         if self._summary is None or summary.id != self._summary.id:
             return
         self._summary = summary
         self._add_sample(summary)
         self._show_figures()
-        if self._loading:
-            self._changes_wanted = True
-        elif self._jobs is None:
+        if self._jobs is None and not self._loading:
+            self._load += 1
             self._start_load()
-        elif changed_jobs is not None:
-            rows, seq = changed_jobs
-            self._apply_changes(rows)
-            self._seq = max(self._seq, seq)
-        else:
-            self._read_changes(summary.id, self._seq)
 
-    def changes_wanted(self) -> tuple[str, int] | None:
-        """(set id, change number) from which the shown set's changed jobs are to be read, or
-        None while it has no jobs to update (none shown, or its first read is under way)."""
-        if self._summary is None or self._jobs is None or self._loading:
-            return None
-        return self._summary.id, self._seq
+    def on_job_statuses_changed(self, message: JobStatusesChanged) -> None:
+        """Jobs given to the pane itself (the app applies its own with :meth:`apply_jobs`)."""
+        message.stop()
+        with self.app.batch_update():
+            self.apply_jobs(message)
 
-    @work(thread=True, exclusive=True, group="set-pane-load", exit_on_error=False)
-    def _read_all(self, set_id: str, load: int) -> None:
-        """Read every job of the set (the change number first, so nothing after it is missed)."""
-        try:
-            seq = self.store.change_seq()
-            jobs = self.store.jobs(set_id)
-        except Exception as exc:  # noqa: BLE001 - shown to the user, never raised into the UI
-            log.exception("reading the jobs of %s failed", set_id)
-            self.post_message(_ReadFailed(error_text(exc), load))
-            return
-        if not get_current_worker().is_cancelled:
-            self.post_message(_JobsRead(set_id, jobs, seq, full=True, load=load))
-
-    @work(thread=True, exclusive=True, group="set-pane-changes", exit_on_error=False)
-    def _read_changes(self, set_id: str, since: int) -> None:
-        """Read the set's jobs written after change number ``since``."""
-        try:
-            jobs, seq = self.store.jobs_changed_since(set_id, since)
-        except Exception as exc:  # noqa: BLE001 - shown to the user, never raised into the UI
-            log.exception("reading the changed jobs of %s failed", set_id)
-            self.post_message(_ReadFailed(error_text(exc), 0))
-            return
-        if not get_current_worker().is_cancelled:
-            self.post_message(_JobsRead(set_id, jobs, seq, full=False, load=0))
-
-    @on(_JobsRead)
-    def _apply_read(self, message: _JobsRead) -> None:
-        """Apply what a worker read, if it is still about the shown set."""
+    def apply_jobs(self, message: JobStatusesChanged) -> None:
+        """Show jobs read from the store, if they are of the shown set: all of them (the read
+        it asked for last), or changed ones, repainting only their cells' lines."""
         if self._summary is None or message.set_id != self._summary.id:
             return
         if message.full:
             if message.load != self._load:
                 return
             self._loading = False
-            self._apply_all(message.jobs)
-            self._seq = message.seq
-        elif self._jobs is None:
-            return
-        else:
-            self._apply_changes(message.jobs)
-            self._seq = max(self._seq, message.seq)
-        if self._changes_wanted:
-            self._changes_wanted = False
-            self._read_changes(message.set_id, self._seq)
-
-    @on(_ReadFailed)
-    def _report_failure(self, message: _ReadFailed) -> None:
-        """Say what went wrong; a failed read of the whole set is tried again by the next
-        :meth:`refresh_set`."""
-        if message.load and message.load == self._load:
-            self._loading = False
-            self._changes_wanted = False
-            self._put("set-job", Text("the jobs could not be read", style="red"), layout=True)
-        self.notify(f"Reading the store failed: {message.error}", severity="error")
+            if message.error is not None:
+                self._put("set-job", Text("the jobs could not be read", style="red"), layout=True)
+                self.notify(f"Reading the store failed: {message.error}", severity="error")
+                return
+            self._apply_all(message.rows)
+        elif self._jobs is not None:
+            self._apply_changes(message.rows)
 
     def _apply_all(self, jobs: list[JobRow]) -> None:
         """Show every job; the grid's :class:`StatusGrid.CursorMoved` then shows the first."""

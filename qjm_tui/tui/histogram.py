@@ -1,120 +1,33 @@
 """The results histogram pane: the counts of one experiment of a job set as horizontal bars.
 
-The pane is handed a job set (:meth:`HistogramPane.show_set`) and reads its results from the
-store in a thread worker, as the core assembles them (shots rounds merged, failures explained),
-so what it shows is what ``ManagedJobSet.results()`` and ``qjm results`` give. Bars are laid out
+The pane is handed a job set (:meth:`HistogramPane.show_set`) and asks for the counts on show
+(:class:`HistogramPane.CountsWanted`); the app's bridge reads them from the store as the core
+assembles them (:mod:`qjm_tui.tui.readmodel`: shots rounds merged, failures explained), so what
+it shows is what ``ManagedJobSet.results()`` and ``qjm results`` give. Bars are laid out
 by :func:`qjm_tui.views.histogram_cells`, the same renderer the command line draws with.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Static
-from textual.worker import get_current_worker
 
 from qjm_tui import views
-from qjm_tui.core.errors import JobManagerJobNotFound, ManagedResultDataNotAvailable
-from qjm_tui.core.jobset import stored_results
+from qjm_tui.core.errors import JobManagerJobNotFound
 from qjm_tui.core.results import not_found
-from qjm_tui.core.status import JOB_FINAL, JobStatus
-from qjm_tui.core.store import JobRow, JobSetSummary, Store
-from qjm_tui.core.text import error_text, strip_ansi
-
-log = logging.getLogger("qjm_tui.tui")
+from qjm_tui.core.store import JobSetSummary
+from qjm_tui.tui.messages import CountsRead
+from qjm_tui.tui.readmodel import Reading
 
 #: the keys the title line names where there is room (the key bar shows them as remapped)
 KEYS_HINT = ("[ ] step", "g go to", "c combined")
-
-
-@dataclass(frozen=True)
-class Reading:
-    """What one read of the store found for the pane: counts to draw, or why there are none."""
-
-    set_id: str
-    experiment: int | None  #: None for the combined view
-    names: Sequence[str] | None  #: the set's experiment names (None if the read failed)
-    counts: dict[str, int] | None
-    reason: str | None = None  #: why there are no counts
-    failed: bool = False  #: the reason is a failure (not something still to come)
-    covered: int = 0  #: experiments summed in the combined view
-
-
-def read_experiment(store: Store, set_id: str, index: int) -> Reading:
-    """The counts of one experiment, or why it has none: its job is not finished yet, its job
-    failed (with the job's error), or the experiment failed inside a finished job."""
-    row = store.get_job_set(set_id)
-    # The names are read from the store as asked for; the one shown is read here, off the UI
-    # thread (a million names are never all read).
-    names = row.experiment_names
-    if index < len(names):
-        _ = names[index]
-    results = stored_results(store, set_id, partial=True, experiments=[index], row=row)
-    try:
-        counts = dict(results.get_counts(index))
-    except ManagedResultDataNotAvailable as exc:
-        if index in results.available():  # a result is stored: the experiment itself failed
-            return Reading(set_id, index, names, None, _sentence(error_text(exc)), failed=True)
-        reason, failed = why_no_result(store.jobs_holding(set_id, index), index,
-                                       _sentence(error_text(exc)))
-        return Reading(set_id, index, names, None, reason, failed)
-    return Reading(set_id, index, names, counts)
-
-
-def why_no_result(jobs: list[JobRow], index: int, otherwise: str) -> tuple[str, bool]:
-    """Why experiment ``index`` has no stored result, from the jobs that hold it (one per shots
-    round), and whether that is a failure; ``otherwise`` when its jobs do not tell."""
-    holding = [job for job in jobs if job.start <= index < job.stop]
-    for job in holding:
-        if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
-            verb = "failed" if job.status == JobStatus.FAILED else "was cancelled"
-            error = strip_ansi(job.last_error or "").strip()
-            detail = f": {error}" if error else "."
-            return f"Job {job.index} ({_span(job)}) {verb}{detail}", True
-    for job in holding:
-        if job.status not in JOB_FINAL:
-            return f"No counts yet: job {job.index} ({_span(job)}) is {job.status}.", False
-    return otherwise, False
-
-
-def _sentence(text: str) -> str:
-    """The core's message (``experiment 3 failed on the backend: ...``) as a sentence."""
-    return text[:1].upper() + text[1:]
-
-
-def _span(job: JobRow) -> str:
-    return f"experiments {job.start}-{job.stop - 1}" if job.size > 1 else f"experiment {job.start}"
-
-
-def read_combined(store: Store, set_id: str, cancelled: Callable[[], bool]) -> Reading | None:
-    """The counts of every experiment of the set that has counts, summed (None if
-    ``cancelled`` before the end: a big set is a long read, and a newer one replaces it)."""
-    row = store.get_job_set(set_id)
-    names = row.experiment_names
-    results = stored_results(store, set_id, partial=True, row=row)
-    total: dict[str, int] = {}
-    covered = 0
-    for index in results.iter_available():
-        if cancelled():
-            return None
-        try:
-            counts = results.get_counts(index)
-        except ManagedResultDataNotAvailable:
-            continue  # failed inside its job: nothing to add
-        covered += 1
-        for outcome, count in counts.items():
-            total[outcome] = total.get(outcome, 0) + count
-    if not covered:
-        return Reading(set_id, None, names, None, "No experiment of this job set has counts.")
-    return Reading(set_id, None, names, total, covered=covered)
 
 
 class HistogramBars(Widget):
@@ -228,20 +141,23 @@ class HistogramPane(Widget, can_focus=True):
                 tooltip="back to the list of job sets"),
     ]
 
-    class CountsRead(Message, bubble=False):
-        """A worker read the counts on show (or why there are none) from the store."""
+    class CountsWanted(Message):
+        """The pane wants the counts of experiment ``experiment`` of ``set_id`` (None: of all,
+        summed), as its read number ``request``; the answer is a
+        :class:`~qjm_tui.tui.messages.CountsRead` posted to the pane."""
 
-        def __init__(self, request: int, reading: Reading) -> None:
+        def __init__(self, pane: HistogramPane, request: int, set_id: str, experiment: int | None) -> None:
             super().__init__()
+            self.pane = pane
             self.request = request
-            self.reading = reading
+            self.set_id = set_id
+            self.experiment = experiment
 
-    def __init__(self, store: Store, *, unicode: bool = True, name: str | None = None,
+    def __init__(self, *, unicode: bool = True, name: str | None = None,
                  id: str | None = None, classes: str | None = None) -> None:
         """``unicode``: draw bars in block glyphs, else in ``#`` (for terminals without them;
         the app decides, as stdout is not the terminal once it runs)."""
         super().__init__(name=name, id=id, classes=classes)
-        self.store = store
         self._summary: JobSetSummary | None = None
         self._experiment: int | None = None
         self._combined = False
@@ -441,28 +357,9 @@ class HistogramPane(Widget, can_focus=True):
             return
         self._in_flight, self._again = target, False
         self._request += 1
-        self._read(self._request, *target)
+        self.post_message(self.CountsWanted(self, self._request, *target))
 
-    @work(thread=True, exclusive=True, group="histogram", exit_on_error=False)
-    def _read(self, request: int, set_id: str, experiment: int | None) -> None:
-        """Read the counts of one experiment, or of all (``experiment`` None), off the UI thread."""
-        worker = get_current_worker()
-        reading: Reading | None
-        try:
-            if experiment is None:
-                reading = read_combined(self.store, set_id, lambda: worker.is_cancelled)
-            else:
-                reading = read_experiment(self.store, set_id, experiment)
-        except Exception as exc:  # noqa: BLE001 - shown in the pane, not raised into the UI
-            log.exception("reading the results of job set %s failed", set_id)
-            reading = Reading(set_id, experiment, None, None, f"Reading the store failed: {error_text(exc)}",
-                              failed=True)
-        finally:
-            self.store.release_thread_connection()
-        if reading is not None and not worker.is_cancelled:
-            self.post_message(self.CountsRead(request, reading))
-
-    def on_histogram_pane_counts_read(self, message: HistogramPane.CountsRead) -> None:
+    def on_counts_read(self, message: CountsRead) -> None:
         if message.request != self._request:
             return  # a newer read replaced this one
         self._in_flight = None

@@ -2,21 +2,20 @@
 says of it, every attempt with its times, backend job id and outcome, the error in full, and the
 lines of qjm's log file about the job. ``y`` copies the backend's job id.
 
-Everything is read in a thread worker, and read again while the job may still change.
+The screen asks for the job (:class:`JobScreen.JobWanted`), which the app's bridge reads in a
+thread worker (:func:`qjm_tui.tui.readmodel.read_job`), and asks again while the job may still
+change.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -26,47 +25,10 @@ from textual.widgets import Static
 
 from qjm_tui import views
 from qjm_tui.config import log_path
-from qjm_tui.core.store import JobRow, JobSetSummary, Store
-from qjm_tui.core.text import error_text
+from qjm_tui.core.store import JobRow, JobSetSummary
 from qjm_tui.tui.bars import KeyBar
-
-log = logging.getLogger("qjm_tui.tui")
-
-#: how much of the end of the log file is searched for the job's lines (bytes)
-LOG_TAIL = 8 * 1024 * 1024
-#: the most log lines shown (the latest)
-LOG_LINES = 200
-
-
-def log_lines_about(path: Path, set_id: str, index: int, backend_ids: set[str]) -> list[str]:
-    """The lines of the log file at ``path`` about job ``index`` of a set: those naming the
-    set and the job (``job set ID: job N (...)``) or one of its backend job ids; read from
-    the last :data:`LOG_TAIL` bytes, the latest :data:`LOG_LINES` kept. None for no file."""
-    try:
-        with open(path, "rb") as file:
-            size = file.seek(0, os.SEEK_END)
-            file.seek(max(0, size - LOG_TAIL))
-            data = file.read()
-    except OSError:
-        return []
-    lines = data.decode("utf-8", "replace").splitlines()
-    if size > LOG_TAIL:
-        lines = lines[1:]  # the first line is probably cut
-    own = f"job set {set_id}: job {index} ("
-    found = [line for line in lines
-             if own in line or any(job_id in line for job_id in backend_ids)]
-    return found[-LOG_LINES:]
-
-
-@dataclass(frozen=True)
-class JobReading:
-    """What one read found: the job, its attempts and its log lines (or why there are none)."""
-
-    job: JobRow | None
-    attempts: list[views.Attempt]
-    log_lines: list[str]
-    seq: int
-    error: str | None = None
+from qjm_tui.tui.messages import JobRead
+from qjm_tui.tui.readmodel import JobReading
 
 
 class JobScreen(ModalScreen[None]):
@@ -98,17 +60,24 @@ class JobScreen(ModalScreen[None]):
         Binding("r", "reread", "Read again", show=False, id="job.reread"),
     ]
 
-    class Read(Message, bubble=False):
-        """A worker read the job."""
+    class JobWanted(Message):
+        """The screen wants job ``index`` of ``set_id`` read, unless the store is unchanged since
+        change number ``since`` (-1: read it), with the lines about it in ``log_files``; the
+        answer is a :class:`~qjm_tui.tui.messages.JobRead` posted to ``screen``."""
 
-        def __init__(self, reading: JobReading) -> None:
+        def __init__(self, screen: JobScreen, set_id: str, index: int, since: int,
+                     log_files: list[Path]) -> None:
             super().__init__()
-            self.reading = reading
+            self.screen = screen
+            self.set_id = set_id
+            self.index = index
+            self.since = since
+            self.log_files = log_files
 
-    def __init__(self, store: Store, summary: JobSetSummary, index: int, *,
+    def __init__(self, store_path: Path, summary: JobSetSummary, index: int, *,
                  clock: Callable[[], float], unicode: bool = True, log_file: Path | None = None) -> None:
+        """``store_path``: where the store is (a ``qjm.log`` beside it is searched too)."""
         super().__init__()
-        self.store = store
         self.summary = summary
         self.index = index
         self.clock = clock
@@ -116,7 +85,7 @@ class JobScreen(ModalScreen[None]):
         self.log_file = log_file or log_path()
         #: the log files searched: qjm's (``$QJM_HOME``'s), and one beside the store, where a
         #: store in its own folder has the log of the processes that ran its sets
-        beside = store.path.parent / "qjm.log"
+        beside = store_path.parent / "qjm.log"
         self.log_files = [self.log_file] + ([beside] if beside.resolve() != self.log_file.resolve() else [])
         self.reading: JobReading | None = None
 
@@ -146,30 +115,11 @@ class JobScreen(ModalScreen[None]):
         """Read the job (and the log file) again."""
         self._read(-1)
 
-    @work(thread=True, exclusive=True, group="job-view", exit_on_error=False)
-    def _read(self, seq: int) -> None:
-        store = self.store
-        try:
-            now_seq = store.change_seq()
-            if now_seq == seq:
-                return
-            job = store.job(self.summary.id, self.index)
-            attempts = views.job_attempts(job, store.job_history(self.summary.id, self.index))
-            ids = {a.backend_job_id for a in attempts if a.backend_job_id}
-            if job.backend_job_id:
-                ids.add(job.backend_job_id)
-            lines = [line for path in self.log_files for line in
-                     log_lines_about(path, self.summary.id, self.index, ids)][-LOG_LINES:]
-            reading = JobReading(job, attempts, lines, now_seq)
-        except Exception as exc:  # noqa: BLE001 - said on the screen, never raised into the UI
-            log.exception("reading job %s of %s failed", self.index, self.summary.id)
-            reading = JobReading(None, [], [], seq, error_text(exc))
-        finally:
-            store.release_thread_connection()
-        self.post_message(self.Read(reading))
+    def _read(self, since: int) -> None:
+        self.post_message(self.JobWanted(self, self.summary.id, self.index, since, self.log_files))
 
-    @on(Read)
-    def _show(self, message: Read) -> None:
+    @on(JobRead)
+    def _show(self, message: JobRead) -> None:
         reading = self.reading = message.reading
         facts = self.query_one("#job-facts", Static)
         if reading.job is None:
