@@ -381,3 +381,30 @@ def test_results_are_stored_as_each_job_finishes_not_in_order(store: st.Store) -
     run_set(store, backend, clock, job_set_id, bus=bus)
     done_order = [e.job_index for e in events if isinstance(e, JobStatusChanged) and e.new == JobStatus.DONE]
     assert done_order == [1, 2, 0]
+
+
+def test_each_job_is_asked_its_state_once_per_poll_interval(store: st.Store) -> None:
+    """Every submission that returns, every fetch, wakes the runner; the jobs at the service
+    are still asked only when their turn comes (at once on arrival, then once per poll
+    interval), not once per wake: a service counts each status call against the account."""
+    clock = FakeClock()
+    # jobs 0 and 3 finish early (each fetch wakes the runner while the others wait)
+    early = {"job-0": [JobStatusInfo(JobStatus.DONE)],
+             "job-3": [JobStatusInfo(JobStatus.QUEUED), JobStatusInfo(JobStatus.DONE)]}
+    backend = ScriptedBackend(clock, polls_to_finish=4, status_script=early)
+    asked: dict[str, list[float]] = {}
+    status = backend.status
+
+    def recording(job_id: str) -> JobStatusInfo:
+        asked.setdefault(job_id, []).append(clock.now())
+        return status(job_id)
+
+    backend.status = recording  # type: ignore[method-assign]
+    job_set_id = make_set(store, 12)
+    runner = run_set(store, backend, clock, job_set_id)
+    assert runner.final_state == SetState.DONE
+    assert sorted(asked) == sorted(job_id for _t, job_id in backend.submits)
+    for job_id, times in asked.items():
+        assert len(times) == len(early.get(job_id, [None] * 4)), (job_id, times)
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert all(gap >= backend.poll_interval - 1e-9 for gap in gaps), (job_id, times)

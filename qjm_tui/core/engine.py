@@ -398,9 +398,11 @@ class JobSetRunner(threading.Thread):
 
     def _next_timeout(self) -> float:
         book = self.book
-        timeout = self.backend.poll_interval if book.count(Phase.AT_SERVICE, Phase.SUBMITTING,
-                                                           Phase.FETCHING) else 1.0
         now = self.clock.now()
+        timeout = self.backend.poll_interval if book.count(Phase.SUBMITTING, Phase.FETCHING) else 1.0
+        followed = book.in_phase(Phase.AT_SERVICE) if not self._stop_following else []
+        if followed:
+            timeout = min(timeout, min(book[i].poll_at for i in followed) - now)
         due = book.next_due()
         if due is not None:
             timeout = min(timeout, max(0.0, due - now))
@@ -618,11 +620,14 @@ class JobSetRunner(threading.Thread):
     # -- polling and results -----------------------------------------------------------------
 
     def _poll(self) -> None:
+        """Ask the service the state of each job it holds whose turn it is (see ``poll_at``)."""
+        now = self.clock.now()
         for index in self.book.in_phase(Phase.AT_SERVICE):
             job = self.book[index]
             job_id = job.backend_id
-            if job.phase is not Phase.AT_SERVICE or job_id is None:
+            if job.phase is not Phase.AT_SERVICE or job_id is None or job.poll_at > now:
                 continue
+            job.poll_at = now + self.backend.poll_interval
             try:
                 info = self.backend.status(job_id)
             except Exception as exc:

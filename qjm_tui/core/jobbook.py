@@ -61,6 +61,9 @@ class TrackedJob:
     due: float = 0.0
     #: how the job is being settled (settling)
     settling: Settling | None = None
+    #: when the followed job is next asked its state (clock seconds): at once when it reaches
+    #: the service, then once per poll interval however often the runner wakes
+    poll_at: float = 0.0
     #: status checks (or fetches) of the followed job that failed in a row
     poll_errors: int = 0
     #: backend jobs of this job that reported done, and those whose result could not be fetched
