@@ -97,7 +97,10 @@ def one_round(args: argparse.Namespace, poll: float) -> dict[str, Any]:
                 "refill": statistics.median(refill) if refill else None,
                 "refused": ibm.refusals()["limit"], "accepted": len(records),
                 "accepted_twice": sum(1 for n in per_tag.values() if n > 1),
-                "batches": len(ibm.sessions())}
+                "batches": len(ibm.sessions()),
+                # what the service counts against the account: each job's state asked
+                "status_calls": sum(1 for r in ibm.requests() if r.method == "GET"
+                                    and r.path.startswith("/api/v1/jobs/") and r.path.count("/") == 4)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
               f"run() to done {wall:.1f} s; refused {statistics.median(r['refused'] for r in rounds):g} "
               f"(rounds: {[r['refused'] for r in rounds]}), accepted twice "
               f"{max(r['accepted_twice'] for r in rounds)}, states {sorted({r['state'] for r in rounds})}, "
-              f"batches {[r['batches'] for r in rounds]}")
+              f"batches {[r['batches'] for r in rounds]}, job state calls "
+              f"{statistics.median(r['status_calls'] for r in rounds):g}")
         print("  rounds: " + "; ".join(f"span {r['service_span']:.1f} s, wall {r['wall']:.1f} s, "
                                        f"pending peak {r['peak_pending']} mean {r['mean_pending']:.1f}"
                                        for r in rounds))
