@@ -408,3 +408,24 @@ def test_each_job_is_asked_its_state_once_per_poll_interval(store: st.Store) -> 
         assert len(times) == len(early.get(job_id, [None] * 4)), (job_id, times)
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
         assert all(gap >= backend.poll_interval - 1e-9 for gap in gaps), (job_id, times)
+
+
+def test_a_backend_that_says_a_job_changed_has_every_job_asked_at_once(store: st.Store) -> None:
+    """Local backends call their listeners as a job finishes: the runner asks at once (their
+    status calls cost nothing), not at the job's next turn."""
+    clock = FakeClock()
+    backend = ScriptedBackend(clock, polls_to_finish=2)
+    asked: list[tuple[float, str]] = []
+    status = backend.status
+
+    def recording(job_id: str) -> JobStatusInfo:
+        asked.append((clock.now(), job_id))
+        if len(asked) == 1:
+            backend._notify()  # as a local backend does when a job's future completes
+        return status(job_id)
+
+    backend.status = recording  # type: ignore[method-assign]
+    job_set_id = make_set(store, 1)
+    runner = run_set(store, backend, clock, job_set_id)
+    assert runner.final_state == SetState.DONE
+    assert asked == [(0.0, "job-0"), (0.0, "job-0")], "asked again at once, and done"

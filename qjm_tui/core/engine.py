@@ -140,6 +140,8 @@ class JobSetRunner(threading.Thread):
         self._pool_size = 0
         self._pool: ThreadPoolExecutor | None = None
         self._last_heartbeat = 0.0
+        #: the backend said a job may have changed: ask every job, not only those whose turn it is
+        self._ask_all = False
         #: why the service refused the account (AccessRefused): nothing more is submitted, and
         #: once nothing can be followed any more the set is left resumable with this reason
         self._stopped: str | None = None
@@ -185,7 +187,13 @@ class JobSetRunner(threading.Thread):
         return sum(1 for row in self.book.rows() if row.status not in JOB_FINAL)
 
     def wake(self) -> None:
-        """Something may have changed (called by the backend from any thread)."""
+        """Something may have changed (from any thread): the runner looks at once."""
+        self._wake.set()
+
+    def _job_may_have_changed(self) -> None:
+        """The backend says a job may have changed (from any thread; local backends do, as
+        their jobs finish): every job it holds is asked at once, whatever its turn."""
+        self._ask_all = True
         self._wake.set()
 
     @property
@@ -220,7 +228,7 @@ class JobSetRunner(threading.Thread):
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
-            self.backend.remove_listener(self.wake)
+            self.backend.remove_listener(self._job_may_have_changed)
             # Whoever still holds this runner (to read its outcome) must not hold the set's
             # circuits, jobs or this thread's store connection.
             self.circuits = None
@@ -244,7 +252,7 @@ class JobSetRunner(threading.Thread):
             log.warning("could not record that job set %s is interrupted", self.job_set_id)
 
     def _prepare(self) -> None:
-        self.backend.add_listener(self.wake)
+        self.backend.add_listener(self._job_may_have_changed)
         if not self.backend.inline_submit:
             workers = min(self.max_in_flight or 8, 8)
             self._pool_size = workers
@@ -620,12 +628,15 @@ class JobSetRunner(threading.Thread):
     # -- polling and results -----------------------------------------------------------------
 
     def _poll(self) -> None:
-        """Ask the service the state of each job it holds whose turn it is (see ``poll_at``)."""
+        """Ask the service the state of each job it holds whose turn it is (see ``poll_at``), or
+        of every one when the backend said a job may have changed."""
         now = self.clock.now()
+        ask_all, self._ask_all = self._ask_all, False
         for index in self.book.in_phase(Phase.AT_SERVICE):
             job = self.book[index]
             job_id = job.backend_id
-            if job.phase is not Phase.AT_SERVICE or job_id is None or job.poll_at > now:
+            if (job.phase is not Phase.AT_SERVICE or job_id is None
+                    or (job.poll_at > now and not ask_all)):
                 continue
             job.poll_at = now + self.backend.poll_interval
             try:
