@@ -194,3 +194,33 @@ def test_detach_leaves_work_running_and_the_set_resumable(tmp_path: Path) -> Non
                        for tag in e["tags"] if tag.startswith("qjm:"))
     assert len(accepted) == 8 and set(accepted.values()) == {1}, accepted
     later.close()
+
+
+def test_closing_waits_for_a_write_under_way_in_another_thread(tmp_path: Path) -> None:
+    """Closing a connection in the middle of its COMMIT crashes SQLite (the process dies); a
+    store closed while another thread writes waits for that write, which lands whole."""
+    store = Store(tmp_path / "qjm.sqlite")
+    store.create_job_set(job_set_id="s", name="before", tags=[], backend="aer", shots=1,
+                         run_options={}, experiment_names=["c0"], jobs=[(0, 0, 1, 1, 0)],
+                         circuit_blocks=[])
+    inside = threading.Event()
+    go_on = threading.Event()
+
+    def slow_rename() -> None:
+        with store._change() as (tx, seq):
+            tx.execute("UPDATE job_sets SET name = ?, seq = ? WHERE id = 's'", ("after", seq))
+            inside.set()
+            go_on.wait(10)
+
+    writer = threading.Thread(target=slow_rename)
+    writer.start()
+    assert inside.wait(10)
+    closing = threading.Thread(target=store.close)
+    closing.start()
+    closing.join(0.3)
+    assert closing.is_alive(), "close() waits while the write is under way"
+    go_on.set()
+    writer.join(10)
+    closing.join(10)
+    assert not closing.is_alive()
+    assert Store(tmp_path / "qjm.sqlite").get_job_set("s").name == "after"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -59,6 +60,10 @@ _EMPTY_PREFIX = "file:qjm-empty-"
 
 #: a running job set whose owner has not written a heartbeat for this long is interrupted
 HEARTBEAT_STALE_SECONDS = 60.0
+#: the longest :meth:`Store.close` waits for writes under way in other threads (seconds)
+CLOSE_WAIT = 30.0
+
+log = logging.getLogger(__name__)
 
 _MIGRATIONS: list[str] = [
     # version 1
@@ -567,6 +572,10 @@ class Store:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        #: write transactions under way (any thread): close() waits for them, since closing a
+        #: connection in the middle of its COMMIT crashes SQLite
+        self._writes = 0
+        self._no_writes = threading.Condition(self._lock)
         #: a writing store standing in for a file not made yet (see ``create_on_write``)
         self._unmade = False
         self._make_lock = threading.RLock()
@@ -603,12 +612,23 @@ class Store:
                 self._connections.append(conn)
         return holder.conn
 
-    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
         if self.read_only:
             raise StoreError(f"{self.path}: opened read-only; this change needs a writable store")
         if self._unmade:
             self._make_file(create=True)
-        return immediate_transaction(self._connect())
+        conn = self._connect()
+        with self._lock:
+            self._writes += 1
+        try:
+            with immediate_transaction(conn) as tx:
+                yield tx
+        finally:
+            with self._lock:
+                self._writes -= 1
+                if not self._writes:
+                    self._no_writes.notify_all()
 
     @contextmanager
     def _change(self) -> Iterator[tuple[sqlite3.Connection, int]]:
@@ -619,8 +639,11 @@ class Store:
             yield tx, seq
 
     def close(self) -> None:
-        """Close every connection this store opened."""
+        """Close every connection this store opened, once the writes under way in other
+        threads have ended (waiting at most :data:`CLOSE_WAIT` seconds)."""
         with self._lock:
+            if not self._no_writes.wait_for(lambda: not self._writes, timeout=CLOSE_WAIT):
+                log.warning("closing %s with %d writes still under way", self.path, self._writes)
             for conn in self._connections:
                 try:
                     conn.close()
