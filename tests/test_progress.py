@@ -80,10 +80,12 @@ def test_the_store_watch_wakes_only_for_its_set(store_path: Path) -> None:
             assert watch.wait(0.2) is False  # nothing changed
             other.update_name("someone else's")
             assert watch.wait(0.2) is False
-            threading.Timer(0.1, mine.update_name, ("renamed",)).start()
+            rename = threading.Timer(0.1, mine.update_name, ("renamed",))
+            rename.start()
             started = time.monotonic()
             assert watch.wait(5.0) is True
             assert time.monotonic() - started < 2.0
+            rename.join(10)
     finally:
         runner.close(cancel=True)
         watcher.close(cancel=True)
