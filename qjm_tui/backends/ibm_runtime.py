@@ -316,31 +316,30 @@ class IBMRuntimeBackend(ExecutionBackend):
         log.info("IBM Quantum refused the token (401): signing in again")
 
     def _call(self, action: Callable[[], Any], doing: str) -> Any:
-        """``action()``, its failures classified; on a refused token (401), sign in again
-        and repeat it once. A refusal after a fresh sign-in, or a sign-in that fails in the
-        middle of a run, means the account is refused: :class:`AccessRefused`."""
+        """``action()``, its failures classified (:meth:`_classified`); on a refused token
+        (401), sign in again and repeat it once."""
         epoch = self._epoch
         try:
             return action()
         except Exception as exc:
-            if self._own_service and self._epoch > 0 and isinstance(exc, BackendConfigurationError):
-                # Another thread saw the token refused and dropped the service; this call's
-                # sign-in then failed (with refused credentials the client finds no instance,
-                # so "no backend"). The backend was there before: the account is refused,
-                # which stops the set for a resume instead of failing the job for good.
-                raise AccessRefused(f"{doing}: signing in to IBM Quantum again failed: "
-                                    f"{exc}") from None
-            error = exc if isinstance(exc, BackendError) else classify(exc, self._credentials, doing)
+            error = self._classified(exc, doing)
             if not (self._own_service and _unauthorized(error)):
                 raise error from None
         self._sign_in_again(epoch)
         try:
             return action()
-        except BackendConfigurationError as exc:
-            raise AccessRefused(f"{doing}: signing in to IBM Quantum again failed: {exc}") from None
         except Exception as exc:
-            raise (exc if isinstance(exc, BackendError) else
-                   classify(exc, self._credentials, doing)) from None
+            raise self._classified(exc, doing) from None
+
+    def _classified(self, exc: Exception, doing: str) -> BaseException:
+        """``exc`` as a backend error. A sign-in that fails once this process had to sign in
+        again (this thread, or another that saw the token refused and dropped the service)
+        means the account is refused: :class:`AccessRefused`, which stops the set for a resume.
+        With refused credentials the client finds no instance and so says the device does not
+        exist; the device was there before."""
+        if isinstance(exc, BackendConfigurationError) and self._own_service and self._epoch > 0:
+            return AccessRefused(f"{doing}: signing in to IBM Quantum again failed: {exc}")
+        return exc if isinstance(exc, BackendError) else classify(exc, self._credentials, doing)
 
     def target(self) -> Any:
         return self.backend()
