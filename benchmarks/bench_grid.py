@@ -30,46 +30,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qiskit import QuantumCircuit
-from textual.app import App, ComposeResult
 
 from qjm_tui import JobManager
 from qjm_tui.config import Config
 from qjm_tui.core.store import Store
-from qjm_tui.tui.bridge import Bridge
 from qjm_tui.tui.grid import SetPane, StatusGrid
-from qjm_tui.tui.messages import JobStatusesChanged, SetsChanged
+from tests.bridged import BridgedSetPane
 
 #: statuses the changed jobs cycle through, so every round really changes each cell
 _CYCLE = ("running", "queued", "done")
-
-
-class _Host(App[None]):
-    """The set pane and the app's bridge, wired as the app wires them."""
-
-    def __init__(self, manager: JobManager) -> None:
-        super().__init__()
-        self.bridge = Bridge(self, manager, watch_interval=3600, flush_interval=3600)
-
-    def compose(self) -> ComposeResult:
-        yield SetPane()
-
-    def on_mount(self) -> None:
-        self.bridge.start()
-
-    def on_set_pane_jobs_wanted(self, message: SetPane.JobsWanted) -> None:
-        self.bridge.load_jobs(message.set_id, message.load)
-
-    def on_job_statuses_changed(self, message: JobStatusesChanged) -> None:
-        self.query_one(SetPane).apply_jobs(message)
-
-    def on_sets_changed(self, message: SetsChanged) -> None:
-        self.bridge.applied(message)
-        pane = self.query_one(SetPane)
-        with self.batch_update():
-            for summary in message.summaries:
-                pane.refresh_set(summary)
-            if message.jobs is not None:
-                pane.apply_jobs(message.jobs)
 
 
 def _fill(path: Path, jobs: int) -> str:
@@ -100,7 +69,7 @@ async def _measure(path: Path, set_id: str, changes: int, repeats: int) -> dict[
     rng = random.Random(7)
     figures: dict[str, list[float]] = {k: [] for k in
                                        ("cold", "warm", "cells", "lines", "refresh", "reload")}
-    app = _Host(manager)
+    app = BridgedSetPane(manager, flush_interval=3600)
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(SetPane)
         pane.show_set(store.summaries([set_id])[0])

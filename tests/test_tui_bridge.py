@@ -14,16 +14,17 @@ from pathlib import Path
 
 import pytest
 from qiskit import QuantumCircuit
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.pilot import Pilot
 
 from qjm_tui import JobManager
 from qjm_tui.config import Config
 from qjm_tui.core.status import JobStatus
 from qjm_tui.core.store import JobRow, JobSetSummary, Store
-from qjm_tui.tui.bridge import Bridge, Unapplied
+from qjm_tui.tui.bridge import Unapplied
 from qjm_tui.tui.grid import SetPane
 from qjm_tui.tui.messages import JobStatusesChanged, SetsChanged
+from tests.bridged import BridgedSetPane
 
 TUI = Path(__file__).resolve().parents[1] / "qjm_tui" / "tui"
 
@@ -125,40 +126,6 @@ def test_messages_that_pile_up_are_applied_once_the_newest() -> None:
 # -- the bridge on a real store --------------------------------------------------------------
 
 
-class _Host(App[None]):
-    """A set pane and a bridge, wired as the app wires them; every SetsChanged is recorded."""
-
-    def __init__(self, manager: JobManager) -> None:
-        super().__init__()
-        self.bridge = Bridge(self, manager, watch_interval=3600, flush_interval=0.05)
-        self.messages: list[SetsChanged] = []
-
-    def compose(self) -> ComposeResult:
-        yield SetPane()
-
-    def on_mount(self) -> None:
-        self.bridge.start()
-
-    def on_unmount(self) -> None:
-        self.bridge.stop()
-
-    def on_set_pane_jobs_wanted(self, message: SetPane.JobsWanted) -> None:
-        self.bridge.load_jobs(message.set_id, message.load)
-
-    def on_job_statuses_changed(self, message: JobStatusesChanged) -> None:
-        self.query_one(SetPane).apply_jobs(message)
-
-    def on_sets_changed(self, message: SetsChanged) -> None:
-        self.bridge.applied(message)
-        self.messages.append(message)
-        pane = self.query_one(SetPane)
-        with self.batch_update():
-            for summary in message.summaries:
-                pane.refresh_set(summary)
-            if message.jobs is not None:
-                pane.apply_jobs(message.jobs)
-
-
 async def _until(pilot: Pilot[None], condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -176,7 +143,7 @@ def test_changes_from_another_process_arrive_as_one_message(finished: tuple[Path
     async def run() -> None:
         other = Store(path)  # writes as another process would: no event reaches this one
         with JobManager(path, config=Config(executor="threads")) as manager:
-            app = _Host(manager)
+            app = BridgedSetPane(manager)
             async with app.run_test(size=(60, 20)) as pilot:
                 pane = app.query_one(SetPane)
                 await _until(pilot, lambda: app.bridge.idle, "the first look")
@@ -213,7 +180,7 @@ def test_changes_made_while_the_jobs_are_read_are_not_lost(finished: tuple[Path,
     async def run() -> None:
         other = Store(path)
         with JobManager(path, config=Config(executor="threads")) as manager:
-            app = _Host(manager)
+            app = BridgedSetPane(manager)
             store = app.bridge.store
             read_all = store.jobs
             release = threading.Event()

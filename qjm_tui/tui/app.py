@@ -181,11 +181,6 @@ class QjmApp(JobSetActions, App[int]):
 
     # -- live updates --------------------------------------------------------------------------
 
-    def check_store(self) -> None:
-        """Look at the store now (the bridge also looks every ``watch_interval`` seconds, and
-        soon after the engine says something changed)."""
-        self.bridge.look()
-
     def on_set_pane_jobs_wanted(self, message: SetPane.JobsWanted) -> None:
         self.bridge.load_jobs(message.set_id, message.load)
 
@@ -213,12 +208,10 @@ class QjmApp(JobSetActions, App[int]):
                 browser.apply(message.summaries, message.deleted)
                 if self._follow is not None and self.go_to_set(self._follow):
                     self._follow = None
+                self.set_pane.apply_sets_changed(message)
                 selected = browser.selected
                 if selected is not None and any(s.id == selected.id for s in message.summaries):
-                    self.set_pane.refresh_set(selected)
                     self.histogram.refresh_set(selected)
-                if message.jobs is not None:
-                    self.set_pane.apply_jobs(message.jobs)
                 if not first_read:
                     self._announce_endings(message.summaries, before)
                 self._update_title()
@@ -469,7 +462,7 @@ class QjmApp(JobSetActions, App[int]):
         """Select a set as soon as the browser lists it (a set just started here)."""
         if not self.go_to_set(set_id):
             self._follow = set_id
-            self.check_store()
+            self.bridge.look()
 
     def go_to_set(self, set_id: str) -> bool:
         """Select a job set in the browser and show its jobs; False if it is not listed (yet)."""

@@ -32,7 +32,7 @@ from textual.widgets import Static
 
 from qjm_tui import views
 from qjm_tui.core.store import JobRow, JobSetSummary
-from qjm_tui.tui.messages import JobStatusesChanged
+from qjm_tui.tui.messages import JobStatusesChanged, SetsChanged
 
 #: how far back the throughput (experiments per second) looks, in seconds
 THROUGHPUT_WINDOW = 30.0
@@ -608,6 +608,16 @@ class SetPane(Vertical):
         if self._jobs is None and not self._loading:
             self._load += 1
             self._start_load()
+
+    def apply_sets_changed(self, message: SetsChanged) -> None:
+        """What a look at the store found: the shown set's new figures and its changed jobs."""
+        if self._summary is not None:
+            shown = self._summary.id
+            for summary in message.summaries:
+                if summary.id == shown:
+                    self.refresh_set(summary)
+        if message.jobs is not None:
+            self.apply_jobs(message.jobs)
 
     def on_job_statuses_changed(self, message: JobStatusesChanged) -> None:
         """Jobs given to the pane itself (the app applies its own with :meth:`apply_jobs`)."""
