@@ -83,6 +83,15 @@ async def _until(pilot: Pilot[None], condition: Callable[[], bool], what: str,
         await pilot.pause(0.05)
 
 
+def _finished_set(path: Path, circuits: int, name: str, shots: int, per_job: int) -> str:
+    """Run ``circuits`` one-qubit circuits on aer to the end in a store at ``path``; the set's id."""
+    with JobManager(path, config=Config(executor="threads")) as manager:
+        job_set = manager.run([_one_qubit()] * circuits, backend="aer", name=name, shots=shots,
+                              max_experiments_per_job=per_job)
+        job_set.results()
+        return job_set.job_set_id()
+
+
 def _summary(store: Store, set_id: str) -> JobSetSummary:
     return store.summaries([set_id])[0]
 
@@ -116,11 +125,7 @@ def test_cells_keys_and_details(tmp_path: Path) -> None:
 
 async def _cells_keys_and_details(tmp_path: Path) -> None:
     path = tmp_path / "qjm.sqlite"
-    with JobManager(path, config=Config(executor="threads")) as manager:
-        job_set = manager.run([_one_qubit()] * 90, backend="aer", name="walk", shots=16,
-                              max_experiments_per_job=3)
-        job_set.results()
-        set_id = job_set.job_set_id()
+    set_id = _finished_set(path, 90, "walk", shots=16, per_job=3)
     store = Store(path)
     jobs = store.jobs(set_id)
     app = _Host(store)
@@ -243,11 +248,7 @@ def test_a_read_that_failed_says_so_and_is_asked_for_again(tmp_path: Path) -> No
 
 async def _read_failed(tmp_path: Path) -> None:
     path = tmp_path / "qjm.sqlite"
-    with JobManager(path, config=Config(executor="threads")) as manager:
-        job_set = manager.run([_one_qubit()] * 6, backend="aer", name="six", shots=16,
-                              max_experiments_per_job=1)
-        job_set.results()
-        set_id = job_set.job_set_id()
+    set_id = _finished_set(path, 6, "six", shots=16, per_job=1)
     store = Store(path)
     app = _Host(store)
     app.failure = "database is locked"
@@ -390,11 +391,7 @@ def _many_jobs_grid(tmp_path: Path, jobs: int, monkeypatch: pytest.MonkeyPatch) 
 
 async def _many_jobs(tmp_path: Path, count: int) -> None:
     path = tmp_path / "qjm.sqlite"
-    with JobManager(path, config=Config(executor="threads")) as manager:
-        job_set = manager.run([_one_qubit()] * count, backend="aer", name="many", shots=4,
-                              max_experiments_per_job=1)
-        job_set.results()
-        set_id = job_set.job_set_id()
+    set_id = _finished_set(path, count, "many", shots=4, per_job=1)
     store = Store(path)
     app = _Host(store)
     async with app.run_test(size=(120, 40)) as pilot:
